@@ -1,0 +1,71 @@
+"""The contract between what computes features for one clip and what runs it over a dataset.
+
+A *branch* is one group of columns in a feature store (``handcrafted``, ``neural.mn04_as``).
+Anything that implements :class:`BranchComputer` can be run by
+:func:`featurekit.runner.run_branch` over a dataset's clips, with batching, resumption,
+per-clip error records and a progress bar.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class ClipResult:
+    """Features of one clip.
+
+    Attributes
+    ----------
+    values : np.ndarray, float32, shape (n_features,)
+        Clip-level features, in the order of :attr:`BranchComputer.feature_names`.
+    notes : tuple of str
+        What the loader did to the clip (resampled, truncated, zero-padded ...).
+    frames : pandas.DataFrame or None
+        Frame-level descriptors (a ``time_s`` column then named LLD columns), only when the
+        computer was asked for them.
+    """
+
+    values: np.ndarray
+    notes: tuple[str, ...] = ()
+    frames: pd.DataFrame | None = field(default=None, compare=False)
+
+
+@runtime_checkable
+class BranchComputer(Protocol):
+    """Computes one branch's features for batches of audio files.
+
+    Implementations must be picklable (the runner ships them to worker processes) and
+    deterministic: the same file gives bit-identical values in any process.
+    """
+
+    #: Store branch name, e.g. ``"handcrafted"`` or ``"neural.mn04_as"``.
+    branch: str
+    #: Whether the runner may spread batches over worker processes. Models that use many
+    #: threads internally (torch) say ``False`` and are run in the calling process.
+    process_parallel: bool
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Column names, in value order."""
+        ...
+
+    def provenance(self) -> Mapping[str, Any]:
+        """JSON-serialisable facts stored with every part: ``config`` (dict),
+        ``config_hash`` (str), ``versions`` (dict) and any flags such as ``untrained``."""
+        ...
+
+    def config_hash(self) -> str:
+        """Stable hash of everything that changes the values; a store refuses to mix hashes."""
+        ...
+
+    def compute_batch(self, paths: Sequence[str], *,
+                      frames: bool = False) -> list[ClipResult | BaseException]:
+        """Features of each path, or the exception that clip raised (never raised itself
+        for a per-clip problem, so one bad file cannot stop a batch)."""
+        ...

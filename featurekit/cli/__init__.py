@@ -1,0 +1,68 @@
+"""The ``featurekit`` command: a thin layer over the library.
+
+Each command group lives in its own module exposing ``register(subparsers)``; a handler takes
+the parsed arguments and returns the exit code. Exit codes: 0 success (also with reported
+per-clip failures), 1 when every clip failed or ``--strict`` saw a failure, 2 usage or input
+errors, printed as one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from featurekit.errors import FeaturekitError
+
+#: Modules of :mod:`featurekit.cli` that each add one or more subcommands.
+COMMAND_MODULES = ("features", "datasets", "extract", "store", "embed", "benchmark")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 too; keep it to one line
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"featurekit: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, with every available command group."""
+    from featurekit import __version__
+
+    parser = _Parser(prog="featurekit", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"featurekit {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    subparsers = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"featurekit.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"featurekit.cli.{name}":
+                raise
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``featurekit`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.handler(args))
+    except FeaturekitError as exc:
+        print(f"featurekit: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("featurekit: interrupted; completed work is kept, rerun to resume",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
