@@ -1,0 +1,142 @@
+"""``Analysis``: the shared per-clip intermediates, each computed at most once.
+
+Every descriptor family reads from one :class:`Analysis`: one framing of the signal, one STFT
+(magnitude and power), one mel spectrogram and MFCC matrix derived from it, one pitch track.
+Attributes are computed lazily on first access and cached, so a family that is not requested
+costs nothing, and no intermediate is ever computed twice.
+
+Layout convention: frame-major arrays, ``(n_frames, n_bins)``; frame ``t`` is centred on sample
+``t * hop_length`` (the signal is zero-padded by ``n_fft // 2`` on both sides, as in
+``librosa.stft(center=True)``).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property, lru_cache
+
+import librosa
+import numpy as np
+import scipy.fft
+import scipy.signal
+
+from featurekit.config import ExtractionConfig
+from featurekit.descriptors.pitch import PitchTrack, pitch_track
+from featurekit.errors import AudioError
+
+__all__ = ["Analysis"]
+
+#: Power floor (and the −100 dB floor of every dB value).
+AMIN = 1e-10
+#: Dynamic range kept in the log-mel spectrogram, dB (librosa's ``power_to_db`` default).
+TOP_DB = 80.0
+
+
+@lru_cache(maxsize=16)
+def _window(n_fft: int) -> np.ndarray:
+    return scipy.signal.get_window("hann", n_fft, fftbins=True)
+
+
+@lru_cache(maxsize=16)
+def _mel_basis(sr: int, n_fft: int, n_mels: int, fmax: float | None) -> np.ndarray:
+    # Slaney-style, area-normalised filters (librosa's defaults), transposed for frames @ basis.
+    return np.ascontiguousarray(
+        librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=0.0, fmax=fmax).T)
+
+
+@lru_cache(maxsize=16)
+def _chroma_basis(sr: int, n_fft: int) -> np.ndarray:
+    return np.ascontiguousarray(librosa.filters.chroma(sr=sr, n_fft=n_fft, n_chroma=12).T)
+
+
+class Analysis:
+    """Lazily computed intermediates of one clip under one :class:`ExtractionConfig`.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n,)
+        Mono waveform at ``config.sample_rate``; at least one sample, all finite.
+    config : ExtractionConfig
+        Analysis parameters.
+    """
+
+    def __init__(self, y: np.ndarray, config: ExtractionConfig) -> None:
+        y = np.asarray(y)
+        if y.ndim != 1 or y.size == 0:
+            raise AudioError(f"Analysis needs a non-empty 1-D waveform, got shape {y.shape}")
+        if not np.all(np.isfinite(y)):
+            raise AudioError("Analysis needs finite samples (NaN or Inf found)")
+        self.y = y.astype(np.float64)
+        self.config = config
+        self.sr = config.sample_rate
+
+    # -- framing and STFT ----------------------------------------------------------------
+    @cached_property
+    def frames(self) -> np.ndarray:
+        """Signal frames, ``(n_frames, n_fft)``, zero-padded at both ends (a read-only view)."""
+        half = self.config.n_fft // 2
+        padded = np.pad(self.y, half)
+        windows = np.lib.stride_tricks.sliding_window_view(padded, self.config.n_fft)
+        return windows[:: self.config.hop_length]
+
+    @property
+    def n_frames(self) -> int:
+        return self.frames.shape[0]
+
+    @cached_property
+    def times(self) -> np.ndarray:
+        """Frame centre times, seconds, ``(n_frames,)``."""
+        return np.arange(self.n_frames) * (self.config.hop_length / self.sr)
+
+    @cached_property
+    def freqs(self) -> np.ndarray:
+        """STFT bin frequencies, Hz, ``(n_fft // 2 + 1,)``."""
+        return np.fft.rfftfreq(self.config.n_fft, d=1.0 / self.sr)
+
+    @cached_property
+    def magnitude(self) -> np.ndarray:
+        """|STFT| with a periodic Hann window, ``(n_frames, n_fft // 2 + 1)``."""
+        return np.abs(scipy.fft.rfft(self.frames * _window(self.config.n_fft), axis=1))
+
+    @cached_property
+    def power(self) -> np.ndarray:
+        """|STFT|², ``(n_frames, n_fft // 2 + 1)``."""
+        return self.magnitude**2
+
+    @cached_property
+    def rms(self) -> np.ndarray:
+        """Root-mean-square amplitude of each (unwindowed) frame, ``(n_frames,)``."""
+        return np.sqrt(np.mean(self.frames**2, axis=1))
+
+    # -- mel, MFCC, chroma ---------------------------------------------------------------
+    @cached_property
+    def mel_power(self) -> np.ndarray:
+        """Mel-band power, ``(n_frames, n_mels)``."""
+        basis = _mel_basis(self.sr, self.config.n_fft, self.config.n_mels,
+                           self.config.mel_fmax_hz)
+        return self.power @ basis
+
+    @cached_property
+    def log_mel(self) -> np.ndarray:
+        """Mel-band power in dB re 1, floored at ``max - 80 dB``, ``(n_frames, n_mels)``."""
+        db = 10.0 * np.log10(np.maximum(self.mel_power, AMIN))
+        return np.maximum(db, db.max() - TOP_DB)
+
+    @cached_property
+    def mfcc(self) -> np.ndarray:
+        """MFCC (DCT-II, orthonormal, of :attr:`log_mel`), ``(n_frames, n_mfcc)``."""
+        return scipy.fft.dct(self.log_mel, type=2, norm="ortho", axis=1)[:, : self.config.n_mfcc]
+
+    @cached_property
+    def chroma(self) -> np.ndarray:
+        """Chroma energy, max-normalised per frame (silent frames 0), ``(n_frames, 12)``."""
+        energy = self.power @ _chroma_basis(self.sr, self.config.n_fft)
+        peak = energy.max(axis=1, keepdims=True)
+        return np.divide(energy, peak, out=np.zeros_like(energy), where=peak > AMIN)
+
+    # -- pitch ---------------------------------------------------------------------------
+    @cached_property
+    def pitch(self) -> PitchTrack:
+        """Probabilistic-YIN pitch track on the shared frames."""
+        return pitch_track(self.frames, sr=self.sr, fmin=self.config.fmin_hz,
+                           fmax=self.config.fmax_hz,
+                           voicing_threshold=self.config.voicing_threshold)

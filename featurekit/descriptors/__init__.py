@@ -1,0 +1,116 @@
+"""Descriptor families and the assembly of their named clip vectors and frame matrices.
+
+One module per family (:mod:`~featurekit.descriptors.pitch`,
+:mod:`~featurekit.descriptors.timbre`, :mod:`~featurekit.descriptors.spectral`), each with
+``FAMILY``, ``DESCRIPTORS`` and ``compute(analysis) -> (frame_values, clip_values)``. Names and
+values are both generated from ``DESCRIPTORS``, family by family, in
+:data:`featurekit.config.FAMILIES` order.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+
+from featurekit.config import ExtractionConfig
+from featurekit.descriptors import pitch, spectral, timbre
+from featurekit.descriptors.base import FUNCTIONAL_MEANINGS, Descriptor, apply_functionals
+
+if TYPE_CHECKING:
+    from featurekit.analysis import Analysis
+
+__all__ = ["FAMILY_MODULES", "CatalogEntry", "catalog", "clip_vector", "feature_names",
+           "frame_matrix", "frame_names"]
+
+FAMILY_MODULES: dict[str, ModuleType] = {"pitch": pitch, "timbre": timbre, "spectral": spectral}
+
+
+class CatalogEntry(NamedTuple):
+    """One clip-level column: its name, one-line meaning and unit."""
+
+    name: str
+    meaning: str
+    unit: str
+
+
+def _descriptors(config: ExtractionConfig) -> list[tuple[str, Descriptor]]:
+    return [(family, d) for family in config.families
+            for d in FAMILY_MODULES[family].DESCRIPTORS]
+
+
+def feature_names(config: ExtractionConfig) -> list[str]:
+    """Clip-level column names, ``family.descriptor.statistic``, in value order."""
+    return [name for family, d in _descriptors(config) for name in d.columns(family, config)]
+
+
+def frame_names(config: ExtractionConfig) -> list[str]:
+    """Frame-level (LLD) column names, ``family.descriptor``, in matrix order."""
+    return [name for family, d in _descriptors(config) if d.frame_level
+            for name in d.frame_columns(family, config)]
+
+
+def _stat_unit(unit: str, stat: str) -> str:
+    if stat in ("skew", "kurtosis", "fraction"):
+        return "1"
+    if stat == "slope":
+        return f"{unit}/s"
+    if stat == "jitter":
+        return f"{unit}/frame"
+    return unit
+
+
+def catalog(config: ExtractionConfig) -> list[CatalogEntry]:
+    """Every clip-level column with its meaning and unit, in value order."""
+    entries = []
+    for family, d in _descriptors(config):
+        for base in d.frame_columns(family, config):
+            for stat in d.statistics(config):
+                summary = FUNCTIONAL_MEANINGS[stat]
+                if d.voiced_only:
+                    summary = summary.replace("over frames", "over voiced frames")
+                meaning = f"{d.meaning}; {summary}"
+                entries.append(CatalogEntry(f"{base}.{stat}", meaning, _stat_unit(d.unit, stat)))
+    return entries
+
+
+def _family_values(analysis: Analysis):
+    for family in analysis.config.families:
+        module = FAMILY_MODULES[family]
+        frames, clip = module.compute(analysis)
+        yield family, module.DESCRIPTORS, frames, clip
+
+
+def clip_vector(analysis: Analysis) -> np.ndarray:
+    """The clip-level feature vector, float32, in :func:`feature_names` order.
+
+    Raises
+    ------
+    FloatingPointError
+        If any value is not finite (a bug, never a property of the input).
+    """
+    config = analysis.config
+    parts = []
+    for _, descriptors, frames, clip in _family_values(analysis):
+        for d in descriptors:
+            if d.name in clip:
+                parts.append(np.asarray(clip[d.name], dtype=np.float64).ravel())
+                continue
+            values = frames[d.name].reshape(analysis.n_frames, -1)
+            parts.append(apply_functionals(values, analysis.times, d.statistics(config)).ravel())
+    vector = np.concatenate(parts)
+    if not np.all(np.isfinite(vector)):
+        names = np.asarray(feature_names(config))[~np.isfinite(vector)]
+        raise FloatingPointError(f"non-finite descriptor values: {list(names[:5])}")
+    return vector.astype(np.float32)
+
+
+def frame_matrix(analysis: Analysis) -> np.ndarray:
+    """Frame-level descriptors, ``(n_frames, len(frame_names(config)))`` float32."""
+    columns = []
+    for _, descriptors, frames, _ in _family_values(analysis):
+        for d in descriptors:
+            if d.frame_level:
+                columns.append(frames[d.name].reshape(analysis.n_frames, -1))
+    return np.concatenate(columns, axis=1).astype(np.float32)
