@@ -33,19 +33,21 @@ TOP_DB = 80.0
 
 @lru_cache(maxsize=16)
 def _window(n_fft: int) -> np.ndarray:
-    return scipy.signal.get_window("hann", n_fft, fftbins=True)
+    return scipy.signal.get_window("hann", n_fft, fftbins=True).astype(np.float32)
 
 
 @lru_cache(maxsize=16)
 def _mel_basis(sr: int, n_fft: int, n_mels: int, fmax: float | None) -> np.ndarray:
     # Slaney-style, area-normalised filters (librosa's defaults), transposed for frames @ basis.
     return np.ascontiguousarray(
-        librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=0.0, fmax=fmax).T)
+        librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=0.0, fmax=fmax,
+                            dtype=np.float32).T)
 
 
 @lru_cache(maxsize=16)
 def _chroma_basis(sr: int, n_fft: int) -> np.ndarray:
-    return np.ascontiguousarray(librosa.filters.chroma(sr=sr, n_fft=n_fft, n_chroma=12).T)
+    return np.ascontiguousarray(
+        librosa.filters.chroma(sr=sr, n_fft=n_fft, n_chroma=12, dtype=np.float32).T)
 
 
 class Analysis:
@@ -65,7 +67,9 @@ class Analysis:
             raise AudioError(f"Analysis needs a non-empty 1-D waveform, got shape {y.shape}")
         if not np.all(np.isfinite(y)):
             raise AudioError("Analysis needs finite samples (NaN or Inf found)")
-        self.y = y.astype(np.float64)
+        # float32 throughout the spectral path, as librosa does: half the memory traffic,
+        # and the precision is far beyond that of any audio file.
+        self.y = y.astype(np.float32)
         self.config = config
         self.sr = config.sample_rate
 
@@ -95,7 +99,8 @@ class Analysis:
     @cached_property
     def magnitude(self) -> np.ndarray:
         """|STFT| with a periodic Hann window, ``(n_frames, n_fft // 2 + 1)``."""
-        return np.abs(scipy.fft.rfft(self.frames * _window(self.config.n_fft), axis=1))
+        window = _window(self.config.n_fft)
+        return np.abs(scipy.fft.rfft(self.frames * window, axis=1))
 
     @cached_property
     def power(self) -> np.ndarray:
@@ -105,7 +110,7 @@ class Analysis:
     @cached_property
     def rms(self) -> np.ndarray:
         """Root-mean-square amplitude of each (unwindowed) frame, ``(n_frames,)``."""
-        return np.sqrt(np.mean(self.frames**2, axis=1))
+        return np.sqrt(np.mean(np.square(self.frames, dtype=np.float64), axis=1))
 
     # -- mel, MFCC, chroma ---------------------------------------------------------------
     @cached_property

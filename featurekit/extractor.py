@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import ThreadpoolController
 
 from featurekit import __version__
 from featurekit.analysis import Analysis
@@ -32,6 +33,14 @@ __all__ = ["FeatureExtractor", "HandcraftedBranch", "extract_clip", "feature_cat
            "frame_descriptors"]
 
 AudioSource = str | os.PathLike | np.ndarray
+
+# A clip's matrix products are small: BLAS threads only add overhead, and their count would
+# change the float32 rounding, so every clip is computed with one BLAS thread.
+_THREADPOOLS = ThreadpoolController()
+
+
+def _single_blas_thread():
+    return _THREADPOOLS.limit(limits=1, user_api="blas")
 
 
 def _waveform(source: AudioSource, config: ExtractionConfig,
@@ -80,8 +89,9 @@ def extract_clip(source: AudioSource, config: ExtractionConfig | None = None, *,
     config = config or ExtractionConfig()
     y, info = _waveform(source, config, sr)
     analysis = Analysis(y, config)
-    return ClipResult(values=clip_vector(analysis), notes=info.notes,
-                      frames=_frame_table(analysis) if frames else None)
+    with _single_blas_thread():
+        return ClipResult(values=clip_vector(analysis), notes=info.notes,
+                          frames=_frame_table(analysis) if frames else None)
 
 
 def frame_descriptors(y: np.ndarray, sr: int,
@@ -105,7 +115,8 @@ def frame_descriptors(y: np.ndarray, sr: int,
     config = config or ExtractionConfig()
     waveform, _ = prepare_waveform(y, sr, target_sr=config.sample_rate,
                                    max_duration=config.max_duration_s)
-    return _frame_table(Analysis(waveform, config))
+    with _single_blas_thread():
+        return _frame_table(Analysis(waveform, config))
 
 
 def feature_catalog(config: ExtractionConfig | None = None) -> pd.DataFrame:

@@ -85,20 +85,33 @@ def _family_values(analysis: Analysis):
 def clip_vector(analysis: Analysis) -> np.ndarray:
     """The clip-level feature vector, float32, in :func:`feature_names` order.
 
+    Descriptors summarised by the same statistics are stacked column-wise and summarised in
+    one call, then scattered back into name order.
+
     Raises
     ------
     FloatingPointError
         If any value is not finite (a bug, never a property of the input).
     """
     config = analysis.config
-    parts = []
+    parts: list[np.ndarray | None] = []
+    pending: dict[tuple[str, ...], list[tuple[int, np.ndarray]]] = {}
     for _, descriptors, frames, clip in _family_values(analysis):
         for d in descriptors:
             if d.name in clip:
                 parts.append(np.asarray(clip[d.name], dtype=np.float64).ravel())
-                continue
-            values = frames[d.name].reshape(analysis.n_frames, -1)
-            parts.append(apply_functionals(values, analysis.times, d.statistics(config)).ravel())
+            else:
+                values = frames[d.name].reshape(analysis.n_frames, -1)
+                pending.setdefault(d.statistics(config), []).append((len(parts), values))
+                parts.append(None)
+    for stats, blocks in pending.items():
+        stacked = np.concatenate([values for _, values in blocks], axis=1).astype(np.float64)
+        summary = apply_functionals(stacked, analysis.times, stats)
+        start = 0
+        for position, values in blocks:
+            width = values.shape[1]
+            parts[position] = summary[start : start + width].ravel()
+            start += width
     vector = np.concatenate(parts)
     if not np.all(np.isfinite(vector)):
         names = np.asarray(feature_names(config))[~np.isfinite(vector)]

@@ -83,18 +83,18 @@ def cmndf(frames: np.ndarray, *, max_lag: int) -> np.ndarray:
     np.ndarray, shape (n_frames, max_lag + 1)
         d'(tau); d'(0) = 1, and 1 wherever the frame has no energy.
     """
-    frame_length = frames.shape[1]
-    window = frame_length // 2
+    window = frames.shape[1] // 2
     if not 0 < max_lag <= window:
         raise ValueError(f"max_lag must be in (0, {window}], got {max_lag}")
-    spectrum = scipy.fft.rfft(frames, axis=1)
-    head = scipy.fft.rfft(frames[:, :window], n=frame_length, axis=1)
-    # Cross-correlation of the window with the frame: no wrap-around since
-    # window + max_lag <= frame_length.
-    acf = scipy.fft.irfft(spectrum * np.conj(head), n=frame_length, axis=1)[:, : max_lag + 1]
     span = window + max_lag
+    # Only window + max_lag samples of each frame are ever compared; an FFT of at least that
+    # length computes the window's cross-correlation with the frame without wrap-around.
+    n_fft = scipy.fft.next_fast_len(span, real=True)
+    spectrum = scipy.fft.rfft(frames[:, :span], n=n_fft, axis=1)
+    head = scipy.fft.rfft(frames[:, :window], n=n_fft, axis=1)
+    acf = scipy.fft.irfft(spectrum * np.conj(head), n=n_fft, axis=1)[:, : max_lag + 1]
     cumulative = np.zeros((frames.shape[0], span + 1))
-    np.cumsum(np.square(frames[:, :span]), axis=1, out=cumulative[:, 1:])
+    np.cumsum(np.square(frames[:, :span], dtype=np.float64), axis=1, out=cumulative[:, 1:])
     energy = cumulative[:, window : span + 1] - cumulative[:, : max_lag + 1]
     difference = np.maximum(energy[:, :1] + energy - 2.0 * acf, 0.0)
     running_mean = np.cumsum(difference[:, 1:], axis=1) / np.arange(1, max_lag + 1)
@@ -146,7 +146,7 @@ def pitch_track(frames: np.ndarray, *, sr: int, fmin: float, fmax: float,
         - scipy.special.betainc(a, b, np.clip(search[rows, cols], 0.0, 1.0)), 0.0)
     mass = np.zeros_like(search)
     mass[rows, cols] = trough_mass
-    rms = np.sqrt(np.mean(frames**2, axis=1))
+    rms = np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1))
     voicing_prob = np.where(rms >= SILENCE_RMS, mass.sum(axis=1), 0.0)
     best = np.where(voicing_prob > 0, np.argmax(mass, axis=1), np.argmin(search, axis=1))
     lag = best + lag_min

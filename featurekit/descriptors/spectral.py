@@ -9,6 +9,7 @@ centroid, bandwidth, roll-off, flatness and zero-crossing rate coincide with lib
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -94,32 +95,48 @@ def spectral_moments(magnitude: np.ndarray, *, freqs: np.ndarray,
     spread, skewness, kurtosis : np.ndarray, shape (n_frames,)
         Skewness and kurtosis are 0 where the spread is 0 (silence, a single bin).
     """
-    weights = _normalise_l1(magnitude)
-    deviation = freqs[None, :] - centroid[:, None]
-    spread = np.sqrt(np.einsum("fb,fb->f", weights, deviation**2))
-    safe = np.where(spread > _EPS, spread, 1.0)
-    skewness = np.einsum("fb,fb->f", weights, deviation**3) / safe**3
-    kurtosis = np.einsum("fb,fb->f", weights, deviation**4) / safe**4 - 3.0
-    valid = spread > _EPS
-    return spread, np.where(valid, skewness, 0.0), np.where(valid, kurtosis, 0.0)
+    # Raw moments in float64 by one matrix product, then central moments by binomial
+    # expansion: in kHz the cancellation costs at most ~8 of float64's 16 digits.
+    khz = freqs.astype(np.float64) / 1000.0
+    powers = np.stack([np.ones_like(khz), khz, khz**2, khz**3, khz**4], axis=1)
+    m0, m1, m2, m3, m4 = (_normalise_l1(magnitude).astype(np.float64) @ powers).T
+    c = centroid.astype(np.float64) / 1000.0
+    mu2 = np.maximum(m2 - 2 * c * m1 + c**2 * m0, 0.0)
+    mu3 = m3 - 3 * c * m2 + 3 * c**2 * m1 - c**3 * m0
+    mu4 = m4 - 4 * c * m3 + 6 * c**2 * m2 - 4 * c**3 * m1 + c**4 * m0
+    spread = np.sqrt(mu2)
+    valid = spread > 1e-9
+    safe = np.where(valid, spread, 1.0)
+    skewness = np.where(valid, mu3 / safe**3, 0.0)
+    kurtosis = np.where(valid, mu4 / safe**4 - 3.0, 0.0)
+    return 1000.0 * spread, skewness, kurtosis
 
 
 def spectral_rolloff(magnitude: np.ndarray, *, freqs: np.ndarray,
-                     fraction: float) -> np.ndarray:
+                     fraction: float | Sequence[float]) -> np.ndarray:
     """Lowest bin frequency (Hz) at which the cumulative magnitude reaches ``fraction``.
 
     Parameters
     ----------
     magnitude : np.ndarray, shape (n_frames, n_bins)
     freqs : np.ndarray, shape (n_bins,), keyword-only
-    fraction : float, keyword-only
-        Share of the total magnitude, in (0, 1).
+    fraction : float or sequence of float, keyword-only
+        Share(s) of the total magnitude, in (0, 1); several share one cumulative sum.
+
+    Returns
+    -------
+    np.ndarray, shape (n_frames,) or (n_frames, len(fraction))
     """
-    if not 0.0 < fraction < 1.0:
+    fractions = np.atleast_1d(np.asarray(fraction, dtype=np.float64))
+    if np.any((fractions <= 0) | (fractions >= 1)):
         raise ValueError(f"fraction must be in (0, 1), got {fraction}")
     cumulative = np.cumsum(magnitude, axis=1)
-    reached = cumulative >= fraction * cumulative[:, -1:]
-    return freqs[np.argmax(reached, axis=1)]
+    thresholds = cumulative[:, -1:] * fractions[None, :]
+    # First bin whose cumulative sum reaches each threshold (cumulative is non-decreasing).
+    index = np.stack([np.argmax(cumulative >= thresholds[:, [k]], axis=1)
+                      for k in range(fractions.size)], axis=1)
+    rolloff = freqs[index]
+    return rolloff if np.ndim(fraction) else rolloff[:, 0]
 
 
 def spectral_flatness(power: np.ndarray, *, amin: float = 1e-10) -> np.ndarray:
@@ -221,6 +238,7 @@ def compute(analysis: Analysis) -> tuple[dict[str, np.ndarray], dict[str, np.nda
     config = analysis.config
     centroid = spectral_centroid(magnitude, freqs=freqs)
     spread, skewness, kurtosis = spectral_moments(magnitude, freqs=freqs, centroid=centroid)
+    rolloff = spectral_rolloff(magnitude, freqs=freqs, fraction=(0.85, 0.95))
     contrast, valley = spectral_contrast(magnitude, freqs=freqs, fmin=config.contrast_fmin_hz,
                                          n_bands=config.contrast_bands)
     frames = {
@@ -228,8 +246,8 @@ def compute(analysis: Analysis) -> tuple[dict[str, np.ndarray], dict[str, np.nda
         "spread_hz": spread,
         "skewness": skewness,
         "kurtosis": kurtosis,
-        "rolloff85_hz": spectral_rolloff(magnitude, freqs=freqs, fraction=0.85),
-        "rolloff95_hz": spectral_rolloff(magnitude, freqs=freqs, fraction=0.95),
+        "rolloff85_hz": rolloff[:, 0],
+        "rolloff95_hz": rolloff[:, 1],
         "flatness": spectral_flatness(analysis.power),
         "flux": spectral_flux(magnitude),
         "entropy": spectral_entropy(analysis.power),
