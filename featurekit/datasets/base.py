@@ -1,0 +1,278 @@
+"""The :class:`Dataset` object and the helpers every adapter shares.
+
+Adapters turn a directory (or CSV) into a clips table; the helpers here keep their behaviour
+identical: metadata read as text with errors naming the file, metadata paths confined to the
+data directory, audio matched by file stem when the extension differs, missing audio reported
+once, duplicates refused, folds assigned deterministically when none are given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from featurekit.errors import DatasetError
+
+__all__ = ["AUDIO_EXTENSIONS", "CLIP_COLUMNS", "Dataset", "DatasetWarning", "assign_folds"]
+
+#: Extensions recognised as audio, in order of preference when several files share a stem.
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif")
+#: Columns every clips table starts with.
+CLIP_COLUMNS = ("clip_id", "path", "label", "label_id", "fold")
+LEAVE_ONE_FOLD_OUT = "leave-one-fold-out"
+_SHOWN = 5
+
+
+class DatasetWarning(UserWarning):
+    """A dataset was loaded, but not as the manifest describes it (partial copy, missing
+    audio, assigned folds)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A labelled audio dataset with its evaluation folds.
+
+    Attributes
+    ----------
+    name : str
+        ``urbansound8k``, ``esc50``, ``esc10``, or the name of a folder/CSV dataset.
+    clips : pandas.DataFrame
+        One row per clip present: ``clip_id`` (unique str), ``path`` (absolute path of the
+        audio file found), ``label`` (str), ``label_id`` (int index into ``classes``),
+        ``fold`` (int), then dataset extras (e.g. ``salience``).
+    classes : list of str
+        Class names in ``label_id`` order.
+    expected_folds : list of int
+        All folds of the complete dataset.
+    root : Path
+        Directory the dataset was read from.
+    protocol : str
+        Evaluation protocol, ``"leave-one-fold-out"`` over the folds.
+    """
+
+    name: str
+    clips: pd.DataFrame
+    classes: list[str]
+    expected_folds: list[int]
+    root: Path
+    protocol: str = LEAVE_ONE_FOLD_OUT
+
+    @property
+    def folds(self) -> list[int]:
+        """Sorted folds present in :attr:`clips`."""
+        return sorted(int(fold) for fold in self.clips["fold"].unique())
+
+    @property
+    def missing_folds(self) -> list[int]:
+        """Expected folds with no clip present."""
+        return sorted(set(self.expected_folds) - set(self.folds))
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __repr__(self) -> str:
+        return (f"Dataset(name={self.name!r}, clips={len(self.clips)}, "
+                f"classes={len(self.classes)}, folds={self.folds}, root='{self.root}')")
+
+
+def warn(message: str) -> None:
+    """Issue a :class:`DatasetWarning` attributed to the caller of the public loader."""
+    warnings.warn(message, DatasetWarning, stacklevel=4)
+
+
+def preview(names: Iterable[object], count: int | None = None) -> str:
+    """``a, b, c, ... (n in total)`` for messages."""
+    names = [str(name) for name in names]
+    count = len(names) if count is None else count
+    shown = ", ".join(names[:_SHOWN])
+    return f"{shown}, ... ({count} in total)" if count > _SHOWN else shown
+
+
+def read_csv_text(path: Path, required: Sequence[str]) -> pd.DataFrame:
+    """Read a metadata CSV as text columns, checking that ``required`` columns exist.
+
+    Raises
+    ------
+    DatasetError
+        Naming the file and the problem (missing, unreadable, malformed, missing columns,
+        no rows).
+    """
+    if not path.is_file():
+        raise DatasetError(f"metadata file {path} not found")
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True,
+                            encoding="utf-8")
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError,
+            pd.errors.EmptyDataError) as exc:
+        raise DatasetError(f"metadata file {path} cannot be read: "
+                           f"{str(exc).strip() or type(exc).__name__}") from exc
+    table.columns = [str(column).strip() for column in table.columns]
+    missing = [column for column in required if column not in table.columns]
+    if missing:
+        raise DatasetError(f"metadata file {path} lacks column(s) {', '.join(missing)} "
+                           f"(found: {', '.join(table.columns)})")
+    if table.empty:
+        raise DatasetError(f"metadata file {path} has no rows")
+    return table
+
+
+def int_column(values: pd.Series, column: str, source: Path) -> np.ndarray:
+    """Parse a text column as integers; errors name the file, the column and bad values."""
+    parsed = pd.to_numeric(values.str.strip(), errors="coerce")
+    bad = parsed.isna() | (parsed != parsed.round())
+    if bad.any():
+        raise DatasetError(f"metadata file {source}: column {column!r} must hold integers; "
+                           f"bad value(s): {preview(values[bad].map(repr).unique())}")
+    return parsed.to_numpy(dtype=np.int64)
+
+
+def refuse_duplicates(clip_ids: pd.Series, source: Path) -> None:
+    """Raise a DatasetError naming the duplicated clip ids, if any."""
+    duplicated = clip_ids[clip_ids.duplicated(keep=False)].unique()
+    if len(duplicated):
+        raise DatasetError(f"{source}: duplicate clip ids: {preview(sorted(duplicated))}")
+
+
+def confined_path(root: Path, relative: str, source: Path) -> Path:
+    """``root / relative``, normalised; a path that leaves ``root`` is refused.
+
+    The check is lexical (``..`` and absolute paths), so a data directory that is itself a
+    symbolic link, or that links its audio elsewhere, keeps working.
+    """
+    if os.path.isabs(relative) or re.match(r"^[A-Za-z]:[\\/]", relative):
+        raise DatasetError(f"{source}: absolute path {relative!r} in metadata; paths must be "
+                           "relative to the data directory")
+    root_text = os.path.normpath(os.path.abspath(root))
+    joined = os.path.normpath(os.path.join(root_text, relative))
+    if not (joined == root_text or joined.startswith(root_text.rstrip(os.sep) + os.sep)):
+        raise DatasetError(f"{source}: path {relative!r} points outside the data directory "
+                           f"{root_text}; refusing to read it")
+    return Path(joined)
+
+
+class AudioFinder:
+    """Find the audio file for a metadata path, by exact name or else by file stem.
+
+    Each directory is listed once, so matching thousands of rows costs one ``scandir`` per
+    directory. When the exact name is absent, a file with the same stem and an audio
+    extension is used (FLAC/OGG copies of a dataset whose metadata says ``.wav``); several
+    candidates are resolved by :data:`AUDIO_EXTENSIONS` order.
+    """
+
+    def __init__(self) -> None:
+        self._listings: dict[Path, tuple[set[str], dict[str, list[str]]]] = {}
+
+    def _listing(self, directory: Path) -> tuple[set[str], dict[str, list[str]]]:
+        if directory not in self._listings:
+            names: set[str] = set()
+            by_stem: dict[str, list[str]] = {}
+            try:
+                with os.scandir(directory) as entries:
+                    for entry in entries:
+                        if entry.is_file():
+                            names.add(entry.name)
+                            stem, ext = os.path.splitext(entry.name)
+                            if ext.lower() in AUDIO_EXTENSIONS:
+                                by_stem.setdefault(stem, []).append(entry.name)
+            except (FileNotFoundError, NotADirectoryError):
+                pass
+            self._listings[directory] = (names, by_stem)
+        return self._listings[directory]
+
+    def find(self, path: Path) -> Path | None:
+        """The existing file for ``path``, or ``None``."""
+        names, by_stem = self._listing(path.parent)
+        if path.name in names:
+            return path
+        candidates = by_stem.get(os.path.splitext(path.name)[0])
+        if not candidates:
+            return None
+        best = min(candidates, key=lambda name: AUDIO_EXTENSIONS.index(
+            os.path.splitext(name)[1].lower()))
+        return path.parent / best
+
+
+def assign_folds(keys: Sequence[str], labels: Sequence[str], *, n_folds: int = 5) -> np.ndarray:
+    """Deterministic, label-stratified fold assignment for datasets without official folds.
+
+    Within each label, clips are ordered by the SHA-1 of their key (e.g. the path relative to
+    the dataset root) and dealt to folds ``1..n_folds`` in turn. The result depends only on
+    the keys and labels, not on file-system order, machine or random state, and every fold
+    gets an equal share (±1) of each label. Clips of one recording may still land in
+    different folds: prefer official or recording-aware folds when they exist.
+
+    Parameters
+    ----------
+    keys : sequence of str
+        Stable identifier per clip.
+    labels : sequence of str
+        Label per clip, same length.
+    n_folds : int, keyword-only
+        Number of folds.
+
+    Returns
+    -------
+    np.ndarray
+        int64 folds in ``1..n_folds``, shape ``(len(keys),)``.
+    """
+    if len(keys) != len(labels):
+        raise ValueError(f"keys and labels differ in length: {len(keys)} != {len(labels)}")
+    if n_folds < 2:
+        raise ValueError(f"n_folds must be at least 2, got {n_folds}")
+    digests = [hashlib.sha1(str(key).encode("utf-8")).hexdigest() for key in keys]
+    folds = np.zeros(len(keys), dtype=np.int64)
+    order = sorted(range(len(keys)), key=lambda i: (str(labels[i]), digests[i], str(keys[i])))
+    position_in_label: dict[str, int] = {}
+    for index in order:
+        rank = position_in_label.get(str(labels[index]), 0)
+        folds[index] = rank % n_folds + 1
+        position_in_label[str(labels[index])] = rank + 1
+    return folds
+
+
+_UNSAFE_NAME_CHARS = re.compile(r"[^a-z0-9_.-]+")
+
+
+def dataset_name(explicit: str | None, derived_from: str, reserved: Iterable[str]) -> str:
+    """Validated dataset name: ``explicit``, else ``derived_from`` made file-name safe.
+
+    Names become directory names in feature stores, so they are lower-case letters, digits,
+    ``_``, ``.`` and ``-``; the official dataset names are reserved.
+    """
+    if explicit is not None:
+        name = explicit
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", name):
+            raise DatasetError(f"dataset name {name!r} must be lower-case letters, digits, "
+                               "'_', '.' or '-'")
+    else:
+        name = _UNSAFE_NAME_CHARS.sub("_", derived_from.lower()).strip("_.-") or "dataset"
+    if name in set(reserved):
+        raise DatasetError(f"dataset name {name!r} is reserved for the official dataset; "
+                           "pass another name (dataset_name=...)")
+    return name
+
+
+def clips_frame(clip_ids: Sequence[str], paths: Sequence[str], labels: Sequence[str],
+                label_ids: Sequence[int], folds: Sequence[int],
+                extras: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Assemble a clips table with the standard columns and dtypes, sorted by fold, clip."""
+    table = pd.DataFrame({
+        "clip_id": pd.Series(clip_ids, dtype=str).to_numpy(),
+        "path": pd.Series(paths, dtype=str).to_numpy(),
+        "label": pd.Series(labels, dtype=str).to_numpy(),
+        "label_id": np.asarray(label_ids, dtype=np.int64),
+        "fold": np.asarray(folds, dtype=np.int64),
+    })
+    if extras is not None:
+        for column in extras.columns:
+            table[column] = extras[column].to_numpy()
+    table = table.astype({"clip_id": str, "path": str, "label": str})
+    return table.sort_values(["fold", "clip_id"], kind="stable").reset_index(drop=True)

@@ -1,0 +1,183 @@
+"""Adapters for user datasets: a folder with one sub-folder per label, or a CSV manifest.
+
+Without folds, clips are dealt to 5 folds by :func:`~featurekit.datasets.base.assign_folds`
+(deterministic and stratified by label; never a random split) with a warning, because
+recording-aware folds are better when the user has them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from featurekit.datasets.base import (
+    AUDIO_EXTENSIONS,
+    AudioFinder,
+    Dataset,
+    assign_folds,
+    clips_frame,
+    confined_path,
+    dataset_name,
+    int_column,
+    preview,
+    read_csv_text,
+    refuse_duplicates,
+    warn,
+)
+from featurekit.errors import DatasetError
+
+__all__ = ["ASSIGNED_FOLDS", "FOLDS_FILE", "load_csv", "load_folder"]
+
+#: Number of folds assigned when a folder/CSV dataset gives none.
+ASSIGNED_FOLDS = 5
+#: Name of the optional folds file read from a folder dataset's root.
+FOLDS_FILE = "folds.csv"
+
+
+def _strip_audio_suffix(relative: str) -> str:
+    stem, ext = os.path.splitext(relative)
+    return stem if ext.lower() in AUDIO_EXTENSIONS else relative
+
+
+def _finish(name: str, root: Path, clip_ids: list[str], paths: list[str], labels: list[str],
+            folds: np.ndarray | None, source: str) -> Dataset:
+    classes = sorted(set(labels))
+    position = {label: index for index, label in enumerate(classes)}
+    if folds is None:
+        folds = assign_folds(clip_ids, labels, n_folds=ASSIGNED_FOLDS)
+        warn(f"{name}: {source} gives no folds; assigned {ASSIGNED_FOLDS} folds by a hash of "
+             "each clip's path, stratified by label (deterministic). Official or "
+             "recording-aware folds are preferred: clips of one recording should share a fold")
+        expected = list(range(1, ASSIGNED_FOLDS + 1))
+    else:
+        expected = sorted(set(folds.tolist()))
+    clips = clips_frame(clip_ids, paths, labels, [position[label] for label in labels], folds)
+    return Dataset(name=name, clips=clips, classes=classes, expected_folds=expected, root=root)
+
+
+def _read_folds_file(path: Path, clip_ids: Iterable[str]) -> np.ndarray:
+    """Folds for ``clip_ids`` from a CSV with columns ``path,fold`` (paths relative to root)."""
+    table = read_csv_text(path, ["path", "fold"])
+    keys = table["path"].str.strip().str.replace("\\", "/").map(_strip_audio_suffix)
+    refuse_duplicates(keys, path)
+    by_key = dict(zip(keys, int_column(table["fold"], "fold", path)))
+    clip_ids = list(clip_ids)
+    unlisted = [clip_id for clip_id in clip_ids if clip_id not in by_key]
+    if unlisted:
+        raise DatasetError(f"{path}: no fold for {preview(unlisted)}; list every audio file")
+    stale = sorted(set(by_key) - set(clip_ids))
+    if stale:
+        warn(f"{path}: {len(stale)} listed file(s) not found, ignored: {preview(stale)}")
+    folds = np.array([by_key[clip_id] for clip_id in clip_ids], dtype=np.int64)
+    if (folds < 1).any():
+        raise DatasetError(f"{path}: folds must be positive integers")
+    return folds
+
+
+def load_folder(root: str | os.PathLike[str], *, name: str | None = None,
+                folds_csv: str | os.PathLike[str] | None = None,
+                reserved: Iterable[str] = ()) -> Dataset:
+    """A dataset laid out as ``ROOT/<label>/**/<clip>.<audio extension>``.
+
+    Parameters
+    ----------
+    root : path-like
+        Directory with one sub-folder per label (hidden entries are ignored).
+    name : str, keyword-only, optional
+        Dataset name; defaults to the directory name.
+    folds_csv : path-like, keyword-only, optional
+        CSV with columns ``path,fold`` (paths relative to ``root``, extension optional).
+        Defaults to ``ROOT/folds.csv`` when it exists; without one, folds are assigned (see
+        :func:`~featurekit.datasets.base.assign_folds`) with a warning.
+    reserved : iterable of str, keyword-only
+        Names the dataset may not take (the official dataset names).
+
+    Returns
+    -------
+    Dataset
+        ``clip_id`` is the path relative to ``root`` without its extension
+        (e.g. ``dog/bark_01``); classes are the sub-folder names, sorted.
+    """
+    root = Path(os.path.abspath(Path(root).expanduser()))
+    if not root.is_dir():
+        raise DatasetError(f"folder dataset {root} is not a directory")
+    clip_ids: list[str] = []
+    paths: list[str] = []
+    labels: list[str] = []
+    for label_dir in sorted(p for p in root.iterdir() if p.is_dir()
+                            and not p.name.startswith(".")):
+        for directory, subdirs, files in os.walk(label_dir):
+            subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+            for file_name in sorted(files):
+                if file_name.startswith(".") or \
+                        os.path.splitext(file_name)[1].lower() not in AUDIO_EXTENSIONS:
+                    continue
+                path = Path(directory) / file_name
+                clip_ids.append(_strip_audio_suffix(path.relative_to(root).as_posix()))
+                paths.append(str(path))
+                labels.append(label_dir.name)
+    if not clip_ids:
+        raise DatasetError(f"folder dataset {root}: no audio files ({', '.join(AUDIO_EXTENSIONS)}) "
+                           "in its sub-folders; expected ROOT/<label>/<clip>.wav")
+    refuse_duplicates(pd.Series(clip_ids), root)
+    if folds_csv is None and (root / FOLDS_FILE).is_file():
+        folds_csv = root / FOLDS_FILE
+    folds = None if folds_csv is None else _read_folds_file(Path(folds_csv), clip_ids)
+    return _finish(dataset_name(name, root.name, reserved), root, clip_ids, paths, labels,
+                   folds, str(root))
+
+
+def load_csv(csv_path: str | os.PathLike[str], *, name: str | None = None,
+             reserved: Iterable[str] = ()) -> Dataset:
+    """A dataset listed in a CSV with columns ``path,label`` and optional ``fold``, ``clip_id``.
+
+    Paths are relative to the CSV's directory and may not leave it; audio is matched by file
+    stem when the extension differs. Rows without an audio file are dropped with one warning.
+
+    Parameters
+    ----------
+    csv_path : path-like
+        The CSV file.
+    name : str, keyword-only, optional
+        Dataset name; defaults to the CSV's file stem.
+    reserved : iterable of str, keyword-only
+        Names the dataset may not take (the official dataset names).
+
+    Returns
+    -------
+    Dataset
+        ``clip_id`` from the ``clip_id`` column, else the path without extension; classes are
+        the labels, sorted. Without a ``fold`` column folds are assigned with a warning.
+    """
+    csv_path = Path(os.path.abspath(Path(csv_path).expanduser()))
+    table = read_csv_text(csv_path, ["path", "label"])
+    root = csv_path.parent
+    relative = table["path"].str.strip().str.replace("\\", "/")
+    labels = table["label"].str.strip()
+    empty = np.flatnonzero((relative == "").to_numpy() | (labels == "").to_numpy())
+    if len(empty):  # report CSV line numbers: header is line 1
+        raise DatasetError(f"metadata file {csv_path}: empty path or label on line(s) "
+                           f"{preview((empty + 2).tolist())}")
+    clip_ids = (table["clip_id"].str.strip() if "clip_id" in table.columns
+                else relative.map(_strip_audio_suffix))
+    refuse_duplicates(clip_ids, csv_path)
+    finder = AudioFinder()
+    found = [finder.find(confined_path(root, path, csv_path)) for path in relative]
+    present = np.array([path is not None for path in found])
+    if not present.any():
+        raise DatasetError(f"metadata file {csv_path}: none of the {len(table)} listed files "
+                           f"exists (e.g. {root / relative.iloc[0]})")
+    if not present.all():
+        warn(f"{csv_path}: {int((~present).sum())} listed file(s) not found, skipped: "
+             f"{preview(relative[~present].tolist())}")
+    folds = (int_column(table["fold"], "fold", csv_path)[present]
+             if "fold" in table.columns else None)
+    if folds is not None and (folds < 1).any():
+        raise DatasetError(f"metadata file {csv_path}: folds must be positive integers")
+    return _finish(dataset_name(name, csv_path.stem, reserved), root,
+                   clip_ids[present].tolist(), [str(p) for p in found if p is not None],
+                   labels[present].tolist(), folds, str(csv_path))
