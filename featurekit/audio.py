@@ -18,9 +18,12 @@ import soxr
 
 from featurekit.errors import AudioError
 
-__all__ = ["AudioInfo", "load_audio", "load_audio_with_info", "prepare_waveform"]
+__all__ = ["SILENCE_NOTE", "AudioInfo", "load_audio", "load_audio_with_info", "prepare_waveform"]
 
 logger = logging.getLogger(__name__)
+
+#: Note recorded for a clip whose samples are all exactly zero.
+SILENCE_NOTE = "digital silence: every sample is zero"
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,8 @@ def prepare_waveform(y: np.ndarray, sr: int, *, target_sr: int | None = None,
         bad = int(np.count_nonzero(~np.isfinite(y)))
         raise AudioError(f"{source}: contains {bad} NaN or infinite sample(s)")
     notes: list[str] = []
+    if not np.any(y):
+        notes.append(SILENCE_NOTE)
     truncated = False
     if max_duration is not None:
         limit = int(round(max_duration * sr))
@@ -136,7 +141,7 @@ def prepare_waveform(y: np.ndarray, sr: int, *, target_sr: int | None = None,
         y = np.concatenate([y, np.zeros(padded, dtype=np.float32)])
         notes.append(f"zero-padded by {padded} samples to {int(min_samples)}")
     for note in notes:
-        if not note.startswith("resampled"):
+        if note != SILENCE_NOTE and not note.startswith("resampled"):
             logger.info("%s: %s", source, note)
     info = AudioInfo(source=source, source_sr=sr, channels=channels,
                      source_samples=source_samples, sr=target_sr, truncated=truncated,

@@ -23,14 +23,18 @@ from threadpoolctl import ThreadpoolController
 
 from featurekit import __version__
 from featurekit.analysis import Analysis
-from featurekit.audio import AudioInfo, load_audio_with_info, prepare_waveform
+from featurekit.audio import SILENCE_NOTE, AudioInfo, load_audio_with_info, prepare_waveform
 from featurekit.branch import ClipResult
 from featurekit.config import FAMILIES, FUNCTIONALS, ExtractionConfig
 from featurekit.descriptors import catalog, clip_vector, feature_names, frame_matrix, frame_names
-from featurekit.errors import ConfigError, FeaturekitError
+from featurekit.errors import AudioError, ConfigError, FeaturekitError
 
-__all__ = ["FeatureExtractor", "HandcraftedBranch", "extract_clip", "feature_catalog",
-           "frame_descriptors"]
+__all__ = ["FeatureExtractor", "HandcraftedBranch", "SilentAudio", "extract_clip",
+           "feature_catalog", "frame_descriptors"]
+
+
+class SilentAudio(AudioError):
+    """A clip is digital silence and the caller asked to skip such clips."""
 
 AudioSource = str | os.PathLike | np.ndarray
 
@@ -138,13 +142,19 @@ class HandcraftedBranch:
     Parameters
     ----------
     config : ExtractionConfig, optional
+    skip_silent : bool, keyword-only
+        Digitally silent clips (all samples zero) have well-defined features and are stored
+        with a note by default; with ``True`` they are recorded as failures instead
+        (``SilentAudio``), so a dataset's broken silent files stay out of the store.
     """
 
     branch = "handcrafted"
     process_parallel = True
 
-    def __init__(self, config: ExtractionConfig | None = None) -> None:
+    def __init__(self, config: ExtractionConfig | None = None, *,
+                 skip_silent: bool = False) -> None:
         self.config = config or ExtractionConfig()
+        self.skip_silent = skip_silent
 
     @property
     def feature_names(self) -> list[str]:
@@ -162,7 +172,10 @@ class HandcraftedBranch:
         results: list[ClipResult | BaseException] = []
         for path in paths:
             try:
-                results.append(extract_clip(path, self.config, frames=frames))
+                result = extract_clip(path, self.config, frames=frames)
+                if self.skip_silent and SILENCE_NOTE in result.notes:
+                    raise SilentAudio(f"{path}: {SILENCE_NOTE}")
+                results.append(result)
             except (FeaturekitError, OSError, ValueError, FloatingPointError,
                     MemoryError) as exc:
                 results.append(exc)

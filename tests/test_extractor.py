@@ -19,7 +19,7 @@ from sklearn.preprocessing import StandardScaler
 from featurekit import ExtractionConfig, FeatureExtractor, feature_catalog
 from featurekit.branch import BranchComputer, ClipResult
 from featurekit.errors import AudioError, ConfigError
-from featurekit.extractor import HandcraftedBranch, extract_clip
+from featurekit.extractor import HandcraftedBranch, SilentAudio, extract_clip
 
 SR = 22050
 
@@ -160,3 +160,13 @@ def test_handcrafted_branch_contract(tmp_path):
     provenance = branch.provenance()
     assert provenance["config_hash"] == branch.config_hash()
     assert pickle.loads(pickle.dumps(branch)).config_hash() == branch.config_hash()
+
+
+def test_silence_is_kept_with_a_note_or_skipped_on_request(tmp_path):
+    path = tmp_path / "silent.wav"
+    sf.write(path, np.zeros(SR), SR)
+    kept = HandcraftedBranch().compute_batch([str(path)])[0]
+    assert isinstance(kept, ClipResult) and np.isfinite(kept.values).all()
+    assert any("digital silence" in note for note in kept.notes)
+    skipped = HandcraftedBranch(skip_silent=True).compute_batch([str(path)])[0]
+    assert isinstance(skipped, SilentAudio) and "silent.wav" in str(skipped)

@@ -12,6 +12,7 @@ import argparse
 import importlib
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 
 from featurekit.errors import FeaturekitError
@@ -47,12 +48,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"featurekit: warning: {message}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``featurekit`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    default_format, warnings.formatwarning = warnings.formatwarning, _one_line_warning
     try:
         return int(args.handler(args))
     except FeaturekitError as exc:
@@ -62,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("featurekit: interrupted; completed work is kept, rerun to resume",
               file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = default_format
 
 
 if __name__ == "__main__":  # pragma: no cover
