@@ -1,0 +1,28 @@
+"""Frozen AudioSet-pretrained CNNs implemented in torch: EfficientAT MobileNets and PANNs.
+
+>>> from featurekit.neural import load_pretrained          # doctest: +SKIP
+>>> model = load_pretrained("mn04_as")                     # doctest: +SKIP
+>>> out = model(waveforms)  # (batch, samples) at model.sample_rate  # doctest: +SKIP
+>>> out["embedding"].shape, out["tags"].shape              # doctest: +SKIP
+(torch.Size([batch, 384]), torch.Size([batch, 527]))
+"""
+
+from __future__ import annotations
+
+from featurekit.neural.base import AudioTagger
+from featurekit.neural.branch import NeuralBranch, embedding_names
+from featurekit.neural.embedder import PretrainedEmbedder
+from featurekit.neural.registry import (
+    UNTRAINED,
+    ModelInfo,
+    audioset_labels,
+    available_models,
+    load_pretrained,
+    model_info,
+    resolve_weights,
+    weights_cache_dir,
+)
+
+__all__ = ["UNTRAINED", "AudioTagger", "ModelInfo", "NeuralBranch", "PretrainedEmbedder",
+           "audioset_labels", "available_models", "embedding_names", "load_pretrained",
+           "model_info", "resolve_weights", "weights_cache_dir"]

@@ -1,0 +1,131 @@
+""":class:`PretrainedEmbedder`: frozen pretrained embeddings as a scikit-learn transformer."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from featurekit.audio import load_audio, prepare_waveform
+from featurekit.neural.embedding import MIN_DURATION_S, embed_waveforms, torch_threads
+
+__all__ = ["PretrainedEmbedder"]
+
+
+class PretrainedEmbedder(TransformerMixin, BaseEstimator):
+    """Clip embeddings (and optional AudioSet tags) of a frozen pretrained model.
+
+    Parameters
+    ----------
+    model : str
+        Registered model name (``mn04_as``, ``cnn14`` …, see
+        :func:`featurekit.neural.available_models`).
+    weights : path-like or ``"untrained"``, optional
+        Checkpoint file; default: resolved by :func:`featurekit.neural.resolve_weights`.
+    sr : int, optional
+        Sample rate of array inputs, Hz (required when transforming arrays).
+    tags : bool
+        Append the 527 AudioSet tag probabilities.
+    batch_size : int
+        Windows per forward pass.
+    n_jobs : int
+        torch threads.
+    device : str, optional
+        Default CUDA when available, else CPU.
+
+    Attributes
+    ----------
+    model_ : featurekit.neural.AudioTagger
+        The loaded model (set by :meth:`fit`; nothing is learned).
+    feature_names_out_ : np.ndarray of str
+        ``neural.<model>.emb_000`` … (then ``tag_000`` …).
+
+    Notes
+    -----
+    ``transform`` takes a sequence of audio file paths, or of 1-D arrays at ``sr``, and
+    returns one row per clip. Clips follow the policy of :mod:`featurekit.neural.embedding`.
+
+    Examples
+    --------
+    >>> emb = PretrainedEmbedder("mn04_as").set_output(transform="pandas")  # doctest: +SKIP
+    >>> table = emb.fit_transform(["dog.wav", "siren.wav"])                  # doctest: +SKIP
+    """
+
+    def __init__(self, model: str = "mn04_as", weights: str | os.PathLike[str] | None = None,
+                 *, sr: int | None = None, tags: bool = False, batch_size: int = 8,
+                 n_jobs: int = 1, device: str | None = None) -> None:
+        self.model = model
+        self.weights = weights
+        self.sr = sr
+        self.tags = tags
+        self.batch_size = batch_size
+        self.n_jobs = n_jobs
+        self.device = device
+
+    def fit(self, X: Any = None, y: Any = None) -> PretrainedEmbedder:
+        """Load the model; ``X`` and ``y`` are ignored (nothing is learned)."""
+        from featurekit.neural.branch import embedding_names
+        from featurekit.neural.registry import load_pretrained
+
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
+        if not isinstance(self.n_jobs, int) or self.n_jobs < 1:
+            raise ValueError(f"n_jobs must be a positive int, got {self.n_jobs!r}")
+        self.model_ = load_pretrained(self.model, self.weights, device=self.device)
+        names = embedding_names(self.model, self.model_.embedding_dim,
+                                tags=self.model_.n_classes if self.tags else 0)
+        self.feature_names_out_ = np.asarray(names, dtype=object)
+        return self
+
+    def _waveforms(self, X: Any) -> list[np.ndarray]:
+        if isinstance(X, (str, os.PathLike)):
+            raise TypeError("X must be a sequence of clips (paths or 1-D arrays), "
+                            "not a single path")
+        if isinstance(X, np.ndarray) and X.ndim == 2 and X.dtype != object:
+            clips: Sequence[Any] = list(X)
+        elif hasattr(X, "to_numpy") and getattr(X, "ndim", 1) == 1:
+            clips = list(X.to_numpy())
+        else:
+            clips = list(X)
+        rate = self.model_.sample_rate
+        min_samples = round(MIN_DURATION_S * rate)
+        waveforms = []
+        for clip in clips:
+            if isinstance(clip, (str, os.PathLike)):
+                waveforms.append(load_audio(clip, rate, min_samples=min_samples)[0])
+                continue
+            if self.sr is None:
+                raise ValueError("array inputs need the sample rate: set sr=<Hz>")
+            waveforms.append(prepare_waveform(np.asarray(clip), self.sr, target_sr=rate,
+                                              min_samples=min_samples)[0])
+        return waveforms
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Embeddings, float32 array (n_clips, n_features).
+
+        Raises
+        ------
+        AudioError
+            A file is missing or unreadable, or an array is empty or not finite.
+        """
+        check_is_fitted(self, "model_")
+        waveforms = self._waveforms(X)
+        with torch_threads(self.n_jobs):
+            results = embed_waveforms(self.model_, waveforms, batch_size=self.batch_size)
+        rows = []
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+            rows.append(np.concatenate([result.embedding, result.tags]) if self.tags
+                        else result.embedding)
+        width = len(self.feature_names_out_)
+        return np.stack(rows) if rows else np.empty((0, width), dtype=np.float32)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Output column names (``input_features`` is ignored: inputs are clips)."""
+        check_is_fitted(self, "feature_names_out_")
+        return self.feature_names_out_.copy()

@@ -1,0 +1,319 @@
+"""Which pretrained models featurekit knows, where their weights come from, and how to load them.
+
+Weights are looked up, in order:
+
+1. an explicit ``weights`` path;
+2. the registered file name anywhere under ``$FEATUREKIT_WEIGHTS_DIR`` (sub-folders included);
+3. the user cache, ``$XDG_CACHE_HOME/featurekit/weights`` (``~/.cache/featurekit/weights``);
+4. a download into that cache (streamed, resumable, checksum-verified, atomic), unless
+   offline (``offline=True`` or ``FEATUREKIT_OFFLINE=1``).
+
+``weights="untrained"`` builds the architecture with seeded random weights, for tests and
+timing only; such a model is marked ``untrained`` in its provenance.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache, partial
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from featurekit.errors import WeightsError
+from featurekit.neural import panns
+from featurekit.neural.base import AudioTagger
+from featurekit.neural.efficientat import EfficientATMobileNet
+
+__all__ = ["UNTRAINED", "ModelInfo", "audioset_labels", "available_models", "load_pretrained",
+           "model_info", "resolve_weights", "weights_cache_dir", "weights_checksums"]
+
+#: Value of ``weights`` that asks for randomly initialised (untrained) weights.
+UNTRAINED = "untrained"
+WEIGHTS_DIR_VAR = "FEATUREKIT_WEIGHTS_DIR"
+OFFLINE_VAR = "FEATUREKIT_OFFLINE"
+_UNTRAINED_SEED = 0
+
+_EFFICIENTAT_CITATION = ("F. Schmid, K. Koutini, G. Widmer. Efficient Large-Scale Audio Tagging "
+                         "via Transformer-to-CNN Knowledge Distillation. ICASSP 2023.")
+_PANNS_CITATION = ("Q. Kong, Y. Cao, T. Iqbal, Y. Wang, W. Wang, M. D. Plumbley. PANNs: "
+                   "Large-Scale Pretrained Audio Neural Networks for Audio Pattern Recognition. "
+                   "IEEE/ACM TASLP 28, 2020.")
+_EFFICIENTAT_URL = "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/{}"
+_PANNS_URL = "https://zenodo.org/record/3987831/files/{}?download=1"
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Registry entry of one pretrained model.
+
+    Attributes
+    ----------
+    name : str
+        featurekit name (``mn04_as``, ``cnn14`` ...).
+    family : str
+        ``"efficientat"`` or ``"panns"``.
+    file_name : str
+        Published checkpoint file name.
+    url : str
+        Official download URL.
+    sha256, md5 : str or None
+        Checksums of the published file, where known.
+    sample_rate : int
+        Input rate, Hz.
+    embedding_dim : int
+        Embedding size.
+    license : str
+        License of the weights.
+    citation : str
+        Paper to cite.
+    """
+
+    name: str
+    family: str
+    file_name: str
+    url: str
+    sha256: str | None
+    md5: str | None
+    sample_rate: int
+    embedding_dim: int
+    license: str
+    citation: str
+    build: Callable[[], AudioTagger]
+
+
+def _efficientat(name: str, width: float, file_name: str, *, sha256: str | None = None,
+                 md5: str | None = None) -> ModelInfo:
+    return ModelInfo(name=name, family="efficientat", file_name=file_name,
+                     url=_EFFICIENTAT_URL.format(file_name), sha256=sha256, md5=md5,
+                     sample_rate=32000,
+                     embedding_dim=EfficientATMobileNet.embedding_size(width),
+                     license="MIT", citation=_EFFICIENTAT_CITATION,
+                     build=partial(EfficientATMobileNet, width))
+
+
+def _panns(name: str, build: Callable[[], AudioTagger], file_name: str, *, sample_rate: int,
+           embedding_dim: int, md5: str, sha256: str | None = None) -> ModelInfo:
+    return ModelInfo(name=name, family="panns", file_name=file_name,
+                     url=_PANNS_URL.format(file_name.replace("=", "%3D")), sha256=sha256,
+                     md5=md5, sample_rate=sample_rate, embedding_dim=embedding_dim,
+                     license="CC-BY-4.0", citation=_PANNS_CITATION, build=build)
+
+
+# Checksums: mn04 measured on the file; PANNs md5 (and the Cnn14_16k sha256) as reported by
+# several independent users of the Zenodo files (the publisher states none).
+_REGISTRY: dict[str, ModelInfo] = {info.name: info for info in (
+    _efficientat("mn04_as", 0.4, "mn04_as_mAP_432.pt",
+                 sha256="899a8c6217063f6941793102a2780b3dd788ab11fce468d9cf5f0577c453321c",
+                 md5="d288913b10fd32c968b3d756236060a6"),
+    _efficientat("mn01_as", 0.1, "mn01_as_mAP_298.pt"),
+    _efficientat("mn02_as", 0.2, "mn02_as_mAP_378.pt"),
+    _efficientat("mn05_as", 0.5, "mn05_as_mAP_443.pt"),
+    _efficientat("mn10_as", 1.0, "mn10_as_mAP_471.pt"),
+    _efficientat("mn20_as", 2.0, "mn20_as_mAP_478.pt"),
+    _efficientat("mn30_as", 3.0, "mn30_as_mAP_482.pt"),
+    _efficientat("mn40_as", 4.0, "mn40_as_mAP_484.pt"),
+    _panns("cnn14", panns.cnn14, "Cnn14_mAP=0.431.pth", sample_rate=32000, embedding_dim=2048,
+           md5="541141fa2ee191a88f24a3219fff024e"),
+    _panns("cnn14_16k", panns.cnn14_16k, "Cnn14_16k_mAP=0.438.pth", sample_rate=16000,
+           embedding_dim=2048, md5="362fc5ff18f1d6ad2f6d464b45893f2c",
+           sha256="e2ee543a27919542c2ea03eabaa70b24dcd4e6c8e05621de6b67a94e4c5058e6"),
+    _panns("cnn10", panns.cnn10, "Cnn10_mAP=0.380.pth", sample_rate=32000, embedding_dim=512,
+           md5="bfb1f1f9968938fa8ef4012b8471f5f6"),
+    _panns("cnn6", panns.cnn6, "Cnn6_mAP=0.343.pth", sample_rate=32000, embedding_dim=512,
+           md5="e25e26b84585b14c7754c91e48efc9be"),
+    _panns("mobilenetv1", panns.mobilenetv1, "MobileNetV1_mAP=0.389.pth", sample_rate=32000,
+           embedding_dim=1024, md5="a419303e1c88aa1b9d2ac3811563d371"),
+)}
+
+
+def available_models() -> list[str]:
+    """Names accepted by :func:`load_pretrained`, EfficientAT first."""
+    return list(_REGISTRY)
+
+
+def model_info(name: str) -> ModelInfo:
+    """Registry entry of ``name``; raises :class:`~featurekit.errors.ConfigError` if unknown."""
+    from featurekit.errors import ConfigError
+
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"unknown model {name!r}; available: "
+                          f"{', '.join(available_models())}") from None
+
+
+def weights_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/featurekit/weights``, default ``~/.cache/featurekit/weights``."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "featurekit" / "weights"
+
+
+def _is_offline(offline: bool | None) -> bool:
+    if offline is not None:
+        return offline
+    return os.environ.get(OFFLINE_VAR, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def resolve_weights(name: str, weights: str | os.PathLike[str] | None = None, *,
+                    offline: bool | None = None, progress: bool = True) -> Path:
+    """Path of the checkpoint file of model ``name``, downloading it if needed and allowed.
+
+    Parameters
+    ----------
+    name : str
+        Registered model name.
+    weights : path-like, optional
+        Explicit checkpoint file; it must exist.
+    offline : bool, keyword-only, optional
+        Never download; default from ``FEATUREKIT_OFFLINE``.
+    progress : bool, keyword-only
+        Show a download progress bar.
+
+    Raises
+    ------
+    WeightsError
+        The explicit file does not exist, or the file is nowhere and downloading is off. The
+        message names the file, the URL and ``FEATUREKIT_WEIGHTS_DIR``.
+    DownloadError
+        The download failed or its checksum did not match.
+    """
+    info = model_info(name)
+    if weights is not None:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise WeightsError(f"weights file for {name} not found: {path}")
+        return path
+    search_root = os.environ.get(WEIGHTS_DIR_VAR)
+    if search_root:
+        root = Path(search_root).expanduser()
+        found = sorted(root.rglob(info.file_name)) if root.is_dir() else []
+        if found:
+            return found[0]
+    cached = weights_cache_dir() / info.file_name
+    if cached.is_file():
+        return cached
+    if _is_offline(offline):
+        raise WeightsError(
+            f"weights of {name} ({info.file_name}) not found and downloads are off "
+            f"({OFFLINE_VAR} or offline=True); download {info.url} and put it under "
+            f"${WEIGHTS_DIR_VAR} (currently {search_root or 'unset'}) or {cached.parent}, "
+            f"or pass its path explicitly")
+    from featurekit.download import download_file
+
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    return download_file(info.url, cached, sha256=info.sha256, md5=info.md5,
+                         progress=progress)
+
+
+@cache
+def _file_checksums(path: Path, size: int, mtime_ns: int) -> tuple[str, str]:
+    from featurekit.download import file_checksum
+
+    return file_checksum(path, "sha256"), file_checksum(path, "md5")
+
+
+def weights_checksums(path: Path) -> tuple[str, str]:
+    """(sha256, md5) of a weights file, memoised per path, size and modification time."""
+    stat = path.stat()
+    return _file_checksums(path.resolve(), stat.st_size, stat.st_mtime_ns)
+
+
+def _matches_registry(info: ModelInfo, path: Path) -> bool:
+    sha256, md5 = weights_checksums(path)
+    known = [(info.sha256, sha256), (info.md5, md5)]
+    return any(expected for expected, _ in known) and all(
+        expected is None or expected == actual for expected, actual in known)
+
+
+def _read_state_dict(info: ModelInfo, path: Path) -> Mapping[str, torch.Tensor]:
+    try:
+        obj: Any = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # Corrupt files fail here, and so do the PANNs files: they also pickle the training
+        # sampler (numpy objects), which the safe loader refuses. Full unpickling runs code
+        # from the file, so it is allowed only for a published file, known by its checksum.
+        if not _matches_registry(info, path):
+            raise WeightsError(
+                f"{path}: cannot be read as a plain tensor checkpoint (corrupt, or it holds "
+                f"other Python objects) and its checksum matches no registered {info.name} "
+                f"file, so it is not unpickled; if you trust it, re-save its state_dict "
+                f"with torch.save") from exc
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError) as exc:
+        raise WeightsError(f"{path}: cannot read weights ({exc})") from exc
+    if isinstance(obj, Mapping) and "model" in obj and isinstance(obj["model"], Mapping):
+        obj = obj["model"]
+    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor)
+                                               for v in obj.values()):
+        raise WeightsError(f"{path}: not a state_dict (nor a dict with one under 'model')")
+    return obj
+
+
+def load_pretrained(name: str, weights: str | os.PathLike[str] | None = None,
+                    device: str | torch.device | None = None, *,
+                    offline: bool | None = None) -> AudioTagger:
+    """Build model ``name`` with its published weights, in eval mode.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`available_models` (``mn04_as``, ``mn10_as`` …, ``cnn14``,
+        ``cnn14_16k``, ``cnn10``, ``cnn6``, ``mobilenetv1``).
+    weights : path-like or ``"untrained"``, optional
+        Checkpoint file (the official file as published: a state_dict, or a dict with it
+        under ``'model'``); ``None`` resolves it as described in the module docstring;
+        ``"untrained"`` gives seeded random weights.
+    device : str or torch.device, optional
+        Default: CUDA when available, else CPU.
+    offline : bool, keyword-only, optional
+        Never download (default from ``FEATUREKIT_OFFLINE``).
+
+    Returns
+    -------
+    AudioTagger
+        Eval-mode module with ``sample_rate``, ``embedding_dim`` and ``weights_info``
+        (``name``, ``file``, ``sha256``, ``untrained``); calling it on float32 waveforms
+        (batch, samples) returns ``embedding``, ``logits``, ``tags`` and ``frames``.
+
+    Raises
+    ------
+    WeightsError
+        Weights missing (offline), unreadable, or not matching the architecture (strict load).
+    """
+    info = model_info(name)
+    untrained = isinstance(weights, str) and weights == UNTRAINED
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_UNTRAINED_SEED)
+        model = info.build()
+    if untrained:
+        weights_info = {"name": name, "file": None, "sha256": None, "untrained": True}
+    else:
+        path = resolve_weights(name, weights, offline=offline)
+        try:
+            model.load_state_dict(_read_state_dict(info, path), strict=True)
+        except RuntimeError as exc:
+            raise WeightsError(f"{path}: does not fit {name}: {exc}") from exc
+        weights_info = {"name": name, "file": path.name, "sha256": weights_checksums(path)[0],
+                        "untrained": False}
+    model.weights_info = weights_info
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return model.to(device).eval().requires_grad_(False)
+
+
+def audioset_labels() -> list[str]:
+    """The 527 AudioSet class names in model output order.
+
+    From the AudioSet ontology's ``class_labels_indices.csv`` (Gemmeke et al., ICASSP 2017;
+    CC BY-SA 4.0), shipped with featurekit as ``featurekit/neural/audioset_labels.csv``.
+    """
+    import csv
+    from importlib.resources import files
+
+    text = files("featurekit.neural").joinpath("audioset_labels.csv").read_text("utf-8")
+    return [row["display_name"] for row in csv.DictReader(text.splitlines())]

@@ -1,0 +1,140 @@
+"""NeuralBranch, PretrainedEmbedder and the HEAR API, on an untrained mn04_as."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+from sklearn.base import clone
+
+from featurekit.branch import BranchComputer, ClipResult
+from featurekit.errors import AudioError
+from featurekit.neural import NeuralBranch, PretrainedEmbedder, audioset_labels, hear
+
+SR_FILE = 22050
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """Three generated files at 22.05 kHz (0.5 s, 2 s stereo, 3 s) and their signals."""
+    folder = tmp_path_factory.mktemp("audio")
+    rng = np.random.default_rng(0)
+    paths, signals = [], []
+    for i, (seconds, channels) in enumerate([(0.5, 1), (2.0, 2), (3.0, 1)]):
+        n = int(seconds * SR_FILE)
+        t = np.arange(n) / SR_FILE
+        y = 0.3 * np.sin(2 * np.pi * (300 + 200 * i) * t) + 0.05 * rng.standard_normal(n)
+        data = np.stack([y] * channels, axis=1) if channels > 1 else y
+        path = folder / f"clip{i}.wav"
+        sf.write(path, data.astype(np.float32), SR_FILE, subtype="FLOAT")
+        paths.append(str(path))
+        signals.append(y.astype(np.float32))
+    return paths, signals
+
+
+def test_audioset_labels_are_the_527_classes_in_order():
+    labels = audioset_labels()
+    assert len(labels) == 527
+    assert labels[0] == "Speech" and labels[137] == "Music"
+
+
+def test_branch_computes_named_columns_and_records_failures(clips, tmp_path):
+    paths, _ = clips
+    branch = NeuralBranch("mn04_as", "untrained", tags=True, batch_size=2)
+    assert isinstance(branch, BranchComputer)
+    assert branch.branch == "neural.mn04_as" and branch.process_parallel is False
+    names = branch.feature_names
+    assert names[0] == "neural.mn04_as.emb_000" and names[383] == "neural.mn04_as.emb_383"
+    assert names[384] == "neural.mn04_as.tag_000" and len(names) == 384 + 527
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF not really")
+    results = branch.compute_batch([paths[0], str(tmp_path / "missing.wav"), str(bad),
+                                    paths[2]], frames=True)
+    assert isinstance(results[1], AudioError) and isinstance(results[2], AudioError)
+    for result in (results[0], results[3]):
+        assert isinstance(result, ClipResult)
+        assert result.values.dtype == np.float32 and result.values.shape == (len(names),)
+        assert np.all(np.isfinite(result.values))
+        assert np.all((result.values[384:] >= 0) & (result.values[384:] <= 1))
+        assert list(result.frames.columns[:2]) == ["time_s", "neural.mn04_as.neuralogram_000"]
+        assert result.frames.shape[1] == 1 + 384
+    assert any("resampled" in note for note in results[0].notes)
+    assert any("zero-padded" in note for note in results[0].notes)  # 0.5 s < 1 s minimum
+    # Same clip, other batch companions: same values.
+    again = branch.compute_batch([paths[0]])[0]
+    np.testing.assert_allclose(again.values, results[0].values, rtol=1e-5, atol=1e-6)
+    assert again.frames is None
+
+
+def test_branch_provenance_flags_untrained_and_survives_pickle(clips):
+    branch = NeuralBranch("mn04_as", "untrained")
+    provenance = branch.provenance()
+    assert provenance["untrained"] is True and provenance["config"]["untrained"] is True
+    assert provenance["config_hash"] == branch.config_hash()
+    assert NeuralBranch("mn04_as", "untrained", tags=True).config_hash() != branch.config_hash()
+    assert NeuralBranch("mn04_as", "untrained", n_threads=2).config_hash() == \
+        branch.config_hash()
+    branch.compute_batch(clips[0][:1])
+    restored = pickle.loads(pickle.dumps(branch))
+    assert restored._tagger is None  # the model is reloaded on demand, not pickled
+    np.testing.assert_array_equal(restored.compute_batch(clips[0][:1])[0].values,
+                                  branch.compute_batch(clips[0][:1])[0].values)
+
+
+def test_embedder_is_a_well_behaved_sklearn_transformer(clips):
+    paths, _ = clips
+    embedder = PretrainedEmbedder("mn04_as", weights="untrained", batch_size=2)
+    assert clone(embedder).get_params() == embedder.get_params()
+    table = embedder.set_output(transform="pandas").fit_transform(paths)
+    assert isinstance(table, pd.DataFrame) and table.shape == (3, 384)
+    assert list(table.columns) == list(embedder.get_feature_names_out())
+    assert table.columns[0] == "neural.mn04_as.emb_000"
+    restored = pickle.loads(pickle.dumps(embedder))
+    pd.testing.assert_frame_equal(restored.transform(paths), table)
+    fresh = clone(embedder)
+    assert not hasattr(fresh, "model_")
+
+
+def test_embedder_takes_arrays_with_their_rate(clips):
+    paths, signals = clips
+    embedder = PretrainedEmbedder("mn04_as", weights="untrained", tags=True).fit()
+    from_files = embedder.transform(paths)
+    with pytest.raises(ValueError, match="sr="):
+        embedder.transform(signals)
+    from_arrays = embedder.set_params(sr=SR_FILE).transform(signals)
+    assert from_arrays.shape == (3, 384 + 527)
+    # File 1 was written as a stereo copy of the same signal; float WAV is lossless.
+    np.testing.assert_allclose(from_arrays, from_files, rtol=1e-4, atol=1e-5)
+    with pytest.raises(AudioError, match="NaN"):
+        embedder.transform([np.full(SR_FILE, np.nan, dtype=np.float32)])
+
+
+def test_embedder_requires_fit():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        PretrainedEmbedder(weights="untrained").transform(["x.wav"])
+
+
+def test_hear_api_shapes_and_timestamps():
+    model = hear.load_model("untrained", model_name="mn04_as")
+    assert model.sample_rate == 32000
+    assert model.scene_embedding_size == model.timestamp_embedding_size == 384
+    audio = torch.from_numpy(
+        (0.1 * np.random.default_rng(3).standard_normal((2, 32000 * 2))).astype(np.float32))
+    scene = hear.get_scene_embeddings(audio, model)
+    assert scene.shape == (2, 384) and scene.dtype == torch.float32
+    embeddings, timestamps = hear.get_timestamp_embeddings(audio, model)
+    assert embeddings.shape[:2] == timestamps.shape and embeddings.shape[2] == 384
+    assert timestamps.shape[0] == 2
+    step = torch.diff(timestamps[0])
+    assert torch.allclose(step, torch.full_like(step, 320.0))  # ms
+    assert 0 < float(timestamps[0, 0]) < 320 and float(timestamps[0, -1]) < 2000 + 320
+    # The scene embedding is the mean of the neuralogram rows for a single window.
+    torch.testing.assert_close(scene, embeddings.mean(dim=1), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="n_sounds"):
+        hear.get_scene_embeddings(audio[0], model)
