@@ -1,0 +1,579 @@
+"""Branch ablation: what each branch is worth alone, together, and when left out.
+
+:func:`run_benchmark` takes a features DataFrame (as :meth:`featurekit.FeatureStore.read`
+returns it) and evaluates, by leave-one-fold-out over the folds present:
+
+* every branch alone (``pitch``, ``timbre``, ``spectral`` -- column groups of the store's
+  ``handcrafted`` branch -- and ``neural.<model>``) with every head;
+* every multi-branch subset of the ablation -- all handcrafted branches, everything, and
+  everything but each branch -- with every head and every fusion (early, mean, weighted,
+  stacking).
+
+Work is organised so the expensive part is shared: per outer fold, head and branch, one set of
+seeded members (and their inner out-of-fold twins) is fitted once and reused by every late
+fusion that contains the branch. Every system gets the same budget: the same seeds (their
+probabilities averaged), the same inner splits and the same hyper-parameter search (or none),
+so a fusion is always compared with an equally tuned and equally ensembled single branch.
+
+The result is a JSON-ready dict (see :func:`run_benchmark`); :func:`benchmark_store` reads the
+branches from a feature store first and refuses branches computed with untrained weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from threadpoolctl import threadpool_limits
+
+from featurekit.errors import ConfigError, DatasetError, StoreError
+from featurekit.evaluation import (
+    bootstrap_accuracy_difference,
+    classification_metrics,
+    confusion,
+    leave_one_fold_out,
+    mean_and_std,
+    paired_fold_test,
+    per_class_f1,
+    seed_spread,
+)
+from featurekit.fsutil import atomic_write_text
+from featurekit.fusion import (
+    FUSION_RULES,
+    FUSIONS,
+    Selector,
+    fit_branch,
+    make_fusion,
+    predict_members,
+    resolve_columns,
+)
+from featurekit.heads import HEADS, HeadSpec, get_head_spec, inner_splits
+from featurekit.progress import progress_bar
+
+#: Families of the store's ``handcrafted`` branch, each a benchmark branch of its own.
+HANDCRAFTED_FAMILIES = ("pitch", "timbre", "spectral")
+#: Key columns of a store read.
+KEY_COLUMNS = ("clip_id", "fold", "label", "label_id")
+#: Store branch holding the handcrafted families.
+HANDCRAFTED_BRANCH = "handcrafted"
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    """What a benchmark runs; everything that changes its numbers (hashed into the results).
+
+    Attributes
+    ----------
+    heads : tuple of str
+        Head names of :data:`featurekit.heads.HEADS` (or of ``head_specs`` given to
+        :func:`run_benchmark`).
+    fusions : tuple of str
+        Any of ``early`` and the late rules of :data:`featurekit.fusion.FUSION_RULES`.
+    n_seeds : int
+        Members per seeded head (seeds ``seed .. seed + n_seeds - 1``), probabilities averaged.
+    seed : int
+        Base seed of heads, inner splits and the bootstrap.
+    inner_splits : int
+        Inner cross-validation splits (out-of-fold probabilities and the search).
+    tune : bool
+        Hyper-parameter search of every head inside the training folds (costs
+        ``len(grid) * inner_splits`` extra fits per head, branch and fold).
+    n_bootstrap : int
+        Resamples of the bootstrap interval.
+    """
+
+    heads: tuple[str, ...] = ("xgb", "mlp", "logreg")
+    fusions: tuple[str, ...] = FUSIONS
+    n_seeds: int = 2
+    seed: int = 0
+    inner_splits: int = 3
+    tune: bool = False
+    n_bootstrap: int = 2000
+
+    def __post_init__(self) -> None:
+        if not self.heads:
+            raise ConfigError("a benchmark needs at least one head")
+        unknown = [name for name in self.fusions if name not in FUSIONS]
+        if unknown:
+            raise ConfigError(f"unknown fusion {unknown[0]!r}; choose from {', '.join(FUSIONS)}")
+        if self.n_seeds < 1:
+            raise ConfigError(f"n_seeds must be at least 1, got {self.n_seeds}")
+        if self.inner_splits < 2:
+            raise ConfigError(f"inner_splits must be at least 2, got {self.inner_splits}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready copy."""
+        return {key: list(value) if isinstance(value, tuple) else value
+                for key, value in asdict(self).items()}
+
+    def config_hash(self, head_specs: Mapping[str, HeadSpec] | None = None) -> str:
+        """Stable short hash of :meth:`to_dict` and of the heads' default parameters
+        (``head_specs`` first, then the registry)."""
+        specs = {**HEADS, **(head_specs or {})}
+        heads = {name: [repr(specs[name].factory().get_params()), repr(specs[name].param_grid)]
+                 for name in self.heads if name in specs}
+        text = json.dumps({"config": self.to_dict(), "heads": heads}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def branch_selectors(columns: Sequence[str]) -> dict[str, str]:
+    """Benchmark branches found among feature columns, as column prefixes.
+
+    ``pitch``, ``timbre`` and ``spectral`` are the families of the handcrafted columns
+    (``family.descriptor.statistic``); each ``neural.<model>`` is one neural branch (its
+    ``emb_`` columns when there are any, e.g. not the optional tag probabilities).
+    """
+    names = [str(c) for c in columns if c not in KEY_COLUMNS]
+    selectors = {family: f"{family}." for family in HANDCRAFTED_FAMILIES
+                 if any(name.startswith(f"{family}.") for name in names)}
+    models = sorted({name.split(".")[1] for name in names
+                     if name.startswith("neural.") and name.count(".") >= 2})
+    for model in models:
+        prefix = f"neural.{model}."
+        has_embedding = any(name.startswith(prefix + "emb_") for name in names)
+        selectors[f"neural.{model}"] = prefix + "emb_" if has_embedding else prefix
+    return selectors
+
+
+def ablation_subsets(branches: Sequence[str]) -> dict[tuple[str, ...], list[str]]:
+    """Branch subsets of the ablation and why each is there.
+
+    Returns
+    -------
+    dict
+        ``subset -> labels``: ``alone:<b>`` for each branch, ``handcrafted`` (all handcrafted
+        branches, when two or more), ``all`` (two or more branches) and ``all_but:<b>`` (three
+        or more). A subset reached for several reasons carries every label.
+    """
+    subsets: dict[tuple[str, ...], list[str]] = {}
+    for name in branches:
+        subsets.setdefault((name,), []).append(f"alone:{name}")
+    handcrafted = tuple(name for name in branches if name in HANDCRAFTED_FAMILIES)
+    if len(handcrafted) >= 2:
+        subsets.setdefault(handcrafted, []).append("handcrafted")
+    if len(branches) >= 2:
+        subsets.setdefault(tuple(branches), []).append("all")
+    if len(branches) >= 3:
+        for name in branches:
+            rest = tuple(other for other in branches if other != name)
+            subsets.setdefault(rest, []).append(f"all_but:{name}")
+    return subsets
+
+
+def system_name(subset: Sequence[str], head: str, fusion: str | None) -> str:
+    """``pitch/xgb`` for a single branch, ``pitch+timbre/mlp/stacking`` for a fusion."""
+    parts = ["+".join(subset), head] + ([fusion] if fusion else [])
+    return "/".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# Work units (run in parallel)
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Unit:
+    fold: int
+    head: str
+    subset: tuple[str, ...]
+    with_oof: bool
+
+
+def _run_unit(spec: HeadSpec, X: np.ndarray, y: np.ndarray, folds: np.ndarray,
+              train: np.ndarray, test: np.ndarray, positions: np.ndarray, n_classes: int,
+              seeds: Sequence[int], config: BenchmarkConfig,
+              splits: Sequence[tuple[np.ndarray, np.ndarray]] | None) -> dict[str, Any]:
+    """Fit one head on one column set of one outer fold's training rows; predict its test rows.
+
+    Only ``train`` rows reach any ``fit``; ``test`` rows are only predicted.
+    """
+    started = time.perf_counter()
+    X_train = X[np.ix_(train, positions)]
+    # One BLAS/OpenMP thread per unit: these matrices are small, parallelism comes from
+    # running units side by side, and threads competing for two cores cost up to 10x.
+    with threadpool_limits(limits=1):
+        fitted = fit_branch(spec, X_train, y[train], folds[train], n_classes=n_classes,
+                            seeds=seeds, splits=splits, tune=config.tune,
+                            tune_splits=config.inner_splits, tune_random_state=config.seed)
+        test_proba = predict_members(fitted.members, X[np.ix_(test, positions)], n_classes)
+    return {"test": test_proba, "oof": fitted.oof, "params": fitted.params,
+            "seconds": time.perf_counter() - started}
+
+
+# --------------------------------------------------------------------------------------------
+# The benchmark
+# --------------------------------------------------------------------------------------------
+
+def _validate_frame(data: pd.DataFrame) -> None:
+    missing = [key for key in ("clip_id", "fold", "label_id") if key not in data.columns]
+    if missing:
+        raise DatasetError(f"features table lacks columns {missing}")
+    if data.empty:
+        raise DatasetError("features table is empty")
+    if data["clip_id"].duplicated().any():
+        raise DatasetError(f"duplicate clip ids, e.g. "
+                           f"{data['clip_id'][data['clip_id'].duplicated()].iloc[0]!r}")
+    if data["label_id"].isna().any() or data["fold"].isna().any():
+        raise DatasetError("some clips have no label_id or no fold")
+
+
+def _check_provenance(provenance: Mapping[str, Mapping[str, Any]]) -> None:
+    for branch, facts in provenance.items():
+        if facts.get("untrained"):
+            raise ConfigError(f"branch {branch!r} was computed with untrained (random) weights; "
+                              "the benchmark only runs on pretrained embeddings (re-embed "
+                              "with real weights)")
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries whose behaviour shapes the numbers."""
+    versions = {"python": platform.python_version()}
+    for package in ("featurekit", "numpy", "pandas", "scipy", "scikit-learn", "xgboost"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return versions
+
+
+def run_benchmark(data: pd.DataFrame, *, dataset: str,
+                  branches: Mapping[str, Selector] | None = None,
+                  config: BenchmarkConfig | None = None,
+                  head_specs: Mapping[str, HeadSpec] | None = None,
+                  provenance: Mapping[str, Mapping[str, Any]] | None = None,
+                  expected_folds: Sequence[int] | None = None, n_jobs: int = 1,
+                  progress: bool | None = None) -> dict[str, Any]:
+    """Run the whole ablation by leave-one-fold-out and return the results.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        ``clip_id, fold, label, label_id`` then feature columns (a store read). NaN features
+        are allowed (heads impute or route them); infinities are treated as NaN.
+    dataset : str
+        Dataset name recorded in the results.
+    branches : mapping of str to selector, optional
+        Benchmark branches and their columns; default :func:`branch_selectors`.
+    config : BenchmarkConfig, optional
+        Heads, fusions, seeds, search; default :class:`BenchmarkConfig()`.
+    head_specs : mapping of str to HeadSpec, optional
+        Extra or replacement heads by name (looked up before :data:`featurekit.heads.HEADS`).
+    provenance : mapping of str to dict, optional
+        Store branch -> its provenance (``config_hash``, ``versions``, ``untrained``...). A
+        branch marked ``untrained`` is refused; the hashes go to ``config_hashes``.
+    expected_folds : sequence of int, optional
+        The dataset's complete fold list, to report missing folds.
+    n_jobs : int
+        Parallel work units (joblib processes). Results do not depend on it.
+    progress : bool, optional
+        Progress bar on stderr (default: on unless ``FEATUREKIT_NO_PROGRESS`` is set).
+
+    Returns
+    -------
+    dict
+        ``dataset, folds, protocol, systems, best_single, best_fusion, fusion_gain, versions,
+        config_hashes, timings_s`` (the results.json contract) plus ``classes``,
+        ``expected_folds``, ``missing_folds``, ``clips_per_fold``, ``branches`` (column counts),
+        ``config``, ``comparisons`` (every fusion against the best single branch),
+        ``contributions`` (each branch alone and its marginal value), ``reference_for_gain``
+        (the system per-class gains are measured against) and ``provenance``.
+    """
+    started = time.perf_counter()
+    config = config or BenchmarkConfig()
+    provenance = dict(provenance or {})
+    _check_provenance(provenance)
+    _validate_frame(data)
+    data = data.sort_values("clip_id", kind="stable").reset_index(drop=True)
+    feature_columns = [str(c) for c in data.columns if c not in KEY_COLUMNS]
+    selectors = dict(branches) if branches is not None else branch_selectors(feature_columns)
+    if not selectors:
+        raise DatasetError("no benchmark branch found among the feature columns (expected "
+                           "pitch./timbre./spectral./neural.<model>. prefixes)")
+    positions = {name: resolve_columns(selector, feature_columns, len(feature_columns))
+                 for name, selector in selectors.items()}
+    specs = {name: (head_specs or {}).get(name) or get_head_spec(name) for name in config.heads}
+    X = np.array(data[feature_columns].to_numpy(dtype=np.float32), copy=True)
+    X[~np.isfinite(X) & ~np.isnan(X)] = np.nan
+    label_ids, y = np.unique(data["label_id"].to_numpy(dtype=np.int64), return_inverse=True)
+    names_by_id = (data.drop_duplicates("label_id").set_index("label_id")["label"]
+                   if "label" in data.columns else pd.Series(dtype=str))
+    classes = [str(names_by_id.get(label_id, label_id)) for label_id in label_ids]
+    n_classes = len(classes)
+    folds = data["fold"].to_numpy(dtype=np.int64)
+    outer = leave_one_fold_out(folds)
+    branch_names = list(selectors)
+    subsets = ablation_subsets(branch_names)
+    multi = [subset for subset in subsets if len(subset) > 1]
+    late = [name for name in config.fusions if name in FUSION_RULES]
+    seeds = [config.seed + i for i in range(config.n_seeds)]
+
+    units = [_Unit(fold, head, (name,), bool(late and multi))
+             for fold, _, _ in outer for head in config.heads for name in branch_names]
+    if "early" in config.fusions:
+        units += [_Unit(fold, head, subset, False)
+                  for fold, _, _ in outer for head in config.heads for subset in multi]
+    split_of = {fold: (train, test) for fold, train, test in outer}
+    inner = {fold: inner_splits(y[train], folds[train], n_splits=config.inner_splits,
+                                random_state=config.seed) for fold, train, _ in outer}
+
+    def unit_columns(unit: _Unit) -> np.ndarray:
+        return np.concatenate([positions[name] for name in unit.subset])
+
+    tasks = (delayed(_run_unit)(specs[unit.head], X, y, folds, *split_of[unit.fold],
+                                unit_columns(unit), n_classes, seeds, config,
+                                inner[unit.fold] if unit.with_oof else None)
+             for unit in units)
+    outputs: dict[_Unit, dict[str, Any]] = {}
+    with progress_bar(total=len(units), desc=f"benchmark {dataset}", unit="fit",
+                      disable=None if progress is None else not progress) as bar:
+        for unit, output in zip(units, Parallel(n_jobs=n_jobs, return_as="generator")(tasks),
+                                strict=True):
+            outputs[unit] = output
+            bar.update(1)
+
+    fusion_started = time.perf_counter()
+    cells: dict[str, dict[str, Any]] = {}
+
+    def record(name: str, subset: tuple[str, ...], head: str, fusion: str | None, fold: int,
+               ensemble: np.ndarray, members: np.ndarray, choice: str | None = None) -> None:
+        cell = cells.setdefault(name, {"subset": subset, "head": head, "fusion": fusion,
+                                       "proba": {}, "members": {}, "choices": {}})
+        cell["proba"][fold] = ensemble
+        cell["members"][fold] = members
+        if choice is not None:
+            cell["choices"][fold] = choice
+
+    with threadpool_limits(limits=1):  # small second-level fits: one thread is fastest
+        for fold, train, _ in outer:
+            for head in config.heads:
+                for subset in subsets:
+                    if len(subset) == 1:
+                        test = outputs[_Unit(fold, head, subset, bool(late and multi))]["test"]
+                        record(system_name(subset, head, None), subset, head, None, fold,
+                               test.mean(axis=0), test)
+                        continue
+                    if "early" in config.fusions:
+                        test = outputs[_Unit(fold, head, subset, False)]["test"]
+                        record(system_name(subset, head, "early"), subset, head, "early", fold,
+                               test.mean(axis=0), test)
+                    parts = [outputs[_Unit(fold, head, (name,), True)] for name in subset]
+                    for rule_name in late:
+                        rule = make_fusion(rule_name).fit([part["oof"].mean(axis=0)
+                                                           for part in parts],
+                                                          y[train], inner[fold])
+                        # The rule learned on the seed ensemble also fuses each seed's members,
+                        # so the seed spread reflects the heads, not a re-learned rule.
+                        members = np.stack([rule.combine([part["test"][m] for part in parts])
+                                            for m in range(parts[0]["test"].shape[0])])
+                        ensemble = rule.combine([part["test"].mean(axis=0) for part in parts])
+                        choice = rule.choice_
+                        for index in reversed(range(len(subset))):  # "branch 10" first
+                            choice = choice.replace(f"branch {index}", subset[index])
+                        record(system_name(subset, head, rule_name), subset, head, rule_name,
+                               fold, ensemble, members, choice)
+
+    fold_ids = [fold for fold, _, _ in outer]
+    test_of = {fold: test for fold, _, test in outer}
+    systems = []
+    correct: dict[str, dict[int, np.ndarray]] = {}
+    for name, cell in cells.items():
+        per_fold, member_accuracy, predictions = {}, [], np.empty(len(y), dtype=np.int64)
+        for fold in fold_ids:
+            truth = y[test_of[fold]]
+            per_fold[str(fold)] = classification_metrics(truth, cell["proba"][fold])
+            predictions[test_of[fold]] = np.argmax(cell["proba"][fold], axis=1)
+            member_accuracy.append([float(np.mean(np.argmax(p, axis=1) == truth))
+                                    for p in cell["members"][fold]])
+        correct[name] = {fold: predictions[test_of[fold]] == y[test_of[fold]]
+                         for fold in fold_ids}
+        means, stds = mean_and_std(per_fold)
+        entry = {"name": name, "branches": list(cell["subset"]), "head": cell["head"],
+                 "fusion": cell["fusion"], "per_fold": per_fold, "mean": means, "std": stds,
+                 "seed_sd": {"accuracy": seed_spread(member_accuracy)},
+                 "n_members_per_branch": len(cell["members"][fold_ids[0]]),
+                 "ablation": list(subsets[cell["subset"]]),
+                 "per_class_f1": dict(zip(classes, per_class_f1(y, predictions, n_classes)
+                                          .round(6).tolist(), strict=True)),
+                 "confusion": confusion(y, predictions, n_classes).tolist()}
+        if cell["choices"]:
+            entry["fusion_choice"] = {str(fold): cell["choices"][fold] for fold in fold_ids}
+        systems.append(entry)
+    fusion_seconds = time.perf_counter() - fusion_started
+
+    by_name = {system["name"]: system for system in systems}
+    singles = [s for s in systems if s["fusion"] is None]
+    fused = [s for s in systems if s["fusion"] is not None]
+    best_single = max(singles, key=lambda s: s["mean"]["accuracy"])["name"]
+    best_fusion = max(fused, key=lambda s: s["mean"]["accuracy"])["name"] if fused else None
+
+    def compare(name: str, reference: str) -> dict[str, Any]:
+        a = [by_name[name]["per_fold"][str(f)]["accuracy"] for f in fold_ids]
+        b = [by_name[reference]["per_fold"][str(f)]["accuracy"] for f in fold_ids]
+        test = paired_fold_test(a, b)
+        low, high = bootstrap_accuracy_difference(
+            [correct[name][f] for f in fold_ids], [correct[reference][f] for f in fold_ids],
+            n_boot=config.n_bootstrap, random_state=config.seed)
+        return {"system": name, "reference": reference, "mean_pp": 100.0 * test["mean"],
+                "per_fold_pp": {str(f): 100.0 * (x - z) for f, x, z in zip(fold_ids, a, b,
+                                                                            strict=True)},
+                "ci95_pp": [100.0 * low, 100.0 * high], "n_better": test["n_better"],
+                "n_worse": test["n_worse"], "sign_test_p": test["sign_test_p"],
+                "wilcoxon_p": test["wilcoxon_p"]}
+
+    comparisons = [compare(s["name"], best_single) for s in fused]
+    fusion_gain = next((c for c in comparisons if c["system"] == best_fusion), None)
+    neural_singles = [s for s in singles if s["branches"][0].startswith("neural.")]
+    reference_for_gain = (max(neural_singles, key=lambda s: s["mean"]["accuracy"])["name"]
+                          if neural_singles else best_single)
+
+    heads_seconds = {f"fit_{head}": sum(out["seconds"] for unit, out in outputs.items()
+                                        if unit.head == head) for head in config.heads}
+    results = {
+        "dataset": dataset, "folds": fold_ids, "protocol": "leave-one-fold-out",
+        "systems": systems, "best_single": best_single, "best_fusion": best_fusion,
+        "fusion_gain": fusion_gain, "versions": library_versions(),
+        "config_hashes": {"benchmark": config.config_hash(head_specs),
+                          **{branch: facts.get("config_hash")
+                             for branch, facts in provenance.items()}},
+        "timings_s": {"total": time.perf_counter() - started, **heads_seconds,
+                      "late_fusion_and_statistics": fusion_seconds},
+        "classes": classes,
+        "expected_folds": sorted(int(f) for f in expected_folds) if expected_folds else fold_ids,
+        "missing_folds": sorted(set(int(f) for f in expected_folds or ()) - set(fold_ids)),
+        "clips_per_fold": {str(fold): len(test_of[fold]) for fold in fold_ids},
+        "n_clips": len(y),
+        "branches": {name: len(cols) for name, cols in positions.items()},
+        "config": config.to_dict(),
+        "comparisons": comparisons,
+        "contributions": _contributions(by_name, branch_names, fold_ids,
+                                        by_name[best_fusion] if best_fusion else
+                                        by_name[best_single]),
+        "reference_for_gain": reference_for_gain,
+        "provenance": provenance,
+    }
+    if config.tune:
+        results["tuned_params"] = {
+            f"{unit.fold}:{system_name(unit.subset, unit.head, None)}": out["params"]
+            for unit, out in outputs.items()}
+    return results
+
+
+def _contributions(by_name: Mapping[str, Mapping[str, Any]], branch_names: Sequence[str],
+                   fold_ids: Sequence[int], anchor: Mapping[str, Any]) -> dict[str, Any]:
+    """Each branch alone and its marginal value (all minus all-but-it), with ``anchor``'s head
+    and fusion, per fold and as mean and standard deviation over folds."""
+    head, fusion = anchor["head"], anchor["fusion"]
+
+    def lookup(subset: Sequence[str]) -> Mapping[str, Any] | None:
+        return by_name.get(system_name(subset, head, fusion if len(subset) > 1 else None))
+
+    def summary(values: Sequence[float]) -> dict[str, Any]:
+        array = np.asarray(values)
+        return {"per_fold": {str(f): float(v) for f, v in zip(fold_ids, array, strict=True)},
+                "mean": float(array.mean()),
+                "std": float(array.std(ddof=1)) if array.size > 1 else 0.0}
+
+    def accuracy(system: Mapping[str, Any]) -> list[float]:
+        return [100.0 * system["per_fold"][str(f)]["accuracy"] for f in fold_ids]
+
+    everything = lookup(branch_names)
+    out: dict[str, Any] = {"head": head, "fusion": fusion, "branches": {}}
+    for name in branch_names:
+        entry: dict[str, Any] = {"alone_pct": summary(accuracy(by_name[system_name(
+            (name,), head, None)]))}
+        rest = [other for other in branch_names if other != name]
+        without = lookup(rest) if rest else None
+        if everything is not None and without is not None:
+            entry["marginal_pp"] = summary([a - b for a, b in zip(
+                accuracy(everything), accuracy(without), strict=True)])
+        out["branches"][name] = entry
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# From a feature store, to files
+# --------------------------------------------------------------------------------------------
+
+def benchmark_store(store: Any, dataset: str, *, model: str | None = None,
+                    config: BenchmarkConfig | None = None,
+                    expected_folds: Sequence[int] | None = None, n_jobs: int = 1,
+                    progress: bool | None = None) -> dict[str, Any]:
+    """Read ``handcrafted`` (and ``neural.<model>``) from a store and run the benchmark.
+
+    Parameters
+    ----------
+    store : FeatureStore or path-like
+    dataset : str
+    model : str, optional
+        Neural model whose branch ``neural.<model>`` joins the handcrafted families.
+    config, expected_folds, n_jobs, progress :
+        See :func:`run_benchmark`.
+
+    Raises
+    ------
+    StoreError
+        A branch is missing from the store.
+    ConfigError
+        The neural branch was computed with untrained weights.
+    """
+    from featurekit.store import FeatureStore
+
+    store = store if isinstance(store, FeatureStore) else FeatureStore(store)
+    wanted = [HANDCRAFTED_BRANCH] + ([f"neural.{model}"] if model else [])
+    present = store.branches(dataset)
+    missing = [branch for branch in wanted if branch not in present]
+    if missing:
+        raise StoreError(f"store {store.path} lacks branch(es) {', '.join(missing)} of "
+                         f"dataset {dataset!r}; run featurekit extract / embed first")
+    started = time.perf_counter()
+    provenance = {branch: store.provenance(dataset, branch) for branch in wanted}
+    _check_provenance(provenance)
+    data = store.read(dataset, branches=wanted)
+    read_seconds = time.perf_counter() - started
+    results = run_benchmark(data, dataset=dataset, config=config, provenance=provenance,
+                            expected_folds=expected_folds, n_jobs=n_jobs, progress=progress)
+    results["timings_s"]["read_store"] = read_seconds
+    results["timings_s"]["total"] += read_seconds
+    return results
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(key): _json_ready(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(item) for item in value]
+    if isinstance(value, np.generic):
+        return _json_ready(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+def save_results(results: Mapping[str, Any], out_dir: str | os.PathLike[str]) -> Path:
+    """Write ``results.json`` into ``out_dir`` atomically and return its path."""
+    target = Path(out_dir) / "results.json"
+    atomic_write_text(target, json.dumps(_json_ready(results), indent=1) + "\n")
+    return target
+
+
+def load_results(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a ``results.json`` written by :func:`save_results`."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+__all__ = ["HANDCRAFTED_FAMILIES", "BenchmarkConfig", "ablation_subsets",
+           "benchmark_store", "branch_selectors", "library_versions", "load_results",
+           "run_benchmark", "save_results", "system_name"]

@@ -1,0 +1,475 @@
+"""Classifier heads that sit on feature-store columns: XGBoost, an MLP and logistic regression.
+
+Every head is a scikit-learn classifier whose ``fit`` accepts an optional ``groups`` array (the
+official fold of each training clip). Anything a head learns from data -- imputation medians,
+standardisation, the early-stopping split, hyper-parameters -- is taken from the rows given to
+``fit`` only, so a head called on the training folds never sees a test clip.
+
+Defaults are chosen to work from about 10 to 10,000 clips and to keep a whole ablation on a
+few thousand clips within minutes on two cores:
+
+* ``xgb``: histogram trees (32 bins), depth 4, 30 % of the columns per tree, learning rate
+  0.2, at most 150 rounds, early stopping after 10 rounds without improvement on a validation
+  split drawn from the training rows (whole folds when there are enough of them, stratified
+  otherwise). A multi-class round grows one tree per class, so rounds dominate the cost.
+* ``mlp``: one hidden layer of 256 ReLU units on standardised inputs, Adam, early stopping on
+  a stratified 10 % split of the training rows.
+* ``logreg``: L2 logistic regression (``C=0.1``) on standardised inputs, the linear reference.
+
+The optional hyper-parameter search (:func:`tune_head`) tries a grid of at most four
+candidates per head (``HeadSpec.param_grid``) by inner cross-validation over the training
+rows' own folds (:func:`inner_splits`) and keeps the most accurate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import math
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import (
+    KFold,
+    ParameterGrid,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+    StratifiedShuffleSplit,
+)
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+from xgboost import XGBClassifier
+
+from featurekit.errors import ConfigError
+
+Split = tuple[np.ndarray, np.ndarray]
+
+
+# --------------------------------------------------------------------------------------------
+# Splits drawn from training rows only
+# --------------------------------------------------------------------------------------------
+
+def inner_splits(y: np.ndarray, groups: np.ndarray | None = None, *, n_splits: int = 3,
+                 random_state: int | None = 0) -> list[Split]:
+    """Cross-validation splits of training rows, group-aware when groups allow it.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n_samples,)
+        Class labels of the training rows.
+    groups : np.ndarray, shape (n_samples,), optional
+        Fold (or recording) id of each row. With at least two distinct ids the splits keep
+        each id on one side (``StratifiedGroupKFold`` with ``min(n_splits, n_ids)`` splits),
+        which mirrors the outer protocol. Otherwise rows are split by stratified k-fold.
+    n_splits : int
+        Wanted number of splits (at least 2).
+    random_state : int, optional
+        Seed of the shuffling.
+
+    Returns
+    -------
+    list of (train_index, validation_index)
+        Positional indices into ``y``.
+    """
+    y = np.asarray(y)
+    if n_splits < 2:
+        raise ConfigError(f"inner cross-validation needs at least 2 splits, got {n_splits}")
+    if y.shape[0] < 2:
+        raise ConfigError("inner cross-validation needs at least 2 training rows")
+    placeholder = np.zeros((y.shape[0], 1))
+    if groups is not None and np.unique(groups).size >= 2:
+        n_groups = np.unique(groups).size
+        splitter = StratifiedGroupKFold(n_splits=min(n_splits, n_groups), shuffle=True,
+                                        random_state=random_state)
+        return list(splitter.split(placeholder, y, groups))
+    _, counts = np.unique(y, return_counts=True)
+    if counts.min() >= n_splits:
+        splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
+        return list(splitter.split(placeholder, y))
+    # Too few clips of some class to stratify: plain shuffled k-fold still gives every row an
+    # out-of-fold prediction.
+    splitter = KFold(n_splits=min(n_splits, y.shape[0]), shuffle=True,
+                     random_state=random_state)
+    return list(splitter.split(placeholder))
+
+
+def validation_split(y: np.ndarray, groups: np.ndarray | None = None, *, fraction: float = 0.15,
+                     random_state: int | None = 0) -> Split | None:
+    """One train/validation split of training rows for early stopping, or ``None``.
+
+    Whole groups are held out when there are at least ``round(1 / fraction)`` of them and the
+    remaining rows still contain every class; otherwise a stratified random split is used. When
+    the data are too small for a validation set holding every class (fewer than two clips of a
+    class, or fewer validation rows than classes) ``None`` is returned and the caller trains
+    without early stopping.
+    """
+    y = np.asarray(y)
+    classes, counts = np.unique(y, return_counts=True)
+    placeholder = np.zeros((y.shape[0], 1))
+    wanted_groups = max(2, round(1.0 / fraction))
+    if groups is not None and np.unique(groups).size >= wanted_groups:
+        splitter = StratifiedGroupKFold(n_splits=wanted_groups, shuffle=True,
+                                        random_state=random_state)
+        train, val = next(splitter.split(placeholder, y, groups))
+        if np.unique(y[train]).size == classes.size:
+            return train, val
+    if counts.min() < 2 or math.ceil(fraction * y.shape[0]) < classes.size:
+        return None
+    splitter = StratifiedShuffleSplit(n_splits=1, test_size=fraction, random_state=random_state)
+    return next(splitter.split(placeholder, y))
+
+
+# --------------------------------------------------------------------------------------------
+# Heads
+# --------------------------------------------------------------------------------------------
+
+class _Head(ClassifierMixin, BaseEstimator):
+    """Shared plumbing: input validation, label encoding, probability and label prediction."""
+
+    def _validate_fit_input(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        X, y = validate_data(self, X, y, dtype=np.float64, ensure_all_finite="allow-nan")
+        check_classification_targets(y)
+        self.classes_, encoded = np.unique(y, return_inverse=True)
+        if self.classes_.size < 2:
+            raise ValueError(f"{type(self).__name__} needs at least 2 classes in y, "
+                             f"got {self.classes_.size}")
+        return X, encoded
+
+    def _validate_predict_input(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "classes_")
+        return validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan",
+                             reset=False)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Most probable class of each row."""
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+
+def _standardising_steps(clip: float) -> list[tuple[str, Any]]:
+    # Median imputation keeps all-NaN columns (as zeros) so column positions never shift;
+    # clipping the standardised values stops heavy-tailed descriptors (kurtosis, flux peaks)
+    # from dominating a linear layer.
+    return [("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+            ("scale", StandardScaler()),
+            ("clip", FunctionTransformer(np.clip, kw_args={"a_min": -clip, "a_max": clip}))]
+
+
+class XGBHead(_Head):
+    """Gradient-boosted trees (XGBoost ``hist``) with early stopping inside the training rows.
+
+    Parameters
+    ----------
+    n_estimators : int
+        Maximum number of boosting rounds.
+    learning_rate, max_depth, subsample, colsample_bytree, min_child_weight, reg_lambda,
+    max_bin :
+        Passed to :class:`xgboost.XGBClassifier`.
+    early_stopping_rounds : int
+        Stop after this many rounds without a better validation log-loss.
+    validation_fraction : float
+        Share of the training rows held out for early stopping (see
+        :func:`validation_split`). When the data are too small for it, training runs for
+        ``min(n_estimators, 100)`` rounds without early stopping.
+    n_jobs : int, optional
+        Threads of XGBoost (default: its own choice).
+    random_state : int, optional
+        Seed of row/column subsampling and of the validation split.
+
+    Attributes
+    ----------
+    classes_ : np.ndarray
+    model_ : xgboost.XGBClassifier
+    n_rounds_ : int
+        Boosting rounds kept (the best iteration plus one when early stopping ran).
+    """
+
+    def __init__(self, *, n_estimators: int = 150, learning_rate: float = 0.2,
+                 max_depth: int = 4, subsample: float = 0.8, colsample_bytree: float = 0.3,
+                 min_child_weight: float = 1.0, reg_lambda: float = 1.0, max_bin: int = 32,
+                 early_stopping_rounds: int = 10, validation_fraction: float = 0.15,
+                 n_jobs: int | None = None, random_state: int | None = None) -> None:
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.max_depth = max_depth
+        self.subsample = subsample
+        self.colsample_bytree = colsample_bytree
+        self.min_child_weight = min_child_weight
+        self.reg_lambda = reg_lambda
+        self.max_bin = max_bin
+        self.early_stopping_rounds = early_stopping_rounds
+        self.validation_fraction = validation_fraction
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    def fit(self, X: Any, y: Any, groups: np.ndarray | None = None) -> XGBHead:
+        """Fit on training rows; ``groups`` (their folds) shape the early-stopping split."""
+        X, encoded = self._validate_fit_input(X, y)
+        seed = 0 if self.random_state is None else int(self.random_state)
+        split = validation_split(encoded, None if groups is None else np.asarray(groups),
+                                 fraction=self.validation_fraction, random_state=seed)
+        options = dict(tree_method="hist", n_estimators=self.n_estimators,
+                       learning_rate=self.learning_rate, max_depth=self.max_depth,
+                       subsample=self.subsample, colsample_bytree=self.colsample_bytree,
+                       min_child_weight=self.min_child_weight, reg_lambda=self.reg_lambda,
+                       max_bin=self.max_bin, n_jobs=self.n_jobs, random_state=seed,
+                       eval_metric="logloss" if self.classes_.size == 2 else "mlogloss")
+        if split is None:
+            options["n_estimators"] = min(self.n_estimators, 100)
+            self.model_ = XGBClassifier(**options).fit(X, encoded)
+            self.n_rounds_ = options["n_estimators"]
+        else:
+            train, val = split
+            self.model_ = XGBClassifier(early_stopping_rounds=self.early_stopping_rounds,
+                                        **options)
+            self.model_.fit(X[train], encoded[train], eval_set=[(X[val], encoded[val])],
+                            verbose=False)
+            self.n_rounds_ = int(self.model_.best_iteration) + 1
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order."""
+        X = self._validate_predict_input(X)
+        return self.model_.predict_proba(X)
+
+
+class MLPHead(_Head):
+    """A small multi-layer perceptron on median-imputed, standardised, clipped inputs.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int
+        Units per hidden layer.
+    alpha : float
+        L2 penalty.
+    learning_rate_init : float
+        Adam step size.
+    batch_size : int
+        Mini-batch size (capped at the number of rows).
+    max_iter : int
+        Maximum epochs.
+    early_stopping : bool or "auto"
+        Hold out ``validation_fraction`` of the training rows (stratified) and stop when its
+        accuracy has not improved for ``n_iter_no_change`` epochs. ``"auto"`` turns it on when
+        the validation set can hold every class at least once.
+    validation_fraction, n_iter_no_change :
+        See ``early_stopping``.
+    clip : float
+        Standardised inputs are clipped to ``[-clip, clip]``.
+    random_state : int, optional
+        Seed of weight initialisation, batching and the validation split.
+    """
+
+    def __init__(self, *, hidden_layer_sizes: tuple[int, ...] = (256,), alpha: float = 1e-3,
+                 learning_rate_init: float = 1e-3, batch_size: int = 128, max_iter: int = 200,
+                 early_stopping: bool | str = "auto", validation_fraction: float = 0.1,
+                 n_iter_no_change: int = 10, clip: float = 5.0,
+                 random_state: int | None = None) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.alpha = alpha
+        self.learning_rate_init = learning_rate_init
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.clip = clip
+        self.random_state = random_state
+
+    def fit(self, X: Any, y: Any, groups: np.ndarray | None = None) -> MLPHead:
+        """Fit on training rows (``groups`` is accepted for a uniform interface)."""
+        X, encoded = self._validate_fit_input(X, y)
+        if self.early_stopping == "auto":
+            counts = np.bincount(encoded)
+            early = (counts.min() >= 2 and math.ceil(self.validation_fraction * X.shape[0])
+                     >= self.classes_.size)
+        else:
+            early = bool(self.early_stopping)
+        n_fitted = X.shape[0] - (math.ceil(self.validation_fraction * X.shape[0]) if early
+                                 else 0)
+        network = MLPClassifier(hidden_layer_sizes=self.hidden_layer_sizes, alpha=self.alpha,
+                                learning_rate_init=self.learning_rate_init,
+                                batch_size=min(self.batch_size, n_fitted),
+                                max_iter=self.max_iter, early_stopping=early,
+                                validation_fraction=self.validation_fraction,
+                                n_iter_no_change=self.n_iter_no_change,
+                                random_state=self.random_state)
+        self.pipeline_ = Pipeline([*_standardising_steps(self.clip), ("mlp", network)])
+        with _quiet_convergence():
+            self.pipeline_.fit(X, encoded)
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order."""
+        return self.pipeline_.predict_proba(self._validate_predict_input(X))
+
+
+class LogRegHead(_Head):
+    """L2-regularised multinomial logistic regression on standardised inputs.
+
+    Parameters
+    ----------
+    C : float
+        Inverse regularisation strength.
+    max_iter : int
+        L-BFGS iterations.
+    clip : float
+        Standardised inputs are clipped to ``[-clip, clip]``.
+    """
+
+    def __init__(self, *, C: float = 0.1, max_iter: int = 500, clip: float = 5.0) -> None:
+        self.C = C
+        self.max_iter = max_iter
+        self.clip = clip
+
+    def fit(self, X: Any, y: Any, groups: np.ndarray | None = None) -> LogRegHead:
+        """Fit on training rows (``groups`` is accepted for a uniform interface)."""
+        X, encoded = self._validate_fit_input(X, y)
+        self.pipeline_ = Pipeline([*_standardising_steps(self.clip),
+                                   ("logreg", LogisticRegression(C=self.C,
+                                                                 max_iter=self.max_iter))])
+        with _quiet_convergence():
+            self.pipeline_.fit(X, encoded)
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order."""
+        return self.pipeline_.predict_proba(self._validate_predict_input(X))
+
+
+@contextlib.contextmanager
+def _quiet_convergence() -> Iterator[None]:
+    # An iteration cap reached is the documented speed/accuracy trade-off of the defaults, not
+    # something a benchmark user can act on per fit.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+# --------------------------------------------------------------------------------------------
+# Registry, fitting helpers and the hyper-parameter search
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """How to build one kind of head.
+
+    Attributes
+    ----------
+    name : str
+        Registry key (``"xgb"``, ``"mlp"``, ``"logreg"``).
+    factory : callable
+        ``factory(**params)`` returns an unfitted classifier; seeded heads also take
+        ``random_state``.
+    seeded : bool
+        Whether results depend on ``random_state`` (a deterministic head runs once per
+        benchmark cell instead of once per seed).
+    param_grid : mapping
+        The small search space of :func:`tune_head`.
+    """
+
+    name: str
+    factory: Callable[..., Any]
+    seeded: bool
+    param_grid: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+
+
+HEADS: dict[str, HeadSpec] = {
+    "xgb": HeadSpec("xgb", XGBHead, seeded=True,
+                    param_grid={"max_depth": [3, 6], "colsample_bytree": [0.2, 0.5]}),
+    "mlp": HeadSpec("mlp", MLPHead, seeded=True,
+                    param_grid={"hidden_layer_sizes": [(128,), (512,)],
+                                "alpha": [1e-4, 1e-2]}),
+    "logreg": HeadSpec("logreg", LogRegHead, seeded=False,
+                       param_grid={"C": [0.01, 0.1, 1.0, 10.0]}),
+}
+
+
+def get_head_spec(head: str | HeadSpec) -> HeadSpec:
+    """Look a head up by name (or pass a :class:`HeadSpec` through)."""
+    if isinstance(head, HeadSpec):
+        return head
+    try:
+        return HEADS[head]
+    except KeyError:
+        raise ConfigError(f"unknown head {head!r}; choose from {', '.join(HEADS)}") from None
+
+
+def make_head(head: str | HeadSpec, *, random_state: int | None = None,
+              **params: Any) -> Any:
+    """An unfitted head; ``random_state`` is passed only to seeded heads."""
+    spec = get_head_spec(head)
+    if spec.seeded:
+        params["random_state"] = random_state
+    return spec.factory(**params)
+
+
+def fit_head(estimator: Any, X: Any, y: np.ndarray, groups: np.ndarray | None = None) -> Any:
+    """Fit ``estimator``, passing ``groups`` when its ``fit`` accepts them."""
+    if groups is not None and "groups" in inspect.signature(estimator.fit).parameters:
+        return estimator.fit(X, y, groups=groups)
+    return estimator.fit(X, y)
+
+
+def aligned_proba(estimator: Any, X: Any, classes: np.ndarray) -> np.ndarray:
+    """``predict_proba`` with one column per entry of ``classes`` (zeros for classes the
+    estimator never saw in training), shape (n_samples, n_classes)."""
+    proba = np.asarray(estimator.predict_proba(X), dtype=np.float64)
+    out = np.zeros((proba.shape[0], len(classes)))
+    out[:, np.searchsorted(classes, estimator.classes_)] = proba
+    return out
+
+
+def tune_head(head: str | HeadSpec, X: np.ndarray, y: np.ndarray,
+              groups: np.ndarray | None = None, *, n_splits: int = 3,
+              random_state: int | None = 0) -> dict[str, Any]:
+    """Pick the head's hyper-parameters by inner cross-validation on training rows only.
+
+    Every candidate of ``HeadSpec.param_grid`` is fitted on the :func:`inner_splits` of the
+    given rows and scored by validation accuracy; the best (first on ties) is returned. The cost
+    is ``len(grid) * n_splits`` fits, the same for every branch and system of a benchmark.
+
+    Returns
+    -------
+    dict
+        Parameters to pass to :func:`make_head`.
+    """
+    spec = get_head_spec(head)
+    X = np.asarray(X)
+    y = np.asarray(y)
+    groups = None if groups is None else np.asarray(groups)
+    candidates = list(ParameterGrid(dict(spec.param_grid)))
+    if len(candidates) <= 1:
+        return dict(candidates[0]) if candidates else {}
+    splits = inner_splits(y, groups, n_splits=n_splits, random_state=random_state)
+    scores = []
+    for params in candidates:
+        correct = 0
+        for train, val in splits:
+            model = make_head(spec, random_state=random_state, **params)
+            fit_head(model, X[train], y[train], None if groups is None else groups[train])
+            correct += int(np.sum(model.predict(X[val]) == y[val]))
+        scores.append(correct)
+    return dict(candidates[int(np.argmax(scores))])
+
+
+def clone_head(estimator: Any, *, random_state: int | None) -> Any:
+    """A fresh copy of a user-given head with ``random_state`` set when it has one."""
+    fresh = clone(estimator)
+    if "random_state" in fresh.get_params():
+        fresh.set_params(random_state=random_state)
+    return fresh

@@ -1,0 +1,313 @@
+"""``report.md`` and PNG plots from benchmark results (see :mod:`featurekit.benchmark`).
+
+Everything here is computed from the results dict alone, so a report can be rebuilt from a
+saved ``results.json``. Figures are drawn with matplotlib's object-oriented API on the Agg
+canvas (no display, no global pyplot state).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from featurekit.fsutil import atomic_path, atomic_write_text
+
+#: File names written into the output directory.
+REPORT_FILE = "report.md"
+CONTRIBUTION_PLOT = "branch_contributions.png"
+CONFUSION_PLOT = "confusion_best.png"
+GAIN_PLOT = "per_class_gain.png"
+
+
+def _pct(value: float) -> str:
+    return f"{100.0 * value:.1f}"
+
+
+def _mean_sd(system: Mapping[str, Any], metric: str = "accuracy") -> str:
+    return f"{_pct(system['mean'][metric])} ± {_pct(system['std'][metric])}"
+
+
+def _pp(value: float) -> str:
+    return f"{round(value, 1) + 0.0:+.1f}"  # + 0.0 turns a rounded -0.0 into +0.0
+
+
+def _p(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3g}"
+
+
+def _folds_text(folds: Sequence[int]) -> str:
+    return ", ".join(str(f) for f in folds)
+
+
+def best_system(results: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The system with the highest mean accuracy (first on ties)."""
+    return max(results["systems"], key=lambda system: system["mean"]["accuracy"])
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def render_markdown(results: Mapping[str, Any], plots: Mapping[str, str] | None = None) -> str:
+    """The text of ``report.md``.
+
+    Parameters
+    ----------
+    results : mapping
+        Benchmark results.
+    plots : mapping of str to str, optional
+        Plot title -> file name (relative to the report) to embed.
+    """
+    systems = {system["name"]: system for system in results["systems"]}
+    config = results.get("config", {})
+    heads = list(dict.fromkeys(system["head"] for system in results["systems"]))
+    folds = results["folds"]
+    lines = [f"# featurekit benchmark: {results['dataset']}", ""]
+
+    protocol = (f"**Protocol.** {results['protocol']} over folds {_folds_text(folds)} "
+                f"({results.get('n_clips', '?')} clips, {len(results.get('classes', []))} "
+                f"classes; clips per fold: "
+                + ", ".join(f"{k}: {v}" for k, v in results.get("clips_per_fold", {}).items())
+                + "). Each fold is the test set once; scaling, imputation, early stopping, "
+                  "hyper-parameters, fusion weights and stackers are fitted on the training "
+                  "folds only, second-level learners on inner out-of-fold predictions.")
+    lines += [protocol, ""]
+    missing = results.get("missing_folds") or []
+    if missing:
+        lines += [f"**Missing folds.** The dataset's official folds are "
+                  f"{_folds_text(results['expected_folds'])}; folds {_folds_text(missing)} are "
+                  f"not in this copy, so the figures cover folds {_folds_text(folds)} only and "
+                  "are not comparable with full-dataset results.", ""]
+    else:
+        lines += ["All official folds are present.", ""]
+    if config:
+        lines += [f"**Budget (identical for every system).** Heads: {', '.join(heads)}; "
+                  f"{config.get('n_seeds')} seed(s) per seeded head, probabilities averaged "
+                  "(single branches and every branch inside a fusion alike); "
+                  f"{config.get('inner_splits')} inner splits over the training folds' own "
+                  "folds (stratified k-fold when a single training fold); hyper-parameter "
+                  f"search {'on' if config.get('tune') else 'off'}; bootstrap "
+                  f"{config.get('n_bootstrap')} resamples of clips within folds; "
+                  f"seed {config.get('seed')}.", ""]
+    hashes = results.get("config_hashes", {})
+    if hashes:
+        lines += ["**Config hashes.** " + ", ".join(f"{k}: `{v}`" for k, v in hashes.items()),
+                  ""]
+
+    lines += ["## Summary", ""]
+    best_single = systems[results["best_single"]]
+    lines.append(f"- Best single branch: `{best_single['name']}`, accuracy "
+                 f"{_mean_sd(best_single)} %")
+    gain = results.get("fusion_gain")
+    if results.get("best_fusion"):
+        best_fusion = systems[results["best_fusion"]]
+        lines.append(f"- Best fusion: `{best_fusion['name']}`, accuracy "
+                     f"{_mean_sd(best_fusion)} %")
+        lines.append(f"- Fusion gain over the best single branch: {_pp(gain['mean_pp'])} pp "
+                     f"(95 % bootstrap CI {_pp(gain['ci95_pp'][0])} to "
+                     f"{_pp(gain['ci95_pp'][1])} pp; per fold "
+                     + ", ".join(f"{k}: {_pp(v)}" for k, v in gain["per_fold_pp"].items())
+                     + f"; sign test p = {_p(gain['sign_test_p'])}, Wilcoxon p = "
+                       f"{_p(gain['wilcoxon_p'])})")
+    else:
+        lines.append("- No fusion was run (a single branch, or no fusion requested).")
+    lines.append("")
+
+    lines += ["## Ablation: accuracy (%) by branch set, head and fusion", "",
+              "Mean ± standard deviation over folds.", ""]
+    rows = []
+    subsets = list(dict.fromkeys(tuple(system["branches"]) for system in results["systems"]))
+    fusions = list(dict.fromkeys(system["fusion"] for system in results["systems"]))
+    for subset in subsets:
+        for fusion in fusions:
+            cells = []
+            for head in heads:
+                match = [s for s in results["systems"] if tuple(s["branches"]) == subset
+                         and s["head"] == head and s["fusion"] == fusion]
+                cells.append(_mean_sd(match[0]) if match else "")
+            if any(cells):
+                example = next(s for s in results["systems"] if tuple(s["branches"]) == subset)
+                rows.append(["+".join(subset), ", ".join(example["ablation"]),
+                             fusion or "–", *cells])
+    lines += _table(["Branches", "Role", "Fusion", *heads], rows)
+
+    contributions = results.get("contributions", {})
+    if contributions.get("branches"):
+        lines += ["## Branch contributions", "",
+                  f"Head `{contributions['head']}`, fusion `{contributions['fusion']}` (those of "
+                  "the best fusion). *Alone*: the branch's own accuracy; *marginal*: accuracy of "
+                  "all branches minus all but this one. ± is the standard deviation over folds.",
+                  ""]
+        rows = []
+        for name, entry in contributions["branches"].items():
+            alone = entry["alone_pct"]
+            marginal = entry.get("marginal_pp")
+            rows.append([name, f"{alone['mean']:.1f} ± {alone['std']:.1f}",
+                         f"{_pp(marginal['mean'])} ± {marginal['std']:.1f}" if marginal
+                         else "n/a"])
+        lines += _table(["Branch", "Alone (%)", "Marginal (pp)"], rows)
+
+    if results.get("comparisons"):
+        lines += ["## Every fusion against the best single branch", "",
+                  f"Reference: `{results['best_single']}`, the single branch with the best "
+                  "mean test accuracy (equally tuned and ensembled; choosing it on the test "
+                  "folds favours the reference, so gains are conservative).",
+                  ""]
+        rows = [[f"`{c['system']}`", _pp(c["mean_pp"]),
+                 f"{_pp(c['ci95_pp'][0])} to {_pp(c['ci95_pp'][1])}",
+                 f"{c['n_better']}/{c['n_worse']}", _p(c["sign_test_p"]), _p(c["wilcoxon_p"])]
+                for c in sorted(results["comparisons"], key=lambda c: -c["mean_pp"])]
+        lines += _table(["Fusion", "Δ accuracy (pp)", "95 % CI (pp)", "folds better/worse",
+                         "sign p", "Wilcoxon p"], rows)
+
+    lines += ["## All systems", "", "Mean ± sd over folds (%); seed sd: spread of one seed's "
+              "accuracy (pp), averaged over folds.", ""]
+    rows = [[f"`{s['name']}`", _mean_sd(s), _mean_sd(s, "macro_f1"), _mean_sd(s, "map"),
+             f"{100.0 * s.get('seed_sd', {}).get('accuracy', 0.0):.2f}",
+             " / ".join(_pct(s["per_fold"][str(f)]["accuracy"]) for f in folds)]
+            for s in results["systems"]]
+    lines += _table(["System", "Accuracy", "Macro-F1", "mAP", "Seed sd",
+                     f"Accuracy per fold ({' / '.join(str(f) for f in folds)})"], rows)
+
+    best_fusion_name = results.get("best_fusion")
+    reference = results.get("reference_for_gain")
+    if best_fusion_name and reference:
+        fused, base = systems[best_fusion_name], systems[reference]
+        lines += ["## Per-class F1", "",
+                  f"`{best_fusion_name}` against `{reference}` (F1 over all test folds).", ""]
+        rows = [[name, f"{base['per_class_f1'][name]:.3f}",
+                 f"{fused['per_class_f1'][name]:.3f}",
+                 f"{fused['per_class_f1'][name] - base['per_class_f1'][name]:+.3f}"]
+                for name in results["classes"]]
+        lines += _table(["Class", reference, best_fusion_name, "Gain"], rows)
+
+    if plots:
+        lines += ["## Plots", ""]
+        lines += [f"![{title}]({name})" for title, name in plots.items()]
+        lines.append("")
+    timings = results.get("timings_s", {})
+    if timings:
+        lines += ["## Run", "", "Timings (s): " + ", ".join(f"{k} {v:.1f}"
+                                                          for k, v in timings.items()),
+                  "", "Versions: " + ", ".join(f"{k} {v}"
+                                               for k, v in results.get("versions", {}).items()),
+                  ""]
+    return "\n".join(lines)
+
+
+def _save(figure: Figure, target: Path) -> None:
+    FigureCanvasAgg(figure)
+    with atomic_path(target, suffix=".png") as tmp:
+        figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight",
+                       metadata={"Software": None})
+
+
+def plot_contributions(results: Mapping[str, Any], target: Path) -> None:
+    """Bars of each branch's accuracy alone and its marginal gain, fold standard deviations as
+    error bars."""
+    contributions = results["contributions"]
+    names = list(contributions["branches"])
+    entries = [contributions["branches"][name] for name in names]
+    has_marginal = all("marginal_pp" in entry for entry in entries)
+    figure = Figure(figsize=(4.0 + 2.5 * has_marginal + 0.4 * len(names), 3.6),
+                    layout="constrained")
+    axes = figure.subplots(1, 2 if has_marginal else 1, squeeze=False)[0]
+    positions = np.arange(len(names))
+    axes[0].bar(positions, [e["alone_pct"]["mean"] for e in entries],
+                yerr=[e["alone_pct"]["std"] for e in entries], capsize=4, color="tab:blue")
+    axes[0].set_ylabel("accuracy alone (%)")
+    axes[0].set_title(f"alone ({contributions['head']})")
+    if has_marginal:
+        values = [e["marginal_pp"]["mean"] for e in entries]
+        axes[1].bar(positions, values, yerr=[e["marginal_pp"]["std"] for e in entries],
+                    capsize=4, color=["tab:green" if v >= 0 else "tab:red" for v in values])
+        axes[1].axhline(0.0, color="black", linewidth=0.8)
+        axes[1].set_ylabel("all − all-but-branch (pp)")
+        axes[1].set_title(f"marginal ({contributions['head']}, {contributions['fusion']})")
+    for axis in axes:
+        axis.set_xticks(positions, names, rotation=30, ha="right")
+    figure.suptitle(f"{results['dataset']}: branch contributions (error bars: fold sd)")
+    _save(figure, target)
+
+
+def plot_confusion(results: Mapping[str, Any], target: Path) -> None:
+    """Row-normalised confusion matrix of the best system over all test folds."""
+    system = best_system(results)
+    counts = np.asarray(system["confusion"], dtype=float)
+    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
+    classes = results["classes"]
+    size = 2.5 + 0.45 * len(classes)
+    figure = Figure(figsize=(size + 1.0, size), layout="constrained")
+    axis = figure.subplots()
+    image = axis.imshow(rates, vmin=0.0, vmax=1.0, cmap="Blues")
+    if len(classes) <= 20:
+        for (row, column), count in np.ndenumerate(counts):
+            if count:
+                axis.text(column, row, f"{int(count)}", ha="center", va="center", fontsize=7,
+                          color="white" if rates[row, column] > 0.5 else "black")
+    ticks = np.arange(len(classes))
+    axis.set_xticks(ticks, classes, rotation=60, ha="right", fontsize=8)
+    axis.set_yticks(ticks, classes, fontsize=8)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    axis.set_title(f"{system['name']} ({_pct(system['mean']['accuracy'])} %)", fontsize=9)
+    figure.colorbar(image, ax=axis, fraction=0.046, label="share of true class")
+    _save(figure, target)
+
+
+def plot_per_class_gain(results: Mapping[str, Any], target: Path) -> None:
+    """Per-class F1 gain of the best fusion over the reference single branch."""
+    systems = {system["name"]: system for system in results["systems"]}
+    fused = systems[results["best_fusion"]]["per_class_f1"]
+    base = systems[results["reference_for_gain"]]["per_class_f1"]
+    classes = results["classes"]
+    gains = [fused[name] - base[name] for name in classes]
+    figure = Figure(figsize=(6.0, 1.5 + 0.3 * len(classes)), layout="constrained")
+    axis = figure.subplots()
+    axis.barh(np.arange(len(classes)), gains,
+              color=["tab:green" if g >= 0 else "tab:red" for g in gains])
+    axis.axvline(0.0, color="black", linewidth=0.8)
+    axis.set_yticks(np.arange(len(classes)), classes, fontsize=8)
+    axis.invert_yaxis()
+    axis.set_xlabel("F1 gain")
+    axis.set_title(f"{results['best_fusion']}\nover {results['reference_for_gain']}",
+                   fontsize=9)
+    _save(figure, target)
+
+
+def write_report(results: Mapping[str, Any],
+                 out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """Write ``report.md`` and its plots into ``out_dir``.
+
+    Returns
+    -------
+    dict of str to Path
+        ``report`` and one entry per plot written (``contributions``, ``confusion``,
+        ``per_class_gain`` -- the last only when a fusion was run).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    plots: dict[str, str] = {}
+    if results.get("contributions", {}).get("branches"):
+        plot_contributions(results, out / CONTRIBUTION_PLOT)
+        written["contributions"] = out / CONTRIBUTION_PLOT
+        plots["Branch contributions"] = CONTRIBUTION_PLOT
+    plot_confusion(results, out / CONFUSION_PLOT)
+    written["confusion"] = out / CONFUSION_PLOT
+    plots["Confusion matrix of the best system"] = CONFUSION_PLOT
+    if results.get("best_fusion") and results.get("reference_for_gain"):
+        plot_per_class_gain(results, out / GAIN_PLOT)
+        written["per_class_gain"] = out / GAIN_PLOT
+        plots["Per-class F1 gain of the best fusion"] = GAIN_PLOT
+    atomic_write_text(out / REPORT_FILE, render_markdown(results, plots))
+    written["report"] = out / REPORT_FILE
+    return written

@@ -1,0 +1,281 @@
+"""The ablation benchmark on generated feature tables where the answer is known."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xgboost
+from fixtures_features import feature_frame, full_label, high_bit, low_bit
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, average_precision_score, f1_score
+from sklearn.preprocessing import StandardScaler
+
+from featurekit.benchmark import (
+    BenchmarkConfig,
+    ablation_subsets,
+    benchmark_store,
+    branch_selectors,
+    load_results,
+    run_benchmark,
+    save_results,
+    system_name,
+)
+from featurekit.branch import ClipResult
+from featurekit.errors import ConfigError, DatasetError, StoreError
+from featurekit.evaluation import (
+    bootstrap_accuracy_difference,
+    classification_metrics,
+    paired_fold_test,
+    per_class_f1,
+)
+from featurekit.heads import HEADS, HeadSpec, MLPHead, XGBHead
+from featurekit.store import FeatureStore
+
+KEYS = ["clip_id", "fold", "label", "label_id"]
+FOUR_BRANCHES = {"pitch": 4, "timbre": 4, "spectral": 4, "neural.tiny": 6}
+FAST = BenchmarkConfig(heads=("logreg",), fusions=("early", "weighted"), n_seeds=1,
+                       n_bootstrap=200)
+
+
+def run(frame: pd.DataFrame, config: BenchmarkConfig = FAST, **kwargs: object) -> dict:
+    return run_benchmark(frame, dataset="generated", config=config, progress=False, **kwargs)
+
+
+def test_branches_and_ablation_subsets_follow_the_column_families() -> None:
+    frame = feature_frame(widths=FOUR_BRANCHES, n_clips=12)
+    frame["neural.tiny.tag_speech"] = 0.5  # tag probabilities are not part of the embedding
+    assert branch_selectors(frame.columns) == {"pitch": "pitch.", "timbre": "timbre.",
+                                               "spectral": "spectral.",
+                                               "neural.tiny": "neural.tiny.emb_"}
+    subsets = ablation_subsets(list(FOUR_BRANCHES))
+    assert subsets[("pitch", "timbre", "spectral")] == ["handcrafted", "all_but:neural.tiny"]
+    assert subsets[tuple(FOUR_BRANCHES)] == ["all"]
+    assert subsets[("neural.tiny",)] == ["alone:neural.tiny"]
+    assert len(subsets) == 4 + 1 + 1 + 3
+    assert system_name(("pitch", "timbre"), "mlp", "stacking") == "pitch+timbre/mlp/stacking"
+
+
+@pytest.mark.parametrize("informative", ["pitch", "spectral"])
+def test_ablation_credits_the_only_informative_branch(informative: str) -> None:
+    frame = feature_frame(n_clips=150, widths=FOUR_BRANCHES,
+                          signal={informative: (full_label, 3.0)})
+    results = run(frame)
+    assert results["best_single"] == f"{informative}/logreg"
+    contributions = results["contributions"]["branches"]
+    for name, entry in contributions.items():
+        if name == informative:
+            assert entry["alone_pct"]["mean"] > 90
+            assert entry["marginal_pp"]["mean"] > 30
+        else:
+            assert entry["alone_pct"]["mean"] < 50
+            assert abs(entry["marginal_pp"]["mean"]) < 10
+
+
+def test_fusion_of_complementary_branches_beats_each_branch() -> None:
+    frame = feature_frame(n_clips=160, n_folds=4, signal={"pitch": (low_bit, 3.0),
+                                                         "spectral": (high_bit, 3.0)})
+    config = BenchmarkConfig(heads=("logreg",), n_seeds=1, n_bootstrap=300)
+    results = run(frame, config=config)
+    by_name = {system["name"]: system for system in results["systems"]}
+    best_single = by_name[results["best_single"]]["mean"]["accuracy"]
+    assert best_single < 0.65
+    for fusion in ("early", "mean", "weighted", "stacking"):
+        assert by_name[f"pitch+timbre+spectral/logreg/{fusion}"]["mean"]["accuracy"] > 0.85
+    gain = results["fusion_gain"]
+    assert gain["system"] == results["best_fusion"]
+    assert gain["reference"] == results["best_single"]
+    assert gain["mean_pp"] > 25
+    assert gain["ci95_pp"][0] > 15
+    assert all(value > 0 for value in gain["per_fold_pp"].values())
+    assert gain["n_better"] == 4 and gain["sign_test_p"] == pytest.approx(0.125)
+    assert len(results["comparisons"]) == 4 * 4  # 4 multi-branch subsets x 4 fusions
+
+
+def _recorder(log: list, base: type) -> type:
+    class Recording(base):
+        def fit(self, X, y=None, **kwargs):
+            log.append(np.asarray(X)[:, 0].astype(int))
+            for X_val, _ in kwargs.get("eval_set") or []:
+                log.append(np.asarray(X_val)[:, 0].astype(int))
+            return super().fit(X, y, **kwargs)
+
+    Recording.__name__ = base.__name__
+    return Recording
+
+
+def test_no_test_fold_row_reaches_any_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every branch's first column is the row number; every fit that learns from raw
+    features (scalers of mlp/logreg heads, XGBoost incl. its early-stopping set, tuning, inner
+    out-of-fold twins, early fusion) records the rows it got. None may span all folds."""
+    frame = feature_frame(n_clips=72, n_folds=3, n_classes=3,
+                          widths={"pitch": 3, "spectral": 3},
+                          signal={"pitch": (full_label, 2.0)}, id_column=True)
+    raw_rows: list[np.ndarray] = []
+    stacker_sizes: list[int] = []
+    monkeypatch.setattr("featurekit.heads.StandardScaler", _recorder(raw_rows, StandardScaler))
+    monkeypatch.setattr("featurekit.heads.XGBClassifier",
+                        _recorder(raw_rows, xgboost.XGBClassifier))
+
+    class RecordingStacker(LogisticRegression):
+        def fit(self, X, y, sample_weight=None):
+            stacker_sizes.append(len(X))
+            return super().fit(X, y, sample_weight)
+
+    monkeypatch.setattr("featurekit.fusion.LogisticRegression", RecordingStacker)
+    quick = {"xgb": HeadSpec("xgb", functools.partial(XGBHead, n_estimators=15), seeded=True,
+                             param_grid=HEADS["xgb"].param_grid),
+             "mlp": HeadSpec("mlp", functools.partial(MLPHead, max_iter=30), seeded=True,
+                             param_grid={"alpha": [1e-4, 1e-2]})}
+    config = BenchmarkConfig(heads=("xgb", "mlp", "logreg"), n_seeds=2, tune=True,
+                             n_bootstrap=50)
+    results = run(frame, config=config, head_specs=quick)
+    assert len(results["systems"]) == 3 * (2 + 4)
+
+    fold_of = frame["fold"].to_numpy()
+    assert len(raw_rows) > 200
+    for rows in raw_rows:
+        assert rows.size and len(set(fold_of[rows])) < 3, "a fit saw every fold"
+    assert stacker_sizes and max(stacker_sizes) <= 48  # two folds of 24 clips at most
+
+
+def test_results_follow_the_contract_and_survive_json(tmp_path: Path) -> None:
+    frame = feature_frame(n_clips=90, widths={"pitch": 4, "spectral": 4, "neural.tiny": 5},
+                          signal={"pitch": (full_label, 1.0), "neural.tiny": (full_label, 1.5)})
+    provenance = {"handcrafted": {"config_hash": "h1"}, "neural.tiny": {"config_hash": "n1"}}
+    results = run(frame, provenance=provenance, expected_folds=[1, 2, 3, 4, 5])
+    assert results["dataset"] == "generated"
+    assert results["folds"] == [1, 2, 3]
+    assert results["missing_folds"] == [4, 5]
+    assert results["protocol"] == "leave-one-fold-out"
+    assert results["config_hashes"]["handcrafted"] == "h1"
+    assert results["config_hashes"]["neural.tiny"] == "n1"
+    assert len(results["config_hashes"]["benchmark"]) == 16
+    assert {"total", "fit_logreg"} <= set(results["timings_s"])
+    assert {"numpy", "scikit-learn", "xgboost", "featurekit"} <= set(results["versions"])
+    assert results["reference_for_gain"] == "neural.tiny/logreg"
+    names = {system["name"] for system in results["systems"]}
+    assert results["best_single"] in names and results["best_fusion"] in names
+    for system in results["systems"]:
+        assert set(system["per_fold"]) == {"1", "2", "3"}
+        for scores in system["per_fold"].values():
+            assert set(scores) == {"accuracy", "macro_f1", "map"}
+            assert all(0.0 <= value <= 1.0 for value in scores.values())
+        assert system["mean"]["accuracy"] == pytest.approx(
+            np.mean([scores["accuracy"] for scores in system["per_fold"].values()]))
+        assert set(system["std"]) == {"accuracy", "macro_f1", "map"}
+        assert np.sum(system["confusion"]) == 90
+        assert isinstance(system["branches"], list)
+        assert system["fusion"] in (None, "early", "weighted")
+    best = {s["name"]: s for s in results["systems"]}
+    gain = results["fusion_gain"]
+    assert gain["mean_pp"] == pytest.approx(
+        100 * (best[results["best_fusion"]]["mean"]["accuracy"]
+               - best[results["best_single"]]["mean"]["accuracy"]))
+    path = save_results(results, tmp_path / "out")
+    assert load_results(path) == json.loads(json.dumps(results))
+
+
+def test_benchmark_is_deterministic_for_a_seed() -> None:
+    frame = feature_frame(n_clips=60, widths={"pitch": 4, "spectral": 4},
+                          signal={"pitch": (full_label, 0.7), "spectral": (full_label, 0.7)})
+    config = BenchmarkConfig(heads=("xgb", "mlp"), n_seeds=2, n_bootstrap=100, seed=5)
+    first, second = run(frame, config=config), run(frame, config=config)
+    for results in (first, second):
+        results.pop("timings_s")
+    assert json.dumps(first) == json.dumps(second)
+    shuffled = run(frame.sample(frac=1.0, random_state=1), config=config)
+    shuffled.pop("timings_s")
+    assert json.dumps(shuffled) == json.dumps(first)  # row order of the table is irrelevant
+
+
+def test_untrained_neural_branches_are_refused() -> None:
+    frame = feature_frame(n_clips=30, widths={"pitch": 3, "neural.tiny": 3})
+    with pytest.raises(ConfigError, match="untrained"):
+        run(frame, provenance={"neural.tiny": {"config_hash": "x", "untrained": True}})
+
+
+def test_bad_tables_and_configurations_are_refused() -> None:
+    frame = feature_frame(n_clips=30, n_folds=1)
+    with pytest.raises(DatasetError, match="at least 2 folds"):
+        run(frame)
+    with pytest.raises(DatasetError, match="lacks columns"):
+        run(frame.drop(columns="fold"))
+    with pytest.raises(DatasetError, match="no benchmark branch"):
+        run(frame[KEYS].assign(other=1.0))
+    with pytest.raises(ConfigError, match="unknown fusion 'median'"):
+        BenchmarkConfig(fusions=("median",))
+    with pytest.raises(ConfigError, match="unknown head"):
+        run(feature_frame(n_clips=30), config=BenchmarkConfig(heads=("svm",)))
+
+
+def test_infinite_features_are_treated_as_missing() -> None:
+    frame = feature_frame(n_clips=60, widths={"pitch": 3, "spectral": 3},
+                          signal={"pitch": (full_label, 3.0)})
+    frame.loc[::5, "pitch.d1.mean"] = np.inf
+    results = run(frame)
+    assert results["best_single"] == "pitch/logreg"
+
+
+def _write_branch(store: FeatureStore, frame: pd.DataFrame, branch: str, prefixes: tuple,
+                  provenance: dict) -> None:
+    names = [c for c in frame.columns if c.startswith(prefixes)]
+    clips = frame[KEYS].assign(path=[f"/audio/{c}.wav" for c in frame["clip_id"]])
+    with store.writer("generated", branch, feature_names=names,
+                      provenance=provenance) as writer:
+        writer.write_batch(clips, [ClipResult(values.astype(np.float32))
+                                   for values in frame[names].to_numpy()])
+
+
+def test_benchmark_store_reads_branches_and_checks_provenance(tmp_path: Path) -> None:
+    frame = feature_frame(n_clips=60, widths={"pitch": 3, "timbre": 3, "neural.tiny": 4},
+                          signal={"timbre": (full_label, 3.0)})
+    store = FeatureStore(tmp_path / "store")
+    _write_branch(store, frame, "handcrafted", ("pitch.", "timbre."), {"config_hash": "hc"})
+    with pytest.raises(StoreError, match=r"lacks branch\(es\) neural.tiny"):
+        benchmark_store(store, "generated", model="tiny", config=FAST, progress=False)
+    _write_branch(store, frame, "neural.tiny", ("neural.",),
+                  {"config_hash": "nt", "untrained": True})
+    with pytest.raises(ConfigError, match="untrained"):
+        benchmark_store(store, "generated", model="tiny", config=FAST, progress=False)
+    results = benchmark_store(tmp_path / "store", "generated", config=FAST, progress=False)
+    assert results["config_hashes"]["handcrafted"] == "hc"
+    assert set(results["branches"]) == {"pitch", "timbre"}
+    assert results["best_single"] == "timbre/logreg"
+    assert "read_store" in results["timings_s"]
+
+
+def test_metrics_match_scikit_learn_on_random_predictions() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 5, 200)
+    y[:5] = np.arange(5)
+    proba = rng.dirichlet(np.ones(5), size=200)
+    proba[:20] = np.round(proba[:20], 1)  # ties in the ranking
+    scores = classification_metrics(y, proba)
+    predicted = proba.argmax(axis=1)
+    assert scores["accuracy"] == pytest.approx(accuracy_score(y, predicted))
+    assert scores["macro_f1"] == pytest.approx(f1_score(y, predicted, average="macro"))
+    expected_map = np.mean([average_precision_score(y == c, proba[:, c]) for c in range(5)])
+    assert scores["map"] == pytest.approx(expected_map)
+    np.testing.assert_allclose(per_class_f1(y, predicted, 6)[:5],
+                               f1_score(y, predicted, average=None))
+    assert per_class_f1(y, predicted, 6)[5] == 0.0
+
+
+def test_paired_statistics_and_bootstrap_interval() -> None:
+    test = paired_fold_test([0.8, 0.9, 0.85, 0.7, 0.95], [0.7, 0.8, 0.8, 0.6, 0.9])
+    assert test["mean"] == pytest.approx(0.08)
+    assert test["n_better"] == 5 and test["sign_test_p"] == pytest.approx(0.0625)
+    assert test["wilcoxon_p"] == pytest.approx(0.0625)
+    assert paired_fold_test([0.5, 0.5], [0.5, 0.5])["wilcoxon_p"] == 1.0
+    rng = np.random.default_rng(1)
+    a = [rng.random(300) < 0.8 for _ in range(3)]
+    b = [rng.random(300) < 0.6 for _ in range(3)]
+    low, high = bootstrap_accuracy_difference(a, b, n_boot=1000, random_state=0)
+    observed = np.mean([x.mean() - z.mean() for x, z in zip(a, b, strict=True)])
+    assert low < observed < high and 0.0 < low and high - low < 0.2
+    assert bootstrap_accuracy_difference(a, a, n_boot=100) == (0.0, 0.0)

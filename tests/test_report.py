@@ -1,0 +1,96 @@
+"""report.md and plots agree with results.json; the benchmark command end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fixtures_features import feature_frame, full_label, high_bit, low_bit
+
+from featurekit.benchmark import BenchmarkConfig, load_results, run_benchmark, save_results
+from featurekit.cli import main
+from featurekit.report import render_markdown, write_report
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def results() -> dict:
+    frame = feature_frame(n_clips=120, n_folds=3,
+                          widths={"pitch": 4, "spectral": 4, "neural.tiny": 6},
+                          signal={"pitch": (low_bit, 3.0), "spectral": (high_bit, 3.0),
+                                  "neural.tiny": (full_label, 0.8)})
+    config = BenchmarkConfig(heads=("logreg",), fusions=("early", "mean", "stacking"),
+                             n_seeds=1, n_bootstrap=200)
+    return run_benchmark(frame, dataset="generated", config=config, progress=False,
+                         expected_folds=[1, 2, 3, 4])
+
+
+def test_report_files_are_written_and_consistent_with_results(results: dict,
+                                                              tmp_path: Path) -> None:
+    save_results(results, tmp_path)
+    written = write_report(load_results(tmp_path / "results.json"), tmp_path)
+    assert set(written) == {"report", "contributions", "confusion", "per_class_gain"}
+    for key in ("contributions", "confusion", "per_class_gain"):
+        assert written[key].read_bytes()[:8] == PNG_MAGIC
+    text = written["report"].read_text(encoding="utf-8")
+    for name in ("branch_contributions.png", "confusion_best.png", "per_class_gain.png"):
+        assert f"]({name})" in text
+    assert "leave-one-fold-out over folds 1, 2, 3" in text
+    assert "folds 4 are not in this copy" in text
+    for system in results["systems"]:
+        assert f"`{system['name']}`" in text
+    best = next(s for s in results["systems"] if s["name"] == results["best_fusion"])
+    accuracy = f"{100 * best['mean']['accuracy']:.1f} ± {100 * best['std']['accuracy']:.1f}"
+    assert f"Best fusion: `{results['best_fusion']}`, accuracy {accuracy} %" in text
+    gain = results["fusion_gain"]
+    assert f"{gain['mean_pp']:+.1f} pp (95 % bootstrap CI {gain['ci95_pp'][0]:+.1f}" in text
+    for name, entry in results["contributions"]["branches"].items():
+        assert f"| {name} | {entry['alone_pct']['mean']:.1f} ± " in text
+    for label in results["classes"]:
+        assert f"| {label} |" in text
+
+
+def test_report_without_fusion_or_missing_folds(results: dict) -> None:
+    single = {**results, "systems": [s for s in results["systems"] if s["fusion"] is None],
+              "best_fusion": None, "fusion_gain": None, "comparisons": [],
+              "missing_folds": []}
+    text = render_markdown(single)
+    assert "No fusion was run" in text
+    assert "All official folds are present." in text
+    assert "## Per-class F1" not in text
+
+
+@pytest.mark.filterwarnings("ignore:urbansound8k. partial copy")
+def test_benchmark_command_end_to_end_on_handcrafted_branches(
+        urbansound8k_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FEATUREKIT_NO_PROGRESS", "1")
+    out = tmp_path / "out"
+    argv = ["benchmark", "--dataset", "urbansound8k", "--data-dir", str(urbansound8k_dir),
+            "--store", str(tmp_path / "store"), "--model", "none", "--heads", "logreg",
+            "--fusions", "early,weighted", "--seeds", "1", "--out", str(out)]
+    assert main(argv) == 0
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert results["dataset"] == "urbansound8k"
+    assert results["folds"] == [1, 2, 3]
+    assert results["missing_folds"] == [4, 5, 6, 7, 8, 9, 10]
+    assert set(results["branches"]) == {"pitch", "timbre", "spectral"}
+    assert len(results["config_hashes"]["handcrafted"]) > 0
+    assert (out / "report.md").is_file() and (out / "confusion_best.png").is_file()
+    assert "best single branch:" in capsys.readouterr().out
+    # A rerun finds the store filled and gives the same numbers.
+    assert main([*argv[:-1], str(tmp_path / "again")]) == 0
+    again = json.loads((tmp_path / "again" / "results.json").read_text(encoding="utf-8"))
+    assert again["systems"] == results["systems"]
+
+
+@pytest.mark.filterwarnings("ignore:urbansound8k. partial copy")
+def test_benchmark_command_rejects_bad_options(urbansound8k_dir: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture) -> None:
+    base = ["benchmark", "--dataset", "urbansound8k", "--data-dir", str(urbansound8k_dir),
+            "--store", str(tmp_path / "store"), "--model", "none"]
+    assert main([*base, "--fusions", "median"]) == 2
+    assert "unknown fusion 'median'" in capsys.readouterr().err
+    assert main([*base, "--jobs", "0"]) == 2
