@@ -110,7 +110,8 @@ class Analysis:
     @cached_property
     def rms(self) -> np.ndarray:
         """Root-mean-square amplitude of each (unwindowed) frame, ``(n_frames,)``."""
-        return np.sqrt(np.mean(np.square(self.frames, dtype=np.float64), axis=1))
+        energy = np.einsum("ij,ij->i", self.frames, self.frames, dtype=np.float64)
+        return np.sqrt(energy / self.config.n_fft)
 
     # -- mel, MFCC, chroma ---------------------------------------------------------------
     @cached_property

@@ -93,9 +93,13 @@ def cmndf(frames: np.ndarray, *, max_lag: int) -> np.ndarray:
     spectrum = scipy.fft.rfft(frames[:, :span], n=n_fft, axis=1)
     head = scipy.fft.rfft(frames[:, :window], n=n_fft, axis=1)
     acf = scipy.fft.irfft(spectrum * np.conj(head), n=n_fft, axis=1)[:, : max_lag + 1]
-    cumulative = np.zeros((frames.shape[0], span + 1))
-    np.cumsum(np.square(frames[:, :span], dtype=np.float64), axis=1, out=cumulative[:, 1:])
-    energy = cumulative[:, window : span + 1] - cumulative[:, : max_lag + 1]
+    # Energy of the lagged window, e(tau) = sum x[tau : tau + window]^2, by updating e(0)
+    # with the sample entering and the one leaving: a cumulative sum over max_lag columns.
+    squares = np.square(frames[:, :span], dtype=np.float64)
+    energy = np.empty((frames.shape[0], max_lag + 1))
+    energy[:, 0] = squares[:, :window].sum(axis=1)
+    np.cumsum(squares[:, window:span] - squares[:, :max_lag], axis=1, out=energy[:, 1:])
+    energy[:, 1:] += energy[:, :1]
     difference = np.maximum(energy[:, :1] + energy - 2.0 * acf, 0.0)
     running_mean = np.cumsum(difference[:, 1:], axis=1) / np.arange(1, max_lag + 1)
     normalised = np.ones_like(difference)
