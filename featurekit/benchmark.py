@@ -65,7 +65,8 @@ from featurekit.progress import progress_bar
 #: Families of the store's ``handcrafted`` branch, each a benchmark branch of its own.
 HANDCRAFTED_FAMILIES = ("pitch", "timbre", "spectral")
 #: Key columns of a store read.
-KEY_COLUMNS = ("clip_id", "fold", "label", "label_id")
+#: Non-feature columns; ``recording`` (optional) names each clip's source recording.
+KEY_COLUMNS = ("clip_id", "fold", "label", "label_id", "recording")
 #: Store branch holding the handcrafted families.
 HANDCRAFTED_BRANCH = "handcrafted"
 
@@ -190,7 +191,7 @@ class _Unit:
     with_oof: bool
 
 
-def _run_unit(spec: HeadSpec, X: np.ndarray, y: np.ndarray, folds: np.ndarray,
+def _run_unit(spec: HeadSpec, X: np.ndarray, y: np.ndarray, groups: np.ndarray,
               train: np.ndarray, test: np.ndarray, positions: np.ndarray, n_classes: int,
               seeds: Sequence[int], config: BenchmarkConfig,
               splits: Sequence[tuple[np.ndarray, np.ndarray]] | None) -> dict[str, Any]:
@@ -203,7 +204,7 @@ def _run_unit(spec: HeadSpec, X: np.ndarray, y: np.ndarray, folds: np.ndarray,
     # One BLAS/OpenMP thread per unit: these matrices are small, parallelism comes from
     # running units side by side, and threads competing for two cores cost up to 10x.
     with threadpool_limits(limits=1):
-        fitted = fit_branch(spec, X_train, y[train], folds[train], n_classes=n_classes,
+        fitted = fit_branch(spec, X_train, y[train], groups[train], n_classes=n_classes,
                             seeds=seeds, splits=splits, tune=config.tune,
                             tune_splits=config.inner_splits, tune_random_state=config.seed)
         test_proba = predict_members(fitted.members, X[np.ix_(test, positions)], n_classes)
@@ -226,6 +227,19 @@ def _validate_frame(data: pd.DataFrame) -> None:
                            f"{data['clip_id'][data['clip_id'].duplicated()].iloc[0]!r}")
     if data["label_id"].isna().any() or data["fold"].isna().any():
         raise DatasetError("some clips have no label_id or no fold")
+
+
+def _inner_groups(data: pd.DataFrame) -> np.ndarray:
+    """Groups that inner splits (out-of-fold predictions, early stopping) keep together.
+
+    Source recordings when the table names them: official folds keep a recording's clips
+    together, and so must every split inside the training folds, or inner validation is
+    optimistic and a fusion rule trusts a branch that only memorised recordings (with a
+    single training fold, a clip-level split is otherwise the only choice). Folds otherwise.
+    """
+    if "recording" in data.columns:
+        return pd.factorize(data["recording"].astype(str))[0].astype(np.int64)
+    return data["fold"].to_numpy(dtype=np.int64)
 
 
 def _check_provenance(provenance: Mapping[str, Mapping[str, Any]]) -> None:
@@ -311,6 +325,7 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
     classes = [str(names_by_id.get(label_id, label_id)) for label_id in label_ids]
     n_classes = len(classes)
     folds = data["fold"].to_numpy(dtype=np.int64)
+    groups = _inner_groups(data)
     outer = leave_one_fold_out(folds)
     branch_names = list(selectors)
     subsets = ablation_subsets(branch_names)
@@ -324,13 +339,13 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
         units += [_Unit(fold, head, subset, False)
                   for fold, _, _ in outer for head in config.heads for subset in multi]
     split_of = {fold: (train, test) for fold, train, test in outer}
-    inner = {fold: inner_splits(y[train], folds[train], n_splits=config.inner_splits,
+    inner = {fold: inner_splits(y[train], groups[train], n_splits=config.inner_splits,
                                 random_state=config.seed) for fold, train, _ in outer}
 
     def unit_columns(unit: _Unit) -> np.ndarray:
         return np.concatenate([positions[name] for name in unit.subset])
 
-    tasks = (delayed(_run_unit)(specs[unit.head], X, y, folds, *split_of[unit.fold],
+    tasks = (delayed(_run_unit)(specs[unit.head], X, y, groups, *split_of[unit.fold],
                                 unit_columns(unit), n_classes, seeds, config,
                                 inner[unit.fold] if unit.with_oof else None)
              for unit in units)
@@ -508,7 +523,8 @@ def _contributions(by_name: Mapping[str, Mapping[str, Any]], branch_names: Seque
 def benchmark_store(store: Any, dataset: str, *, model: str | None = None,
                     config: BenchmarkConfig | None = None,
                     expected_folds: Sequence[int] | None = None, n_jobs: int = 1,
-                    progress: bool | None = None) -> dict[str, Any]:
+                    progress: bool | None = None,
+                    recordings: Mapping[str, str] | pd.Series | None = None) -> dict[str, Any]:
     """Read ``handcrafted`` (and ``neural.<model>``) from a store and run the benchmark.
 
     Parameters
@@ -519,6 +535,8 @@ def benchmark_store(store: Any, dataset: str, *, model: str | None = None,
         Neural model whose branch ``neural.<model>`` joins the handcrafted families.
     config, expected_folds, n_jobs, progress :
         See :func:`run_benchmark`.
+    recordings : mapping of clip_id to recording id, optional
+        Source recordings (``Dataset.clips["recording"]``), kept together by inner splits.
 
     Raises
     ------
@@ -540,6 +558,10 @@ def benchmark_store(store: Any, dataset: str, *, model: str | None = None,
     provenance = {branch: store.provenance(dataset, branch) for branch in wanted}
     _check_provenance(provenance)
     data = store.read(dataset, branches=wanted)
+    if recordings is not None:
+        mapped = data["clip_id"].map(pd.Series(recordings) if isinstance(recordings, Mapping)
+                                     else recordings)
+        data.insert(4, "recording", mapped.fillna(data["clip_id"]).astype(str))
     read_seconds = time.perf_counter() - started
     results = run_benchmark(data, dataset=dataset, config=config, provenance=provenance,
                             expected_folds=expected_folds, n_jobs=n_jobs, progress=progress)

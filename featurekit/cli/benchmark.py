@@ -102,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
             return summary.exit_code
 
     results = benchmark_store(store, dataset.name, model=model, config=config,
-                              expected_folds=dataset.expected_folds, n_jobs=args.jobs)
+                              expected_folds=dataset.expected_folds, n_jobs=args.jobs,
+                              recordings=dataset.clips.set_index("clip_id")["recording"])
     out = Path(args.out or f"benchmark-{dataset.name}")
     written = [save_results(results, out), *write_report(results, out).values()]
     print(f"best single branch: {results['best_single']} "

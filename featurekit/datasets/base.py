@@ -262,17 +262,23 @@ def dataset_name(explicit: str | None, derived_from: str, reserved: Iterable[str
 
 def clips_frame(clip_ids: Sequence[str], paths: Sequence[str], labels: Sequence[str],
                 label_ids: Sequence[int], folds: Sequence[int],
-                extras: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Assemble a clips table with the standard columns and dtypes, sorted by fold, clip."""
+                extras: pd.DataFrame | None = None,
+                recordings: Sequence[str] | None = None) -> pd.DataFrame:
+    """Assemble a clips table with the standard columns and dtypes, sorted by fold, clip.
+
+    ``recording`` names the source recording of each clip (the clip itself when unknown).
+    """
     table = pd.DataFrame({
         "clip_id": pd.Series(clip_ids, dtype=str).to_numpy(),
         "path": pd.Series(paths, dtype=str).to_numpy(),
         "label": pd.Series(labels, dtype=str).to_numpy(),
         "label_id": np.asarray(label_ids, dtype=np.int64),
         "fold": np.asarray(folds, dtype=np.int64),
+        "recording": pd.Series(clip_ids if recordings is None else recordings,
+                               dtype=str).to_numpy(),
     })
     if extras is not None:
         for column in extras.columns:
             table[column] = extras[column].to_numpy()
-    table = table.astype({"clip_id": str, "path": str, "label": str})
+    table = table.astype({"clip_id": str, "path": str, "label": str, "recording": str})
     return table.sort_values(["fold", "clip_id"], kind="stable").reset_index(drop=True)

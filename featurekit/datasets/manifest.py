@@ -81,6 +81,9 @@ class Layout:
         Columns holding the audio file name, class name, official class id and fold.
     extra_columns : tuple of str
         Metadata columns carried into the clips table as they are.
+    recording_column : str or None
+        Column naming the source recording a clip was cut from (clips of one recording
+        share a fold, and inner validation splits must keep them together too).
     """
 
     root_dirs: tuple[str, ...]
@@ -92,6 +95,7 @@ class Layout:
     label_id_column: str
     fold_column: str
     extra_columns: tuple[str, ...]
+    recording_column: str | None = None
 
 
 @dataclass(frozen=True)
@@ -219,7 +223,11 @@ def _parse_layout(table: _Table) -> Layout:
     named = {key: table.text(key) for key in
              ("file_column", "label_column", "label_id_column", "fold_column")}
     extra = table.texts("extra_columns") if "extra_columns" in table.data else ()
-    for key, column in [*named.items(), *(("extra_columns", c) for c in extra)]:
+    recording = table.text("recording_column") if "recording_column" in table.data else None
+    checked = [*named.items(), *(("extra_columns", c) for c in extra)]
+    if recording is not None:
+        checked.append(("recording_column", recording))
+    for key, column in checked:
         if column not in columns:
             raise table._fail(key, f"column {column!r} is not in columns {list(columns)}")
     audio_path = table.text("audio_path")
@@ -228,7 +236,8 @@ def _parse_layout(table: _Table) -> Layout:
         raise table._fail("audio_path", f"must use {{{named['file_column']}}} and only "
                                         f"metadata columns, got {audio_path!r}")
     return Layout(root_dirs=table.texts("root_dirs"), metadata=table.text("metadata"),
-                  audio_path=audio_path, columns=columns, extra_columns=extra, **named)
+                  audio_path=audio_path, columns=columns, extra_columns=extra,
+                  recording_column=recording, **named)
 
 
 def _parse_one(data: dict[str, Any], name: str, parent: str, source: str) -> DatasetManifest:

@@ -140,8 +140,10 @@ def scan_official(manifest: DatasetManifest, data_dir: str | os.PathLike[str]) -
         found.append(None if match is None else str(match))
 
     extras = pd.DataFrame({column: _typed(table[column]) for column in layout.extra_columns})
+    recordings = (None if layout.recording_column is None
+                  else table[layout.recording_column].astype(str).str.strip().to_numpy())
     rows = clips_frame(clip_ids, [path or "" for path in found], labels, label_ids, folds,
-                       extras.assign(expected_path=expected))
+                       extras.assign(expected_path=expected), recordings=recordings)
     rows["path"] = rows["path"].where(rows["path"] != "", None)
     return MetadataScan(root=root, metadata_path=source, rows=rows)
 
