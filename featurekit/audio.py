@@ -66,9 +66,16 @@ def _check_rate(value: object, what: str, source: str) -> int:
     return int(value)
 
 
+def _check_max_duration(max_duration: float | None, source: str) -> None:
+    if max_duration is not None and not (np.isfinite(max_duration) and max_duration > 0):
+        raise AudioError(f"{source}: max_duration must be a positive number of seconds, "
+                         f"got {max_duration!r}")
+
+
 def prepare_waveform(y: np.ndarray, sr: int, *, target_sr: int | None = None,
                      max_duration: float | None = None, min_samples: int = 0,
-                     source: str = "<array>") -> tuple[np.ndarray, AudioInfo]:
+                     source: str = "<array>",
+                     original_samples: int | None = None) -> tuple[np.ndarray, AudioInfo]:
     """Validate an in-memory signal and bring it to float32 mono at ``target_sr``.
 
     Parameters
@@ -86,6 +93,8 @@ def prepare_waveform(y: np.ndarray, sr: int, *, target_sr: int | None = None,
         Shorter output is zero-padded to this many samples and a note recorded.
     source : str, keyword-only
         Name used in messages.
+    original_samples : int, keyword-only, optional
+        Length of the source when ``y`` is already a truncated read of it (for the notes).
 
     Returns
     -------
@@ -95,10 +104,12 @@ def prepare_waveform(y: np.ndarray, sr: int, *, target_sr: int | None = None,
     Raises
     ------
     AudioError
-        Empty input, NaN/Inf samples, more than two dimensions, or an invalid rate.
+        Empty input, NaN/Inf samples, more than two dimensions, (channels, samples) layout,
+        an invalid rate or ``max_duration``.
     """
     sr = _check_rate(sr, "sample rate", source)
     target_sr = sr if target_sr is None else _check_rate(target_sr, "target rate", source)
+    _check_max_duration(max_duration, source)
     y = np.asarray(y)
     if y.ndim == 0 or y.ndim > 2:
         raise AudioError(f"{source}: expected a 1-D signal or (samples, channels), "
@@ -115,6 +126,9 @@ def prepare_waveform(y: np.ndarray, sr: int, *, target_sr: int | None = None,
     if y.ndim == 2:
         if channels == 0:
             raise AudioError(f"{source}: signal has zero channels")
+        if 0 < y.shape[0] < channels:
+            raise AudioError(f"{source}: shape {y.shape} looks like (channels, samples); "
+                             "featurekit expects (samples, channels): pass y.T")
         y = y.mean(axis=1)
     source_samples = y.shape[0]
     if source_samples == 0:
@@ -122,6 +136,7 @@ def prepare_waveform(y: np.ndarray, sr: int, *, target_sr: int | None = None,
     if not np.all(np.isfinite(y)):
         bad = int(np.count_nonzero(~np.isfinite(y)))
         raise AudioError(f"{source}: contains {bad} NaN or infinite sample(s)")
+    original = source_samples if original_samples is None else int(original_samples)
     notes: list[str] = []
     if not np.any(y):
         notes.append(SILENCE_NOTE)
@@ -131,7 +146,7 @@ def prepare_waveform(y: np.ndarray, sr: int, *, target_sr: int | None = None,
         if source_samples > limit:
             y = y[:limit]
             truncated = True
-            notes.append(f"truncated from {source_samples / sr:.3f} s to {max_duration:g} s")
+            notes.append(f"truncated from {original / sr:.3f} s to {max_duration:g} s")
     y = y.astype(np.float32, copy=False)
     if target_sr != sr:
         y = soxr.resample(y, sr, target_sr, quality="HQ").astype(np.float32, copy=False)
@@ -144,7 +159,7 @@ def prepare_waveform(y: np.ndarray, sr: int, *, target_sr: int | None = None,
         if note != SILENCE_NOTE and not note.startswith("resampled"):
             logger.info("%s: %s", source, note)
     info = AudioInfo(source=source, source_sr=sr, channels=channels,
-                     source_samples=source_samples, sr=target_sr, truncated=truncated,
+                     source_samples=original, sr=target_sr, truncated=truncated,
                      padded_samples=padded, notes=tuple(notes))
     return np.ascontiguousarray(y, dtype=np.float32), info
 
@@ -177,6 +192,7 @@ def load_audio_with_info(path: str | os.PathLike[str], sr: int | None = 22050, *
         raise AudioError(f"{source}: file not found")
     if not path.is_file():
         raise AudioError(f"{source}: not a regular file")
+    _check_max_duration(max_duration, source)
     try:
         with sf.SoundFile(path) as handle:
             file_sr = handle.samplerate
@@ -190,11 +206,10 @@ def load_audio_with_info(path: str | os.PathLike[str], sr: int | None = 22050, *
     except (RuntimeError, TypeError, ValueError) as exc:
         raise AudioError(f"{source}: cannot decode audio ({exc})") from exc
     y, info = prepare_waveform(data, file_sr, target_sr=sr, max_duration=max_duration,
-                               min_samples=min_samples, source=source)
+                               min_samples=min_samples, source=source,
+                               original_samples=int(total_frames))
     if total_frames > data.shape[0] and not info.truncated:
         raise AudioError(f"{source}: decoder returned {data.shape[0]} of {total_frames} frames")
-    if info.truncated:
-        info = AudioInfo(**{**info.__dict__, "source_samples": int(total_frames)})
     return y, info
 
 

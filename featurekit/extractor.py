@@ -27,7 +27,7 @@ from featurekit.audio import SILENCE_NOTE, AudioInfo, load_audio_with_info, prep
 from featurekit.branch import ClipResult
 from featurekit.config import FAMILIES, FUNCTIONALS, ExtractionConfig
 from featurekit.descriptors import catalog, clip_vector, feature_names, frame_matrix, frame_names
-from featurekit.errors import AudioError, ConfigError, FeaturekitError
+from featurekit.errors import AudioError, ConfigError
 
 __all__ = ["FeatureExtractor", "HandcraftedBranch", "SilentAudio", "extract_clip",
            "feature_catalog", "frame_descriptors"]
@@ -105,7 +105,8 @@ def frame_descriptors(y: np.ndarray, sr: int,
     Parameters
     ----------
     y : np.ndarray, shape (n,) or (n, channels)
-        Signal at ``sr`` Hz; resampled to ``config.sample_rate`` when it differs.
+        Signal at ``sr`` Hz; resampled to ``config.sample_rate`` when it differs, and
+        zero-padded to one analysis window, exactly as :func:`extract_clip` prepares it.
     sr : int
         Sample rate of ``y``, Hz.
     config : ExtractionConfig, optional
@@ -117,8 +118,7 @@ def frame_descriptors(y: np.ndarray, sr: int,
         columns (float32). Voiced-only descriptors are 0 on unvoiced frames.
     """
     config = config or ExtractionConfig()
-    waveform, _ = prepare_waveform(y, sr, target_sr=config.sample_rate,
-                                   max_duration=config.max_duration_s)
+    waveform, _ = _waveform(y, config, sr)
     with _single_blas_thread():
         return _frame_table(Analysis(waveform, config))
 
@@ -176,8 +176,7 @@ class HandcraftedBranch:
                 if self.skip_silent and SILENCE_NOTE in result.notes:
                     raise SilentAudio(f"{path}: {SILENCE_NOTE}")
                 results.append(result)
-            except (FeaturekitError, OSError, ValueError, FloatingPointError,
-                    MemoryError) as exc:
+            except Exception as exc:  # one bad clip must never fail its whole batch
                 results.append(exc)
         return results
 

@@ -476,7 +476,7 @@ class BranchWriter:
     def _prepare(self) -> None:
         for leftover in self.directory.parent.glob(f".trash-{self.branch}-*"):
             shutil.rmtree(leftover, ignore_errors=True)
-        if self.overwrite and self.directory.exists():
+        if self.overwrite and self.directory.exists() and not self._stored_compatible():
             trash = self.directory.parent / f".trash-{self.branch}-{os.getpid()}"
             os.replace(self.directory, trash)  # atomic: the branch is gone or intact
             shutil.rmtree(trash)
@@ -497,6 +497,18 @@ class BranchWriter:
         self._remove_leftovers({part.name for part in parts})
         numbers = [int(path.stem.split("-")[1]) for path in parts]
         self._next_part = max(numbers, default=-1) + 1
+
+    def _stored_compatible(self) -> bool:
+        """Whether everything stored matches this run, so overwriting can keep it (an
+        interrupted ``--overwrite`` run then resumes instead of starting over)."""
+        stored = [*self.store.parts(self.dataset, self.branch),
+                  *[path for path in [self.directory / ERRORS_FILE] if path.is_file()]]
+        try:
+            for path in stored:
+                self._check_compatible(pq.read_schema(path), path)
+        except StoreError:
+            return False
+        return True
 
     def _check_compatible(self, schema: pa.Schema, path: Path) -> None:
         stored = _file_metadata(schema, path)

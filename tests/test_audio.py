@@ -136,3 +136,30 @@ def test_prepare_waveform_validates_arrays():
     y, info = prepare_waveform(np.array([0, 16384, -32768], dtype=np.int16), 8000)
     np.testing.assert_allclose(y, [0.0, 0.5, -1.0])
     assert info.channels == 1
+
+
+def test_channels_first_arrays_are_refused():
+    with pytest.raises(AudioError, match=r"looks like \(channels, samples\).*y\.T"):
+        prepare_waveform(np.zeros((2, 22050)), 22050)
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.5, float("nan"), float("inf")])
+def test_max_duration_must_be_positive(tmp_path, bad):
+    path = tmp_path / "x.wav"
+    sf.write(path, tone(8000), 8000)
+    with pytest.raises(AudioError, match="max_duration must be a positive"):
+        load_audio(path, 8000, max_duration=bad)
+    with pytest.raises(AudioError, match="max_duration must be a positive"):
+        prepare_waveform(tone(8000), 8000, max_duration=bad)
+
+
+def test_truncation_note_names_the_original_length(tmp_path):
+    path = tmp_path / "long.wav"
+    sf.write(path, tone(8000, seconds=2.0), 8000)
+    _, info = load_audio_with_info(path, 8000, max_duration=0.5)
+    assert info.notes == ("truncated from 2.000 s to 0.5 s",)
+
+
+def test_digital_silence_is_noted():
+    _, info = prepare_waveform(np.zeros(100), 8000)
+    assert "digital silence" in " ".join(info.notes)

@@ -170,3 +170,30 @@ def test_silence_is_kept_with_a_note_or_skipped_on_request(tmp_path):
     assert any("digital silence" in note for note in kept.notes)
     skipped = HandcraftedBranch(skip_silent=True).compute_batch([str(path)])[0]
     assert isinstance(skipped, SilentAudio) and "silent.wav" in str(skipped)
+
+
+def test_frame_descriptors_match_the_stored_frames():
+    y = tone(440, 0.02)  # shorter than one analysis window: padded the same way on both paths
+    direct = extract_clip(y, sr=SR, frames=True).frames
+    from featurekit import frame_descriptors
+
+    table = frame_descriptors(y, SR)
+    assert table.shape == direct.shape
+    np.testing.assert_array_equal(table.to_numpy(), direct.to_numpy())
+
+
+def test_unexpected_errors_become_per_clip_failures(tmp_path, monkeypatch):
+    good = tmp_path / "good.wav"
+    sf.write(good, tone(440), SR)
+    import featurekit.extractor as module
+
+    real = module.extract_clip
+
+    def flaky(path, *args, **kwargs):
+        if "bad" in str(path):
+            raise KeyError("unexpected")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(module, "extract_clip", flaky)
+    results = HandcraftedBranch().compute_batch([str(tmp_path / "bad.wav"), str(good)])
+    assert isinstance(results[0], KeyError) and isinstance(results[1], ClipResult)

@@ -355,3 +355,17 @@ def test_writer_rejects_malformed_results(tmp_path: Path) -> None:
     assert store.errors("mini", "fake")["clip_id"].tolist() == ["clip001", "clip002"]
     with pytest.raises(StoreError, match="outside its 'with' block"):
         writer.write_batch(clips, [])
+
+
+def test_overwrite_with_the_same_configuration_resumes(tmp_path: Path) -> None:
+    dataset = make_dataset(tmp_path / "audio", 6)
+    store = FeatureStore(tmp_path / "store")
+    first = run_branch(FakeBranch(), dataset, store, batch_size=2, progress=False)
+    parts = sorted(p.name for p in store.parts("mini", "fake"))
+    again = run_branch(FakeBranch(), dataset, store, batch_size=2, overwrite=True,
+                       progress=False)
+    assert first.done == 6 and again.done == 0 and again.skipped == 6
+    assert sorted(p.name for p in store.parts("mini", "fake")) == parts
+    replaced = run_branch(FakeBranch(salt="other"), dataset, store, batch_size=2,
+                          overwrite=True, progress=False)
+    assert replaced.done == 6
