@@ -160,3 +160,18 @@ def test_download_with_wrong_checksum_leaves_nothing(served, monkeypatch):
     with pytest.raises(DownloadError):
         resolve_weights(SMALL, offline=False, progress=False)
     assert not (weights_cache_dir() / entry.file_name).exists()
+
+
+def test_found_files_must_match_the_registered_checksum(small_checkpoint, tmp_path, monkeypatch):
+    good = hashlib.sha256(small_checkpoint.read_bytes()).hexdigest()
+    monkeypatch.setitem(registry._REGISTRY, SMALL,
+                        dataclasses.replace(model_info(SMALL), sha256=good, md5=None))
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    target = weights / small_checkpoint.name
+    target.write_bytes(small_checkpoint.read_bytes())
+    monkeypatch.setenv("FEATUREKIT_WEIGHTS_DIR", str(weights))
+    assert resolve_weights(SMALL) == target
+    target.write_bytes(small_checkpoint.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(WeightsError, match="does not match the published checksum"):
+        resolve_weights(SMALL)

@@ -193,10 +193,10 @@ def resolve_weights(name: str, weights: str | os.PathLike[str] | None = None, *,
         root = Path(search_root).expanduser()
         found = sorted(root.rglob(info.file_name)) if root.is_dir() else []
         if found:
-            return found[0]
+            return _verified(info, found[0])
     cached = weights_cache_dir() / info.file_name
     if cached.is_file():
-        return cached
+        return _verified(info, cached)
     if _is_offline(offline):
         raise WeightsError(
             f"weights of {name} ({info.file_name}) not found and downloads are off "
@@ -208,6 +208,15 @@ def resolve_weights(name: str, weights: str | os.PathLike[str] | None = None, *,
     cached.parent.mkdir(parents=True, exist_ok=True)
     return download_file(info.url, cached, sha256=info.sha256, md5=info.md5,
                          progress=progress)
+
+
+def _verified(info: ModelInfo, path: Path) -> Path:
+    """``path`` if it matches the registered checksum (or none is registered)."""
+    if (info.sha256 or info.md5) and not _matches_registry(info, path):
+        raise WeightsError(f"{path} does not match the published checksum of {info.file_name} "
+                           "(corrupt or a different file): delete it, or pass it explicitly "
+                           "with --weights / weights=PATH to use it anyway")
+    return path
 
 
 @cache
