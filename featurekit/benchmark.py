@@ -7,7 +7,15 @@ returns it) and evaluates, by leave-one-fold-out over the folds present:
   ``handcrafted`` branch -- and ``neural.<model>``) with every head;
 * every multi-branch subset of the ablation -- all handcrafted branches, everything, and
   everything but each branch -- with every head and every fusion (early, mean, weighted,
-  stacking).
+  stacking, calibrated).
+
+The sequence head ``seq`` (:class:`featurekit.sequence.SequenceClassifier`) learns an embedding
+from each branch's frame sequence instead of reading its clip-level functionals; it needs the
+sequences (``sequences=`` of :func:`run_benchmark`; :func:`benchmark_store` loads them from a
+store extracted and embedded with frames). Its branches are late-fused by every late rule, and
+by ``blend``, the "diverse embeddings" method: the frozen 64-d embeddings of the inner
+out-of-fold encoders are concatenated and a linear classifier is fitted on them, per inner split
+(:func:`featurekit.sequence.blend_probabilities`). Early fusion does not apply to sequences.
 
 Work is organised so the expensive part is shared: per outer fold, head and branch, one set of
 seeded members (and their inner out-of-fold twins) is fitted once and reused by every late
@@ -69,6 +77,12 @@ HANDCRAFTED_FAMILIES = ("pitch", "timbre", "spectral")
 KEY_COLUMNS = ("clip_id", "fold", "label", "label_id", "recording")
 #: Store branch holding the handcrafted families.
 HANDCRAFTED_BRANCH = "handcrafted"
+#: Heads that learn from frame sequences rather than clip-level features.
+SEQUENCE_HEAD_NAMES = ("seq",)
+#: Fusions of sequence-head branches only: the blend of frozen learned embeddings.
+SEQUENCE_FUSIONS = ("blend",)
+#: Every fusion a benchmark can run.
+BENCHMARK_FUSIONS = (*FUSIONS, *SEQUENCE_FUSIONS)
 
 
 @dataclass(frozen=True)
@@ -78,10 +92,11 @@ class BenchmarkConfig:
     Attributes
     ----------
     heads : tuple of str
-        Head names of :data:`featurekit.heads.HEADS` (or of ``head_specs`` given to
-        :func:`run_benchmark`).
+        Head names of :data:`featurekit.heads.HEADS`, ``seq`` (the sequence head), or of
+        ``head_specs`` given to :func:`run_benchmark`.
     fusions : tuple of str
-        Any of ``early`` and the late rules of :data:`featurekit.fusion.FUSION_RULES`.
+        Any of ``early``, the late rules of :data:`featurekit.fusion.FUSION_RULES` and
+        ``blend`` (sequence head only).
     n_seeds : int
         Members per seeded head (seeds ``seed .. seed + n_seeds - 1``), probabilities averaged.
     seed : int
@@ -96,7 +111,7 @@ class BenchmarkConfig:
     """
 
     heads: tuple[str, ...] = ("xgb", "mlp", "logreg")
-    fusions: tuple[str, ...] = FUSIONS
+    fusions: tuple[str, ...] = BENCHMARK_FUSIONS
     n_seeds: int = 2
     seed: int = 0
     inner_splits: int = 3
@@ -106,9 +121,10 @@ class BenchmarkConfig:
     def __post_init__(self) -> None:
         if not self.heads:
             raise ConfigError("a benchmark needs at least one head")
-        unknown = [name for name in self.fusions if name not in FUSIONS]
+        unknown = [name for name in self.fusions if name not in BENCHMARK_FUSIONS]
         if unknown:
-            raise ConfigError(f"unknown fusion {unknown[0]!r}; choose from {', '.join(FUSIONS)}")
+            raise ConfigError(f"unknown fusion {unknown[0]!r}; choose from "
+                              f"{', '.join(BENCHMARK_FUSIONS)}")
         if self.n_seeds < 1:
             raise ConfigError(f"n_seeds must be at least 1, got {self.n_seeds}")
         if self.inner_splits < 2:
@@ -122,11 +138,23 @@ class BenchmarkConfig:
     def config_hash(self, head_specs: Mapping[str, HeadSpec] | None = None) -> str:
         """Stable short hash of :meth:`to_dict` and of the heads' default parameters
         (``head_specs`` first, then the registry)."""
-        specs = {**HEADS, **(head_specs or {})}
-        heads = {name: [repr(specs[name].factory().get_params()), repr(specs[name].param_grid)]
-                 for name in self.heads if name in specs}
+        specs = {name: _head_spec(name, head_specs) for name in self.heads
+                 if name in HEADS or name in SEQUENCE_HEAD_NAMES or name in (head_specs or {})}
+        heads = {name: [repr(spec.factory().get_params()), repr(spec.param_grid)]
+                 for name, spec in specs.items()}
         text = json.dumps({"config": self.to_dict(), "heads": heads}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _head_spec(name: str, head_specs: Mapping[str, HeadSpec] | None) -> HeadSpec:
+    """A head by name: ``head_specs`` first, then the sequence head, then the registry."""
+    if head_specs and name in head_specs:
+        return head_specs[name]
+    if name in SEQUENCE_HEAD_NAMES:
+        from featurekit.sequence import SEQUENCE_HEADS  # torch: imported only when asked for
+
+        return SEQUENCE_HEADS[name]
+    return get_head_spec(name)
 
 
 def branch_selectors(columns: Sequence[str]) -> dict[str, str]:
@@ -191,7 +219,7 @@ class _Unit:
     with_oof: bool
 
 
-def _run_unit(spec: HeadSpec, X: np.ndarray, y: np.ndarray, groups: np.ndarray,
+def _run_unit(spec: HeadSpec, X: np.ndarray, y: np.ndarray, folds: np.ndarray,
               train: np.ndarray, test: np.ndarray, positions: np.ndarray, n_classes: int,
               seeds: Sequence[int], config: BenchmarkConfig,
               splits: Sequence[tuple[np.ndarray, np.ndarray]] | None) -> dict[str, Any]:
@@ -204,12 +232,55 @@ def _run_unit(spec: HeadSpec, X: np.ndarray, y: np.ndarray, groups: np.ndarray,
     # One BLAS/OpenMP thread per unit: these matrices are small, parallelism comes from
     # running units side by side, and threads competing for two cores cost up to 10x.
     with threadpool_limits(limits=1):
-        fitted = fit_branch(spec, X_train, y[train], groups[train], n_classes=n_classes,
+        fitted = fit_branch(spec, X_train, y[train], folds[train], n_classes=n_classes,
                             seeds=seeds, splits=splits, tune=config.tune,
                             tune_splits=config.inner_splits, tune_random_state=config.seed)
         test_proba = predict_members(fitted.members, X[np.ix_(test, positions)], n_classes)
     return {"test": test_proba, "oof": fitted.oof, "params": fitted.params,
             "seconds": time.perf_counter() - started}
+
+
+def _run_sequence_unit(spec: HeadSpec, sequences: np.ndarray, y: np.ndarray,
+                       folds: np.ndarray, train: np.ndarray, test: np.ndarray,
+                       rows: np.ndarray, n_classes: int, seeds: Sequence[int],
+                       config: BenchmarkConfig,
+                       splits: Sequence[tuple[np.ndarray, np.ndarray]] | None) -> dict[str, Any]:
+    """Fit a sequence head on one branch's sequences of an outer fold's training clips.
+
+    ``rows`` maps benchmark rows to rows of ``sequences``. Besides the outputs of
+    :func:`_run_unit`, with ``splits`` it returns each out-of-fold twin's embeddings of its own
+    validation clips (``oof_embedding``, (n_members, n_train, dim)) and of the test clips
+    (``test_embedding``, (n_members, n_splits, n_test, dim)) for the blend. Only ``train``
+    clips reach any ``fit``.
+    """
+    started = time.perf_counter()
+    X_train, X_test = sequences[rows[train]], sequences[rows[test]]
+    with threadpool_limits(limits=1):
+        fitted = fit_branch(spec, X_train, y[train], folds[train], n_classes=n_classes,
+                            seeds=seeds, splits=splits, tune=config.tune,
+                            tune_splits=config.inner_splits, tune_random_state=config.seed,
+                            keep_twins=True)
+        output = {"test": predict_members(fitted.members, X_test, n_classes),
+                  "oof": fitted.oof, "params": fitted.params}
+        if splits is not None:
+            validation = [val for _, val in splits]
+            output["oof_embedding"] = np.stack([
+                _scatter([twin.transform(X_train[val])
+                          for twin, val in zip(twins, validation, strict=True)],
+                         validation, len(train)) for twins in fitted.twins])
+            output["test_embedding"] = np.stack([[twin.transform(X_test) for twin in twins]
+                                                 for twins in fitted.twins])
+    output["seconds"] = time.perf_counter() - started
+    return output
+
+
+def _scatter(blocks: Sequence[np.ndarray], indices: Sequence[np.ndarray],
+             n_rows: int) -> np.ndarray:
+    """Rows of ``blocks`` placed at ``indices`` of an (n_rows, dim) array."""
+    out = np.zeros((n_rows, blocks[0].shape[1]), dtype=np.float32)
+    for block, index in zip(blocks, indices, strict=True):
+        out[index] = block
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -230,16 +301,53 @@ def _validate_frame(data: pd.DataFrame) -> None:
 
 
 def _inner_groups(data: pd.DataFrame) -> np.ndarray:
-    """Groups that inner splits (out-of-fold predictions, early stopping) keep together.
+    """Groups that the inner out-of-fold splits keep together.
 
     Source recordings when the table names them: official folds keep a recording's clips
-    together, and so must every split inside the training folds, or inner validation is
-    optimistic and a fusion rule trusts a branch that only memorised recordings (with a
-    single training fold, a clip-level split is otherwise the only choice). Folds otherwise.
+    together, and so must the splits whose out-of-fold predictions teach a fusion rule, or
+    it trusts a branch that only memorised recordings (with a single training fold, a
+    clip-level split is otherwise the only choice). Folds otherwise.
+
+    Heads' own early stopping keeps the folds as groups: measured on UrbanSound8K folds 1-2,
+    a recording-grouped early-stopping split stopped XGBoost far too soon (handcrafted
+    branch 52.1 % instead of 60.5 %, mn04_as 73.1 % instead of 74.9 %).
     """
     if "recording" in data.columns:
         return pd.factorize(data["recording"].astype(str))[0].astype(np.int64)
     return data["fold"].to_numpy(dtype=np.int64)
+
+
+def _check_sequences(sequences: Mapping[str, np.ndarray], selectors: Mapping[str, Any],
+                     n_clips: int, config: BenchmarkConfig) -> None:
+    if any(head in SEQUENCE_HEAD_NAMES for head in config.heads) and not sequences:
+        raise ConfigError("the sequence head needs frame sequences of the branches (store "
+                          "extracted with --frames and embedded with --frames)")
+    for name, values in sequences.items():
+        if name not in selectors:
+            raise ConfigError(f"sequences given for {name!r}, which is not a benchmark branch "
+                              f"({', '.join(selectors)})")
+        if np.ndim(values) != 3 or len(values) != n_clips:
+            raise DatasetError(f"sequences of {name!r} must have shape (clips={n_clips}, "
+                               f"frames, dims), got {np.shape(values)}")
+
+
+def _blend_members(parts: Sequence[Mapping[str, Any]], y_train: np.ndarray,
+                   splits: Sequence[tuple[np.ndarray, np.ndarray]], n_classes: int,
+                   seed: int) -> np.ndarray:
+    """Blended test probabilities of each seed member, shape (n_members, n_test, n_classes).
+
+    Split k's blender learns from the embeddings of split k's validation clips by the twins
+    trained on split k's other clips, and predicts from the same twins' test embeddings.
+    """
+    from featurekit.sequence import blend_probabilities
+
+    n_members = parts[0]["oof_embedding"].shape[0]
+    return np.stack([blend_probabilities(
+        [np.hstack([part["oof_embedding"][m][val] for part in parts]) for _, val in splits],
+        [y_train[val] for _, val in splits],
+        [np.hstack([part["test_embedding"][m][k] for part in parts])
+         for k in range(len(splits))],
+        n_classes=n_classes, random_state=seed) for m in range(n_members)])
 
 
 def _check_provenance(provenance: Mapping[str, Mapping[str, Any]]) -> None:
@@ -267,7 +375,8 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
                   head_specs: Mapping[str, HeadSpec] | None = None,
                   provenance: Mapping[str, Mapping[str, Any]] | None = None,
                   expected_folds: Sequence[int] | None = None, n_jobs: int = 1,
-                  progress: bool | None = None) -> dict[str, Any]:
+                  progress: bool | None = None,
+                  sequences: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
     """Run the whole ablation by leave-one-fold-out and return the results.
 
     Parameters
@@ -292,6 +401,10 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
         Parallel work units (joblib processes). Results do not depend on it.
     progress : bool, optional
         Progress bar on stderr (default: on unless ``FEATUREKIT_NO_PROGRESS`` is set).
+    sequences : mapping of str to np.ndarray, optional
+        Benchmark branch -> its frame sequences (n_clips, n_frames, n_dims), NaN-padded, rows
+        in the order of ``data``'s rows (:func:`featurekit.sequence.load_sequences`). The
+        sequence head runs on these branches only and is required to have some.
 
     Returns
     -------
@@ -308,7 +421,9 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
     provenance = dict(provenance or {})
     _check_provenance(provenance)
     _validate_frame(data)
-    data = data.sort_values("clip_id", kind="stable").reset_index(drop=True)
+    # Sequences stay in the caller's row order; seq_rows maps sorted rows to theirs.
+    seq_rows = np.argsort(data["clip_id"].to_numpy(dtype=str), kind="stable")
+    data = data.iloc[seq_rows].reset_index(drop=True)
     feature_columns = [str(c) for c in data.columns if c not in KEY_COLUMNS]
     selectors = dict(branches) if branches is not None else branch_selectors(feature_columns)
     if not selectors:
@@ -316,7 +431,9 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
                            "pitch./timbre./spectral./neural.<model>. prefixes)")
     positions = {name: resolve_columns(selector, feature_columns, len(feature_columns))
                  for name, selector in selectors.items()}
-    specs = {name: (head_specs or {}).get(name) or get_head_spec(name) for name in config.heads}
+    specs = {name: _head_spec(name, head_specs) for name in config.heads}
+    sequences = dict(sequences or {})
+    _check_sequences(sequences, selectors, len(data), config)
     X = np.array(data[feature_columns].to_numpy(dtype=np.float32), copy=True)
     X[~np.isfinite(X) & ~np.isnan(X)] = np.nan
     label_ids, y = np.unique(data["label_id"].to_numpy(dtype=np.int64), return_inverse=True)
@@ -332,12 +449,25 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
     multi = [subset for subset in subsets if len(subset) > 1]
     late = [name for name in config.fusions if name in FUSION_RULES]
     seeds = [config.seed + i for i in range(config.n_seeds)]
+    sequence_heads = [head for head in config.heads if head in SEQUENCE_HEAD_NAMES]
+    blend = "blend" in config.fusions
 
-    units = [_Unit(fold, head, (name,), bool(late and multi))
-             for fold, _, _ in outer for head in config.heads for name in branch_names]
+    def runs(head: str, subset: Sequence[str]) -> bool:
+        """Whether ``head`` applies to every branch of ``subset``."""
+        return head not in sequence_heads or all(name in sequences for name in subset)
+
+    fused_subsets = {head: [subset for subset in multi if runs(head, subset)]
+                     for head in config.heads}
+    with_oof = {head: bool(fused_subsets[head]
+                           and (late or (blend and head in sequence_heads)))
+                for head in config.heads}
+    units = [_Unit(fold, head, (name,), with_oof[head])
+             for fold, _, _ in outer for head in config.heads for name in branch_names
+             if runs(head, (name,))]
     if "early" in config.fusions:
         units += [_Unit(fold, head, subset, False)
-                  for fold, _, _ in outer for head in config.heads for subset in multi]
+                  for fold, _, _ in outer for head in config.heads
+                  if head not in sequence_heads for subset in multi]
     split_of = {fold: (train, test) for fold, train, test in outer}
     inner = {fold: inner_splits(y[train], groups[train], n_splits=config.inner_splits,
                                 random_state=config.seed) for fold, train, _ in outer}
@@ -345,10 +475,16 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
     def unit_columns(unit: _Unit) -> np.ndarray:
         return np.concatenate([positions[name] for name in unit.subset])
 
-    tasks = (delayed(_run_unit)(specs[unit.head], X, y, groups, *split_of[unit.fold],
-                                unit_columns(unit), n_classes, seeds, config,
-                                inner[unit.fold] if unit.with_oof else None)
-             for unit in units)
+    def task(unit: _Unit) -> Any:
+        splits = inner[unit.fold] if unit.with_oof else None
+        if unit.head in sequence_heads:
+            return delayed(_run_sequence_unit)(specs[unit.head], sequences[unit.subset[0]], y,
+                                               groups, *split_of[unit.fold], seq_rows,
+                                               n_classes, seeds, config, splits)
+        return delayed(_run_unit)(specs[unit.head], X, y, folds, *split_of[unit.fold],
+                                  unit_columns(unit), n_classes, seeds, config, splits)
+
+    tasks = (task(unit) for unit in units)
     outputs: dict[_Unit, dict[str, Any]] = {}
     with progress_bar(total=len(units), desc=f"benchmark {dataset}", unit="fit",
                       disable=None if progress is None else not progress) as bar:
@@ -373,12 +509,14 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
         for fold, train, _ in outer:
             for head in config.heads:
                 for subset in subsets:
+                    if not runs(head, subset):
+                        continue
                     if len(subset) == 1:
-                        test = outputs[_Unit(fold, head, subset, bool(late and multi))]["test"]
+                        test = outputs[_Unit(fold, head, subset, with_oof[head])]["test"]
                         record(system_name(subset, head, None), subset, head, None, fold,
                                test.mean(axis=0), test)
                         continue
-                    if "early" in config.fusions:
+                    if "early" in config.fusions and head not in sequence_heads:
                         test = outputs[_Unit(fold, head, subset, False)]["test"]
                         record(system_name(subset, head, "early"), subset, head, "early", fold,
                                test.mean(axis=0), test)
@@ -397,6 +535,14 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
                             choice = choice.replace(f"branch {index}", subset[index])
                         record(system_name(subset, head, rule_name), subset, head, rule_name,
                                fold, ensemble, members, choice)
+                    if blend and head in sequence_heads:
+                        members = _blend_members(parts, y[train], inner[fold], n_classes,
+                                                 config.seed)
+                        record(system_name(subset, head, "blend"), subset, head, "blend", fold,
+                               members.mean(axis=0), members,
+                               f"linear blend of {len(subset)} x "
+                               f"{parts[0]['oof_embedding'].shape[2]}-d embeddings, "
+                               f"{len(inner[fold])} inner splits")
 
     fold_ids = [fold for fold, _, _ in outer]
     test_of = {fold: test for fold, _, test in outer}
@@ -447,6 +593,17 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
                 "wilcoxon_p": test["wilcoxon_p"]}
 
     comparisons = [compare(s["name"], best_single) for s in fused]
+    # Per branch: the learned sequence embedding against the best functionals head.
+    sequence_vs_functionals = []
+    for head in sequence_heads:
+        for name in branch_names:
+            learned = by_name.get(system_name((name,), head, None))
+            functionals = [s for s in singles if s["branches"] == [name]
+                           and s["head"] not in sequence_heads]
+            if learned and functionals:
+                reference = max(functionals, key=lambda s: s["mean"]["accuracy"])["name"]
+                sequence_vs_functionals.append({"branch": name,
+                                                **compare(learned["name"], reference)})
     fusion_gain = next((c for c in comparisons if c["system"] == best_fusion), None)
     neural_singles = [s for s in singles if s["branches"][0].startswith("neural.")]
     reference_for_gain = (max(neural_singles, key=lambda s: s["mean"]["accuracy"])["name"]
@@ -471,6 +628,8 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
         "branches": {name: len(cols) for name, cols in positions.items()},
         "config": config.to_dict(),
         "comparisons": comparisons,
+        "sequence_vs_functionals": sequence_vs_functionals,
+        "sequence_dims": {name: list(np.shape(values)[1:]) for name, values in sequences.items()},
         "contributions": _contributions(by_name, branch_names, fold_ids,
                                         by_name[best_fusion] if best_fusion else
                                         by_name[best_single]),
@@ -527,6 +686,9 @@ def benchmark_store(store: Any, dataset: str, *, model: str | None = None,
                     recordings: Mapping[str, str] | pd.Series | None = None) -> dict[str, Any]:
     """Read ``handcrafted`` (and ``neural.<model>``) from a store and run the benchmark.
 
+    With the sequence head among ``config.heads``, every branch's frame sequences are loaded
+    too (:func:`featurekit.sequence.load_sequences`); the store must hold frames.
+
     Parameters
     ----------
     store : FeatureStore or path-like
@@ -542,6 +704,7 @@ def benchmark_store(store: Any, dataset: str, *, model: str | None = None,
     ------
     StoreError
         A branch is missing from the store.
+        A branch was stored without frames while the sequence head needs them.
     ConfigError
         The neural branch was computed with untrained weights.
     """
@@ -562,9 +725,16 @@ def benchmark_store(store: Any, dataset: str, *, model: str | None = None,
         mapped = data["clip_id"].map(pd.Series(recordings) if isinstance(recordings, Mapping)
                                      else recordings)
         data.insert(4, "recording", mapped.fillna(data["clip_id"]).astype(str))
+    sequences = None
+    if any(head in SEQUENCE_HEAD_NAMES for head in (config or BenchmarkConfig()).heads):
+        from featurekit.sequence import load_sequences
+
+        branch_names = list(branch_selectors([str(c) for c in data.columns]))
+        sequences = load_sequences(store, dataset, branch_names, data["clip_id"].tolist())
     read_seconds = time.perf_counter() - started
     results = run_benchmark(data, dataset=dataset, config=config, provenance=provenance,
-                            expected_folds=expected_folds, n_jobs=n_jobs, progress=progress)
+                            expected_folds=expected_folds, n_jobs=n_jobs, progress=progress,
+                            sequences=sequences)
     results["timings_s"]["read_store"] = read_seconds
     results["timings_s"]["total"] += read_seconds
     return results

@@ -11,9 +11,13 @@
     out-of-fold probabilities;
 ``stacking``
     a regularised multinomial logistic regression on the concatenated inner out-of-fold
-    probabilities (its ``C`` picked by a second-level cross-validation over the same splits).
+    probabilities (its ``C`` picked by a second-level cross-validation over the same splits);
+``calibrated``
+    per-branch temperature scaling, then a log-linear pool whose weights (optionally per
+    class) minimise the inner out-of-fold log-loss, kept only when a cross-fitted check over
+    the inner splits says it beats the best branch (:class:`CalibratedFusion`).
 
-The two learned rules may fall back: the candidates they choose from always include every
+The learned rules may fall back: the candidates they choose from always include every
 single branch on its own ("pick the best branch", a one-hot weight vector), judged by the same
 inner out-of-fold accuracy, so on the inner validation a learned fusion is never worse than
 the best branch it fuses.
@@ -35,7 +39,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize
+from scipy.optimize import minimize, minimize_scalar
 from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
@@ -153,17 +157,20 @@ class FittedBranch:
         Probabilities each member's twin predicted for rows it was not trained on.
     params : dict
         Hyper-parameters used (the search result when tuning was on).
+    twins : list of list, optional
+        With ``keep_twins``: per member, the fitted twin of each inner split (in split order).
     """
 
     members: list[Any]
     oof: np.ndarray | None
     params: dict[str, Any]
+    twins: list[list[Any]] | None = None
 
 
 def fit_branch(head: Head, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None, *,
                n_classes: int, seeds: Sequence[int] = (0,), splits: Sequence[Split] | None = None,
-               tune: bool = False, tune_splits: int = 3,
-               tune_random_state: int | None = 0) -> FittedBranch:
+               tune: bool = False, tune_splits: int = 3, tune_random_state: int | None = 0,
+               keep_twins: bool = False) -> FittedBranch:
     """Fit one head per seed on ``X`` and, with ``splits``, its inner out-of-fold twins.
 
     Parameters
@@ -185,6 +192,8 @@ def fit_branch(head: Head, X: np.ndarray, y: np.ndarray, groups: np.ndarray | No
         Run :func:`featurekit.heads.tune_head` first (registry heads only).
     tune_splits, tune_random_state :
         Inner cross-validation of the search.
+    keep_twins : bool
+        Keep the fitted out-of-fold twins (e.g. to embed their validation rows).
     """
     params: dict[str, Any] = {}
     if tune:
@@ -193,19 +202,23 @@ def fit_branch(head: Head, X: np.ndarray, y: np.ndarray, groups: np.ndarray | No
         params = tune_head(head, X, y, groups, n_splits=tune_splits,
                            random_state=tune_random_state)
     classes = np.arange(n_classes)
-    members, oof = [], []
+    members, oof, twins = [], [], []
     for seed in member_seeds(head, seeds):
         members.append(fit_head(build_head(head, random_state=seed, params=params), X, y,
                                 groups))
         if splits is None:
             continue
         member_oof = np.zeros((X.shape[0], n_classes))
+        member_twins = []
         for train, val in splits:
             twin = build_head(head, random_state=seed, params=params)
             fit_head(twin, X[train], y[train], None if groups is None else groups[train])
             member_oof[val] = aligned_proba(twin, X[val], classes)
+            member_twins.append(twin)
         oof.append(member_oof)
-    return FittedBranch(members, np.stack(oof) if splits is not None else None, params)
+        twins.append(member_twins)
+    return FittedBranch(members, np.stack(oof) if splits is not None else None, params,
+                        twins if keep_twins and splits is not None else None)
 
 
 def predict_members(members: Sequence[Any], X: np.ndarray, n_classes: int) -> np.ndarray:
@@ -357,9 +370,152 @@ class StackingFusion(BaseEstimator):
         return aligned_proba(self.stacker_, np.hstack(probas), np.arange(self.n_classes_))
 
 
+def _log_proba(proba: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(proba, _EPS, None))
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def fit_temperature(proba: np.ndarray, y: np.ndarray) -> float:
+    """Temperature ``T`` minimising the log-loss of ``softmax(log(proba) / T)`` (bounded to
+    ``[0.05, 20]``)."""
+    log_p = _log_proba(proba)
+
+    def loss(log_t: float) -> float:
+        return -float(np.mean(_log_softmax(log_p / np.exp(log_t))[np.arange(y.size), y]))
+
+    result = minimize_scalar(loss, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    return float(np.exp(result.x))
+
+
+class CalibratedFusion(BaseEstimator):
+    """Temperature-scaled branches pooled log-linearly, with a guard for the best branch.
+
+    Each branch's out-of-fold probabilities are first temperature-scaled
+    (:func:`fit_temperature`); the fused class scores are then
+    ``sum_b w_b * log p_b(calibrated)`` followed by a softmax, with non-negative weights
+    ``w_b`` (one per branch, or per branch and class with ``per_class=True``, shrunk towards
+    the branch weight by ``class_penalty``) minimising the out-of-fold log-loss.
+
+    The guard: the whole procedure is cross-fitted over the inner splits (temperatures and
+    weights learned on the other splits' rows, scored on each split's validation rows) and
+    compared with the best single branch chosen and calibrated the same way. Fusion
+    is kept only when its cross-fitted accuracy is at least the branch's and its cross-fitted
+    log-loss is lower by more than ``min_gain`` nats and by more than ``min_z`` standard
+    errors of the paired per-clip log-loss differences; otherwise the rule returns the best
+    branch's probabilities unchanged.
+
+    Parameters
+    ----------
+    per_class : bool
+        One weight per branch and class instead of per branch.
+    class_penalty : float
+        L2 penalty on the per-class deviations (log scale) from the branch weight.
+    min_gain : float
+        Log-loss improvement (nats) fusion must show to be kept.
+    min_z : float
+        The improvement must also exceed this many standard errors (a one-sided paired test
+        at about 2.5 % for the default).
+    """
+
+    def __init__(self, per_class: bool = False, class_penalty: float = 1.0,
+                 min_gain: float = 0.005, min_z: float = 2.0) -> None:
+        self.per_class = per_class
+        self.class_penalty = class_penalty
+        self.min_gain = min_gain
+        self.min_z = min_z
+
+    def _fit_params(self, oof: Sequence[np.ndarray],
+                    y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        temperatures = np.array([fit_temperature(proba, y) for proba in oof])
+        calibrated = np.stack([_log_softmax(_log_proba(proba) / t)
+                               for proba, t in zip(oof, temperatures, strict=True)])
+        n_branches, n_rows, n_classes = calibrated.shape
+        target = np.zeros((n_rows, n_classes))
+        target[np.arange(n_rows), y] = 1.0
+        n_class_params = n_branches * n_classes if self.per_class else 0
+
+        def loss_and_gradient(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            branch_log = theta[:n_branches]
+            deviation = theta[n_branches:].reshape(n_branches, -1) if self.per_class else 0.0
+            weights = np.exp(branch_log[:, None] + deviation) * np.ones((1, n_classes))
+            scores = np.einsum("bc,bnc->nc", weights, calibrated)
+            log_fused = _log_softmax(scores)
+            loss = -float(np.mean(log_fused[np.arange(n_rows), y]))
+            d_scores = (np.exp(log_fused) - target) / n_rows
+            d_weights = np.einsum("nc,bnc->bc", d_scores, calibrated) * weights
+            gradient = d_weights.sum(axis=1)
+            if not self.per_class:
+                return loss, gradient
+            loss += 0.5 * self.class_penalty * float(np.sum(deviation ** 2)) / n_classes
+            d_deviation = d_weights + self.class_penalty * deviation / n_classes
+            return loss, np.concatenate([gradient, d_deviation.ravel()])
+
+        start = np.concatenate([np.full(n_branches, -np.log(n_branches)),
+                                np.zeros(n_class_params)])
+        theta = minimize(loss_and_gradient, start, jac=True, method="L-BFGS-B").x
+        deviation = theta[n_branches:].reshape(n_branches, -1) if self.per_class else 0.0
+        weights = np.exp(theta[:n_branches, None] + deviation) * np.ones((1, n_classes))
+        return temperatures, weights
+
+    @staticmethod
+    def _combine(probas: Sequence[np.ndarray], temperatures: np.ndarray,
+                 weights: np.ndarray) -> np.ndarray:
+        calibrated = np.stack([_log_softmax(_log_proba(proba) / t)
+                               for proba, t in zip(probas, temperatures, strict=True)])
+        return np.exp(_log_softmax(np.einsum("bc,bnc->nc", weights, calibrated)))
+
+    def fit(self, oof: Sequence[np.ndarray], y: np.ndarray,
+            splits: Sequence[Split]) -> CalibratedFusion:
+        oof = [np.asarray(proba, dtype=np.float64) for proba in oof]
+        fused = np.zeros_like(oof[0])
+        single = np.zeros_like(oof[0])
+        for train, val in splits:
+            temperatures, weights = self._fit_params([proba[train] for proba in oof], y[train])
+            fused[val] = self._combine([proba[val] for proba in oof], temperatures, weights)
+            branch = max(range(len(oof)), key=lambda b: (_accuracy(oof[b][train], y[train]),
+                                                         -_log_loss(oof[b][train], y[train])))
+            # The reference is that branch through the same procedure alone (temperature and,
+            # per class, weights), so what calibration alone gains is not credited to fusion.
+            single[val] = self._combine([oof[branch][val]],
+                                        *self._fit_params([oof[branch][train]], y[train]))
+        covered = np.concatenate([val for _, val in splits])
+        fused, single, truth = fused[covered], single[covered], y[covered]
+        fused_score = (_accuracy(fused, truth), _log_loss(fused, truth))
+        single_score = (_accuracy(single, truth), _log_loss(single, truth))
+        self.cv_scores_ = {"fused": fused_score, "best_branch": single_score}
+        rows = np.arange(truth.size)
+        gain = (np.log(np.clip(fused[rows, truth], _EPS, None))
+                - np.log(np.clip(single[rows, truth], _EPS, None)))
+        noise = self.min_z * gain.std(ddof=1) / np.sqrt(gain.size) if gain.size > 1 else 0.0
+        helps = (fused_score[0] >= single_score[0]
+                 and gain.mean() > max(self.min_gain, noise))
+        if helps:
+            self.temperatures_, self.weights_ = self._fit_params(oof, y)
+            self.fallback_ = None
+            branch_weights = self.weights_.mean(axis=1)
+            self.choice_ = ("calibrated T=[" + ", ".join(f"{t:.2f}" for t in self.temperatures_)
+                            + "] w=[" + ", ".join(f"{w:.2f}" for w in branch_weights) + "]")
+        else:
+            self.fallback_ = max(range(len(oof)), key=lambda b: (_accuracy(oof[b], y),
+                                                                 -_log_loss(oof[b], y)))
+            self.choice_ = f"branch {self.fallback_}"
+        return self
+
+    def combine(self, probas: Sequence[np.ndarray]) -> np.ndarray:
+        check_is_fitted(self, "choice_")
+        if self.fallback_ is not None:
+            return np.asarray(probas[self.fallback_])
+        return self._combine([np.asarray(p, dtype=np.float64) for p in probas],
+                             self.temperatures_, self.weights_)
+
+
 #: Late-fusion rules by name.
 FUSION_RULES: dict[str, type] = {"mean": MeanFusion, "weighted": WeightedFusion,
-                                 "stacking": StackingFusion}
+                                 "stacking": StackingFusion, "calibrated": CalibratedFusion}
 #: Every fusion a benchmark can run: early fusion and the late rules.
 FUSIONS: tuple[str, ...] = ("early", *FUSION_RULES)
 
@@ -430,7 +586,7 @@ class LateFusionClassifier(_BranchClassifier):
         column names, positions or a boolean mask.
     head : str, HeadSpec, estimator, or mapping of branch name to one of those
         The head of every branch (``"xgb"``, ``"mlp"``, ``"logreg"``) or one per branch.
-    fusion : {"mean", "weighted", "stacking"}
+    fusion : {"mean", "weighted", "stacking", "calibrated"}
         The late-fusion rule (see the module documentation).
     n_seeds : int
         Members per branch (seeds ``random_state + i``); their probabilities are averaged.

@@ -168,6 +168,17 @@ def render_markdown(results: Mapping[str, Any], plots: Mapping[str, str] | None 
         lines += _table(["Fusion", "Δ accuracy (pp)", "95 % CI (pp)", "folds better/worse",
                          "sign p", "Wilcoxon p"], rows)
 
+    if results.get("sequence_vs_functionals"):
+        lines += ["## Functionals heads against learned sequence embeddings", "",
+                  "Per branch: the `seq` head (an encoder trained on the branch's frame "
+                  "sequence) against the best head on the branch's clip-level functionals.", ""]
+        rows = [[c["branch"], f"`{c['reference']}`", f"`{c['system']}`", _pp(c["mean_pp"]),
+                 f"{_pp(c['ci95_pp'][0])} to {_pp(c['ci95_pp'][1])}",
+                 f"{c['n_better']}/{c['n_worse']}"]
+                for c in results["sequence_vs_functionals"]]
+        lines += _table(["Branch", "Functionals", "Learned", "Δ accuracy (pp)", "95 % CI (pp)",
+                         "folds better/worse"], rows)
+
     lines += ["## All systems", "", "Mean ± sd over folds (%); seed sd: spread of one seed's "
               "accuracy (pp), averaged over folds.", ""]
     rows = [[f"`{s['name']}`", _mean_sd(s), _mean_sd(s, "macro_f1"), _mean_sd(s, "map"),

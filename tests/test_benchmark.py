@@ -15,6 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, average_precision_score, f1_score
 from sklearn.preprocessing import StandardScaler
 
+import featurekit.benchmark as benchmark_module
 from featurekit.benchmark import (
     BenchmarkConfig,
     ablation_subsets,
@@ -84,7 +85,7 @@ def test_fusion_of_complementary_branches_beats_each_branch() -> None:
     by_name = {system["name"]: system for system in results["systems"]}
     best_single = by_name[results["best_single"]]["mean"]["accuracy"]
     assert best_single < 0.65
-    for fusion in ("early", "mean", "weighted", "stacking"):
+    for fusion in ("early", "mean", "weighted", "stacking", "calibrated"):
         assert by_name[f"pitch+timbre+spectral/logreg/{fusion}"]["mean"]["accuracy"] > 0.85
     gain = results["fusion_gain"]
     assert gain["system"] == results["best_fusion"]
@@ -93,7 +94,7 @@ def test_fusion_of_complementary_branches_beats_each_branch() -> None:
     assert gain["ci95_pp"][0] > 15
     assert all(value > 0 for value in gain["per_fold_pp"].values())
     assert gain["n_better"] == 4 and gain["sign_test_p"] == pytest.approx(0.125)
-    assert len(results["comparisons"]) == 4 * 4  # 4 multi-branch subsets x 4 fusions
+    assert len(results["comparisons"]) == 4 * 5  # 4 multi-branch subsets x 5 fusions
 
 
 def _recorder(log: list, base: type) -> type:
@@ -127,6 +128,18 @@ def test_no_test_fold_row_reaches_any_fit(monkeypatch: pytest.MonkeyPatch) -> No
             return super().fit(X, y, sample_weight)
 
     monkeypatch.setattr("featurekit.fusion.LogisticRegression", RecordingStacker)
+    leaks: list[str] = []
+    real_unit = benchmark_module._run_unit
+
+    def checked_unit(spec, X, y, groups, train, test, *args, **kwargs):
+        # Every fit made for this outer fold must stay away from its test rows.
+        seen = len(raw_rows)
+        output = real_unit(spec, X, y, groups, train, test, *args, **kwargs)
+        test_rows = set(test.tolist())
+        leaks.extend(spec.name for rows in raw_rows[seen:] if test_rows & set(rows.tolist()))
+        return output
+
+    monkeypatch.setattr(benchmark_module, "_run_unit", checked_unit)
     quick = {"xgb": HeadSpec("xgb", functools.partial(XGBHead, n_estimators=15), seeded=True,
                              param_grid=HEADS["xgb"].param_grid),
              "mlp": HeadSpec("mlp", functools.partial(MLPHead, max_iter=30), seeded=True,
@@ -134,12 +147,13 @@ def test_no_test_fold_row_reaches_any_fit(monkeypatch: pytest.MonkeyPatch) -> No
     config = BenchmarkConfig(heads=("xgb", "mlp", "logreg"), n_seeds=2, tune=True,
                              n_bootstrap=50)
     results = run(frame, config=config, head_specs=quick)
-    assert len(results["systems"]) == 3 * (2 + 4)
+    assert len(results["systems"]) == 3 * (2 + 5)
 
     fold_of = frame["fold"].to_numpy()
     assert len(raw_rows) > 200
     for rows in raw_rows:
         assert rows.size and len(set(fold_of[rows])) < 3, "a fit saw every fold"
+    assert not leaks, f"fits of {sorted(set(leaks))} saw rows of their own test fold"
     assert stacker_sizes and max(stacker_sizes) <= 48  # two folds of 24 clips at most
 
 

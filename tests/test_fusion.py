@@ -15,12 +15,14 @@ from sklearn.model_selection import PredefinedSplit, cross_val_score
 from featurekit.errors import ConfigError
 from featurekit.fusion import (
     FUSION_RULES,
+    CalibratedFusion,
     EarlyFusionClassifier,
     LateFusionClassifier,
     MeanFusion,
     StackingFusion,
     WeightedFusion,
     fit_branch,
+    fit_temperature,
     make_fusion,
     resolve_columns,
 )
@@ -120,7 +122,7 @@ def test_stacking_combines_complementary_branches() -> None:
 
 
 def test_unknown_fusion_is_refused() -> None:
-    assert set(FUSION_RULES) == {"mean", "weighted", "stacking"}
+    assert set(FUSION_RULES) == {"mean", "weighted", "stacking", "calibrated"}
     with pytest.raises(ConfigError, match="unknown late fusion 'median'"):
         make_fusion("median")
 
@@ -206,3 +208,45 @@ def test_late_fusion_accepts_positions_and_rejects_bad_configuration() -> None:
         LateFusionClassifier({"a": [0], "b": [1]}, head={"a": "logreg"}).fit(X, y)
     with pytest.raises(ConfigError, match="no branch"):
         LateFusionClassifier({}).fit(X, y)
+
+
+@pytest.mark.parametrize("per_class", [False, True])
+def test_calibrated_fusion_falls_back_when_a_branch_is_noise(per_class: bool) -> None:
+    y = np.arange(300) % 4
+    good, noise = branch_probas(y, [2.5, 0.0], 4)
+    for order in ([good, noise], [noise, good]):
+        rule = CalibratedFusion(per_class=per_class).fit(order, y, inner_splits(y))
+        expected = 0 if order[0] is good else 1
+        assert rule.choice_ == f"branch {expected}"
+        np.testing.assert_array_equal(rule.combine(order), order[expected])
+
+
+@pytest.mark.parametrize("per_class", [False, True])
+def test_calibrated_fusion_pools_complementary_branches(per_class: bool) -> None:
+    y = np.arange(400) % 4
+    rng = np.random.default_rng(3)
+    # Branch a knows bit 0 of the class, branch b bit 1: only together do they know it.
+    a = softmax(3.0 * (np.arange(4)[None, :] % 2 == (y % 2)[:, None])
+                + rng.normal(size=(400, 4)) * 0.3, axis=1)
+    b = softmax(3.0 * (np.arange(4)[None, :] // 2 == (y // 2)[:, None])
+                + rng.normal(size=(400, 4)) * 0.3, axis=1)
+    rule = CalibratedFusion(per_class=per_class).fit([a, b], y, inner_splits(y))
+    assert rule.choice_.startswith("calibrated")
+    assert rule.weights_.shape == (2, 4) and np.all(rule.weights_ > 0)
+    fused = rule.combine([a, b])
+    np.testing.assert_allclose(fused.sum(axis=1), 1.0)
+    assert accuracy(fused, y) > 0.95 > max(accuracy(a, y), accuracy(b, y)) + 0.3
+    fused_score, branch_score = rule.cv_scores_["fused"], rule.cv_scores_["best_branch"]
+    assert fused_score[0] > branch_score[0] and fused_score[1] < branch_score[1]
+
+
+def test_temperature_undoes_a_known_sharpening() -> None:
+    rng = np.random.default_rng(0)
+    logits = 2.0 * rng.normal(size=(4000, 5))
+    calibrated = softmax(logits, axis=1)
+    # Labels drawn from the probabilities themselves: these are calibrated by construction.
+    y = (calibrated.cumsum(axis=1) < rng.random((4000, 1))).sum(axis=1)
+    # Temperature 1/3 sharpens the calibrated probabilities; fitting must find T close to 3.
+    sharpened = softmax(3.0 * logits, axis=1)
+    assert fit_temperature(calibrated, y) == pytest.approx(1.0, abs=0.15)
+    assert fit_temperature(sharpened, y) == pytest.approx(3.0, rel=0.1)

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from featurekit.cli.features import add_config_arguments, config_from_args
-from featurekit.errors import ConfigError
+from featurekit.errors import ConfigError, StoreError
 
 NO_MODEL = "none"
 
@@ -37,9 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "as by featurekit embed)")
     add_config_arguments(parser)
     parser.add_argument("--heads", default=",".join(defaults.heads),
-                        help=f"comma-separated heads (default {','.join(defaults.heads)})")
+                        help=f"comma-separated heads (default {','.join(defaults.heads)}); "
+                             "'seq' learns an embedding from each branch's frame sequence "
+                             "(computes frames; needs a store with frames)")
     parser.add_argument("--fusions", default=",".join(defaults.fusions),
-                        help=f"comma-separated fusions (default {','.join(defaults.fusions)})")
+                        help=f"comma-separated fusions (default {','.join(defaults.fusions)}); "
+                             "'blend' applies to the seq head only")
     parser.add_argument("--seeds", type=int, default=defaults.n_seeds,
                         help=f"seeds per seeded head, averaged (default {defaults.n_seeds})")
     parser.add_argument("--seed", type=int, default=defaults.seed,
@@ -64,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
     from featurekit.benchmark import (
         HANDCRAFTED_BRANCH,
+        SEQUENCE_HEAD_NAMES,
         BenchmarkConfig,
         benchmark_store,
         save_results,
@@ -95,8 +99,20 @@ def run(args: argparse.Namespace) -> int:
 
         computers.append(NeuralBranch(model, args.weights,
                                       n_threads=effective_n_jobs(args.jobs)))
+    # The sequence head learns from frame-level descriptors: compute (and keep computing)
+    # frames whenever it is asked for or a branch already holds them.
+    wants_frames = any(head in SEQUENCE_HEAD_NAMES for head in config.heads)
     for computer in computers:
-        summary = run_branch(computer, dataset, store, n_jobs=args.jobs)
+        stored = computer.branch in store.branches(dataset.name)
+        has_frames = stored and bool(store.metadata(dataset.name, computer.branch).get("frames"))
+        if wants_frames and stored and not has_frames:
+            command = "extract" if computer.branch == HANDCRAFTED_BRANCH else "embed"
+            raise StoreError(f"--heads seq needs frame-level descriptors, but "
+                             f"{dataset.name}/{computer.branch} in store {store.path} was "
+                             f"computed without them; use another --store, or recompute the "
+                             f"branch with `featurekit {command} --frames --overwrite`")
+        summary = run_branch(computer, dataset, store, n_jobs=args.jobs,
+                             frames=wants_frames or has_frames)
         print(summary, file=sys.stderr)
         if summary.exit_code:
             return summary.exit_code

@@ -1,0 +1,750 @@
+"""Learned per-branch sequence embeddings and their blend (the "diverse embeddings" method).
+
+Each branch is also available as a *sequence* of frame-level descriptors (stored with
+``featurekit extract --frames`` / ``featurekit embed --frames``). A :class:`SequenceClassifier`
+turns one such stream into a 64-d embedding with a small encoder trained by cross-entropy, and
+classifies from it; :class:`EmbeddingBlendClassifier` freezes one encoder per stream and fits a
+linear classifier over the concatenated embeddings.
+
+Streams (:func:`stream_columns`):
+
+``pitch``
+    f0 in cents, voicing probability, salience and the 12 chroma bins.
+``timbre``
+    MFCC, their deltas and the mel-band energies.
+``spectral``
+    every ``spectral.*`` frame descriptor.
+``neural.<model>``
+    the pretrained CNN's last feature map averaged over frequency (the "neuralogram").
+
+Sequence arrays are float32 of shape (n_clips, n_frames, n_dims), padded at the end with NaN:
+a frame whose every value is NaN is padding (:func:`load_sequences` writes them, the classifier
+masks them out). Isolated NaN values inside real frames are read as the training mean.
+
+Encoders (each well under 0.5 M parameters for inputs up to a few hundred dimensions):
+
+``cnn``
+    a pointwise input projection to ``width`` channels, ``n_layers`` pre-norm residual blocks
+    of two 1-D convolutions (kernel ``kernel_size``), masked mean pooling;
+``transformer``
+    a linear input projection plus sinusoidal positions, ``n_layers`` pre-norm Transformer
+    layers (``n_heads`` heads, feed-forward ``2 * width``), padding masked in attention,
+    masked mean pooling.
+
+Both end in ``Linear(width, embedding_dim)`` and GELU (the embedding), then dropout and the
+linear class layer, so a linear model on the embedding can express the encoder's own classifier.
+
+Everything learned -- standardisation, encoder weights, the early-stopping split, the blender --
+comes from the rows given to ``fit``. The blend is fitted *per inner split*: embedding
+coordinates are specific to the encoder that produced them, so each blender is trained on the
+out-of-fold embeddings of one inner split's encoders (clips those encoders never saw) and used
+with those same encoders; test probabilities are averaged over the splits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import fnmatch
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from featurekit.errors import ConfigError, StoreError
+from featurekit.heads import HeadSpec, Split, aligned_proba, inner_splits, validation_split
+from featurekit.neural.embedding import torch_threads
+
+__all__ = ["ENCODERS", "SEQUENCE_HEADS", "EmbeddingBlendClassifier", "SequenceClassifier",
+           "blend_probabilities", "fit_blender", "load_sequences", "stream_columns",
+           "stream_store_branch"]
+
+#: Frame-column patterns of the handcrafted streams (glob patterns, in stream order).
+HANDCRAFTED_STREAMS: dict[str, tuple[str, ...]] = {
+    "pitch": ("pitch.f0_cents", "pitch.voicing_prob", "pitch.salience", "pitch.chroma_*"),
+    "timbre": ("timbre.mfcc_[0-9][0-9]", "timbre.mfcc_delta_*", "timbre.melband_*"),
+    "spectral": ("spectral.*",),
+}
+#: Store branch holding the handcrafted frames.
+HANDCRAFTED_BRANCH = "handcrafted"
+#: Standardised inputs are clipped to this many standard deviations.
+INPUT_CLIP = 5.0
+
+
+# --------------------------------------------------------------------------------------------
+# Streams and loading
+# --------------------------------------------------------------------------------------------
+
+def stream_store_branch(stream: str) -> str:
+    """Store branch whose frames make up ``stream`` (``handcrafted`` or ``neural.<model>``)."""
+    if stream in HANDCRAFTED_STREAMS:
+        return HANDCRAFTED_BRANCH
+    if stream.startswith("neural.") and stream.count(".") == 1:
+        return stream
+    raise ConfigError(f"unknown sequence stream {stream!r}; choose from "
+                      f"{', '.join(HANDCRAFTED_STREAMS)} or neural.<model>")
+
+
+def stream_columns(stream: str, available: Sequence[str]) -> list[str]:
+    """Frame columns of ``stream`` among ``available`` (a frames table's columns), in order.
+
+    Raises
+    ------
+    StoreError
+        None of the stream's columns is present.
+    """
+    stream_store_branch(stream)
+    patterns = HANDCRAFTED_STREAMS.get(stream, (f"{stream}.neuralogram_*",))
+    names = [str(name) for name in available]
+    chosen = list(dict.fromkeys(name for pattern in patterns
+                                for name in fnmatch.filter(names, pattern)))
+    if not chosen:
+        raise StoreError(f"no frame column of stream {stream!r} (patterns "
+                         f"{', '.join(patterns)}) among the stored frames")
+    return chosen
+
+
+def load_sequences(store: Any, dataset: str, streams: Sequence[str], clip_ids: Sequence[str],
+                   *, max_frames: int | None = None,
+                   chunk_size: int = 256) -> dict[str, np.ndarray]:
+    """Frame sequences of clips from a feature store, NaN-padded.
+
+    Parameters
+    ----------
+    store : FeatureStore
+    dataset : str
+    streams : sequence of str
+        Stream names (see the module documentation).
+    clip_ids : sequence of str
+        Clips wanted, in the order of the returned rows.
+    max_frames : int, optional
+        Keep at most this many frames per clip (the first ones).
+    chunk_size : int
+        Clips read at a time (bounds the size of the intermediate frames table).
+
+    Returns
+    -------
+    dict of str to np.ndarray
+        Stream -> float32 array (n_clips, n_frames, n_dims), where ``n_frames`` is the longest
+        clip (capped by ``max_frames``) and shorter clips are padded with all-NaN frames.
+
+    Raises
+    ------
+    StoreError
+        A branch was stored without frames, or a wanted clip has none.
+    """
+    clip_ids = [str(clip) for clip in clip_ids]
+    row_of = {clip: row for row, clip in enumerate(clip_ids)}
+    by_branch: dict[str, list[str]] = {}
+    for stream in streams:
+        by_branch.setdefault(stream_store_branch(stream), []).append(stream)
+    out: dict[str, np.ndarray] = {}
+    for branch, branch_streams in by_branch.items():
+        pieces: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {s: [] for s in branch_streams}
+        columns: dict[str, list[str]] = {}
+        seen: set[str] = set()
+        for start in range(0, len(clip_ids), chunk_size):
+            wanted = clip_ids[start:start + chunk_size]
+            frames = store.frames(dataset, branch, clip_ids=wanted)
+            if not columns:
+                columns = {s: stream_columns(s, frames.columns) for s in branch_streams}
+            clips = frames["clip_id"].to_numpy()
+            unique, first, counts = np.unique(clips, return_index=True, return_counts=True)
+            seen.update(unique.tolist())
+            position = np.arange(len(frames)) - np.repeat(first, counts)
+            keep = position < (max_frames or np.iinfo(np.int64).max)
+            rows = np.array([row_of[clip] for clip in clips[keep]], dtype=np.int64)
+            for stream in branch_streams:
+                values = frames[columns[stream]].to_numpy(dtype=np.float32)[keep]
+                pieces[stream].append((rows, position[keep], values))
+            del frames
+        missing = [clip for clip in clip_ids if clip not in seen]
+        if missing:
+            raise StoreError(f"{len(missing)} clip(s) have no stored frames in "
+                             f"{dataset}/{branch}, e.g. {missing[0]!r}")
+        for stream in branch_streams:
+            n_frames = 1 + max(int(positions.max()) for _, positions, _ in pieces[stream])
+            array = np.full((len(clip_ids), n_frames, len(columns[stream])), np.nan,
+                            dtype=np.float32)
+            for rows, positions, values in pieces[stream]:
+                array[rows, positions] = values
+            out[stream] = array
+            pieces[stream].clear()
+    return out
+
+
+def _check_sequences(X: Any) -> np.ndarray:
+    array = np.asarray(X, dtype=np.float32)
+    if array.ndim != 3:
+        raise ValueError(f"sequence input must be 3-D (clips, frames, dims), got shape "
+                         f"{array.shape}")
+    if array.shape[1] == 0 or array.shape[2] == 0:
+        raise ValueError(f"sequence input has no frames or no dimensions: {array.shape}")
+    if np.isinf(array).any():
+        array = np.where(np.isinf(array), np.nan, array)
+    return array
+
+
+def frame_mask(X: np.ndarray) -> np.ndarray:
+    """Real (non-padding) frames, shape (n_clips, n_frames); a clip without any real frame
+    gets its first frame marked real (it reads as the training mean)."""
+    mask = ~np.isnan(X).all(axis=2)
+    mask[~mask.any(axis=1), 0] = True
+    return mask
+
+
+# --------------------------------------------------------------------------------------------
+# Encoders
+# --------------------------------------------------------------------------------------------
+
+def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean over real frames: x (batch, frames, channels), mask (batch, frames) bool."""
+    weights = mask.unsqueeze(-1).to(x.dtype)
+    return (x * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
+class _ResidualConvBlock(nn.Module):
+    def __init__(self, width: int, kernel_size: int, dropout: float) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.conv1 = nn.Conv1d(width, width, kernel_size, padding=kernel_size // 2)
+        self.conv2 = nn.Conv1d(width, width, kernel_size, padding=kernel_size // 2)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        # Padding frames are zeroed before each convolution so they never leak into real ones.
+        keep = mask.unsqueeze(-1).to(x.dtype)
+        h = (self.norm(x) * keep).transpose(1, 2)
+        h = self.conv2(self.dropout(nn.functional.gelu(self.conv1(h))) * keep.transpose(1, 2))
+        return x + self.dropout(h.transpose(1, 2))
+
+
+class ConvSequenceEncoder(nn.Module):
+    """Residual 1-D CNN: (batch, frames, n_inputs) and mask -> (batch, embedding_dim)."""
+
+    def __init__(self, n_inputs: int, *, width: int = 64, embedding_dim: int = 64,
+                 n_layers: int = 2, kernel_size: int = 5, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.project = nn.Linear(n_inputs, width)
+        self.blocks = nn.ModuleList(_ResidualConvBlock(width, kernel_size, dropout)
+                                    for _ in range(n_layers))
+        self.norm = nn.LayerNorm(width)
+        self.embed = nn.Linear(width, embedding_dim)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = self.project(x)
+        for block in self.blocks:
+            h = block(h, mask)
+        return nn.functional.gelu(self.embed(_masked_mean(self.norm(h), mask)))
+
+
+class TransformerSequenceEncoder(nn.Module):
+    """Small Transformer: (batch, frames, n_inputs) and mask -> (batch, embedding_dim)."""
+
+    def __init__(self, n_inputs: int, *, width: int = 64, embedding_dim: int = 64,
+                 n_layers: int = 2, n_heads: int = 4, dropout: float = 0.1) -> None:
+        super().__init__()
+        if width % n_heads:
+            raise ConfigError(f"width {width} is not divisible by n_heads {n_heads}")
+        self.width = width
+        self.project = nn.Linear(n_inputs, width)
+        layer = nn.TransformerEncoderLayer(width, n_heads, dim_feedforward=2 * width,
+                                           dropout=dropout, activation="gelu",
+                                           batch_first=True, norm_first=True)
+        self.layers = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(width)
+        self.embed = nn.Linear(width, embedding_dim)
+
+    def _positions(self, n_frames: int, device: torch.device) -> torch.Tensor:
+        position = torch.arange(n_frames, device=device, dtype=torch.float32).unsqueeze(1)
+        rate = torch.exp(torch.arange(0, self.width, 2, device=device, dtype=torch.float32)
+                         * (-math.log(10000.0) / self.width))
+        table = torch.zeros(n_frames, self.width, device=device)
+        table[:, 0::2] = torch.sin(position * rate)
+        table[:, 1::2] = torch.cos(position * rate)
+        return table
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = self.project(x) + self._positions(x.shape[1], x.device)
+        h = self.layers(h, src_key_padding_mask=~mask)
+        return nn.functional.gelu(self.embed(_masked_mean(self.norm(h), mask)))
+
+
+#: Encoder classes by name.
+ENCODERS: dict[str, type[nn.Module]] = {"cnn": ConvSequenceEncoder,
+                                        "transformer": TransformerSequenceEncoder}
+
+
+class _Network(nn.Module):
+    def __init__(self, encoder: nn.Module, embedding_dim: int, n_classes: int,
+                 dropout: float) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.classify = nn.Linear(embedding_dim, n_classes)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        embedding = self.encoder(x, mask)
+        return self.classify(self.dropout(embedding)), embedding
+
+
+@contextlib.contextmanager
+def _deterministic(seed: int) -> Iterator[None]:
+    """Seed torch and switch on deterministic algorithms for the block (then restore)."""
+    previous = torch.are_deterministic_algorithms_enabled()
+    previous_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.manual_seed(seed)
+    # warn_only: a CUDA kernel without a deterministic variant must not stop a run.
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous, warn_only=previous_warn)
+
+
+# --------------------------------------------------------------------------------------------
+# The classifier
+# --------------------------------------------------------------------------------------------
+
+class SequenceClassifier(ClassifierMixin, BaseEstimator):
+    """A sequence encoder trained by cross-entropy; classifies and embeds frame sequences.
+
+    Parameters
+    ----------
+    encoder : {"cnn", "transformer"}
+        Encoder architecture (see the module documentation).
+    width : int
+        Channels of the encoder.
+    embedding_dim : int
+        Size of the embedding returned by :meth:`transform`.
+    n_layers : int
+        Residual blocks (``cnn``) or Transformer layers.
+    n_heads : int
+        Attention heads (``transformer``).
+    kernel_size : int
+        Convolution kernel, frames (``cnn``).
+    dropout : float
+    max_steps : int, optional
+        Sequences longer than this are average-pooled over time by the smallest integer
+        factor that brings them to at most ``max_steps`` steps (e.g. 173 handcrafted frames
+        of 23 ms -> 44 steps of 93 ms); this bounds the cost per clip. ``None``: no pooling.
+    max_epochs : int
+        Upper bound on training epochs.
+    batch_size : int
+    learning_rate, weight_decay : float
+        AdamW step size (cosine-decayed over ``max_epochs``) and decoupled weight decay.
+    label_smoothing : float
+        Of the training cross-entropy.
+    patience : int
+        Stop after this many epochs without a lower validation log-loss; the best epoch's
+        weights are kept.
+    validation_fraction : float
+        Share of the training clips held out for early stopping, whole groups (folds) when
+        ``groups`` allow it (:func:`featurekit.heads.validation_split`); without a possible
+        validation set, training runs ``max_epochs``.
+    n_jobs : int
+        torch threads.
+    device : str, optional
+        Default CUDA when available, else CPU.
+    random_state : int, optional
+        Seed of weights, batching, dropout and the validation split. On CPU a seed gives
+        identical results; on GPU, determinism is as good as the kernels allow.
+
+    Attributes
+    ----------
+    classes_ : np.ndarray
+    mean_, scale_ : np.ndarray, shape (n_dims,)
+        Per-dimension standardisation, from the training clips' real frames.
+    network_ : torch.nn.Module
+    pool_ : int
+        Time-pooling factor applied to the input frames (see ``max_steps``).
+    n_epochs_ : int
+        Epochs run; ``best_epoch_`` the one whose weights were kept.
+    n_parameters_ : int
+
+    Notes
+    -----
+    ``X`` is float (n_clips, n_frames, n_dims) with all-NaN padding frames (see
+    :func:`load_sequences`).
+    """
+
+    def __init__(self, *, encoder: str = "cnn", width: int = 64, embedding_dim: int = 64,
+                 n_layers: int = 2, n_heads: int = 4, kernel_size: int = 5,
+                 dropout: float = 0.1, max_steps: int | None = 48, max_epochs: int = 30,
+                 batch_size: int = 64,
+                 learning_rate: float = 2e-3, weight_decay: float = 1e-2,
+                 label_smoothing: float = 0.1, patience: int = 6,
+                 validation_fraction: float = 0.15, n_jobs: int = 1,
+                 device: str | None = None, random_state: int | None = None) -> None:
+        self.encoder = encoder
+        self.width = width
+        self.embedding_dim = embedding_dim
+        self.n_layers = n_layers
+        self.n_heads = n_heads
+        self.kernel_size = kernel_size
+        self.dropout = dropout
+        self.max_steps = max_steps
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.label_smoothing = label_smoothing
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.n_jobs = n_jobs
+        self.device = device
+        self.random_state = random_state
+
+    # ----------------------------------------------------------------- helpers
+    def _device(self) -> torch.device:
+        if self.device is not None:
+            return torch.device(self.device)
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    def build_encoder(self, n_inputs: int) -> nn.Module:
+        """An untrained encoder of this configuration for ``n_inputs`` dimensions."""
+        if self.encoder not in ENCODERS:
+            raise ConfigError(f"unknown encoder {self.encoder!r}; choose from "
+                              f"{', '.join(ENCODERS)}")
+        options: dict[str, Any] = dict(width=self.width, embedding_dim=self.embedding_dim,
+                                       n_layers=self.n_layers, dropout=self.dropout)
+        if self.encoder == "cnn":
+            options["kernel_size"] = self.kernel_size
+        else:
+            options["n_heads"] = self.n_heads
+        return ENCODERS[self.encoder](n_inputs, **options)
+
+    def _batch(self, X: np.ndarray, index: np.ndarray,
+               device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Standardised, clipped, NaN-free, time-pooled batch trimmed to its longest clip,
+        and its mask."""
+        values = X[index]
+        mask = frame_mask(values)
+        last = int(np.flatnonzero(mask.any(axis=0)).max()) + 1
+        values, mask = values[:, :last], mask[:, :last]
+        values = np.clip((values - self.mean_) / self.scale_, -INPUT_CLIP, INPUT_CLIP)
+        values = np.where(np.isnan(values) | ~mask[..., None], 0.0, values)
+        if self.pool_ > 1:
+            # Mean of each run of pool_ frames over its real frames; a run without any is
+            # padding.
+            n, steps = values.shape[0], math.ceil(last / self.pool_)
+            extra = steps * self.pool_ - last
+            values = np.pad(values, ((0, 0), (0, extra), (0, 0)))
+            mask = np.pad(mask, ((0, 0), (0, extra)))
+            counts = mask.reshape(n, steps, self.pool_).sum(axis=2)
+            values = (values.reshape(n, steps, self.pool_, -1).sum(axis=2)
+                      / np.maximum(counts, 1)[..., None])
+            mask = counts > 0
+        return (torch.from_numpy(values.astype(np.float32)).to(device),
+                torch.from_numpy(mask).to(device))
+
+    def _fit_scaling(self, X: np.ndarray, rows: np.ndarray) -> None:
+        total = np.zeros(X.shape[2])
+        squares = np.zeros(X.shape[2])
+        counts = np.zeros(X.shape[2])
+        for start in range(0, rows.size, 256):  # chunks: no float64 copy of the whole input
+            values = X[rows[start:start + 256]].astype(np.float64)
+            finite = ~np.isnan(values)
+            values = np.where(finite, values, 0.0)
+            total += values.sum(axis=(0, 1))
+            squares += (values ** 2).sum(axis=(0, 1))
+            counts += finite.sum(axis=(0, 1))
+        counts = np.maximum(counts, 1.0)
+        mean = total / counts
+        variance = np.maximum(squares / counts - mean ** 2, 0.0)
+        scale = np.sqrt(variance)
+        self.mean_ = mean.astype(np.float32)
+        self.scale_ = np.where(scale > 1e-8, scale, 1.0).astype(np.float32)
+
+    def _loss(self, X: np.ndarray, y: np.ndarray, rows: np.ndarray,
+              device: torch.device) -> float:
+        logits = self._forward_rows(X, rows, device)[0]
+        return float(nn.functional.cross_entropy(logits, torch.from_numpy(y[rows]).to(device)))
+
+    def _forward_rows(self, X: np.ndarray, rows: np.ndarray,
+                      device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        self.network_.eval()
+        logits, embeddings = [], []
+        with torch.no_grad():
+            for start in range(0, rows.size, 256):
+                batch, mask = self._batch(X, rows[start:start + 256], device)
+                out, embedding = self.network_(batch, mask)
+                logits.append(out)
+                embeddings.append(embedding)
+        return torch.cat(logits), torch.cat(embeddings)
+
+    # --------------------------------------------------------------------- API
+    def fit(self, X: Any, y: Any, groups: np.ndarray | None = None) -> SequenceClassifier:
+        """Train on clips ``X`` (n_clips, n_frames, n_dims) with labels ``y``; ``groups``
+        (their folds) shape the early-stopping split."""
+        X = _check_sequences(X)
+        y = np.asarray(y)
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(f"X has {X.shape[0]} clips but y has {y.shape[0]}")
+        check_classification_targets(y)
+        self.classes_, encoded = np.unique(y, return_inverse=True)
+        if self.classes_.size < 2:
+            raise ValueError(f"SequenceClassifier needs at least 2 classes, got "
+                             f"{self.classes_.size}")
+        self.n_features_in_ = X.shape[2]
+        self.pool_ = (1 if self.max_steps is None
+                      else max(1, math.ceil(X.shape[1] / self.max_steps)))
+        seed = 0 if self.random_state is None else int(self.random_state)
+        split = validation_split(encoded, None if groups is None else np.asarray(groups),
+                                 fraction=self.validation_fraction, random_state=seed)
+        train, val = split if split is not None else (np.arange(X.shape[0]), None)
+        self._fit_scaling(X, train)
+        device = self._device()
+        rng = np.random.default_rng(seed)
+        with torch_threads(self.n_jobs), _deterministic(seed):
+            self.network_ = _Network(self.build_encoder(X.shape[2]), self.embedding_dim,
+                                     self.classes_.size, self.dropout).to(device)
+            self.n_parameters_ = sum(p.numel() for p in self.network_.encoder.parameters())
+            optimiser = torch.optim.AdamW(self.network_.parameters(), lr=self.learning_rate,
+                                          weight_decay=self.weight_decay)
+            schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, self.max_epochs)
+            criterion = nn.CrossEntropyLoss(label_smoothing=self.label_smoothing)
+            targets = torch.from_numpy(encoded.astype(np.int64))
+            best_loss, best_state, stale = math.inf, None, 0
+            self.best_epoch_ = self.max_epochs
+            for epoch in range(1, self.max_epochs + 1):
+                self.network_.train()
+                order = rng.permutation(train)
+                # A last batch of one clip would make LayerNorm statistics and the loss noisy.
+                for start in range(0, order.size, self.batch_size):
+                    rows = order[start:start + self.batch_size]
+                    if rows.size < 2 and order.size > 1:
+                        continue
+                    batch, mask = self._batch(X, rows, device)
+                    optimiser.zero_grad()
+                    loss = criterion(self.network_(batch, mask)[0], targets[rows].to(device))
+                    loss.backward()
+                    optimiser.step()
+                schedule.step()
+                self.n_epochs_ = epoch
+                if val is None:
+                    continue
+                val_loss = self._loss(X, encoded, val, device)
+                if val_loss < best_loss - 1e-4:
+                    best_loss, stale, self.best_epoch_ = val_loss, 0, epoch
+                    best_state = copy.deepcopy(self.network_.state_dict())
+                else:
+                    stale += 1
+                    if stale >= self.patience:
+                        break
+            if best_state is not None:
+                self.network_.load_state_dict(best_state)
+        self.network_.eval()
+        return self
+
+    def _outputs(self, X: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        check_is_fitted(self, "network_")
+        X = _check_sequences(X)
+        if X.shape[2] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[2]} dimensions per frame, the classifier was "
+                             f"fitted with {self.n_features_in_}")
+        device = next(self.network_.parameters()).device
+        with torch_threads(self.n_jobs):
+            return self._forward_rows(X, np.arange(X.shape[0]), device)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, shape (n_clips, n_classes), columns in ``classes_`` order."""
+        logits = self._outputs(X)[0]
+        return torch.softmax(logits.double(), dim=1).cpu().numpy()
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Most probable class of each clip."""
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def transform(self, X: Any) -> np.ndarray:
+        """The learned embedding of each clip, shape (n_clips, embedding_dim), float32."""
+        return self._outputs(X)[1].cpu().numpy().astype(np.float32)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """``seq_emb_00`` ... names of the :meth:`transform` columns."""
+        width = max(2, len(str(self.embedding_dim - 1)))
+        return np.array([f"seq_emb_{i:0{width}d}" for i in range(self.embedding_dim)],
+                        dtype=object)
+
+
+#: The benchmark's sequence head (looked up by :mod:`featurekit.benchmark` next to
+#: :data:`featurekit.heads.HEADS`); its search grid stays small because every candidate
+#: trains ``inner_splits`` encoders.
+SEQUENCE_HEADS: dict[str, HeadSpec] = {
+    "seq": HeadSpec("seq", SequenceClassifier, seeded=True,
+                    param_grid={"encoder": ["cnn", "transformer"]}),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# The blend of frozen embeddings
+# --------------------------------------------------------------------------------------------
+
+def fit_blender(Z: np.ndarray, y: np.ndarray, *, C_grid: Sequence[float] = (0.01, 0.1, 1.0),
+                random_state: int | None = 0) -> Pipeline:
+    """A standardised multinomial logistic regression on embeddings, ``C`` by inner CV.
+
+    Parameters
+    ----------
+    Z : np.ndarray, shape (n_clips, n_dims)
+        Concatenated frozen embeddings of clips the encoders were not trained on.
+    y : np.ndarray of int, shape (n_clips,)
+    C_grid : sequence of float
+        Inverse L2 strengths tried by a stratified cross-validation over ``Z``'s rows (the
+        first is used when the rows are too few to split).
+    """
+    def blender(C: float) -> Pipeline:
+        return Pipeline([("scale", StandardScaler()),
+                         ("logreg", LogisticRegression(C=C, max_iter=500))])
+
+    C = C_grid[0]
+    if len(C_grid) > 1 and np.unique(y).size >= 2 and y.size >= 6:
+        splits = inner_splits(y, n_splits=3, random_state=random_state)
+        scores = []
+        for candidate in C_grid:
+            correct = 0
+            for train, val in splits:
+                if np.unique(y[train]).size < 2:
+                    continue
+                model = blender(candidate).fit(Z[train], y[train])
+                correct += int(np.sum(model.predict(Z[val]) == y[val]))
+            scores.append(correct)
+        C = C_grid[int(np.argmax(scores))]
+    return blender(C).fit(Z, y)
+
+
+def blend_probabilities(val_embeddings: Sequence[np.ndarray], val_labels: Sequence[np.ndarray],
+                        test_embeddings: Sequence[np.ndarray], *, n_classes: int,
+                        C_grid: Sequence[float] = (0.01, 0.1, 1.0),
+                        random_state: int | None = 0) -> np.ndarray:
+    """Blend per inner split and average: the core of the "diverse embeddings" method.
+
+    Parameters
+    ----------
+    val_embeddings : sequence of np.ndarray, one per inner split, (n_val_k, n_dims)
+        Concatenated embeddings of split k's validation clips by split k's encoders (which
+        were trained on the split's other clips only).
+    val_labels : sequence of np.ndarray, one per inner split
+        Class indices of those clips.
+    test_embeddings : sequence of np.ndarray, one per inner split, (n_test, n_dims)
+        The same encoders' embeddings of the clips to predict.
+    n_classes : int
+
+    Returns
+    -------
+    np.ndarray, shape (n_test, n_classes)
+        Mean over splits of each split's blender probabilities.
+    """
+    classes = np.arange(n_classes)
+    probas = []
+    for Z, y, Z_test in zip(val_embeddings, val_labels, test_embeddings, strict=True):
+        if np.unique(y).size < 2:
+            continue  # a validation set of one class cannot train a classifier
+        blender = fit_blender(Z, y, C_grid=C_grid, random_state=random_state)
+        probas.append(aligned_proba(blender, Z_test, classes))
+    if not probas:
+        raise ValueError("no inner split has validation clips of two classes or more")
+    return np.mean(probas, axis=0)
+
+
+class EmbeddingBlendClassifier(ClassifierMixin, BaseEstimator):
+    """Per-stream sequence encoders, frozen, blended by a linear classifier.
+
+    For each inner split of the training clips (:func:`featurekit.heads.inner_splits`,
+    whole folds when ``groups`` allow it), one :class:`SequenceClassifier` per stream is
+    trained on the split's training clips; the concatenated embeddings of its validation clips
+    train that split's blender (:func:`fit_blender`). Prediction averages the splits' blended
+    probabilities.
+
+    Parameters
+    ----------
+    encoder_params : mapping, optional
+        Parameters of every stream's :class:`SequenceClassifier` (``random_state`` is set
+        from this estimator's).
+    n_splits : int
+        Inner splits.
+    C_grid : sequence of float
+        Blender regularisation candidates.
+    random_state : int, optional
+
+    Notes
+    -----
+    ``X`` is a mapping stream name -> sequence array (n_clips, n_frames, n_dims); every stream
+    has the same clips in the same order.
+    """
+
+    def __init__(self, encoder_params: Mapping[str, Any] | None = None, *, n_splits: int = 3,
+                 C_grid: Sequence[float] = (0.01, 0.1, 1.0),
+                 random_state: int | None = None) -> None:
+        self.encoder_params = encoder_params
+        self.n_splits = n_splits
+        self.C_grid = C_grid
+        self.random_state = random_state
+
+    @staticmethod
+    def _streams(X: Any) -> dict[str, np.ndarray]:
+        if not isinstance(X, Mapping) or not X:
+            raise ValueError("X must be a non-empty mapping of stream name to sequences")
+        streams = {str(name): _check_sequences(values) for name, values in X.items()}
+        sizes = {values.shape[0] for values in streams.values()}
+        if len(sizes) != 1:
+            raise ValueError(f"streams hold different numbers of clips: {sorted(sizes)}")
+        return streams
+
+    def _embed(self, encoders: Mapping[str, SequenceClassifier],
+               streams: Mapping[str, np.ndarray], rows: np.ndarray | None = None) -> np.ndarray:
+        return np.hstack([encoders[name].transform(values if rows is None else values[rows])
+                          for name, values in streams.items()])
+
+    def fit(self, X: Any, y: Any, groups: np.ndarray | None = None) -> EmbeddingBlendClassifier:
+        """Train the encoders of each inner split and the blenders on their held-out clips."""
+        streams = self._streams(X)
+        y = np.asarray(y)
+        check_classification_targets(y)
+        self.classes_, encoded = np.unique(y, return_inverse=True)
+        self.streams_ = list(streams)
+        groups = None if groups is None else np.asarray(groups)
+        seed = 0 if self.random_state is None else int(self.random_state)
+        splits: list[Split] = inner_splits(encoded, groups, n_splits=self.n_splits,
+                                           random_state=seed)
+        self.encoders_: list[dict[str, SequenceClassifier]] = []
+        self.blenders_: list[Pipeline] = []
+        for train, val in splits:
+            encoders = {name: SequenceClassifier(**dict(self.encoder_params or {}),
+                                                 random_state=seed)
+                        .fit(values[train], encoded[train],
+                             None if groups is None else groups[train])
+                        for name, values in streams.items()}
+            if np.unique(encoded[val]).size < 2:
+                continue
+            blender = fit_blender(self._embed(encoders, streams, val), encoded[val],
+                                  C_grid=self.C_grid, random_state=seed)
+            self.encoders_.append(encoders)
+            self.blenders_.append(blender)
+        if not self.blenders_:
+            raise ValueError("no inner split has validation clips of two classes or more")
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Mean blended probabilities over the inner splits, shape (n_clips, n_classes)."""
+        check_is_fitted(self, "blenders_")
+        streams = self._streams(X)
+        if list(streams) != self.streams_:
+            raise ValueError(f"expected streams {self.streams_}, got {list(streams)}")
+        classes = np.arange(self.classes_.size)
+        return np.mean([aligned_proba(blender, self._embed(encoders, streams), classes)
+                        for encoders, blender in zip(self.encoders_, self.blenders_,
+                                                     strict=True)], axis=0)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Most probable class of each clip."""
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
