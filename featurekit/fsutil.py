@@ -13,6 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str], *, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` on success.
@@ -34,6 +40,8 @@ def atomic_path(target: str | os.PathLike[str], *, suffix: str = "") -> Iterator
                                     dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    # mkstemp creates the file owner-only; the result should get the usual permissions.
+    tmp.chmod(0o666 & ~_umask())
     try:
         yield tmp
         with open(tmp, "rb+") as handle:
