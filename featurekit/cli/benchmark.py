@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from featurekit.cli.features import add_config_arguments, config_from_args
+from featurekit.cli.common import add_config_arguments, add_dataset_arguments, config_from_args
 from featurekit.errors import ConfigError, StoreError
 
 NO_MODEL = "none"
@@ -26,10 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "then evaluate every branch alone, together and left out, with each head "
                     "and fusion, by leave-one-fold-out over the dataset's folds. Writes "
                     "results.json, report.md and PNG plots into --out.")
-    parser.add_argument("--dataset", required=True,
-                        help="dataset name (urbansound8k, esc50, esc10, folder, csv)")
-    parser.add_argument("--data-dir", required=True, help="directory holding the dataset")
-    parser.add_argument("--store", required=True, help="feature store directory")
+    add_dataset_arguments(parser)
     parser.add_argument("--model", default="mn04_as",
                         help=f"pretrained model of the neural branch (default mn04_as; "
                              f"'{NO_MODEL}' for handcrafted branches only)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from featurekit.cli.common import add_dataset_arguments
+
 DEFAULT_BATCH = 8
 
 
@@ -17,10 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "a frozen pretrained model for every clip of a dataset into "
                     "STORE/<dataset>/neural.<model>/. Resumable: a rerun skips stored clips "
                     "and retries failed ones.")
-    parser.add_argument("--dataset", required=True,
-                        help="dataset name (urbansound8k, esc50, esc10, folder, csv)")
-    parser.add_argument("--data-dir", required=True, help="directory holding the dataset")
-    parser.add_argument("--store", required=True, help="feature store directory")
+    add_dataset_arguments(parser)
     parser.add_argument("--model", default="mn04_as", choices=available_models(),
                         help="pretrained model (default mn04_as)")
     parser.add_argument("--weights",

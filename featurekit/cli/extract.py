@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from featurekit.cli.features import add_config_arguments, config_from_args
+from featurekit.cli.common import add_config_arguments, add_dataset_arguments, config_from_args
 from featurekit.errors import ConfigError
 
 
@@ -15,10 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Compute the handcrafted (pitch, timbre, spectral) descriptors of every "
                     "clip of a dataset into STORE/<dataset>/handcrafted/. Resumable: a rerun "
                     "skips stored clips and retries failed ones.")
-    parser.add_argument("--dataset", required=True,
-                        help="dataset name (urbansound8k, esc50, esc10, folder, csv)")
-    parser.add_argument("--data-dir", required=True, help="directory holding the dataset")
-    parser.add_argument("--store", required=True, help="feature store directory")
+    add_dataset_arguments(parser)
     parser.add_argument("--jobs", type=int, default=1,
                         help="worker processes, -1 for all cores (default 1)")
     parser.add_argument("--batch-size", type=int, default=None,

@@ -5,22 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from featurekit.config import ExtractionConfig
-
-
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--config`` and ``--families``, shared by every command that extracts features."""
-    parser.add_argument("--config", metavar="TOML", help="extraction configuration file")
-    parser.add_argument("--families", metavar="LIST",
-                        help="comma-separated subset of pitch,timbre,spectral")
-
-
-def config_from_args(args: argparse.Namespace) -> ExtractionConfig:
-    """The configuration that ``--config`` and ``--families`` describe."""
-    config = ExtractionConfig.from_toml(args.config) if args.config else ExtractionConfig()
-    if args.families:
-        config = config.replace(families=args.families)
-    return config
+from featurekit.cli.common import add_config_arguments, config_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
