@@ -92,8 +92,9 @@ def render_markdown(results: Mapping[str, Any], plots: Mapping[str, str] | None 
         lines += [f"**Budget (identical for every system).** Heads: {', '.join(heads)}; "
                   f"{config.get('n_seeds')} seed(s) per seeded head, probabilities averaged "
                   "(single branches and every branch inside a fusion alike); "
-                  f"{config.get('inner_splits')} inner splits over the training folds' own "
-                  "folds (stratified k-fold when a single training fold); hyper-parameter "
+                  f"{config.get('inner_splits')} inner out-of-fold splits of the training "
+                  "folds that keep each source recording whole (the folds themselves when "
+                  "recordings are unknown); hyper-parameter "
                   f"search {'on' if config.get('tune') else 'off'}; bootstrap "
                   f"{config.get('n_bootstrap')} resamples of clips within folds; "
                   f"seed {config.get('seed')}.", ""]
@@ -117,6 +118,10 @@ def render_markdown(results: Mapping[str, Any], plots: Mapping[str, str] | None 
                      + ", ".join(f"{k}: {_pp(v)}" for k, v in gain["per_fold_pp"].items())
                      + f"; sign test p = {_p(gain['sign_test_p'])}, Wilcoxon p = "
                        f"{_p(gain['wilcoxon_p'])})")
+        lines.append("- Both are the best of their group by mean test accuracy, so this gain is "
+                     "the most favourable of many comparisons, and its interval does not "
+                     "account for that choice; the table of every fusion below shows the "
+                     "whole spread.")
     else:
         lines.append("- No fusion was run (a single branch, or no fusion requested).")
     lines.append("")
