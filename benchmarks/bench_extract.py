@@ -188,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from featurekit.config import ExtractionConfig
     from featurekit.datasets import load_dataset
-    from featurekit.extractor import HandcraftedBranch
+    from featurekit.handcrafted import HandcraftedBranch
 
     config = ExtractionConfig.from_toml(args.config) if args.config else ExtractionConfig()
     dataset = load_dataset(args.dataset, args.data_dir)

@@ -19,7 +19,7 @@ from sklearn.preprocessing import StandardScaler
 from featurekit import ExtractionConfig, FeatureExtractor, feature_catalog
 from featurekit.branch import BranchComputer, ClipResult
 from featurekit.errors import AudioError, ConfigError
-from featurekit.extractor import HandcraftedBranch, SilentAudio, extract_clip
+from featurekit.handcrafted import HandcraftedBranch, SilentAudio, extract_clip
 
 SR = 22050
 
@@ -185,7 +185,7 @@ def test_frame_descriptors_match_the_stored_frames():
 def test_unexpected_errors_become_per_clip_failures(tmp_path, monkeypatch):
     good = tmp_path / "good.wav"
     sf.write(good, tone(440), SR)
-    import featurekit.extractor as module
+    import featurekit.handcrafted as module
 
     real = module.extract_clip
 

@@ -259,7 +259,7 @@ def test_cli_extract_end_to_end(tmp_path: Path, capsys) -> None:
 
     from featurekit.cli import main
     from featurekit.config import ExtractionConfig
-    from featurekit.extractor import HandcraftedBranch
+    from featurekit.handcrafted import HandcraftedBranch
 
     data = make_urbansound8k(tmp_path / "data", folds=(1, 2), clips_per_fold=2,
                              with_bad_files=True)
@@ -304,7 +304,7 @@ def test_cli_extract_end_to_end(tmp_path: Path, capsys) -> None:
 def test_real_urbansound8k_subset_extracts_completely(shared_data_dir: Path,
                                                       tmp_path: Path) -> None:
     from featurekit.datasets import load_dataset
-    from featurekit.extractor import HandcraftedBranch
+    from featurekit.handcrafted import HandcraftedBranch
 
     with pytest.warns(UserWarning, match="partial copy"):
         dataset = load_dataset("urbansound8k", shared_data_dir / "urbansound8k-subset")

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from featurekit.config import ExtractionConfig
     from featurekit.datasets import load_dataset
-    from featurekit.extractor import HandcraftedBranch
+    from featurekit.handcrafted import HandcraftedBranch
     from featurekit.report import write_report
     from featurekit.runner import run_branch
     from featurekit.store import FeatureStore

@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Handler of ``featurekit extract``."""
     from featurekit.datasets import load_dataset
-    from featurekit.extractor import HandcraftedBranch
+    from featurekit.handcrafted import HandcraftedBranch
     from featurekit.runner import run_branch
 
     if args.scheduler and args.backend != "dask":
