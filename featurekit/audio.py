@@ -22,6 +22,9 @@ __all__ = ["SILENCE_NOTE", "AudioInfo", "load_audio", "load_audio_with_info", "p
 
 logger = logging.getLogger(__name__)
 
+#: Largest accepted sample magnitude. Float audio a little over full scale is common; values
+#: this far beyond it are corrupt (or not audio) and would overflow float32 energies.
+MAX_ABS_SAMPLE = 1e6
 #: Note recorded for a clip whose samples are all exactly zero.
 SILENCE_NOTE = "digital silence: every sample is zero"
 
@@ -136,6 +139,10 @@ def prepare_waveform(y: np.ndarray, sr: int, *, target_sr: int | None = None,
     if not np.all(np.isfinite(y)):
         bad = int(np.count_nonzero(~np.isfinite(y)))
         raise AudioError(f"{source}: contains {bad} NaN or infinite sample(s)")
+    peak = float(np.max(np.abs(y)))
+    if peak > MAX_ABS_SAMPLE:
+        raise AudioError(f"{source}: sample magnitude reaches {peak:.3g}, far beyond full scale "
+                         f"(1.0); float audio is expected in [-1, 1] (limit {MAX_ABS_SAMPLE:g})")
     original = source_samples if original_samples is None else int(original_samples)
     notes: list[str] = []
     if not np.any(y):

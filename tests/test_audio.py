@@ -163,3 +163,12 @@ def test_truncation_note_names_the_original_length(tmp_path):
 def test_digital_silence_is_noted():
     _, info = prepare_waveform(np.zeros(100), 8000)
     assert "digital silence" in " ".join(info.notes)
+
+
+def test_huge_sample_values_are_refused(tmp_path):
+    path = tmp_path / "huge.wav"
+    sf.write(path, tone(8000) * 1e25, 8000, subtype="FLOAT")
+    with pytest.raises(AudioError, match=r"huge\.wav: sample magnitude reaches .* full scale"):
+        load_audio(path)
+    y, _ = prepare_waveform(tone(8000) * 1.5, 8000)  # mild overs are kept as they are
+    assert np.max(np.abs(y)) == pytest.approx(0.75)

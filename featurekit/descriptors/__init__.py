@@ -91,7 +91,8 @@ def clip_vector(analysis: Analysis) -> np.ndarray:
     Raises
     ------
     FloatingPointError
-        If any value is not finite (a bug, never a property of the input).
+        If any value is not finite. Inputs that could cause it (NaN/Inf, magnitudes beyond
+        :data:`featurekit.audio.MAX_ABS_SAMPLE`) are refused by the loader, so this is a bug.
     """
     config = analysis.config
     parts: list[np.ndarray | None] = []
