@@ -95,8 +95,8 @@ def cmndf(frames: np.ndarray, *, max_lag: int) -> np.ndarray:
     acf = scipy.fft.irfft(spectrum * np.conj(head), n=n_fft, axis=1)[:, : max_lag + 1]
     # Energy of the lagged window, e(tau) = sum x[tau : tau + window]^2, by updating e(0)
     # with the sample entering and the one leaving: a cumulative sum over max_lag columns.
-    squares = np.square(frames[:, :span], dtype=np.float64)
-    energy = np.empty((frames.shape[0], max_lag + 1))
+    squares = np.square(frames[:, :span], dtype=acf.dtype)
+    energy = np.empty((frames.shape[0], max_lag + 1), dtype=acf.dtype)
     energy[:, 0] = squares[:, :window].sum(axis=1)
     np.cumsum(squares[:, window:span] - squares[:, :max_lag], axis=1, out=energy[:, 1:])
     energy[:, 1:] += energy[:, :1]
