@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from functools import cached_property, lru_cache
 
-import librosa
 import numpy as np
 import scipy.fft
 
 from featurekit.config import ExtractionConfig
 from featurekit.descriptors.pitch import PitchTrack, pitch_track
 from featurekit.errors import AudioError
+from featurekit.filterbanks import chroma_filterbank, mel_filterbank
 
 __all__ = ["Analysis"]
 
@@ -39,16 +39,13 @@ def _window(n_fft: int) -> np.ndarray:
 
 @lru_cache(maxsize=16)
 def _mel_basis(sr: int, n_fft: int, n_mels: int, fmax: float | None) -> np.ndarray:
-    # Slaney-style, area-normalised filters (librosa's defaults), transposed for frames @ basis.
-    return np.ascontiguousarray(
-        librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=0.0, fmax=fmax,
-                            dtype=np.float32).T)
+    # Transposed for frames @ basis.
+    return np.ascontiguousarray(mel_filterbank(sr=sr, n_fft=n_fft, n_mels=n_mels, fmax=fmax).T)
 
 
 @lru_cache(maxsize=16)
 def _chroma_basis(sr: int, n_fft: int) -> np.ndarray:
-    return np.ascontiguousarray(
-        librosa.filters.chroma(sr=sr, n_fft=n_fft, n_chroma=12, dtype=np.float32).T)
+    return np.ascontiguousarray(chroma_filterbank(sr=sr, n_fft=n_fft).T)
 
 
 class Analysis:

@@ -8,12 +8,19 @@ per-clip error records and a progress bar.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
-import pandas as pd
+from threadpoolctl import threadpool_limits
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -69,3 +76,39 @@ class BranchComputer(Protocol):
         """Features of each path, or the exception that clip raised (never raised itself
         for a per-clip problem, so one bad file cannot stop a batch)."""
         ...
+
+
+@dataclass(frozen=True)
+class ClipFailure:
+    """Why one clip has no features: the exception type name and its message."""
+
+    error_type: str
+    message: str
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> ClipFailure:
+        """Describe ``exc`` (the exception itself may not survive pickling between processes)."""
+        return cls(type(exc).__name__, str(exc) or repr(exc))
+
+
+def compute_batch_safely(computer: BranchComputer, index: int, paths: Sequence[str],
+                         frames: bool, pin_threads: bool,
+                         ) -> tuple[int, list[ClipResult | ClipFailure]]:
+    """Worker task: one batch's outcomes, every exception turned into a :class:`ClipFailure`.
+
+    It lives here, beside the contract, so that a worker process imports only this module and
+    the computer's own (not the store, pandas or pyarrow): workers start in about half the time.
+    """
+    limits = threadpool_limits(limits=1) if pin_threads else contextlib.nullcontext()
+    try:
+        with limits:
+            outcomes = list(computer.compute_batch(list(paths), frames=frames))
+    except Exception as exc:  # a failure of the whole batch must not end a long run
+        logger.exception("compute_batch failed for a whole batch")
+        return index, [ClipFailure.from_exception(exc)] * len(paths)
+    if len(outcomes) != len(paths):
+        failure = ClipFailure("RuntimeError", f"compute_batch returned {len(outcomes)} "
+                                              f"results for {len(paths)} paths")
+        return index, [failure] * len(paths)
+    return index, [ClipFailure.from_exception(outcome) if isinstance(outcome, BaseException)
+                   else outcome for outcome in outcomes]

@@ -33,7 +33,7 @@ FAMILIES = ("pitch", "timbre", "spectral")
 #: Functionals applied to frame-level descriptors, in column order.
 FUNCTIONALS = ("mean", "std", "min", "max", "p10", "p50", "p90", "skew", "kurtosis", "slope")
 #: Bumped whenever a code change alters any value, so old stores are refused, not mixed.
-DESCRIPTOR_VERSION = 2
+DESCRIPTOR_VERSION = 3
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 from threadpoolctl import ThreadpoolController
 
 from featurekit import __version__
@@ -27,6 +26,9 @@ from featurekit.branch import ClipResult
 from featurekit.config import ExtractionConfig
 from featurekit.descriptors import catalog, clip_vector, feature_names, frame_matrix, frame_names
 from featurekit.errors import AudioError, ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["AudioSource", "HandcraftedBranch", "SilentAudio", "extract_clip", "feature_catalog",
            "frame_descriptors"]
@@ -58,6 +60,8 @@ def _waveform(source: AudioSource, config: ExtractionConfig,
 
 
 def _frame_table(analysis: Analysis) -> pd.DataFrame:
+    import pandas as pd  # only when tables are asked for: extraction workers start faster
+
     table = pd.DataFrame(frame_matrix(analysis), columns=frame_names(analysis.config))
     table.insert(0, "time_s", analysis.times.astype(np.float32))
     return table
@@ -124,6 +128,8 @@ def frame_descriptors(y: np.ndarray, sr: int,
 
 def feature_catalog(config: ExtractionConfig | None = None) -> pd.DataFrame:
     """Every clip-level column with a one-line meaning and unit (columns name, meaning, unit)."""
+    import pandas as pd
+
     return pd.DataFrame(catalog(config or ExtractionConfig()))
 
 

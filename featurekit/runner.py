@@ -20,12 +20,11 @@ from typing import Any
 
 import pandas as pd
 from joblib import Parallel, delayed, effective_n_jobs, parallel_config
-from threadpoolctl import threadpool_limits
 
-from featurekit.branch import BranchComputer, ClipResult
+from featurekit.branch import BranchComputer, ClipFailure, ClipResult, compute_batch_safely
 from featurekit.errors import DatasetError, StoreError
 from featurekit.progress import progress_bar
-from featurekit.store import ClipFailure, FeatureStore
+from featurekit.store import FeatureStore
 
 __all__ = ["RunSummary", "default_batch_size", "run_branch"]
 
@@ -102,24 +101,6 @@ def default_batch_size(n_clips: int, n_workers: int) -> int:
     return max(1, min(MAX_AUTO_BATCH, math.ceil(n_clips / (4 * max(1, n_workers)))))
 
 
-def _compute_batch(computer: BranchComputer, index: int, paths: Sequence[str], frames: bool,
-                   pin_threads: bool) -> tuple[int, list[ClipResult | ClipFailure]]:
-    """Worker task: one batch's outcomes, every exception turned into a :class:`ClipFailure`."""
-    limits = (threadpool_limits(limits=1) if pin_threads else contextlib.nullcontext())
-    try:
-        with limits:
-            outcomes = list(computer.compute_batch(list(paths), frames=frames))
-    except Exception as exc:  # a failure of the whole batch must not end a long run
-        logger.exception("compute_batch failed for a whole batch")
-        return index, [ClipFailure.from_exception(exc)] * len(paths)
-    if len(outcomes) != len(paths):
-        failure = ClipFailure("RuntimeError", f"compute_batch returned {len(outcomes)} "
-                                              f"results for {len(paths)} paths")
-        return index, [failure] * len(paths)
-    return index, [ClipFailure.from_exception(outcome) if isinstance(outcome, BaseException)
-                   else outcome for outcome in outcomes]
-
-
 @contextlib.contextmanager
 def _dask_client(scheduler: str | None, n_workers: int) -> Iterator[Any]:
     """A distributed client on ``scheduler``, or on a LocalCluster that lives as long as it."""
@@ -144,7 +125,7 @@ def _execute(computer: BranchComputer, batches: Sequence[pd.DataFrame], *, n_job
              ) -> Iterator[tuple[int, list[ClipResult | ClipFailure]]]:
     """Yield ``(batch index, outcomes)`` as batches finish, in completion order."""
     pin = bool(computer.process_parallel)
-    tasks = (delayed(_compute_batch)(computer, index, batch["path"].astype(str).tolist(),
+    tasks = (delayed(compute_batch_safely)(computer, index, batch["path"].astype(str).tolist(),
                                      frames, pin)
              for index, batch in enumerate(batches))
     if not pin or (backend == "loky" and effective_n_jobs(n_jobs) == 1):

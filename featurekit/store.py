@@ -37,7 +37,6 @@ import os
 import platform
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +46,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from featurekit.branch import ClipResult
+from featurekit.branch import ClipFailure, ClipResult
 from featurekit.errors import StoreError
 from featurekit.fsutil import atomic_path
 
@@ -65,19 +64,6 @@ NOTES_DIR = "_notes"
 FRAMES_DIR = "_frames"
 PART_GLOB = "part-*.parquet"
 _GLOB_CHARS = frozenset("*?[")
-
-
-@dataclass(frozen=True)
-class ClipFailure:
-    """Why one clip has no features: the exception type name and its message."""
-
-    error_type: str
-    message: str
-
-    @classmethod
-    def from_exception(cls, exc: BaseException) -> ClipFailure:
-        """Describe ``exc`` (the exception itself may not survive pickling between processes)."""
-        return cls(type(exc).__name__, str(exc) or repr(exc))
 
 
 def _check_name(name: str, what: str) -> str:

@@ -250,7 +250,7 @@ def test_dask_existing_scheduler_matches_loky(tmp_path: Path) -> None:
                                   dashboard_address=None) as cluster:
         run(FakeBranch(), dataset, dask, backend="dask", scheduler=cluster.scheduler_address,
             batch_size=2)
-        assert any("_compute_batch" in prefix for prefix in cluster.scheduler.task_prefixes)
+        assert any("compute_batch_safely" in prefix for prefix in cluster.scheduler.task_prefixes)
     assert_same_content(local, dask)
 
 
