@@ -30,5 +30,5 @@ def shared_data_dir() -> Path:
     """The real data of ../shared/data named by FEATUREKIT_TEST_DATA; skips when unset."""
     value = os.environ.get("FEATUREKIT_TEST_DATA")
     if not value or not Path(value).is_dir():
-        pytest.skip("real-data test: set FEATUREKIT_TEST_DATA to the shared data directory")
+        pytest.skip(reason="real-data test: set FEATUREKIT_TEST_DATA to the shared data directory")
     return Path(value)

@@ -36,7 +36,7 @@ def _weights() -> Path:
 def _manifest(name: str) -> list[tuple[str, tuple[int, ...], str]]:
     path = _weights().parent / "specs" / MANIFESTS[name]
     if not path.is_file():
-        pytest.skip(f"{path} missing (expected beside FEATUREKIT_WEIGHTS_DIR)")
+        pytest.skip(reason=f"{path} missing (expected beside FEATUREKIT_WEIGHTS_DIR)")
     rows = []
     for line in path.read_text().splitlines():
         if line.startswith("#") or not line.strip():
