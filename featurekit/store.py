@@ -79,7 +79,14 @@ def _file_metadata(schema: pa.Schema, path: Path) -> dict[str, Any]:
     if raw is None:
         raise StoreError(f"{path} is not a featurekit store file (no '{METADATA_KEY.decode()}' "
                          "schema metadata)")
-    return json.loads(raw)
+    try:
+        metadata = json.loads(raw)
+    except ValueError as exc:
+        raise StoreError(f"{path}: unreadable featurekit metadata ({exc})") from exc
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("provenance"), dict):
+        raise StoreError(f"{path}: featurekit metadata lacks its provenance; the file was not "
+                         "written by featurekit or is damaged")
+    return metadata
 
 
 def _with_metadata(table: pa.Table, metadata: Mapping[str, Any]) -> pa.Table:

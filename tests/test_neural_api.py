@@ -138,3 +138,17 @@ def test_hear_api_shapes_and_timestamps():
     torch.testing.assert_close(scene, embeddings.mean(dim=1), rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="n_sounds"):
         hear.get_scene_embeddings(audio[0], model)
+
+
+def test_embedder_parameters_are_validated_at_fit(clips):
+    from featurekit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="n_jobs"):
+        PretrainedEmbedder("mn04_as", weights="untrained", n_jobs=0).fit()
+    with pytest.raises(ConfigError, match="batch_size"):
+        PretrainedEmbedder("mn04_as", weights="untrained", batch_size=0).fit()
+    every_core = PretrainedEmbedder("mn04_as", weights="untrained", n_jobs=-1).fit()
+    single = PretrainedEmbedder("mn04_as", weights="untrained").fit()
+    paths = clips[0][:1]
+    np.testing.assert_allclose(every_core.transform(paths), single.transform(paths),
+                               rtol=1e-4, atol=1e-5)

@@ -369,3 +369,17 @@ def test_overwrite_with_the_same_configuration_resumes(tmp_path: Path) -> None:
     replaced = run_branch(FakeBranch(salt="other"), dataset, store, batch_size=2,
                           overwrite=True, progress=False)
     assert replaced.done == 6
+
+
+def test_damaged_metadata_is_a_store_error(tmp_path: Path) -> None:
+    dataset = make_dataset(tmp_path / "audio", 2)
+    store = FeatureStore(tmp_path / "store")
+    run_branch(FakeBranch(), dataset, store, progress=False)
+    part = store.parts("mini", "fake")[0]
+    table = pq.read_table(part)
+    pq.write_table(table.replace_schema_metadata({b"featurekit": b"{not json"}), part)
+    with pytest.raises(StoreError, match="unreadable featurekit metadata"):
+        store.provenance("mini", "fake")
+    pq.write_table(table.replace_schema_metadata({b"featurekit": b"[1, 2]"}), part)
+    with pytest.raises(StoreError, match="lacks its provenance"):
+        run_branch(FakeBranch(), dataset, store, progress=False)

@@ -14,6 +14,7 @@ import torch
 
 from featurekit.audio import load_audio_with_info
 from featurekit.branch import ClipResult
+from featurekit.errors import ConfigError
 from featurekit.neural.base import AudioTagger
 from featurekit.neural.embedding import (
     MIN_DURATION_S,
@@ -82,7 +83,7 @@ class NeuralBranch:
                  offline: bool | None = None) -> None:
         info = model_info(model)
         if n_threads < 1 or batch_size < 1:
-            raise ValueError("n_threads and batch_size must be >= 1")
+            raise ConfigError("n_threads and batch_size must be >= 1")
         self.model, self.n_threads, self.batch_size, self.tags = model, n_threads, batch_size, tags
         self.device = device
         self.branch = f"neural.{model}"

@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from joblib import effective_n_jobs
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from featurekit.audio import load_audio, prepare_waveform
+from featurekit.errors import ConfigError
 from featurekit.neural.embedding import MIN_DURATION_S, embed_waveforms, torch_threads
 
 __all__ = ["PretrainedEmbedder"]
@@ -33,7 +35,7 @@ class PretrainedEmbedder(TransformerMixin, BaseEstimator):
     batch_size : int
         Windows per forward pass.
     n_jobs : int
-        torch threads.
+        torch threads; -1 for all cores.
     device : str, optional
         Default CUDA when available, else CPU.
 
@@ -72,9 +74,10 @@ class PretrainedEmbedder(TransformerMixin, BaseEstimator):
         from featurekit.neural.registry import load_pretrained
 
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
-        if not isinstance(self.n_jobs, int) or self.n_jobs < 1:
-            raise ValueError(f"n_jobs must be a positive int, got {self.n_jobs!r}")
+            raise ConfigError(f"batch_size must be a positive int, got {self.batch_size!r}")
+        if not isinstance(self.n_jobs, int) or self.n_jobs == 0:
+            raise ConfigError(f"n_jobs must be a non-zero int (-1: all cores), got "
+                              f"{self.n_jobs!r}")
         self.model_ = load_pretrained(self.model, self.weights, device=self.device)
         names = embedding_names(self.model, self.model_.embedding_dim,
                                 tags=self.model_.n_classes if self.tags else 0)
@@ -99,7 +102,7 @@ class PretrainedEmbedder(TransformerMixin, BaseEstimator):
                 waveforms.append(load_audio(clip, rate, min_samples=min_samples)[0])
                 continue
             if self.sr is None:
-                raise ValueError("array inputs need the sample rate: set sr=<Hz>")
+                raise ConfigError("array inputs need the sample rate: set sr=<Hz>")
             waveforms.append(prepare_waveform(np.asarray(clip), self.sr, target_sr=rate,
                                               min_samples=min_samples)[0])
         return waveforms
@@ -114,7 +117,7 @@ class PretrainedEmbedder(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self, "model_")
         waveforms = self._waveforms(X)
-        with torch_threads(self.n_jobs):
+        with torch_threads(effective_n_jobs(self.n_jobs)):
             results = embed_waveforms(self.model_, waveforms, batch_size=self.batch_size)
         rows = []
         for result in results:
