@@ -20,6 +20,7 @@ import socket
 import stat
 import tarfile
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -35,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
 _INTERRUPTIONS = (OSError, http.client.HTTPException, socket.timeout)
+#: First wait before retrying a failed connection or a server error; it doubles each time.
+RETRY_DELAY_S = 1.0
 
 
 def file_checksum(path: str | os.PathLike[str], algorithm: str = "sha256") -> str:
@@ -57,6 +60,10 @@ def checksum_mismatch(path: str | os.PathLike[str], sha256: str | None,
     return None
 
 
+class _TransientError(DownloadError):
+    """A failure worth retrying: no connection, or a server error (HTTP 5xx, 429)."""
+
+
 def _open(url: str, offset: int, timeout: float) -> http.client.HTTPResponse:
     from featurekit import __version__
 
@@ -69,9 +76,10 @@ def _open(url: str, offset: int, timeout: float) -> http.client.HTTPResponse:
     except urllib.error.HTTPError as exc:
         if exc.code == 416 and offset:
             raise  # handled by the caller: the partial file is unusable
-        raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
+        kind = _TransientError if exc.code >= 500 or exc.code == 429 else DownloadError
+        raise kind(f"{url}: HTTP {exc.code} {exc.reason}") from exc
     except urllib.error.URLError as exc:
-        raise DownloadError(f"{url}: cannot connect: {exc.reason}") from exc
+        raise _TransientError(f"{url}: cannot connect: {exc.reason}") from exc
 
 
 def _resume_offset(response: http.client.HTTPResponse, offset: int) -> int:
@@ -148,7 +156,8 @@ def download_file(url: str, dest: str | os.PathLike[str], *, sha256: str | None 
     timeout : float, keyword-only
         Socket timeout in seconds for connecting and for each read.
     retries : int, keyword-only
-        How many times a dropped connection is resumed before giving up.
+        How many times a dropped connection is resumed, or a failed connection or server
+        error (HTTP 5xx, 429) retried after a doubling wait, before giving up.
 
     Returns
     -------
@@ -177,6 +186,11 @@ def download_file(url: str, dest: str | os.PathLike[str], *, sha256: str | None 
         try:
             _fetch_into(url, part, timeout=timeout, progress=progress, desc=dest.name)
             break
+        except _TransientError as exc:
+            if attempt == retries:
+                raise DownloadError(f"{exc} (after {retries + 1} attempts)") from exc
+            logger.warning("%s; retrying in %.1f s", exc, RETRY_DELAY_S * 2**attempt)
+            time.sleep(RETRY_DELAY_S * 2**attempt)
         except DownloadError:
             raise
         except _INTERRUPTIONS as exc:

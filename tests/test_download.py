@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import io
 import os
+import socket
 import tarfile
 import threading
 import warnings
@@ -42,6 +43,7 @@ class FileServer(ThreadingHTTPServer):
         self.ranges: list[str | None] = []  # Range header of each request, in order
         self.drop_after: int | None = None  # close the first response after this many bytes
         self.ignore_range = False
+        self.fail_next: list[int] = []  # HTTP status codes to answer the next requests with
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}{path}"
@@ -57,6 +59,9 @@ class RangeHandler(BaseHTTPRequestHandler):
         body = self.server.files.get(self.path)
         requested = self.headers.get("Range")
         self.server.ranges.append(requested)
+        if self.server.fail_next:
+            self.send_error(self.server.fail_next.pop(0))
+            return
         if body is None:
             self.send_error(404)
             return
@@ -359,3 +364,30 @@ def test_verify_reports_counts_against_the_manifest(tmp_path: Path) -> None:
     assert "fold 1: 3 (expected 873)" in text and "fold 10: 0 (expected 837)" in text
     assert "audio files: 6 of 6 listed clips found" in text
     assert "archive: UrbanSound8K.tar.gz not present" in text
+
+
+def test_server_errors_are_retried_and_client_errors_are_not(server: FileServer, tmp_path: Path,
+                                                             monkeypatch) -> None:
+    monkeypatch.setattr("featurekit.download.RETRY_DELAY_S", 0.01)
+    data = payload(10_000)
+    server.files["/a.bin"] = data
+    server.fail_next = [503, 500]
+    dest = download_file(server.url("/a.bin"), tmp_path / "a.bin", progress=False,
+                         **digests(data))
+    assert dest.read_bytes() == data and len(server.ranges) == 3
+    server.fail_next = [503, 503, 503]
+    with pytest.raises(DownloadError, match=r"HTTP 503 .*after 2 attempts"):
+        download_file(server.url("/a.bin"), tmp_path / "b.bin", progress=False, retries=1)
+    server.fail_next, server.ranges = [403], []
+    with pytest.raises(DownloadError, match="HTTP 403"):
+        download_file(server.url("/a.bin"), tmp_path / "c.bin", progress=False)
+    assert len(server.ranges) == 1
+
+
+def test_unreachable_host_is_retried_then_reported(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("featurekit.download.RETRY_DELAY_S", 0.01)
+    with socket.socket() as probe:  # a port on 127.0.0.1 that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(DownloadError, match=r"cannot connect.*after 3 attempts"):
+        download_file(f"http://127.0.0.1:{port}/x", tmp_path / "x", progress=False, retries=2)
