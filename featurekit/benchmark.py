@@ -33,11 +33,9 @@ import hashlib
 import json
 import math
 import os
-import platform
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -69,12 +67,13 @@ from featurekit.fusion import (
 )
 from featurekit.heads import HEADS, HeadSpec, get_head_spec, inner_splits
 from featurekit.progress import progress_bar
+from featurekit.store import KEY_COLUMNS as STORE_KEY_COLUMNS
+from featurekit.versions import package_versions
 
 #: Families of the store's ``handcrafted`` branch, each a benchmark branch of its own.
 HANDCRAFTED_FAMILIES = ("pitch", "timbre", "spectral")
-#: Key columns of a store read.
-#: Non-feature columns; ``recording`` (optional) names each clip's source recording.
-KEY_COLUMNS = ("clip_id", "fold", "label", "label_id", "recording")
+#: Non-feature columns: a store read's keys, and ``recording`` (optional), each clip's source.
+KEY_COLUMNS = (*STORE_KEY_COLUMNS, "recording")
 #: Store branch holding the handcrafted families.
 HANDCRAFTED_BRANCH = "handcrafted"
 #: Heads that learn from frame sequences rather than clip-level features.
@@ -358,17 +357,6 @@ def _check_provenance(provenance: Mapping[str, Mapping[str, Any]]) -> None:
                               "with real weights)")
 
 
-def library_versions() -> dict[str, str]:
-    """Versions of the libraries whose behaviour shapes the numbers."""
-    versions = {"python": platform.python_version()}
-    for package in ("featurekit", "numpy", "pandas", "scipy", "scikit-learn", "xgboost"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = "not installed"
-    return versions
-
-
 def run_benchmark(data: pd.DataFrame, *, dataset: str,
                   branches: Mapping[str, Selector] | None = None,
                   config: BenchmarkConfig | None = None,
@@ -614,7 +602,8 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
     results = {
         "dataset": dataset, "folds": fold_ids, "protocol": "leave-one-fold-out",
         "systems": systems, "best_single": best_single, "best_fusion": best_fusion,
-        "fusion_gain": fusion_gain, "versions": library_versions(),
+        "fusion_gain": fusion_gain, "versions": package_versions(
+            "featurekit", "numpy", "pandas", "scipy", "scikit-learn", "xgboost", "torch"),
         "config_hashes": {"benchmark": config.config_hash(head_specs),
                           **{branch: facts.get("config_hash")
                              for branch, facts in provenance.items()}},
@@ -767,5 +756,5 @@ def load_results(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 __all__ = ["HANDCRAFTED_FAMILIES", "BenchmarkConfig", "ablation_subsets",
-           "benchmark_store", "branch_selectors", "library_versions", "load_results",
+           "benchmark_store", "branch_selectors", "load_results",
            "run_benchmark", "save_results", "system_name"]

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from featurekit import __version__
 from featurekit.analysis import Analysis
 from featurekit.audio import SILENCE_NOTE, AudioInfo, load_audio_with_info, prepare_waveform
 from featurekit.branch import ClipResult
 from featurekit.config import ExtractionConfig
 from featurekit.descriptors import catalog, clip_vector, feature_names, frame_matrix, frame_names
 from featurekit.errors import AudioError, ConfigError
+from featurekit.versions import package_versions
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -133,14 +133,6 @@ def feature_catalog(config: ExtractionConfig | None = None) -> pd.DataFrame:
     return pd.DataFrame(catalog(config or ExtractionConfig()))
 
 
-def _versions() -> dict[str, str]:
-    import librosa
-    import scipy
-
-    return {"featurekit": __version__, "numpy": np.__version__, "scipy": scipy.__version__,
-            "librosa": librosa.__version__}
-
-
 class HandcraftedBranch:
     """Runs :func:`extract_clip` over files for the feature store (branch ``handcrafted``).
 
@@ -170,7 +162,8 @@ class HandcraftedBranch:
 
     def provenance(self) -> dict[str, Any]:
         return {"config": self.config.to_dict(), "config_hash": self.config_hash(),
-                "versions": _versions(), "untrained": False}
+                "versions": package_versions("featurekit", "numpy", "scipy", "soxr",
+                                             "soundfile"), "untrained": False}
 
     def compute_batch(self, paths: Sequence[str], *,
                       frames: bool = False) -> list[ClipResult | BaseException]:

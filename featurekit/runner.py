@@ -22,6 +22,7 @@ import pandas as pd
 from joblib import Parallel, delayed, effective_n_jobs, parallel_config
 
 from featurekit.branch import BranchComputer, ClipFailure, ClipResult, compute_batch_safely
+from featurekit.datasets.base import CLIP_COLUMNS
 from featurekit.errors import DatasetError, StoreError
 from featurekit.progress import progress_bar
 from featurekit.store import FeatureStore
@@ -30,8 +31,6 @@ __all__ = ["RunSummary", "default_batch_size", "run_branch"]
 
 logger = logging.getLogger(__name__)
 
-#: Columns the runner needs in a dataset's clips table.
-CLIP_COLUMNS = ("clip_id", "path", "label", "label_id", "fold")
 #: Largest automatic batch: bounds what a killed run loses and what a worker holds.
 MAX_AUTO_BATCH = 32
 BACKENDS = ("loky", "dask")

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from featurekit.audio import load_audio_with_info
 from featurekit.branch import ClipResult
@@ -30,6 +29,7 @@ from featurekit.neural.registry import (
     resolve_weights,
     weights_checksums,
 )
+from featurekit.versions import package_versions
 
 __all__ = ["NeuralBranch", "embedding_names"]
 
@@ -127,10 +127,8 @@ class NeuralBranch:
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
     def provenance(self) -> Mapping[str, Any]:
-        from featurekit import __version__
-
         return {"config": self._config(), "config_hash": self.config_hash(),
-                "versions": {"featurekit": __version__, "torch": torch.__version__},
+                "versions": package_versions("featurekit", "numpy", "torch", "soxr"),
                 "untrained": self.untrained, "license": self._info.license,
                 "citation": self._info.citation, "url": self._info.url}
 
