@@ -56,6 +56,7 @@ from featurekit.heads import (
     get_head_spec,
     inner_splits,
     make_head,
+    take_rows,
     tune_head,
 )
 
@@ -167,7 +168,7 @@ class FittedBranch:
     twins: list[list[Any]] | None = None
 
 
-def fit_branch(head: Head, X: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None, *,
+def fit_branch(head: Head, X: Any, y: np.ndarray, groups: np.ndarray | None = None, *,
                n_classes: int, seeds: Sequence[int] = (0,), splits: Sequence[Split] | None = None,
                tune: bool = False, tune_splits: int = 3, tune_random_state: int | None = 0,
                keep_twins: bool = False) -> FittedBranch:
@@ -176,8 +177,9 @@ def fit_branch(head: Head, X: np.ndarray, y: np.ndarray, groups: np.ndarray | No
     Parameters
     ----------
     head : str, HeadSpec or estimator
-    X : np.ndarray, shape (n_rows, n_features)
-        Training rows of the branch's columns.
+    X : np.ndarray, shape (n_rows, n_features), or mapping of str to arrays
+        Training rows of the branch's columns (a multi-stream sequence head takes a mapping
+        of stream name to sequences of the same rows).
     y : np.ndarray of int, shape (n_rows,)
         Class indices ``0 .. n_classes - 1``.
     groups : np.ndarray, optional
@@ -208,12 +210,13 @@ def fit_branch(head: Head, X: np.ndarray, y: np.ndarray, groups: np.ndarray | No
                                 groups))
         if splits is None:
             continue
-        member_oof = np.zeros((X.shape[0], n_classes))
+        member_oof = np.zeros((len(y), n_classes))
         member_twins = []
         for train, val in splits:
             twin = build_head(head, random_state=seed, params=params)
-            fit_head(twin, X[train], y[train], None if groups is None else groups[train])
-            member_oof[val] = aligned_proba(twin, X[val], classes)
+            fit_head(twin, take_rows(X, train), y[train],
+                     None if groups is None else groups[train])
+            member_oof[val] = aligned_proba(twin, take_rows(X, val), classes)
             member_twins.append(twin)
         oof.append(member_oof)
         twins.append(member_twins)

@@ -423,6 +423,14 @@ def make_head(head: str | HeadSpec, *, random_state: int | None = None,
     return spec.factory(**params)
 
 
+def take_rows(X: Any, rows: np.ndarray) -> Any:
+    """Rows ``rows`` of a head's input: an array, or a mapping of stream name to arrays of the
+    same rows (a multi-stream sequence head's input)."""
+    if isinstance(X, Mapping):
+        return {name: values[rows] for name, values in X.items()}
+    return X[rows]
+
+
 def fit_head(estimator: Any, X: Any, y: np.ndarray, groups: np.ndarray | None = None) -> Any:
     """Fit ``estimator``, passing ``groups`` when its ``fit`` accepts them."""
     if groups is not None and "groups" in inspect.signature(estimator.fit).parameters:
@@ -439,7 +447,7 @@ def aligned_proba(estimator: Any, X: Any, classes: np.ndarray) -> np.ndarray:
     return out
 
 
-def tune_head(head: str | HeadSpec, X: np.ndarray, y: np.ndarray,
+def tune_head(head: str | HeadSpec, X: Any, y: np.ndarray,
               groups: np.ndarray | None = None, *, n_splits: int = 3,
               random_state: int | None = 0) -> dict[str, Any]:
     """Pick the head's hyper-parameters by inner cross-validation on training rows only.
@@ -454,7 +462,7 @@ def tune_head(head: str | HeadSpec, X: np.ndarray, y: np.ndarray,
         Parameters to pass to :func:`make_head`.
     """
     spec = get_head_spec(head)
-    X = np.asarray(X)
+    X = X if isinstance(X, Mapping) else np.asarray(X)
     y = np.asarray(y)
     groups = None if groups is None else np.asarray(groups)
     candidates = list(ParameterGrid(dict(spec.param_grid)))
@@ -466,8 +474,9 @@ def tune_head(head: str | HeadSpec, X: np.ndarray, y: np.ndarray,
         correct = 0
         for train, val in splits:
             model = make_head(spec, random_state=random_state, **params)
-            fit_head(model, X[train], y[train], None if groups is None else groups[train])
-            correct += int(np.sum(model.predict(X[val]) == y[val]))
+            fit_head(model, take_rows(X, train), y[train],
+                     None if groups is None else groups[train])
+            correct += int(np.sum(model.predict(take_rows(X, val)) == y[val]))
         scores.append(correct)
     return dict(candidates[int(np.argmax(scores))])
 

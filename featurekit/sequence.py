@@ -3,8 +3,10 @@
 Each branch is also available as a *sequence* of frame-level descriptors (stored with
 ``featurekit extract --frames`` / ``featurekit embed --frames``). A :class:`SequenceClassifier`
 turns one such stream into a 64-d embedding with a small encoder trained by cross-entropy, and
-classifies from it; :class:`EmbeddingBlendClassifier` freezes one encoder per stream and fits a
-linear classifier over the concatenated embeddings.
+classifies from it; given several streams it trains one encoder per stream jointly, blended by
+a learned per-clip gate (the joint two-stream model). :class:`EmbeddingBlendClassifier` freezes
+one separately trained encoder per stream and fits a linear classifier over the concatenated
+embeddings (the "diverse embeddings" method).
 
 Streams (:func:`stream_columns`):
 
@@ -25,13 +27,15 @@ Encoders (each well under 0.5 M parameters for inputs up to a few hundred dimens
 
 ``cnn``
     a pointwise input projection to ``width`` channels, ``n_layers`` pre-norm residual blocks
-    of two 1-D convolutions (kernel ``kernel_size``), masked mean pooling;
+    of two 1-D convolutions (kernel ``kernel_size``);
 ``transformer``
     a linear input projection plus sinusoidal positions, ``n_layers`` pre-norm Transformer
-    layers (``n_heads`` heads, feed-forward ``2 * width``), padding masked in attention,
-    masked mean pooling.
+    layers (``n_heads`` heads, feed-forward ``2 * width``), padding masked in attention.
 
-Both end in ``Linear(width, embedding_dim)`` and GELU (the embedding), then dropout and the
+Both pool over real frames -- by default mean and standard deviation ("statistics pooling"),
+which gives the encoder the clip-level statistics a functionals head reads (with mean pooling
+alone the encoders lost 5-10 pp to a logistic regression on frame means and deviations) --
+and end in ``Linear(pooled, embedding_dim)`` and GELU (the embedding), then dropout and the
 linear class layer, so a linear model on the embedding can express the encoder's own classifier.
 
 Everything learned -- standardisation, encoder weights, the early-stopping split, the blender --
@@ -48,7 +52,7 @@ import copy
 import fnmatch
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -76,6 +80,8 @@ HANDCRAFTED_STREAMS: dict[str, tuple[str, ...]] = {
 }
 #: Store branch holding the handcrafted frames.
 HANDCRAFTED_BRANCH = "handcrafted"
+#: Stream name of an array given instead of a mapping of streams.
+SINGLE_STREAM = "sequence"
 #: Standardised inputs are clipped to this many standard deviations.
 INPUT_CLIP = 5.0
 
@@ -194,6 +200,20 @@ def _check_sequences(X: Any) -> np.ndarray:
     return array
 
 
+def _check_streams(X: Any) -> dict[str, np.ndarray]:
+    """One array or a non-empty mapping of stream name to arrays of the same clips."""
+    if not isinstance(X, Mapping):
+        return {SINGLE_STREAM: _check_sequences(X)}
+    if not X:
+        raise ValueError("X must be a sequence array or a non-empty mapping of stream name "
+                         "to sequence arrays")
+    streams = {str(name): _check_sequences(values) for name, values in X.items()}
+    sizes = {values.shape[0] for values in streams.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"streams hold different numbers of clips: {sorted(sizes)}")
+    return streams
+
+
 def frame_mask(X: np.ndarray) -> np.ndarray:
     """Real (non-padding) frames, shape (n_clips, n_frames); a clip without any real frame
     gets its first frame marked real (it reads as the training mean)."""
@@ -210,6 +230,20 @@ def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean over real frames: x (batch, frames, channels), mask (batch, frames) bool."""
     weights = mask.unsqueeze(-1).to(x.dtype)
     return (x * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
+def _pool(x: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """Masked mean (``mean``), or mean and standard deviation (``meanstd``, statistics
+    pooling) over real frames, (batch, channels) or (batch, 2 * channels)."""
+    mean = _masked_mean(x, mask)
+    if pooling == "mean":
+        return mean
+    variance = _masked_mean((x - mean.unsqueeze(1)) ** 2, mask)
+    return torch.cat([mean, torch.sqrt(variance + 1e-5)], dim=1)
+
+
+#: Pooling over time of the encoders, and the width of the pooled vector per channel.
+POOLINGS = {"mean": 1, "meanstd": 2}
 
 
 class _ResidualConvBlock(nn.Module):
@@ -232,27 +266,31 @@ class ConvSequenceEncoder(nn.Module):
     """Residual 1-D CNN: (batch, frames, n_inputs) and mask -> (batch, embedding_dim)."""
 
     def __init__(self, n_inputs: int, *, width: int = 64, embedding_dim: int = 64,
-                 n_layers: int = 2, kernel_size: int = 5, dropout: float = 0.1) -> None:
+                 n_layers: int = 2, kernel_size: int = 5, dropout: float = 0.1,
+                 pooling: str = "meanstd") -> None:
         super().__init__()
+        self.pooling = _check_pooling(pooling)
         self.project = nn.Linear(n_inputs, width)
         self.blocks = nn.ModuleList(_ResidualConvBlock(width, kernel_size, dropout)
                                     for _ in range(n_layers))
         self.norm = nn.LayerNorm(width)
-        self.embed = nn.Linear(width, embedding_dim)
+        self.embed = nn.Linear(POOLINGS[pooling] * width, embedding_dim)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         h = self.project(x)
         for block in self.blocks:
             h = block(h, mask)
-        return nn.functional.gelu(self.embed(_masked_mean(self.norm(h), mask)))
+        return nn.functional.gelu(self.embed(_pool(self.norm(h), mask, self.pooling)))
 
 
 class TransformerSequenceEncoder(nn.Module):
     """Small Transformer: (batch, frames, n_inputs) and mask -> (batch, embedding_dim)."""
 
     def __init__(self, n_inputs: int, *, width: int = 64, embedding_dim: int = 64,
-                 n_layers: int = 2, n_heads: int = 4, dropout: float = 0.1) -> None:
+                 n_layers: int = 2, n_heads: int = 4, dropout: float = 0.1,
+                 pooling: str = "meanstd") -> None:
         super().__init__()
+        self.pooling = _check_pooling(pooling)
         if width % n_heads:
             raise ConfigError(f"width {width} is not divisible by n_heads {n_heads}")
         self.width = width
@@ -262,7 +300,7 @@ class TransformerSequenceEncoder(nn.Module):
                                            batch_first=True, norm_first=True)
         self.layers = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(width)
-        self.embed = nn.Linear(width, embedding_dim)
+        self.embed = nn.Linear(POOLINGS[pooling] * width, embedding_dim)
 
     def _positions(self, n_frames: int, device: torch.device) -> torch.Tensor:
         position = torch.arange(n_frames, device=device, dtype=torch.float32).unsqueeze(1)
@@ -276,7 +314,13 @@ class TransformerSequenceEncoder(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         h = self.project(x) + self._positions(x.shape[1], x.device)
         h = self.layers(h, src_key_padding_mask=~mask)
-        return nn.functional.gelu(self.embed(_masked_mean(self.norm(h), mask)))
+        return nn.functional.gelu(self.embed(_pool(self.norm(h), mask, self.pooling)))
+
+
+def _check_pooling(pooling: str) -> str:
+    if pooling not in POOLINGS:
+        raise ConfigError(f"unknown pooling {pooling!r}; choose from {', '.join(POOLINGS)}")
+    return pooling
 
 
 #: Encoder classes by name.
@@ -285,16 +329,105 @@ ENCODERS: dict[str, type[nn.Module]] = {"cnn": ConvSequenceEncoder,
 
 
 class _Network(nn.Module):
-    def __init__(self, encoder: nn.Module, embedding_dim: int, n_classes: int,
+    """Stream encoders, their gated blend and the class layer.
+
+    With several streams, a softmax gate computed from the concatenated stream embeddings
+    weighs each clip's stream embeddings into one (the fused embedding), and every stream has
+    an auxiliary class layer of its own so that each encoder learns to classify on its own
+    rather than lean on the strongest stream.
+    """
+
+    def __init__(self, encoders: Sequence[nn.Module], embedding_dim: int, n_classes: int,
                  dropout: float) -> None:
         super().__init__()
-        self.encoder = encoder
+        self.encoders = nn.ModuleList(encoders)
         self.dropout = nn.Dropout(dropout)
         self.classify = nn.Linear(embedding_dim, n_classes)
+        joint = len(encoders) > 1
+        self.gate = nn.Linear(len(encoders) * embedding_dim, len(encoders)) if joint else None
+        self.auxiliary = nn.ModuleList(nn.Linear(embedding_dim, n_classes)
+                                       for _ in encoders) if joint else nn.ModuleList()
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        embedding = self.encoder(x, mask)
-        return self.classify(self.dropout(embedding)), embedding
+    def forward(self, inputs: Sequence[tuple[torch.Tensor, torch.Tensor]],
+                hidden: torch.Tensor | None = None) -> _Outputs:
+        """``hidden`` (batch, n_streams) bool: streams left out of each clip's blend (stream
+        dropout; never all of a clip's streams)."""
+        embeddings = [encoder(x, mask) for encoder, (x, mask) in zip(self.encoders, inputs,
+                                                                      strict=True)]
+        if self.gate is None:
+            fused, weights, auxiliary = embeddings[0], None, []
+        else:
+            scores = self.gate(torch.cat(embeddings, dim=1))
+            if hidden is not None:
+                scores = scores.masked_fill(hidden, -torch.inf)
+            weights = torch.softmax(scores, dim=1)
+            fused = (torch.stack(embeddings, dim=1) * weights.unsqueeze(-1)).sum(dim=1)
+            auxiliary = [layer(self.dropout(embedding))
+                         for layer, embedding in zip(self.auxiliary, embeddings, strict=True)]
+        return _Outputs(self.classify(self.dropout(fused)), fused, weights, auxiliary)
+
+
+class _Outputs(NamedTuple):
+    logits: torch.Tensor
+    embedding: torch.Tensor
+    weights: torch.Tensor | None  # (batch, n_streams) gate weights; None for one stream
+    auxiliary: list[torch.Tensor]  # per-stream logits; empty for one stream
+
+
+class _StreamScaling:
+    """Standardisation and time pooling of one stream, learned from training clips.
+
+    Parameters
+    ----------
+    X : np.ndarray, shape (n_clips, n_frames, n_dims)
+    rows : np.ndarray of int
+        Training clips: the mean and scale come from their real frames only.
+    max_steps : int, optional
+        See :class:`SequenceClassifier`.
+    """
+
+    def __init__(self, X: np.ndarray, rows: np.ndarray, max_steps: int | None) -> None:
+        total = np.zeros(X.shape[2])
+        squares = np.zeros(X.shape[2])
+        counts = np.zeros(X.shape[2])
+        for start in range(0, rows.size, 256):  # chunks: no float64 copy of the whole input
+            values = X[rows[start:start + 256]].astype(np.float64)
+            finite = ~np.isnan(values)
+            values = np.where(finite, values, 0.0)
+            total += values.sum(axis=(0, 1))
+            squares += (values ** 2).sum(axis=(0, 1))
+            counts += finite.sum(axis=(0, 1))
+        counts = np.maximum(counts, 1.0)
+        mean = total / counts
+        scale = np.sqrt(np.maximum(squares / counts - mean ** 2, 0.0))
+        self.mean = mean.astype(np.float32)
+        self.scale = np.where(scale > 1e-8, scale, 1.0).astype(np.float32)
+        self.n_dims = X.shape[2]
+        self.pool = 1 if max_steps is None else max(1, math.ceil(X.shape[1] / max_steps))
+
+    def batch(self, X: np.ndarray, index: np.ndarray,
+              device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Standardised, clipped, NaN-free, time-pooled batch trimmed to its longest clip,
+        and its mask."""
+        values = X[index]
+        mask = frame_mask(values)
+        last = int(np.flatnonzero(mask.any(axis=0)).max()) + 1
+        values, mask = values[:, :last], mask[:, :last]
+        values = np.clip((values - self.mean) / self.scale, -INPUT_CLIP, INPUT_CLIP)
+        values = np.where(np.isnan(values) | ~mask[..., None], 0.0, values)
+        if self.pool > 1:
+            # Mean of each run of `pool` frames over its real frames; a run without any is
+            # padding.
+            n, steps = values.shape[0], math.ceil(last / self.pool)
+            extra = steps * self.pool - last
+            values = np.pad(values, ((0, 0), (0, extra), (0, 0)))
+            mask = np.pad(mask, ((0, 0), (0, extra)))
+            counts = mask.reshape(n, steps, self.pool).sum(axis=2)
+            values = (values.reshape(n, steps, self.pool, -1).sum(axis=2)
+                      / np.maximum(counts, 1)[..., None])
+            mask = counts > 0
+        return (torch.from_numpy(values.astype(np.float32)).to(device),
+                torch.from_numpy(mask).to(device))
 
 
 @contextlib.contextmanager
@@ -316,12 +449,20 @@ def _deterministic(seed: int) -> Iterator[None]:
 # --------------------------------------------------------------------------------------------
 
 class SequenceClassifier(ClassifierMixin, BaseEstimator):
-    """A sequence encoder trained by cross-entropy; classifies and embeds frame sequences.
+    """Sequence encoders trained by cross-entropy; classify and embed frame sequences.
+
+    Given one stream (an array), one encoder turns each clip into an embedding and a linear
+    layer classifies it. Given several streams (a mapping of name to array, same clips in the
+    same order), each stream has its own encoder and the model is trained jointly: a learned
+    gate weighs each clip's stream embeddings into one fused embedding that is classified, and
+    an auxiliary class layer per stream adds ``aux_weight`` times the mean of the streams' own
+    losses (the joint two-stream model; :meth:`stream_weights` tells how much each stream is
+    relied on).
 
     Parameters
     ----------
     encoder : {"cnn", "transformer"}
-        Encoder architecture (see the module documentation).
+        Encoder architecture (see the module documentation), the same for every stream.
     width : int
         Channels of the encoder.
     embedding_dim : int
@@ -333,6 +474,18 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
     kernel_size : int
         Convolution kernel, frames (``cnn``).
     dropout : float
+    pooling : {"meanstd", "mean"}
+        Pooling over time: masked mean and standard deviation of the encoder's frames
+        (statistics pooling), or the mean only.
+    frame_dropout : float
+        Share of each training clip's real frames hidden from the encoders at every step
+        (time masking, an augmentation); never all of a clip's frames. 0 turns it off.
+    stream_dropout : float
+        Several streams: probability that a stream is left out of a training clip's blend at
+        a step (never all of them), so the blend cannot come to rely on one stream alone
+        (without it the gate gave the pretrained CNN's stream 0.95 of the weight and the joint
+        model lost 4-5 pp to that stream alone on a development split of UrbanSound8K fold 1;
+        0.4 recovered most of it).
     max_steps : int, optional
         Sequences longer than this are average-pooled over time by the smallest integer
         factor that brings them to at most ``max_steps`` steps (e.g. 173 handcrafted frames
@@ -344,6 +497,8 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         AdamW step size (cosine-decayed over ``max_epochs``) and decoupled weight decay.
     label_smoothing : float
         Of the training cross-entropy.
+    aux_weight : float
+        Weight of the per-stream auxiliary losses (several streams only).
     patience : int
         Stop after this many epochs without a lower validation log-loss; the best epoch's
         weights are kept.
@@ -356,33 +511,37 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
     device : str, optional
         Default CUDA when available, else CPU.
     random_state : int, optional
-        Seed of weights, batching, dropout and the validation split. On CPU a seed gives
-        identical results; on GPU, determinism is as good as the kernels allow.
+        Seed of weights, batching, dropout, frame dropout and the validation split. On CPU a
+        seed gives identical results; on GPU, determinism is as good as the kernels allow.
 
     Attributes
     ----------
     classes_ : np.ndarray
-    mean_, scale_ : np.ndarray, shape (n_dims,)
-        Per-dimension standardisation, from the training clips' real frames.
+    streams_ : list of str
+        Stream names in input order (``["sequence"]`` for an array input).
+    n_dims_ : dict of str to int
+        Dimensions per frame of each stream.
+    pool_ : dict of str to int
+        Time-pooling factor applied to each stream's frames (see ``max_steps``).
     network_ : torch.nn.Module
-    pool_ : int
-        Time-pooling factor applied to the input frames (see ``max_steps``).
     n_epochs_ : int
         Epochs run; ``best_epoch_`` the one whose weights were kept.
     n_parameters_ : int
+        Parameters of the encoders (and gate), without the class layers.
 
     Notes
     -----
-    ``X`` is float (n_clips, n_frames, n_dims) with all-NaN padding frames (see
-    :func:`load_sequences`).
+    Each stream is float (n_clips, n_frames, n_dims) with all-NaN padding frames (see
+    :func:`load_sequences`); standardisation comes from the training clips' real frames.
     """
 
     def __init__(self, *, encoder: str = "cnn", width: int = 64, embedding_dim: int = 64,
                  n_layers: int = 2, n_heads: int = 4, kernel_size: int = 5,
-                 dropout: float = 0.1, max_steps: int | None = 48, max_epochs: int = 30,
-                 batch_size: int = 64,
+                 dropout: float = 0.1, pooling: str = "meanstd", frame_dropout: float = 0.0,
+                 stream_dropout: float = 0.4, max_steps: int | None = 48,
+                 max_epochs: int = 30, batch_size: int = 64,
                  learning_rate: float = 2e-3, weight_decay: float = 1e-2,
-                 label_smoothing: float = 0.1, patience: int = 6,
+                 label_smoothing: float = 0.1, aux_weight: float = 0.5, patience: int = 6,
                  validation_fraction: float = 0.15, n_jobs: int = 1,
                  device: str | None = None, random_state: int | None = None) -> None:
         self.encoder = encoder
@@ -392,12 +551,16 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         self.n_heads = n_heads
         self.kernel_size = kernel_size
         self.dropout = dropout
+        self.pooling = pooling
+        self.frame_dropout = frame_dropout
+        self.stream_dropout = stream_dropout
         self.max_steps = max_steps
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
         self.label_smoothing = label_smoothing
+        self.aux_weight = aux_weight
         self.patience = patience
         self.validation_fraction = validation_fraction
         self.n_jobs = n_jobs
@@ -416,104 +579,106 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
             raise ConfigError(f"unknown encoder {self.encoder!r}; choose from "
                               f"{', '.join(ENCODERS)}")
         options: dict[str, Any] = dict(width=self.width, embedding_dim=self.embedding_dim,
-                                       n_layers=self.n_layers, dropout=self.dropout)
+                                       n_layers=self.n_layers, dropout=self.dropout,
+                                       pooling=self.pooling)
         if self.encoder == "cnn":
             options["kernel_size"] = self.kernel_size
         else:
             options["n_heads"] = self.n_heads
         return ENCODERS[self.encoder](n_inputs, **options)
 
-    def _batch(self, X: np.ndarray, index: np.ndarray,
-               device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """Standardised, clipped, NaN-free, time-pooled batch trimmed to its longest clip,
-        and its mask."""
-        values = X[index]
-        mask = frame_mask(values)
-        last = int(np.flatnonzero(mask.any(axis=0)).max()) + 1
-        values, mask = values[:, :last], mask[:, :last]
-        values = np.clip((values - self.mean_) / self.scale_, -INPUT_CLIP, INPUT_CLIP)
-        values = np.where(np.isnan(values) | ~mask[..., None], 0.0, values)
-        if self.pool_ > 1:
-            # Mean of each run of pool_ frames over its real frames; a run without any is
-            # padding.
-            n, steps = values.shape[0], math.ceil(last / self.pool_)
-            extra = steps * self.pool_ - last
-            values = np.pad(values, ((0, 0), (0, extra), (0, 0)))
-            mask = np.pad(mask, ((0, 0), (0, extra)))
-            counts = mask.reshape(n, steps, self.pool_).sum(axis=2)
-            values = (values.reshape(n, steps, self.pool_, -1).sum(axis=2)
-                      / np.maximum(counts, 1)[..., None])
-            mask = counts > 0
-        return (torch.from_numpy(values.astype(np.float32)).to(device),
-                torch.from_numpy(mask).to(device))
+    def _check_options(self) -> None:
+        for name in ("frame_dropout", "stream_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.aux_weight < 0.0:
+            raise ConfigError(f"aux_weight must be >= 0, got {self.aux_weight}")
 
-    def _fit_scaling(self, X: np.ndarray, rows: np.ndarray) -> None:
-        total = np.zeros(X.shape[2])
-        squares = np.zeros(X.shape[2])
-        counts = np.zeros(X.shape[2])
-        for start in range(0, rows.size, 256):  # chunks: no float64 copy of the whole input
-            values = X[rows[start:start + 256]].astype(np.float64)
-            finite = ~np.isnan(values)
-            values = np.where(finite, values, 0.0)
-            total += values.sum(axis=(0, 1))
-            squares += (values ** 2).sum(axis=(0, 1))
-            counts += finite.sum(axis=(0, 1))
-        counts = np.maximum(counts, 1.0)
-        mean = total / counts
-        variance = np.maximum(squares / counts - mean ** 2, 0.0)
-        scale = np.sqrt(variance)
-        self.mean_ = mean.astype(np.float32)
-        self.scale_ = np.where(scale > 1e-8, scale, 1.0).astype(np.float32)
+    def _inputs(self, X: np.ndarray | Mapping[str, np.ndarray], index: np.ndarray,
+                device: torch.device, rng: np.random.Generator | None = None
+                ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Each stream's batch of clips ``index``; with ``rng``, frames are dropped at random
+        (training)."""
+        batches = []
+        for name, scaling in zip(self.streams_, self.scaling_, strict=True):
+            values, mask = scaling.batch(X[name], index, device)
+            if rng is not None and self.frame_dropout > 0.0:
+                hidden = torch.from_numpy(rng.random(tuple(mask.shape)) < self.frame_dropout)
+                kept = mask & ~hidden.to(device)
+                # A clip keeps its frames when dropout would have hidden every one of them.
+                mask = torch.where(kept.any(dim=1, keepdim=True), kept, mask)
+            batches.append((values, mask))
+        return batches
 
-    def _loss(self, X: np.ndarray, y: np.ndarray, rows: np.ndarray,
-              device: torch.device) -> float:
-        logits = self._forward_rows(X, rows, device)[0]
-        return float(nn.functional.cross_entropy(logits, torch.from_numpy(y[rows]).to(device)))
+    def _hidden_streams(self, n_clips: int, rng: np.random.Generator,
+                        device: torch.device) -> torch.Tensor | None:
+        """Streams left out of each training clip's blend (stream dropout), or None."""
+        if len(self.streams_) < 2 or self.stream_dropout <= 0.0:
+            return None
+        hidden = rng.random((n_clips, len(self.streams_))) < self.stream_dropout
+        hidden[hidden.all(axis=1), rng.integers(len(self.streams_))] = False
+        return torch.from_numpy(hidden).to(device)
 
-    def _forward_rows(self, X: np.ndarray, rows: np.ndarray,
-                      device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    def _forward_rows(self, X: Mapping[str, np.ndarray], rows: np.ndarray,
+                      device: torch.device) -> _Outputs:
         self.network_.eval()
-        logits, embeddings = [], []
+        outputs = []
         with torch.no_grad():
             for start in range(0, rows.size, 256):
-                batch, mask = self._batch(X, rows[start:start + 256], device)
-                out, embedding = self.network_(batch, mask)
-                logits.append(out)
-                embeddings.append(embedding)
-        return torch.cat(logits), torch.cat(embeddings)
+                outputs.append(self.network_(self._inputs(X, rows[start:start + 256], device)))
+        weights = [out.weights for out in outputs]
+        return _Outputs(torch.cat([out.logits for out in outputs]),
+                        torch.cat([out.embedding for out in outputs]),
+                        None if weights[0] is None else torch.cat(weights), [])
+
+    def _loss(self, outputs: _Outputs, targets: torch.Tensor,
+              criterion: nn.Module) -> torch.Tensor:
+        loss = criterion(outputs.logits, targets)
+        if outputs.auxiliary and self.aux_weight > 0.0:
+            loss = loss + self.aux_weight * torch.stack(
+                [criterion(logits, targets) for logits in outputs.auxiliary]).mean()
+        return loss
 
     # --------------------------------------------------------------------- API
     def fit(self, X: Any, y: Any, groups: np.ndarray | None = None) -> SequenceClassifier:
-        """Train on clips ``X`` (n_clips, n_frames, n_dims) with labels ``y``; ``groups``
-        (their folds) shape the early-stopping split."""
-        X = _check_sequences(X)
+        """Train on clips ``X`` -- one stream (n_clips, n_frames, n_dims) or a mapping of
+        stream name to such arrays -- with labels ``y``; ``groups`` (their folds) shape the
+        early-stopping split."""
+        self._check_options()
+        streams = _check_streams(X)
+        n_clips = next(iter(streams.values())).shape[0]
         y = np.asarray(y)
-        if y.shape[0] != X.shape[0]:
-            raise ValueError(f"X has {X.shape[0]} clips but y has {y.shape[0]}")
+        if y.shape[0] != n_clips:
+            raise ValueError(f"X has {n_clips} clips but y has {y.shape[0]}")
         check_classification_targets(y)
         self.classes_, encoded = np.unique(y, return_inverse=True)
         if self.classes_.size < 2:
             raise ValueError(f"SequenceClassifier needs at least 2 classes, got "
                              f"{self.classes_.size}")
-        self.n_features_in_ = X.shape[2]
-        self.pool_ = (1 if self.max_steps is None
-                      else max(1, math.ceil(X.shape[1] / self.max_steps)))
         seed = 0 if self.random_state is None else int(self.random_state)
         split = validation_split(encoded, None if groups is None else np.asarray(groups),
                                  fraction=self.validation_fraction, random_state=seed)
-        train, val = split if split is not None else (np.arange(X.shape[0]), None)
-        self._fit_scaling(X, train)
+        train, val = split if split is not None else (np.arange(n_clips), None)
+        self.streams_ = list(streams)
+        self.scaling_ = [_StreamScaling(values, train, self.max_steps)
+                         for values in streams.values()]
+        self.n_dims_ = {name: s.n_dims for name, s in zip(self.streams_, self.scaling_,
+                                                          strict=True)}
+        self.pool_ = {name: s.pool for name, s in zip(self.streams_, self.scaling_,
+                                                      strict=True)}
         device = self._device()
         rng = np.random.default_rng(seed)
         with torch_threads(self.n_jobs), _deterministic(seed):
-            self.network_ = _Network(self.build_encoder(X.shape[2]), self.embedding_dim,
-                                     self.classes_.size, self.dropout).to(device)
-            self.n_parameters_ = sum(p.numel() for p in self.network_.encoder.parameters())
+            self.network_ = _Network([self.build_encoder(s.n_dims) for s in self.scaling_],
+                                     self.embedding_dim, self.classes_.size,
+                                     self.dropout).to(device)
+            self.n_parameters_ = sum(p.numel() for name, p in self.network_.named_parameters()
+                                     if name.startswith(("encoders.", "gate.")))
             optimiser = torch.optim.AdamW(self.network_.parameters(), lr=self.learning_rate,
                                           weight_decay=self.weight_decay)
             schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, self.max_epochs)
             criterion = nn.CrossEntropyLoss(label_smoothing=self.label_smoothing)
-            targets = torch.from_numpy(encoded.astype(np.int64))
+            targets = torch.from_numpy(encoded.astype(np.int64)).to(device)
             best_loss, best_state, stale = math.inf, None, 0
             self.best_epoch_ = self.max_epochs
             for epoch in range(1, self.max_epochs + 1):
@@ -524,16 +689,17 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
                     rows = order[start:start + self.batch_size]
                     if rows.size < 2 and order.size > 1:
                         continue
-                    batch, mask = self._batch(X, rows, device)
                     optimiser.zero_grad()
-                    loss = criterion(self.network_(batch, mask)[0], targets[rows].to(device))
-                    loss.backward()
+                    outputs = self.network_(self._inputs(streams, rows, device, rng),
+                                            self._hidden_streams(rows.size, rng, device))
+                    self._loss(outputs, targets[rows], criterion).backward()
                     optimiser.step()
                 schedule.step()
                 self.n_epochs_ = epoch
                 if val is None:
                     continue
-                val_loss = self._loss(X, encoded, val, device)
+                logits = self._forward_rows(streams, val, device).logits
+                val_loss = float(nn.functional.cross_entropy(logits, targets[val]))
                 if val_loss < best_loss - 1e-4:
                     best_loss, stale, self.best_epoch_ = val_loss, 0, epoch
                     best_state = copy.deepcopy(self.network_.state_dict())
@@ -546,19 +712,23 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         self.network_.eval()
         return self
 
-    def _outputs(self, X: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    def _outputs(self, X: Any) -> _Outputs:
         check_is_fitted(self, "network_")
-        X = _check_sequences(X)
-        if X.shape[2] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[2]} dimensions per frame, the classifier was "
-                             f"fitted with {self.n_features_in_}")
+        streams = _check_streams(X)
+        if list(streams) != self.streams_:
+            raise ValueError(f"expected streams {self.streams_}, got {list(streams)}")
+        for name, values in streams.items():
+            if values.shape[2] != self.n_dims_[name]:
+                raise ValueError(f"stream {name!r} has {values.shape[2]} dimensions per frame, "
+                                 f"the classifier was fitted with {self.n_dims_[name]}")
         device = next(self.network_.parameters()).device
+        n_clips = next(iter(streams.values())).shape[0]
         with torch_threads(self.n_jobs):
-            return self._forward_rows(X, np.arange(X.shape[0]), device)
+            return self._forward_rows(streams, np.arange(n_clips), device)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, shape (n_clips, n_classes), columns in ``classes_`` order."""
-        logits = self._outputs(X)[0]
+        logits = self._outputs(X).logits
         return torch.softmax(logits.double(), dim=1).cpu().numpy()
 
     def predict(self, X: Any) -> np.ndarray:
@@ -566,8 +736,17 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
     def transform(self, X: Any) -> np.ndarray:
-        """The learned embedding of each clip, shape (n_clips, embedding_dim), float32."""
-        return self._outputs(X)[1].cpu().numpy().astype(np.float32)
+        """The learned (fused) embedding of each clip, shape (n_clips, embedding_dim),
+        float32."""
+        return self._outputs(X).embedding.cpu().numpy().astype(np.float32)
+
+    def stream_weights(self, X: Any) -> np.ndarray:
+        """Gate weight of each stream for each clip, shape (n_clips, n_streams), rows sum to
+        1, columns in ``streams_`` order (all ones for a single stream)."""
+        outputs = self._outputs(X)
+        if outputs.weights is None:
+            return np.ones((outputs.logits.shape[0], 1))
+        return outputs.weights.double().cpu().numpy()
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """``seq_emb_00`` ... names of the :meth:`transform` columns."""
@@ -690,16 +869,6 @@ class EmbeddingBlendClassifier(ClassifierMixin, BaseEstimator):
         self.C_grid = C_grid
         self.random_state = random_state
 
-    @staticmethod
-    def _streams(X: Any) -> dict[str, np.ndarray]:
-        if not isinstance(X, Mapping) or not X:
-            raise ValueError("X must be a non-empty mapping of stream name to sequences")
-        streams = {str(name): _check_sequences(values) for name, values in X.items()}
-        sizes = {values.shape[0] for values in streams.values()}
-        if len(sizes) != 1:
-            raise ValueError(f"streams hold different numbers of clips: {sorted(sizes)}")
-        return streams
-
     def _embed(self, encoders: Mapping[str, SequenceClassifier],
                streams: Mapping[str, np.ndarray], rows: np.ndarray | None = None) -> np.ndarray:
         return np.hstack([encoders[name].transform(values if rows is None else values[rows])
@@ -707,7 +876,7 @@ class EmbeddingBlendClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any, groups: np.ndarray | None = None) -> EmbeddingBlendClassifier:
         """Train the encoders of each inner split and the blenders on their held-out clips."""
-        streams = self._streams(X)
+        streams = _check_streams(X)
         y = np.asarray(y)
         check_classification_targets(y)
         self.classes_, encoded = np.unique(y, return_inverse=True)
@@ -737,7 +906,7 @@ class EmbeddingBlendClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X: Any) -> np.ndarray:
         """Mean blended probabilities over the inner splits, shape (n_clips, n_classes)."""
         check_is_fitted(self, "blenders_")
-        streams = self._streams(X)
+        streams = _check_streams(X)
         if list(streams) != self.streams_:
             raise ValueError(f"expected streams {self.streams_}, got {list(streams)}")
         classes = np.arange(self.classes_.size)

@@ -82,7 +82,7 @@ def test_long_sequences_are_pooled_in_time() -> None:
     y = np.arange(30) % 2
     X = coded_sequences(y, y, n_frames=100)
     model = SequenceClassifier(max_steps=24, max_epochs=1, random_state=0).fit(X, y)
-    assert model.pool_ == 5
+    assert model.pool_ == {"sequence": 5}
     assert model.transform(X[:, :37]).shape == (30, 64)
 
 
@@ -112,6 +112,68 @@ def test_blend_of_complementary_streams_beats_each_stream() -> None:
     assert blended > 0.85
 
 
+def test_joint_model_of_complementary_streams_beats_each_stream() -> None:
+    y = np.arange(240) % 4
+    streams = {"pitch": coded_sequences(y, low_bit(y), strength=1.5, seed=1),
+               "neural.x": coded_sequences(y, high_bit(y), n_frames=6, n_dims=5,
+                                           strength=1.5, seed=2)}
+    train, test = np.arange(160), np.arange(160, 240)
+    joint = SequenceClassifier(random_state=0, **FAST).fit(
+        {name: values[train] for name, values in streams.items()}, y[train])
+    held_out = {name: values[test] for name, values in streams.items()}
+    assert joint.streams_ == ["pitch", "neural.x"]
+    assert joint.n_dims_ == {"pitch": 3, "neural.x": 5}
+    assert accuracy(joint, held_out, y[test]) > 0.85
+    for values in streams.values():
+        alone = SequenceClassifier(random_state=0, **FAST).fit(values[train], y[train])
+        assert accuracy(alone, values[test], y[test]) < 0.6
+    weights = joint.stream_weights(held_out)
+    assert weights.shape == (80, 2)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0)
+    assert joint.transform(held_out).shape == (80, FAST["embedding_dim"])
+    again = SequenceClassifier(random_state=0, **FAST).fit(
+        {name: values[train] for name, values in streams.items()}, y[train])
+    np.testing.assert_array_equal(again.predict_proba(held_out), joint.predict_proba(held_out))
+
+
+def test_joint_gate_leans_on_the_informative_stream() -> None:
+    y = np.arange(200) % 2
+    rng = np.random.default_rng(5)
+    streams = {"informative": coded_sequences(y, y, strength=2.0, seed=3),
+               "noise": rng.normal(size=(200, 16, 3)).astype(np.float32)}
+    joint = SequenceClassifier(random_state=0, **FAST).fit(streams, y)
+    informative, noise = joint.stream_weights(streams).mean(axis=0)
+    assert informative > noise
+    assert accuracy(joint, streams, y) > 0.9
+
+
+def test_joint_input_is_checked() -> None:
+    y = np.arange(20) % 2
+    streams = {"a": coded_sequences(y, y), "b": coded_sequences(y, y, n_dims=4)}
+    with pytest.raises(ValueError, match="different numbers of clips"):
+        SequenceClassifier(max_epochs=1).fit({"a": streams["a"], "b": streams["b"][:10]}, y)
+    with pytest.raises(ValueError, match="non-empty mapping"):
+        SequenceClassifier(max_epochs=1).fit({}, y)
+    with pytest.raises(ConfigError, match="frame_dropout"):
+        SequenceClassifier(frame_dropout=1.0).fit(streams, y)
+    model = SequenceClassifier(max_epochs=1, random_state=0).fit(streams, y)
+    with pytest.raises(ValueError, match="expected streams"):
+        model.predict({"b": streams["b"], "a": streams["a"]})
+    with pytest.raises(ValueError, match="stream 'b' has 3 dimensions"):
+        model.predict({"a": streams["a"], "b": streams["a"]})
+
+
+def test_frame_dropout_is_seeded_and_changes_training() -> None:
+    y = np.arange(60) % 2
+    X = coded_sequences(y, y)
+    options = dict(FAST, max_epochs=3, patience=3)
+    plain = SequenceClassifier(random_state=1, **options).fit(X, y)
+    dropped = SequenceClassifier(random_state=1, frame_dropout=0.3, **options).fit(X, y)
+    again = SequenceClassifier(random_state=1, frame_dropout=0.3, **options).fit(X, y)
+    np.testing.assert_array_equal(dropped.predict_proba(X), again.predict_proba(X))
+    assert not np.allclose(dropped.predict_proba(X), plain.predict_proba(X))
+
+
 # --------------------------------------------------------------------------------------------
 # In the benchmark
 # --------------------------------------------------------------------------------------------
@@ -129,24 +191,31 @@ def benchmark_inputs(n_clips: int = 96, id_channel: bool = False
     return frame, sequences
 
 
-def quick_seq(cls: type = SequenceClassifier) -> dict[str, HeadSpec]:
-    return {"seq": HeadSpec("seq", functools.partial(cls, **FAST), seeded=True)}
+def quick_seq(cls: type = SequenceClassifier, **options: object) -> dict[str, HeadSpec]:
+    return {"seq": HeadSpec("seq", functools.partial(cls, **{**FAST, **options}), seeded=True)}
 
 
-def test_benchmark_runs_the_sequence_head_and_the_blend() -> None:
-    frame, sequences = benchmark_inputs()
-    config = BenchmarkConfig(heads=("logreg", "seq"), fusions=("early", "calibrated", "blend"),
+def test_benchmark_runs_the_sequence_head_the_blend_and_the_joint_model() -> None:
+    # The joint model learns two encoders and a gate at once: 128 training clips, not 64.
+    frame, sequences = benchmark_inputs(n_clips=192)
+    config = BenchmarkConfig(heads=("logreg", "seq"),
+                             fusions=("early", "calibrated", "blend", "joint"),
                              n_seeds=1, n_bootstrap=100)
     # Rows of the table in another order than the sequences: they are matched by position.
-    results = run_benchmark(frame, dataset="generated", config=config, head_specs=quick_seq(),
+    results = run_benchmark(frame, dataset="generated", config=config,
+                            head_specs=quick_seq(max_epochs=30, patience=8),
                             sequences=sequences, progress=False)
     by_name = {system["name"]: system for system in results["systems"]}
     assert set(by_name) == {"pitch/logreg", "spectral/logreg", "pitch+spectral/logreg/early",
                             "pitch+spectral/logreg/calibrated", "pitch/seq", "spectral/seq",
-                            "pitch+spectral/seq/calibrated", "pitch+spectral/seq/blend"}
-    blend = by_name["pitch+spectral/seq/blend"]["mean"]["accuracy"]
-    assert blend > 0.8 > max(by_name["pitch/seq"]["mean"]["accuracy"],
-                             by_name["spectral/seq"]["mean"]["accuracy"]) + 0.2
+                            "pitch+spectral/seq/calibrated", "pitch+spectral/seq/blend",
+                            "pitch+spectral/seq/joint"}
+    single = max(by_name["pitch/seq"]["mean"]["accuracy"],
+                 by_name["spectral/seq"]["mean"]["accuracy"])
+    for fusion in ("blend", "joint"):
+        assert by_name[f"pitch+spectral/seq/{fusion}"]["mean"]["accuracy"] > 0.8 > single + 0.2
+    assert all(choice.startswith("mean gate weights on the test clips: pitch 0.")
+               for choice in by_name["pitch+spectral/seq/joint"]["fusion_choice"].values())
     compared = {c["branch"]: c for c in results["sequence_vs_functionals"]}
     assert compared["pitch"]["system"] == "pitch/seq"
     assert compared["pitch"]["reference"] == "pitch/logreg"
@@ -167,22 +236,28 @@ def test_benchmark_sequences_follow_the_callers_row_order() -> None:
             == [s["per_fold"] for s in shuffled["systems"]])
 
 
-def test_no_test_fold_clip_reaches_an_encoder_or_a_blender(
+def test_no_test_fold_clip_reaches_an_encoder_a_joint_model_or_a_blender(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Encoders record the clips they are trained on and stamp their embeddings with clip id
     and encoder; the blender records what it is fitted on."""
     trained: dict[int, set[int]] = {}
     serial = itertools.count()
 
+    def clip_ids(X):  # dimension 2 of every frame is the clip's row number
+        streams = X.values() if isinstance(X, dict) else [X]
+        ids = {tuple(np.nanmax(values[:, :, 2], axis=1).astype(int)) for values in streams}
+        assert len(ids) == 1, "streams of one call hold different clips"
+        return np.array(ids.pop())
+
     class SpyEncoder(SequenceClassifier):
         def fit(self, X, y, groups=None):
             self.serial_ = next(serial)
-            trained[self.serial_] = set(np.nanmax(X[:, :, 2], axis=1).astype(int).tolist())
+            trained[self.serial_] = set(clip_ids(X).tolist())
             return super().fit(X, y, groups)
 
         def transform(self, X):
             out = super().transform(X)
-            out[:, 0] = np.nanmax(np.asarray(X)[:, :, 2], axis=1)
+            out[:, 0] = clip_ids(X)
             out[:, 1] = self.serial_
             return out
 
@@ -197,13 +272,14 @@ def test_no_test_fold_clip_reaches_an_encoder_or_a_blender(
 
     monkeypatch.setattr(sequence, "fit_blender", spy_fit_blender)
     frame, sequences = benchmark_inputs(n_clips=72, id_channel=True)
-    config = BenchmarkConfig(heads=("seq",), fusions=("blend", "weighted"), n_seeds=2,
-                             n_bootstrap=50)
+    config = BenchmarkConfig(heads=("seq",), fusions=("blend", "weighted", "joint"),
+                             n_seeds=2, n_bootstrap=50)
     run_benchmark(frame, dataset="g", config=config, head_specs=quick_seq(SpyEncoder),
                   sequences=sequences, progress=False)
     fold_of = frame["fold"].to_numpy()
-    # 3 outer folds x 2 streams x 2 seeds x (1 member + 2 twins: two training folds)
-    assert len(trained) == 3 * 2 * 2 * 3
+    # 3 outer folds x 2 streams x 2 seeds x (1 member + 2 twins: two training folds), and
+    # 3 outer folds x 2 seeds joint models
+    assert len(trained) == 3 * 2 * 2 * 3 + 3 * 2
     for clips in trained.values():
         assert len(set(fold_of[sorted(clips)])) < 3, "an encoder was trained on every fold"
     assert len(blender_rows) == 3 * 2 * 2  # outer folds x seeds x inner splits
