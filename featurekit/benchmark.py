@@ -12,10 +12,18 @@ returns it) and evaluates, by leave-one-fold-out over the folds present:
 The sequence head ``seq`` (:class:`featurekit.sequence.SequenceClassifier`) learns an embedding
 from each branch's frame sequence instead of reading its clip-level functionals; it needs the
 sequences (``sequences=`` of :func:`run_benchmark`; :func:`benchmark_store` loads them from a
-store extracted and embedded with frames). Its branches are late-fused by every late rule, and
-by ``blend``, the "diverse embeddings" method: the frozen 64-d embeddings of the inner
-out-of-fold encoders are concatenated and a linear classifier is fitted on them, per inner split
-(:func:`featurekit.sequence.blend_probabilities`). Early fusion does not apply to sequences.
+store extracted and embedded with frames). Its branches are late-fused by every late rule; by
+``blend``, the "diverse embeddings" method: the frozen 64-d embeddings of the inner out-of-fold
+encoders are concatenated and a linear classifier is fitted on them, per inner split
+(:func:`featurekit.sequence.blend_probabilities`); and by ``joint``: one model with an encoder
+per branch trained together, blended by a learned per-clip gate (the sequence head's feature-
+level fusion; its mean gate weights on the test clips are recorded as the fusion's choice).
+Early fusion of functionals does not apply to sequences.
+
+``oof_features`` fuses a neural branch with functionals branches differently: the neural
+branch's head reads its own features plus the other branches' out-of-fold log-probabilities
+(from the same head, ensembled over seeds; out-of-fold on the training clips, from the full
+training members on the test clips), so it can learn where the handcrafted evidence helps.
 
 Work is organised so the expensive part is shared: per outer fold, head and branch, one set of
 seeded members (and their inner out-of-fold twins) is fitted once and reused by every late
@@ -65,7 +73,7 @@ from featurekit.fusion import (
     predict_members,
     resolve_columns,
 )
-from featurekit.heads import HEADS, HeadSpec, get_head_spec, inner_splits
+from featurekit.heads import HEADS, HeadSpec, get_head_spec, inner_splits, take_rows
 from featurekit.progress import progress_bar
 from featurekit.store import KEY_COLUMNS as STORE_KEY_COLUMNS
 from featurekit.versions import package_versions
@@ -78,10 +86,15 @@ KEY_COLUMNS = (*STORE_KEY_COLUMNS, "recording")
 HANDCRAFTED_BRANCH = "handcrafted"
 #: Heads that learn from frame sequences rather than clip-level features.
 SEQUENCE_HEAD_NAMES = ("seq",)
-#: Fusions of sequence-head branches only: the blend of frozen learned embeddings.
-SEQUENCE_FUSIONS = ("blend",)
+#: Fusions of sequence-head branches only: the blend of frozen learned embeddings, and the
+#: jointly trained multi-stream model.
+SEQUENCE_FUSIONS = ("blend", "joint")
+#: Fusion of a neural branch's features with the other branches' out-of-fold log-probabilities.
+OOF_FEATURES = "oof_features"
 #: Every fusion a benchmark can run.
-BENCHMARK_FUSIONS = (*FUSIONS, *SEQUENCE_FUSIONS)
+BENCHMARK_FUSIONS = (*FUSIONS, OOF_FEATURES, *SEQUENCE_FUSIONS)
+#: Probabilities are clipped to this before their logarithm becomes a feature.
+MIN_PROBABILITY = 1e-6
 
 
 @dataclass(frozen=True)
@@ -94,8 +107,9 @@ class BenchmarkConfig:
         Head names of :data:`featurekit.heads.HEADS`, ``seq`` (the sequence head), or of
         ``head_specs`` given to :func:`run_benchmark`.
     fusions : tuple of str
-        Any of ``early``, the late rules of :data:`featurekit.fusion.FUSION_RULES` and
-        ``blend`` (sequence head only).
+        Any of ``early``, the late rules of :data:`featurekit.fusion.FUSION_RULES`,
+        ``oof_features`` (functionals heads, subsets with one neural branch), ``blend`` and
+        ``joint`` (sequence head only).
     n_seeds : int
         Members per seeded head (seeds ``seed .. seed + n_seeds - 1``), probabilities averaged.
     seed : int
@@ -239,21 +253,23 @@ def _run_unit(spec: HeadSpec, X: np.ndarray, y: np.ndarray, folds: np.ndarray,
             "seconds": time.perf_counter() - started}
 
 
-def _run_sequence_unit(spec: HeadSpec, sequences: np.ndarray, y: np.ndarray,
-                       folds: np.ndarray, train: np.ndarray, test: np.ndarray,
+def _run_sequence_unit(spec: HeadSpec, sequences: np.ndarray | Mapping[str, np.ndarray],
+                       y: np.ndarray, folds: np.ndarray, train: np.ndarray, test: np.ndarray,
                        rows: np.ndarray, n_classes: int, seeds: Sequence[int],
                        config: BenchmarkConfig,
                        splits: Sequence[tuple[np.ndarray, np.ndarray]] | None) -> dict[str, Any]:
-    """Fit a sequence head on one branch's sequences of an outer fold's training clips.
+    """Fit a sequence head on one branch's sequences (or, jointly, on a mapping of several
+    branches' sequences) of an outer fold's training clips.
 
     ``rows`` maps benchmark rows to rows of ``sequences``. Besides the outputs of
     :func:`_run_unit`, with ``splits`` it returns each out-of-fold twin's embeddings of its own
     validation clips (``oof_embedding``, (n_members, n_train, dim)) and of the test clips
-    (``test_embedding``, (n_members, n_splits, n_test, dim)) for the blend. Only ``train``
-    clips reach any ``fit``.
+    (``test_embedding``, (n_members, n_splits, n_test, dim)) for the blend; for several
+    branches, the members' mean gate weight of each branch on the test clips
+    (``stream_weights``). Only ``train`` clips reach any ``fit``.
     """
     started = time.perf_counter()
-    X_train, X_test = sequences[rows[train]], sequences[rows[test]]
+    X_train, X_test = take_rows(sequences, rows[train]), take_rows(sequences, rows[test])
     with threadpool_limits(limits=1):
         fitted = fit_branch(spec, X_train, y[train], folds[train], n_classes=n_classes,
                             seeds=seeds, splits=splits, tune=config.tune,
@@ -261,16 +277,42 @@ def _run_sequence_unit(spec: HeadSpec, sequences: np.ndarray, y: np.ndarray,
                             keep_twins=True)
         output = {"test": predict_members(fitted.members, X_test, n_classes),
                   "oof": fitted.oof, "params": fitted.params}
+        if isinstance(sequences, Mapping):
+            output["stream_weights"] = np.mean([member.stream_weights(X_test).mean(axis=0)
+                                                for member in fitted.members], axis=0)
         if splits is not None:
             validation = [val for _, val in splits]
             output["oof_embedding"] = np.stack([
-                _scatter([twin.transform(X_train[val])
+                _scatter([twin.transform(take_rows(X_train, val))
                           for twin, val in zip(twins, validation, strict=True)],
                          validation, len(train)) for twins in fitted.twins])
             output["test_embedding"] = np.stack([[twin.transform(X_test) for twin in twins]
                                                  for twins in fitted.twins])
     output["seconds"] = time.perf_counter() - started
     return output
+
+
+def _oof_feature_target(subset: Sequence[str]) -> str | None:
+    """The neural branch whose head reads the others' log-probabilities under
+    ``oof_features``: the subset's only neural branch, beside at least one other branch."""
+    neural = [name for name in subset if name.startswith("neural.")]
+    return neural[0] if len(neural) == 1 and len(subset) > 1 else None
+
+
+def _with_log_probabilities(features: np.ndarray, parts: Sequence[Mapping[str, Any]],
+                            train: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """``features`` with each part's seed-mean log-probabilities appended: out-of-fold on the
+    ``train`` rows, from the full training members on the ``test`` rows."""
+    n_classes = parts[0]["test"].shape[2]
+    out = np.full((features.shape[0], features.shape[1] + n_classes * len(parts)), np.nan,
+                  dtype=np.float32)
+    out[:, :features.shape[1]] = features
+    for index, part in enumerate(parts):
+        columns = slice(features.shape[1] + index * n_classes,
+                        features.shape[1] + (index + 1) * n_classes)
+        for rows, proba in ((train, part["oof"]), (test, part["test"])):
+            out[rows, columns] = np.log(np.clip(proba.mean(axis=0), MIN_PROBABILITY, 1.0))
+    return out
 
 
 def _scatter(blocks: Sequence[np.ndarray], indices: Sequence[np.ndarray],
@@ -401,6 +443,8 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
         config_hashes, timings_s`` (the results.json contract) plus ``classes``,
         ``expected_folds``, ``missing_folds``, ``clips_per_fold``, ``branches`` (column counts),
         ``config``, ``comparisons`` (every fusion against the best single branch),
+        ``fusion_vs_own_branches`` (every fusion against the best of its own branches with
+        the same head),
         ``contributions`` (each branch alone and its marginal value), ``reference_for_gain``
         (the system per-class gains are measured against) and ``provenance``.
     """
@@ -439,6 +483,8 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
     seeds = [config.seed + i for i in range(config.n_seeds)]
     sequence_heads = [head for head in config.heads if head in SEQUENCE_HEAD_NAMES]
     blend = "blend" in config.fusions
+    joint = "joint" in config.fusions
+    oof_features = OOF_FEATURES in config.fusions
 
     def runs(head: str, subset: Sequence[str]) -> bool:
         """Whether ``head`` applies to every branch of ``subset``."""
@@ -446,16 +492,23 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
 
     fused_subsets = {head: [subset for subset in multi if runs(head, subset)]
                      for head in config.heads}
+    oof_feature_subsets = {head: [subset for subset in fused_subsets[head]
+                                  if oof_features and head not in sequence_heads
+                                  and _oof_feature_target(subset)]
+                           for head in config.heads}
     with_oof = {head: bool(fused_subsets[head]
-                           and (late or (blend and head in sequence_heads)))
+                           and (late or oof_feature_subsets[head]
+                                or (blend and head in sequence_heads)))
                 for head in config.heads}
     units = [_Unit(fold, head, (name,), with_oof[head])
              for fold, _, _ in outer for head in config.heads for name in branch_names
              if runs(head, (name,))]
-    if "early" in config.fusions:
-        units += [_Unit(fold, head, subset, False)
-                  for fold, _, _ in outer for head in config.heads
-                  if head not in sequence_heads for subset in multi]
+    # A multi-branch unit is the early fusion of functionals heads and the joint model of
+    # sequence heads.
+    units += [_Unit(fold, head, subset, False)
+              for fold, _, _ in outer for head in config.heads
+              if ("joint" if head in sequence_heads else "early") in config.fusions
+              for subset in fused_subsets[head]]
     split_of = {fold: (train, test) for fold, train, test in outer}
     inner = {fold: inner_splits(y[train], groups[train], n_splits=config.inner_splits,
                                 random_state=config.seed) for fold, train, _ in outer}
@@ -466,19 +519,37 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
     def task(unit: _Unit) -> Any:
         splits = inner[unit.fold] if unit.with_oof else None
         if unit.head in sequence_heads:
-            return delayed(_run_sequence_unit)(specs[unit.head], sequences[unit.subset[0]], y,
-                                               groups, *split_of[unit.fold], seq_rows,
-                                               n_classes, seeds, config, splits)
+            streams = (sequences[unit.subset[0]] if len(unit.subset) == 1
+                       else {name: sequences[name] for name in unit.subset})
+            return delayed(_run_sequence_unit)(specs[unit.head], streams, y, groups,
+                                               *split_of[unit.fold], seq_rows, n_classes,
+                                               seeds, config, splits)
         return delayed(_run_unit)(specs[unit.head], X, y, folds, *split_of[unit.fold],
                                   unit_columns(unit), n_classes, seeds, config, splits)
 
-    tasks = (task(unit) for unit in units)
+    # Second stage, needing the first's out-of-fold probabilities: oof_features units.
+    stacked_units = [(fold, head, subset) for fold, _, _ in outer for head in config.heads
+                     for subset in oof_feature_subsets[head]]
+
+    def stacked_task(fold: int, head: str, subset: tuple[str, ...]) -> Any:
+        target = _oof_feature_target(subset)
+        parts = [outputs[_Unit(fold, head, (name,), True)] for name in subset
+                 if name != target]
+        features = _with_log_probabilities(X[:, positions[target]], parts, *split_of[fold])
+        return delayed(_run_unit)(specs[head], features, y, folds, *split_of[fold],
+                                  np.arange(features.shape[1]), n_classes, seeds, config, None)
+
     outputs: dict[_Unit, dict[str, Any]] = {}
-    with progress_bar(total=len(units), desc=f"benchmark {dataset}", unit="fit",
-                      disable=None if progress is None else not progress) as bar:
-        for unit, output in zip(units, Parallel(n_jobs=n_jobs, return_as="generator")(tasks),
-                                strict=True):
+    stacked: dict[tuple[int, str, tuple[str, ...]], dict[str, Any]] = {}
+    with progress_bar(total=len(units) + len(stacked_units), desc=f"benchmark {dataset}",
+                      unit="fit", disable=None if progress is None else not progress) as bar:
+        parallel = Parallel(n_jobs=n_jobs, return_as="generator")
+        for unit, output in zip(units, parallel(task(unit) for unit in units), strict=True):
             outputs[unit] = output
+            bar.update(1)
+        for key, output in zip(stacked_units, parallel(stacked_task(*key)
+                                                       for key in stacked_units), strict=True):
+            stacked[key] = output
             bar.update(1)
 
     fusion_started = time.perf_counter()
@@ -508,6 +579,20 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
                         test = outputs[_Unit(fold, head, subset, False)]["test"]
                         record(system_name(subset, head, "early"), subset, head, "early", fold,
                                test.mean(axis=0), test)
+                    if (fold, head, subset) in stacked:
+                        test = stacked[fold, head, subset]["test"]
+                        target = _oof_feature_target(subset)
+                        record(system_name(subset, head, OOF_FEATURES), subset, head,
+                               OOF_FEATURES, fold, test.mean(axis=0), test,
+                               f"{target} features + out-of-fold log-probabilities of "
+                               f"{', '.join(name for name in subset if name != target)}")
+                    if joint and head in sequence_heads:
+                        output = outputs[_Unit(fold, head, subset, False)]
+                        weights = ", ".join(f"{name} {weight:.2f}" for name, weight in zip(
+                            subset, output["stream_weights"], strict=True))
+                        record(system_name(subset, head, "joint"), subset, head, "joint", fold,
+                               output["test"].mean(axis=0), output["test"],
+                               f"mean gate weights on the test clips: {weights}")
                     parts = [outputs[_Unit(fold, head, (name,), True)] for name in subset]
                     for rule_name in late:
                         rule = make_fusion(rule_name).fit([part["oof"].mean(axis=0)
@@ -581,6 +666,14 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
                 "wilcoxon_p": test["wilcoxon_p"]}
 
     comparisons = [compare(s["name"], best_single) for s in fused]
+    # Each fusion against the best of its own branches with the same head: what fusing adds
+    # to that head (e.g. the joint sequence model against its strongest stream alone).
+    fusion_vs_own_branches = []
+    for system in fused:
+        own = [by_name[system_name((name,), system["head"], None)]
+               for name in system["branches"]]
+        reference = max(own, key=lambda s: s["mean"]["accuracy"])["name"]
+        fusion_vs_own_branches.append(compare(system["name"], reference))
     # Per branch: the learned sequence embedding against the best functionals head.
     sequence_vs_functionals = []
     for head in sequence_heads:
@@ -598,7 +691,9 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
                           if neural_singles else best_single)
 
     heads_seconds = {f"fit_{head}": sum(out["seconds"] for unit, out in outputs.items()
-                                        if unit.head == head) for head in config.heads}
+                                        if unit.head == head)
+                     + sum(out["seconds"] for (_, name, _), out in stacked.items()
+                           if name == head) for head in config.heads}
     results = {
         "dataset": dataset, "folds": fold_ids, "protocol": "leave-one-fold-out",
         "systems": systems, "best_single": best_single, "best_fusion": best_fusion,
@@ -617,6 +712,7 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
         "branches": {name: len(cols) for name, cols in positions.items()},
         "config": config.to_dict(),
         "comparisons": comparisons,
+        "fusion_vs_own_branches": fusion_vs_own_branches,
         "sequence_vs_functionals": sequence_vs_functionals,
         "sequence_dims": {name: list(np.shape(values)[1:]) for name, values in sequences.items()},
         "contributions": _contributions(by_name, branch_names, fold_ids,

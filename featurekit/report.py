@@ -173,6 +173,33 @@ def render_markdown(results: Mapping[str, Any], plots: Mapping[str, str] | None 
         lines += _table(["Fusion", "Δ accuracy (pp)", "95 % CI (pp)", "folds better/worse",
                          "sign p", "Wilcoxon p"], rows)
 
+    if results.get("fusion_vs_own_branches"):
+        lines += ["## Every fusion against the best of its own branches", "",
+                  "Same head on both sides: what fusing adds to that head (for the joint "
+                  "sequence model, the gain over its strongest stream's encoder alone, equally "
+                  "ensembled).", ""]
+        rows = [[f"`{c['system']}`", f"`{c['reference']}`", _pp(c["mean_pp"]),
+                 f"{_pp(c['ci95_pp'][0])} to {_pp(c['ci95_pp'][1])}",
+                 " / ".join(_pp(v) for v in c["per_fold_pp"].values())]
+                for c in sorted(results["fusion_vs_own_branches"], key=lambda c: -c["mean_pp"])]
+        lines += _table(["Fusion", "Best own branch", "Δ accuracy (pp)", "95 % CI (pp)",
+                         f"Δ per fold ({' / '.join(str(f) for f in folds)})"], rows)
+
+    everything = max((s["branches"] for s in results["systems"]), key=len)
+    shown = {tuple(everything), tuple(systems[results["best_fusion"]]["branches"])
+             if results.get("best_fusion") else ()}
+    relied = [s for s in results["systems"] if s.get("fusion_choice")
+              and tuple(s["branches"]) in shown]
+    if relied:
+        lines += ["## What the fusions relied on", "",
+                  "All branches, and the best fusion's branches: per outer fold, what each "
+                  "learned fusion chose on its inner out-of-fold predictions (weights, "
+                  "temperatures, fallbacks), the features the oof_features head read, or, for "
+                  "the joint model, its mean gate weights on the test clips.", ""]
+        rows = [[f"`{s['name']}`", str(fold), choice]
+                for s in relied for fold, choice in s["fusion_choice"].items()]
+        lines += _table(["Fusion", "Fold", "Choice"], rows)
+
     if results.get("sequence_vs_functionals"):
         lines += ["## Functionals heads against learned sequence embeddings", "",
                   "Per branch: the `seq` head (an encoder trained on the branch's frame "

@@ -293,3 +293,48 @@ def test_paired_statistics_and_bootstrap_interval() -> None:
     observed = np.mean([x.mean() - z.mean() for x, z in zip(a, b, strict=True)])
     assert low < observed < high and 0.0 < low and high - low < 0.2
     assert bootstrap_accuracy_difference(a, a, n_boot=100) == (0.0, 0.0)
+
+
+def test_oof_features_let_the_neural_head_read_the_other_branches() -> None:
+    frame = feature_frame(n_clips=160, n_folds=4, widths={"pitch": 5, "neural.m": 8},
+                          signal={"pitch": (low_bit, 3.0), "neural.m": (high_bit, 3.0)})
+    config = BenchmarkConfig(heads=("logreg",), fusions=("oof_features",), n_seeds=1,
+                             n_bootstrap=100)
+    results = run(frame, config=config)
+    by_name = {system["name"]: system for system in results["systems"]}
+    assert set(by_name) == {"pitch/logreg", "neural.m/logreg",
+                            "pitch+neural.m/logreg/oof_features"}
+    assert by_name["neural.m/logreg"]["mean"]["accuracy"] < 0.65
+    assert by_name["pitch+neural.m/logreg/oof_features"]["mean"]["accuracy"] > 0.85
+    assert set(by_name["pitch+neural.m/logreg/oof_features"]["fusion_choice"].values()) == {
+        "neural.m features + out-of-fold log-probabilities of pitch"}
+
+
+def test_oof_features_fits_never_see_their_test_fold(monkeypatch: pytest.MonkeyPatch) -> None:
+    frame = feature_frame(n_clips=72, n_folds=3, n_classes=3,
+                          widths={"pitch": 3, "neural.m": 3},
+                          signal={"pitch": (full_label, 2.0)}, id_column=True)
+    raw_rows: list[np.ndarray] = []
+    monkeypatch.setattr("featurekit.heads.StandardScaler", _recorder(raw_rows, StandardScaler))
+    config = BenchmarkConfig(heads=("logreg",), fusions=("oof_features",), n_bootstrap=50)
+    run(frame, config=config)
+    fold_of = frame["fold"].to_numpy()
+    # 3 outer folds x (2 branches x (member + 2 twins) + 1 oof_features member); logistic
+    # regression is deterministic, so one member whatever n_seeds
+    assert len(raw_rows) == 3 * (2 * 3 + 1)
+    for rows in raw_rows:
+        assert len(set(fold_of[rows])) < 3, "a fit saw every fold"
+
+
+def test_log_probability_features_are_out_of_fold_on_training_rows() -> None:
+    from featurekit.benchmark import _with_log_probabilities
+
+    train, test = np.array([0, 2]), np.array([1])
+    # out-of-fold probabilities come in training-row order, test probabilities in test order
+    part = {"oof": np.array([[[0.5, 0.5], [1.0, 0.0]]]),
+            "test": np.array([[[0.25, 0.75]]])}
+    out = _with_log_probabilities(np.ones((3, 1), np.float32), [part], train, test)
+    np.testing.assert_allclose(out[:, 0], 1.0)
+    np.testing.assert_allclose(out[0, 1:], np.log([0.5, 0.5]), rtol=1e-6)
+    np.testing.assert_allclose(out[1, 1:], np.log([0.25, 0.75]), rtol=1e-6)
+    np.testing.assert_allclose(out[2, 1:], np.log([1.0, 1e-6]), rtol=1e-5)

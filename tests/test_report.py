@@ -50,6 +50,15 @@ def test_report_files_are_written_and_consistent_with_results(results: dict,
         assert f"| {name} | {entry['alone_pct']['mean']:.1f} ± " in text
     for label in results["classes"]:
         assert f"| {label} |" in text
+    stacking = next(s for s in results["systems"]
+                    if s["name"] == "pitch+spectral+neural.tiny/logreg/stacking")
+    assert "## What the fusions relied on" in text
+    own = {c["system"]: c for c in results["fusion_vs_own_branches"]}
+    assert set(own) == {s["name"] for s in results["systems"] if s["fusion"]}
+    assert own[stacking["name"]]["reference"] == max(
+        (s for s in results["systems"] if s["fusion"] is None),
+        key=lambda s: s["mean"]["accuracy"])["name"]
+    assert f"| `{stacking['name']}` | 1 | {stacking['fusion_choice']['1']} |" in text
 
 
 def test_report_without_fusion_or_missing_folds(results: dict) -> None:

@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "(computes frames; needs a store with frames)")
     parser.add_argument("--fusions", default=",".join(defaults.fusions),
                         help=f"comma-separated fusions (default {','.join(defaults.fusions)}); "
-                             "'blend' applies to the seq head only")
+                             "'blend' and 'joint' apply to the seq head only")
     parser.add_argument("--seeds", type=int, default=defaults.n_seeds,
                         help=f"seeds per seeded head, averaged (default {defaults.n_seeds})")
     parser.add_argument("--seed", type=int, default=defaults.seed,
