@@ -33,10 +33,10 @@ Encoders (each well under 0.5 M parameters for inputs up to a few hundred dimens
     layers (``n_heads`` heads, feed-forward ``2 * width``), padding masked in attention.
 
 Both pool over real frames -- by default mean and standard deviation ("statistics pooling"),
-which gives the encoder the clip-level statistics a functionals head reads (with mean pooling
-alone the encoders lost 5-10 pp to a logistic regression on frame means and deviations) --
-and end in ``Linear(pooled, embedding_dim)`` and GELU (the embedding), then dropout and the
-linear class layer, so a linear model on the embedding can express the encoder's own classifier.
+the clip-level statistics a functionals head reads (on a development split of UrbanSound8K
+fold 1 it raised the timbre encoder from 24 % to 29 % over mean pooling) -- and end in
+``Linear(pooled, embedding_dim)`` and GELU (the embedding), then dropout and the linear class
+layer, so a linear model on the embedding can express the encoder's own classifier.
 
 Everything learned -- standardisation, encoder weights, the early-stopping split, the blender --
 comes from the rows given to ``fit``. The blend is fitted *per inner split*: embedding
@@ -484,7 +484,7 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         Several streams: probability that a stream is left out of a training clip's blend at
         a step (never all of them), so the blend cannot come to rely on one stream alone
         (without it the gate gave the pretrained CNN's stream 0.95 of the weight and the joint
-        model lost 4-5 pp to that stream alone on a development split of UrbanSound8K fold 1;
+        model lost about 5 pp to that stream alone on a development split of UrbanSound8K fold 1;
         0.4 recovered most of it).
     max_steps : int, optional
         Sequences longer than this are average-pooled over time by the smallest integer
