@@ -262,6 +262,19 @@ class _ResidualConvBlock(nn.Module):
         return x + self.dropout(h.transpose(1, 2))
 
 
+class _PooledReadout(nn.Module):
+    """The end of every encoder: LayerNorm, pooling over real frames, Linear and GELU."""
+
+    def __init__(self, width: int, embedding_dim: int, pooling: str) -> None:
+        super().__init__()
+        self.pooling = _check_pooling(pooling)
+        self.norm = nn.LayerNorm(width)
+        self.embed = nn.Linear(POOLINGS[pooling] * width, embedding_dim)
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return nn.functional.gelu(self.embed(_pool(self.norm(h), mask, self.pooling)))
+
+
 class ConvSequenceEncoder(nn.Module):
     """Residual 1-D CNN: (batch, frames, n_inputs) and mask -> (batch, embedding_dim)."""
 
@@ -269,18 +282,16 @@ class ConvSequenceEncoder(nn.Module):
                  n_layers: int = 2, kernel_size: int = 5, dropout: float = 0.1,
                  pooling: str = "meanstd") -> None:
         super().__init__()
-        self.pooling = _check_pooling(pooling)
         self.project = nn.Linear(n_inputs, width)
         self.blocks = nn.ModuleList(_ResidualConvBlock(width, kernel_size, dropout)
                                     for _ in range(n_layers))
-        self.norm = nn.LayerNorm(width)
-        self.embed = nn.Linear(POOLINGS[pooling] * width, embedding_dim)
+        self.readout = _PooledReadout(width, embedding_dim, pooling)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         h = self.project(x)
         for block in self.blocks:
             h = block(h, mask)
-        return nn.functional.gelu(self.embed(_pool(self.norm(h), mask, self.pooling)))
+        return self.readout(h, mask)
 
 
 class TransformerSequenceEncoder(nn.Module):
@@ -290,7 +301,6 @@ class TransformerSequenceEncoder(nn.Module):
                  n_layers: int = 2, n_heads: int = 4, dropout: float = 0.1,
                  pooling: str = "meanstd") -> None:
         super().__init__()
-        self.pooling = _check_pooling(pooling)
         if width % n_heads:
             raise ConfigError(f"width {width} is not divisible by n_heads {n_heads}")
         self.width = width
@@ -299,8 +309,7 @@ class TransformerSequenceEncoder(nn.Module):
                                            dropout=dropout, activation="gelu",
                                            batch_first=True, norm_first=True)
         self.layers = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(width)
-        self.embed = nn.Linear(POOLINGS[pooling] * width, embedding_dim)
+        self.readout = _PooledReadout(width, embedding_dim, pooling)
 
     def _positions(self, n_frames: int, device: torch.device) -> torch.Tensor:
         position = torch.arange(n_frames, device=device, dtype=torch.float32).unsqueeze(1)
@@ -313,8 +322,7 @@ class TransformerSequenceEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         h = self.project(x) + self._positions(x.shape[1], x.device)
-        h = self.layers(h, src_key_padding_mask=~mask)
-        return nn.functional.gelu(self.embed(_pool(self.norm(h), mask, self.pooling)))
+        return self.readout(self.layers(h, src_key_padding_mask=~mask), mask)
 
 
 def _check_pooling(pooling: str) -> str:
