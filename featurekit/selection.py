@@ -1,0 +1,97 @@
+"""One inner cross-validation selection for every choice made inside training rows.
+
+Hyper-parameter searches of heads, the regularisation of stackers and blenders, and the
+benchmark's ``auto`` system all pick "the candidate with the best score on inner out-of-fold
+predictions". :func:`select_by_inner_cv` is that one procedure; callers give the candidates,
+how to build an estimator from one, and the inner splits (drawn from training rows only, see
+:func:`featurekit.heads.inner_splits`), so a test row never takes part in a choice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import accuracy_score
+
+from featurekit.errors import ConfigError
+
+Split = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Outcome of :func:`select_by_inner_cv`.
+
+    Attributes
+    ----------
+    best : object
+        The winning candidate (the first one on ties).
+    index : int
+        Its position among the candidates.
+    scores : tuple of float
+        Inner out-of-fold accuracy of every candidate, in candidate order (NaN for a candidate
+        no split could score).
+    """
+
+    best: Any
+    index: int
+    scores: tuple[float, ...]
+
+
+def select_by_inner_cv(candidates: Sequence[Any], build: Callable[[Any], Any], X: Any,
+                       y: np.ndarray, splits: Sequence[Split], *,
+                       groups: np.ndarray | None = None,
+                       min_classes: int = 2) -> Selection:
+    """Pick the candidate whose estimators score best on the inner validation rows.
+
+    Parameters
+    ----------
+    candidates : sequence
+        Anything ``build`` understands (parameter dicts, ``C`` values...). At least one.
+    build : callable
+        ``build(candidate)`` returns an unfitted estimator with ``fit`` and ``predict``.
+    X : array-like or mapping of str to arrays
+        Training rows (a mapping: several inputs with the same rows, e.g. sequence streams).
+    y : np.ndarray, shape (n_rows,)
+        Labels of the training rows.
+    splits : sequence of (train, validation) index pairs
+        Inner splits of these rows (positions into ``y``).
+    groups : np.ndarray, optional
+        Passed to ``fit`` as ``groups=groups[train]`` when the estimator accepts it.
+    min_classes : int
+        A split whose training rows hold fewer classes is skipped.
+
+    Returns
+    -------
+    Selection
+        Accuracy is pooled over all scored validation rows (each row counts once). With a
+        single candidate nothing is fitted and its score is NaN.
+    """
+    if not candidates:
+        raise ConfigError("select_by_inner_cv needs at least one candidate")
+    if len(candidates) == 1:
+        return Selection(candidates[0], 0, (float("nan"),))
+    from featurekit.heads import fit_head, take_rows  # heads import this module
+
+    y = np.asarray(y)
+    scores = []
+    for candidate in candidates:
+        truth, predicted = [], []
+        for train, val in splits:
+            if np.unique(y[train]).size < min_classes:
+                continue
+            model = fit_head(build(candidate), take_rows(X, train), y[train],
+                             None if groups is None else np.asarray(groups)[train])
+            truth.append(y[val])
+            predicted.append(model.predict(take_rows(X, val)))
+        scores.append(float(accuracy_score(np.concatenate(truth), np.concatenate(predicted)))
+                      if truth else float("nan"))
+    finite = np.where(np.isnan(scores), -np.inf, scores)
+    index = int(np.argmax(finite))
+    return Selection(candidates[index], index, tuple(scores))
+
+
+__all__ = ["Selection", "select_by_inner_cv"]
