@@ -89,9 +89,39 @@ def select_by_inner_cv(candidates: Sequence[Any], build: Callable[[Any], Any], X
             predicted.append(model.predict(take_rows(X, val)))
         scores.append(float(accuracy_score(np.concatenate(truth), np.concatenate(predicted)))
                       if truth else float("nan"))
+    return _best(candidates, scores)
+
+
+def select_by_oof(candidates: Sequence[Any], probas: Sequence[np.ndarray],
+                  y: np.ndarray) -> Selection:
+    """Pick the candidate whose inner out-of-fold probabilities are the most accurate.
+
+    For systems whose out-of-fold predictions on the training rows already exist (e.g. the
+    benchmark's ``auto`` choice among fused systems): the same rule as
+    :func:`select_by_inner_cv` without refitting.
+
+    Parameters
+    ----------
+    candidates : sequence
+        Names (or anything) of the candidates. At least one.
+    probas : sequence of np.ndarray, each (n_rows, n_classes)
+        Each candidate's out-of-fold probabilities of the same training rows.
+    y : np.ndarray of int, shape (n_rows,)
+        Class indices (columns of the probabilities).
+    """
+    if not candidates or len(candidates) != len(probas):
+        raise ConfigError("select_by_oof needs one probability array per candidate, and at "
+                          "least one candidate")
+    y = np.asarray(y)
+    return _best(candidates, [float(accuracy_score(y, np.argmax(proba, axis=1)))
+                              for proba in probas])
+
+
+def _best(candidates: Sequence[Any], scores: Sequence[float]) -> Selection:
+    """The first candidate of the highest score (NaN scores never win)."""
     finite = np.where(np.isnan(scores), -np.inf, scores)
     index = int(np.argmax(finite))
-    return Selection(candidates[index], index, tuple(scores))
+    return Selection(candidates[index], index, tuple(float(s) for s in scores))
 
 
-__all__ = ["Selection", "select_by_inner_cv"]
+__all__ = ["Selection", "select_by_inner_cv", "select_by_oof"]
