@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import itertools
 import math
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -43,7 +44,6 @@ from sklearn.model_selection import (
     StratifiedKFold,
     StratifiedShuffleSplit,
 )
-from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.utils.multiclass import check_classification_targets
@@ -169,8 +169,41 @@ def _standardising_steps(clip: float) -> list[tuple[str, Any]]:
             ("clip", FunctionTransformer(np.clip, kw_args={"a_min": -clip, "a_max": clip}))]
 
 
+def _stopping_point(losses: Sequence[float], errors: Sequence[float], metric: str) -> int:
+    """Position of the best entry of a validation curve (the first one on ties).
+
+    ``"logloss"`` ranks by log-loss; ``"error"`` ranks by classification error and breaks ties
+    by log-loss, so a plateau of equal error keeps improving in calibration.
+    """
+    if metric == "logloss":
+        return int(np.argmin(losses))
+    order = np.lexsort((np.asarray(losses, dtype=np.float64),
+                        np.asarray(errors, dtype=np.float64)))
+    return int(order[0])
+
+
+def _check_stopping_metric(metric: str) -> None:
+    if metric not in ("logloss", "error"):
+        raise ConfigError(f"stopping_metric must be 'logloss' or 'error', got {metric!r}")
+
+
+def _softmax_loss_and_error(proba: np.ndarray, encoded: np.ndarray) -> tuple[float, float]:
+    picked = np.clip(proba[np.arange(encoded.size), encoded], 1e-15, None)
+    return (float(-np.mean(np.log(picked))),
+            float(np.mean(np.argmax(proba, axis=1) != encoded)))
+
+
 class XGBHead(_Head):
-    """Gradient-boosted trees (XGBoost ``hist``) with early stopping inside the training rows.
+    """Gradient-boosted trees (XGBoost ``hist``) whose number of rounds is chosen inside the
+    training rows.
+
+    When the training rows allow a validation split (:func:`validation_split`; whole groups
+    when ``groups`` are given and there are enough of them, stratified clips otherwise), a
+    first model is boosted on the remaining rows until the validation metric has not improved
+    for ``early_stopping_rounds`` rounds, and the round with the best validation score is
+    taken. With ``refit`` the held-out rows serve only this choice: the final model is boosted
+    on all training rows for that many rounds. Without a validation split the final model runs
+    ``min(n_estimators, 100)`` rounds on all rows.
 
     Parameters
     ----------
@@ -180,11 +213,16 @@ class XGBHead(_Head):
     max_bin :
         Passed to :class:`xgboost.XGBClassifier`.
     early_stopping_rounds : int
-        Stop after this many rounds without a better validation log-loss.
+        Patience: stop the first model after this many rounds without a better validation
+        score.
+    stopping_metric : {"logloss", "error"}
+        Validation score that picks the round: log-loss, or classification error with ties
+        broken by log-loss.
     validation_fraction : float
-        Share of the training rows held out for early stopping (see
-        :func:`validation_split`). When the data are too small for it, training runs for
-        ``min(n_estimators, 100)`` rounds without early stopping.
+        Share of the training rows held out to choose the number of rounds.
+    refit : bool
+        Refit on all training rows for the chosen number of rounds (``True``) or keep the
+        first model, truncated at the chosen round (``False``).
     n_jobs : int, optional
         Threads of XGBoost (default: its own choice).
     random_state : int, optional
@@ -194,14 +232,22 @@ class XGBHead(_Head):
     ----------
     classes_ : np.ndarray
     model_ : xgboost.XGBClassifier
+        The final model.
     n_rounds_ : int
-        Boosting rounds kept (the best iteration plus one when early stopping ran).
+        Boosting rounds of the final model.
+    validation_rows_ : np.ndarray or None
+        Positions (into the training rows) of the rows held out to choose the rounds; ``None``
+        when no validation split was possible.
+    validation_curve_ : dict of str to np.ndarray
+        ``"logloss"`` and ``"error"`` of the first model on the held-out rows after each round
+        (empty without a validation split).
     """
 
     def __init__(self, *, n_estimators: int = 150, learning_rate: float = 0.2,
                  max_depth: int = 4, subsample: float = 0.8, colsample_bytree: float = 0.3,
                  min_child_weight: float = 1.0, reg_lambda: float = 1.0, max_bin: int = 32,
-                 early_stopping_rounds: int = 10, validation_fraction: float = 0.15,
+                 early_stopping_rounds: int = 10, stopping_metric: str = "logloss",
+                 validation_fraction: float = 0.15, refit: bool = True,
                  n_jobs: int | None = None, random_state: int | None = None) -> None:
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -212,50 +258,84 @@ class XGBHead(_Head):
         self.reg_lambda = reg_lambda
         self.max_bin = max_bin
         self.early_stopping_rounds = early_stopping_rounds
+        self.stopping_metric = stopping_metric
         self.validation_fraction = validation_fraction
+        self.refit = refit
         self.n_jobs = n_jobs
         self.random_state = random_state
 
+    def _model(self, n_rounds: int, seed: int, **extra: Any) -> XGBClassifier:
+        return XGBClassifier(tree_method="hist", n_estimators=n_rounds,
+                             learning_rate=self.learning_rate, max_depth=self.max_depth,
+                             subsample=self.subsample, colsample_bytree=self.colsample_bytree,
+                             min_child_weight=self.min_child_weight, reg_lambda=self.reg_lambda,
+                             max_bin=self.max_bin, n_jobs=self.n_jobs, random_state=seed,
+                             **extra)
+
     def fit(self, X: Any, y: Any, groups: np.ndarray | None = None) -> XGBHead:
-        """Fit on training rows; ``groups`` (their folds) shape the early-stopping split."""
+        """Fit on training rows; ``groups`` (e.g. source recordings) are never split between
+        the rows that fit the first model and the rows that choose its number of rounds."""
+        _check_stopping_metric(self.stopping_metric)
         X, encoded = self._validate_fit_input(X, y)
+        X = X.astype(np.float32)  # XGBoost's own precision; saves it a conversion
         seed = 0 if self.random_state is None else int(self.random_state)
         split = validation_split(encoded, None if groups is None else np.asarray(groups),
                                  fraction=self.validation_fraction, random_state=seed)
-        options = dict(tree_method="hist", n_estimators=self.n_estimators,
-                       learning_rate=self.learning_rate, max_depth=self.max_depth,
-                       subsample=self.subsample, colsample_bytree=self.colsample_bytree,
-                       min_child_weight=self.min_child_weight, reg_lambda=self.reg_lambda,
-                       max_bin=self.max_bin, n_jobs=self.n_jobs, random_state=seed,
-                       eval_metric="logloss" if self.classes_.size == 2 else "mlogloss")
+        self.validation_curve_: dict[str, np.ndarray] = {}
         if split is None:
-            options["n_estimators"] = min(self.n_estimators, 100)
-            self.model_ = XGBClassifier(**options).fit(X, encoded)
-            self.n_rounds_ = options["n_estimators"]
+            self.validation_rows_ = None
+            self.n_rounds_ = min(self.n_estimators, 100)
+            self.model_ = self._model(self.n_rounds_, seed).fit(X, encoded)
+            return self
+        train, val = split
+        self.validation_rows_ = np.asarray(val)
+        binary = self.classes_.size == 2
+        metrics = ["logloss", "error"] if binary else ["mlogloss", "merror"]
+        # XGBoost stops on the last metric listed.
+        order = metrics if self.stopping_metric == "error" else metrics[::-1]
+        first = self._model(self.n_estimators, seed, eval_metric=order,
+                            early_stopping_rounds=self.early_stopping_rounds)
+        first.fit(X[train], encoded[train], eval_set=[(X[val], encoded[val])], verbose=False)
+        history = first.evals_result()["validation_0"]
+        self.validation_curve_ = {"logloss": np.asarray(history[metrics[0]]),
+                                  "error": np.asarray(history[metrics[1]])}
+        self.n_rounds_ = 1 + _stopping_point(self.validation_curve_["logloss"],
+                                             self.validation_curve_["error"],
+                                             self.stopping_metric)
+        if self.refit:
+            self.model_ = self._model(self.n_rounds_, seed).fit(X, encoded)
         else:
-            train, val = split
-            self.model_ = XGBClassifier(early_stopping_rounds=self.early_stopping_rounds,
-                                        **options)
-            self.model_.fit(X[train], encoded[train], eval_set=[(X[val], encoded[val])],
-                            verbose=False)
-            self.n_rounds_ = int(self.model_.best_iteration) + 1
+            self.model_ = first
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order."""
-        X = self._validate_predict_input(X)
-        return self.model_.predict_proba(X)
+        X = self._validate_predict_input(X).astype(np.float32)
+        if self.refit or self.validation_rows_ is None:
+            return self.model_.predict_proba(X)
+        return self.model_.predict_proba(X, iteration_range=(0, self.n_rounds_))
 
 
 class MLPHead(_Head):
-    """A small multi-layer perceptron on median-imputed, standardised, clipped inputs.
+    """A small multi-layer perceptron (ReLU, softmax, Adam, float32) on median-imputed,
+    standardised, clipped inputs, with its number of epochs chosen inside the training rows.
+
+    When the training rows allow a validation split (:func:`validation_split`; whole groups
+    when ``groups`` are given and there are enough of them, stratified clips otherwise), a
+    first network is trained on the remaining rows, scored on the held-out rows after every
+    epoch, and stopped after ``n_iter_no_change`` epochs without a better score; the epoch with
+    the best score is taken. With ``refit`` the held-out rows serve only this choice: the final
+    network starts again from the same initialisation and is trained on all training rows for
+    that many epochs. Without a validation split (or with ``early_stopping=False``) the network
+    trains on all rows until the training loss has not improved by ``tol`` for
+    ``n_iter_no_change`` epochs, or ``max_iter`` epochs.
 
     Parameters
     ----------
     hidden_layer_sizes : tuple of int
         Units per hidden layer.
     alpha : float
-        L2 penalty.
+        L2 penalty on the weights (scaled like scikit-learn's ``MLPClassifier``).
     learning_rate_init : float
         Adam step size.
     batch_size : int
@@ -263,25 +343,48 @@ class MLPHead(_Head):
     max_iter : int
         Maximum epochs.
     early_stopping : bool or "auto"
-        Hold out ``validation_fraction`` of the training rows (stratified) and stop when its
-        accuracy has not improved for ``n_iter_no_change`` epochs. ``"auto"`` turns it on when
-        the validation set can hold every class at least once. The split is over clips, not
-        recordings, on purpose: measured on UrbanSound8K folds 1-2 (mn04_as embeddings), a
-        recording-grouped split stopped after 3-24 epochs and cost 3-4 pp of test accuracy,
-        because a tenth of the recordings is too noisy a judge; the clip-level split trains
-        longer. Only training rows are ever used either way.
-    validation_fraction, n_iter_no_change :
-        See ``early_stopping``.
+        Choose the number of epochs on a validation split. ``True`` and ``"auto"`` both fall
+        back to training-loss convergence when the rows are too few for a validation set that
+        holds every class.
+    validation_fraction : float
+        Share of the training rows held out to choose the number of epochs.
+    n_iter_no_change : int
+        Patience in epochs.
+    stopping_metric : {"logloss", "error"}
+        Validation score that picks the epoch: log-loss, or classification error with ties
+        broken by log-loss.
+    refit : bool
+        Retrain on all training rows for the chosen number of epochs (``True``) or keep the
+        first network's weights from the chosen epoch (``False``).
+    tol : float
+        Minimum training-loss improvement when no validation split is used.
     clip : float
         Standardised inputs are clipped to ``[-clip, clip]``.
     random_state : int, optional
         Seed of weight initialisation, batching and the validation split.
+
+    Attributes
+    ----------
+    classes_ : np.ndarray
+    preprocess_ : sklearn.pipeline.Pipeline
+        Imputation, standardisation and clipping fitted on all training rows.
+    coefs_, intercepts_ : list of np.ndarray
+        Weights and biases of the final network (float32).
+    n_iter_ : int
+        Epochs of the final network.
+    validation_rows_ : np.ndarray or None
+        Positions (into the training rows) of the rows held out to choose the epochs; ``None``
+        without a validation split.
+    validation_curve_ : dict of str to np.ndarray
+        ``"logloss"`` and ``"error"`` on the held-out rows after each epoch of the first
+        network (empty without a validation split).
     """
 
     def __init__(self, *, hidden_layer_sizes: tuple[int, ...] = (256,), alpha: float = 1e-3,
                  learning_rate_init: float = 1e-3, batch_size: int = 128, max_iter: int = 200,
                  early_stopping: bool | str = "auto", validation_fraction: float = 0.1,
-                 n_iter_no_change: int = 10, clip: float = 5.0,
+                 n_iter_no_change: int = 10, stopping_metric: str = "error",
+                 refit: bool = False, tol: float = 1e-4, clip: float = 5.0,
                  random_state: int | None = None) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.alpha = alpha
@@ -291,36 +394,161 @@ class MLPHead(_Head):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.stopping_metric = stopping_metric
+        self.refit = refit
+        self.tol = tol
         self.clip = clip
         self.random_state = random_state
 
     def fit(self, X: Any, y: Any, groups: np.ndarray | None = None) -> MLPHead:
-        """Fit on training rows (``groups`` is accepted for a uniform interface; see
-        ``early_stopping`` for why the validation split ignores it)."""
+        """Fit on training rows; ``groups`` (e.g. source recordings) are never split between
+        the rows that train the first network and the rows that choose its epochs."""
+        _check_stopping_metric(self.stopping_metric)
         X, encoded = self._validate_fit_input(X, y)
-        if self.early_stopping == "auto":
-            counts = np.bincount(encoded)
-            early = (counts.min() >= 2 and math.ceil(self.validation_fraction * X.shape[0])
-                     >= self.classes_.size)
+        seed = 0 if self.random_state is None else int(self.random_state)
+        self.preprocess_ = Pipeline(_standardising_steps(self.clip))
+        Z = self.preprocess_.fit_transform(X).astype(np.float32)
+        split = (validation_split(encoded, None if groups is None else np.asarray(groups),
+                                  fraction=self.validation_fraction, random_state=seed)
+                 if self.early_stopping in ("auto", True) else None)
+        sizes = [Z.shape[1], *self.hidden_layer_sizes, self.classes_.size]
+        self.validation_curve_: dict[str, np.ndarray] = {}
+        if split is None:
+            self.validation_rows_ = None
+            network = _Network(sizes, self, seed)
+            self.n_iter_ = network.train_to_convergence(Z, encoded)
         else:
-            early = bool(self.early_stopping)
-        n_fitted = X.shape[0] - (math.ceil(self.validation_fraction * X.shape[0]) if early
-                                 else 0)
-        network = MLPClassifier(hidden_layer_sizes=self.hidden_layer_sizes, alpha=self.alpha,
-                                learning_rate_init=self.learning_rate_init,
-                                batch_size=min(self.batch_size, n_fitted),
-                                max_iter=self.max_iter, early_stopping=early,
-                                validation_fraction=self.validation_fraction,
-                                n_iter_no_change=self.n_iter_no_change,
-                                random_state=self.random_state)
-        self.pipeline_ = Pipeline([*_standardising_steps(self.clip), ("mlp", network)])
-        with _quiet_convergence():
-            self.pipeline_.fit(X, encoded)
+            train, val = split
+            self.validation_rows_ = np.asarray(val)
+            network = _Network(sizes, self, seed)
+            losses, errors, best_weights = network.train_with_validation(
+                Z[train], encoded[train], Z[val], encoded[val])
+            self.validation_curve_ = {"logloss": np.asarray(losses),
+                                      "error": np.asarray(errors)}
+            self.n_iter_ = 1 + _stopping_point(losses, errors, self.stopping_metric)
+            if self.refit:
+                network = _Network(sizes, self, seed)
+                network.train_epochs(Z, encoded, self.n_iter_)
+            else:
+                network.weights, network.biases = best_weights[self.n_iter_ - 1]
+        self.coefs_, self.intercepts_ = network.weights, network.biases
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order."""
-        return self.pipeline_.predict_proba(self._validate_predict_input(X))
+        check_is_fitted(self, "coefs_")
+        Z = self.preprocess_.transform(self._validate_predict_input(X)).astype(np.float32)
+        return _forward(self.coefs_, self.intercepts_, Z)[-1].astype(np.float64)
+
+
+def _forward(weights: list[np.ndarray], biases: list[np.ndarray],
+             Z: np.ndarray) -> list[np.ndarray]:
+    """Activations of every layer, the input first and the softmax output last."""
+    activations = [Z]
+    for layer, (W, b) in enumerate(zip(weights, biases, strict=True)):
+        out = activations[-1] @ W + b
+        if layer < len(weights) - 1:
+            np.maximum(out, 0.0, out=out)
+        else:
+            out -= out.max(axis=1, keepdims=True)
+            np.exp(out, out=out)
+            out /= out.sum(axis=1, keepdims=True)
+        activations.append(out)
+    return activations
+
+
+class _Network:
+    """Weights and Adam state of one :class:`MLPHead` training run."""
+
+    beta1, beta2, epsilon = 0.9, 0.999, 1e-8
+
+    def __init__(self, sizes: list[int], head: MLPHead, seed: int) -> None:
+        self.head = head
+        self.rng = np.random.default_rng(seed)
+        self.weights: list[np.ndarray] = []
+        self.biases: list[np.ndarray] = []
+        for fan_in, fan_out in itertools.pairwise(sizes):
+            bound = math.sqrt(6.0 / (fan_in + fan_out))  # Glorot uniform, as scikit-learn
+            self.weights.append(self.rng.uniform(-bound, bound, (fan_in, fan_out))
+                                .astype(np.float32))
+            self.biases.append(self.rng.uniform(-bound, bound, fan_out).astype(np.float32))
+        params = [*self.weights, *self.biases]
+        self.first = [np.zeros_like(p) for p in params]
+        self.second = [np.zeros_like(p) for p in params]
+        self.steps = 0
+
+    def epoch(self, Z: np.ndarray, encoded: np.ndarray) -> float:
+        """One pass over shuffled mini-batches; returns the mean training loss."""
+        n = Z.shape[0]
+        batch = max(1, min(self.head.batch_size, n))
+        order = self.rng.permutation(n)
+        total = 0.0
+        n_classes = self.weights[-1].shape[1]
+        for start in range(0, n, batch):
+            rows = order[start:start + batch]
+            acts = _forward(self.weights, self.biases, Z[rows])
+            target = np.eye(n_classes, dtype=np.float32)[encoded[rows]]
+            proba = acts[-1]
+            total += float(-np.sum(np.log(np.clip(proba[target > 0], 1e-7, None))))
+            delta = (proba - target) / rows.size
+            grads_w: list[np.ndarray] = []
+            grads_b: list[np.ndarray] = []
+            for layer in range(len(self.weights) - 1, -1, -1):
+                grads_w.append(acts[layer].T @ delta
+                               + (self.head.alpha / rows.size) * self.weights[layer])
+                grads_b.append(delta.sum(axis=0))
+                if layer:
+                    delta = delta @ self.weights[layer].T
+                    delta *= acts[layer] > 0
+            self._adam([*grads_w[::-1], *grads_b[::-1]])
+        return total / n
+
+    def _adam(self, grads: list[np.ndarray]) -> None:
+        self.steps += 1
+        rate = (self.head.learning_rate_init * math.sqrt(1 - self.beta2 ** self.steps)
+                / (1 - self.beta1 ** self.steps))
+        for param, grad, first, second in zip([*self.weights, *self.biases], grads,
+                                              self.first, self.second, strict=True):
+            first *= self.beta1
+            first += (1 - self.beta1) * grad
+            second *= self.beta2
+            second += (1 - self.beta2) * grad * grad
+            param -= rate * first / (np.sqrt(second) + self.epsilon)
+
+    def train_epochs(self, Z: np.ndarray, encoded: np.ndarray, n_epochs: int) -> None:
+        for _ in range(n_epochs):
+            self.epoch(Z, encoded)
+
+    def train_to_convergence(self, Z: np.ndarray, encoded: np.ndarray) -> int:
+        best, stale = np.inf, 0
+        for epoch in range(1, self.head.max_iter + 1):
+            loss = self.epoch(Z, encoded)
+            stale = 0 if loss < best - self.head.tol else stale + 1
+            best = min(best, loss)
+            if stale >= self.head.n_iter_no_change:
+                return epoch
+        return self.head.max_iter
+
+    def train_with_validation(self, Z: np.ndarray, encoded: np.ndarray, Z_val: np.ndarray,
+                              encoded_val: np.ndarray,
+                              ) -> tuple[list[float], list[float], list[Any]]:
+        losses: list[float] = []
+        errors: list[float] = []
+        snapshots: list[Any] = []
+        keep = not self.head.refit
+        for _ in range(self.head.max_iter):
+            self.epoch(Z, encoded)
+            proba = _forward(self.weights, self.biases, Z_val)[-1]
+            loss, error = _softmax_loss_and_error(proba, encoded_val)
+            losses.append(loss)
+            errors.append(error)
+            best = _stopping_point(losses, errors, self.head.stopping_metric)
+            # Only the best snapshot so far is worth keeping.
+            snapshots.append(([w.copy() for w in self.weights], [b.copy() for b in self.biases])
+                             if keep and best == len(losses) - 1 else None)
+            if len(losses) - 1 - best >= self.head.n_iter_no_change:
+                break
+        return losses, errors, snapshots
 
 
 class LogRegHead(_Head):

@@ -1,0 +1,198 @@
+"""Accuracy and cost of candidate head settings, leave-one-fold-out on a feature store.
+
+Every candidate (a head class and its parameters) is fitted once per outer fold, branch and
+seed on the other folds' clips, with the clips' source recordings as ``groups`` (what the
+benchmark passes), one BLAS/OpenMP thread per fit and ``--jobs`` fits in parallel. The table
+gives, per candidate, the test accuracy per branch (mean over folds and seeds), its mean over
+branches, the wall seconds per ``fit`` and the mean number of boosting rounds or epochs of
+the final model.
+
+The ``old-*`` candidates are the heads as committed at ``--baseline-rev`` (the defaults before
+this study), loaded from git; ``old-*-folds`` pass the official folds as ``groups`` (what the
+benchmark passed before), ``old-*-recs`` the recordings.
+
+Defaults are chosen on ESC-10 only; the UrbanSound8K run is a one-off before/after check::
+
+    python benchmarks/head_defaults.py --dataset esc10 --seeds 0 1 2
+    python benchmarks/head_defaults.py --dataset urbansound8k \
+        --data /work/shared/data/urbansound8k-subset --seeds 0 \
+        --candidates old-xgb-folds old-mlp-folds xgb mlp
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from threadpoolctl import threadpool_limits
+
+from featurekit import FeatureStore, load_dataset
+from featurekit.heads import MLPHead, XGBHead
+
+BRANCHES = {"timbre": ("timbre.",), "spectral": ("spectral.",),
+            "neural": ("neural.mn04_as.",),
+            "all": ("pitch.", "timbre.", "spectral.", "neural.mn04_as.")}
+
+# name -> (head class name or "old-xgb"/"old-mlp", parameters, groups: "recs" or "folds")
+CANDIDATES: dict[str, tuple[str, dict[str, Any], str]] = {
+    "old-xgb-folds": ("old-xgb", {}, "folds"),
+    "old-xgb-recs": ("old-xgb", {}, "recs"),
+    "old-mlp-folds": ("old-mlp", {}, "folds"),
+    "old-mlp-recs": ("old-mlp", {}, "recs"),
+    # XGBoost: early-stopping scheme at the old tree settings
+    "xgb-noref-p10": ("xgb", dict(refit=False, early_stopping_rounds=10,
+                                  stopping_metric="logloss"), "recs"),
+    "xgb-ref-p10": ("xgb", dict(refit=True, early_stopping_rounds=10,
+                                stopping_metric="logloss"), "recs"),
+    "xgb-ref-p20": ("xgb", dict(refit=True, early_stopping_rounds=20,
+                                stopping_metric="logloss"), "recs"),
+    "xgb-ref-err-p20": ("xgb", dict(refit=True, early_stopping_rounds=20,
+                                    stopping_metric="error"), "recs"),
+    # XGBoost: cheaper rounds
+    "xgb-ref-p10-lr3-b16-c2": ("xgb", dict(refit=True, early_stopping_rounds=10,
+                                           learning_rate=0.3, max_bin=16,
+                                           colsample_bytree=0.2), "recs"),
+    "xgb-ref-p20-lr3-b16-c2": ("xgb", dict(refit=True, early_stopping_rounds=20,
+                                           learning_rate=0.3, max_bin=16,
+                                           colsample_bytree=0.2), "recs"),
+    "xgb-ref-p10-lr4-b16-c2": ("xgb", dict(refit=True, early_stopping_rounds=10,
+                                           learning_rate=0.4, max_bin=16,
+                                           colsample_bytree=0.2), "recs"),
+    "xgb-ref-p10-lr3-b16-c1": ("xgb", dict(refit=True, early_stopping_rounds=10,
+                                           learning_rate=0.3, max_bin=16,
+                                           colsample_bytree=0.1), "recs"),
+    # MLP: early-stopping scheme at the old network settings
+    "mlp-noref-err-p10": ("mlp", dict(refit=False, stopping_metric="error"), "recs"),
+    "mlp-noref-loss-p10": ("mlp", dict(refit=False, stopping_metric="logloss"), "recs"),
+    "mlp-ref-err-p10": ("mlp", dict(refit=True, stopping_metric="error"), "recs"),
+    "mlp-ref-loss-p10": ("mlp", dict(refit=True, stopping_metric="logloss"), "recs"),
+    "mlp-ref-err-p20": ("mlp", dict(refit=True, stopping_metric="error",
+                                    n_iter_no_change=20), "recs"),
+    # MLP: cheaper epochs
+    "mlp-noref-err-b256-lr2": ("mlp", dict(refit=False, stopping_metric="error",
+                                           batch_size=256, learning_rate_init=2e-3),
+                               "recs"),
+    "mlp-ref-err-b256-lr2": ("mlp", dict(refit=True, stopping_metric="error",
+                                         batch_size=256, learning_rate_init=2e-3), "recs"),
+    "mlp-ref-loss-b256-lr2": ("mlp", dict(refit=True, stopping_metric="logloss",
+                                          batch_size=256, learning_rate_init=2e-3), "recs"),
+    # the current defaults of featurekit.heads, whatever they are
+    "xgb": ("xgb", {}, "recs"),
+    "mlp": ("mlp", {}, "recs"),
+}
+
+
+def load_old_heads(rev: str) -> Any:
+    """The ``featurekit/heads.py`` of git revision ``rev`` as a module."""
+    source = subprocess.run(["git", "show", f"{rev}:featurekit/heads.py"], check=True,
+                            capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[1]).stdout
+    path = Path(tempfile.mkdtemp()) / "old_heads.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("old_heads", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["old_heads"] = module
+    spec.loader.exec_module(module)
+    cloudpickle.register_pickle_by_value(module)  # the workers cannot import it
+    return module
+
+
+def factory(kind: str, params: dict[str, Any], rev: str) -> Callable[[int], Any]:
+    if kind.startswith("old-"):
+        old = load_old_heads(rev)
+        cls = old.XGBHead if kind == "old-xgb" else old.MLPHead
+    else:
+        cls = XGBHead if kind == "xgb" else MLPHead
+    return lambda seed: cls(random_state=seed, **params)
+
+
+def fit_one(build: Callable[[int], Any], X: np.ndarray, y: np.ndarray, groups: np.ndarray,
+            train: np.ndarray, seed: int) -> tuple[float, float, int]:
+    """Test accuracy, wall seconds of fit, rounds/epochs of the final model."""
+    with threadpool_limits(limits=1), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        head = build(seed)
+        start = time.perf_counter()
+        head.fit(X[train], y[train], groups=groups[train])
+        seconds = time.perf_counter() - start
+        accuracy = float(np.mean(head.predict(X[~train]) == y[~train]))
+    size = getattr(head, "n_rounds_", None) or getattr(head, "n_iter_", None)
+    if size is None and hasattr(head, "pipeline_"):
+        size = head.pipeline_[-1].n_iter_
+    return accuracy, seconds, int(size or 0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", default="/work/main/stores")
+    parser.add_argument("--dataset", default="esc10")
+    parser.add_argument("--data", default="/work/shared/data/esc10",
+                        help="dataset directory (for the clips' source recordings)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES))
+    parser.add_argument("--branches", nargs="+", default=list(BRANCHES))
+    parser.add_argument("--baseline-rev", default="ec91f9f")
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args()
+
+    table = FeatureStore(args.store).read(args.dataset,
+                                          branches=["handcrafted", "neural.mn04_as"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clips = load_dataset(args.dataset, args.data).clips
+    table = table.merge(clips[["clip_id", "recording"]], on="clip_id", how="left",
+                        validate="one_to_one")
+    if table["recording"].isna().any():
+        raise SystemExit("some clips have no recording id")
+    y = table["label_id"].to_numpy()
+    folds = table["fold"].to_numpy()
+    groups_by = {"recs": pd.factorize(table["recording"])[0], "folds": folds}
+    print(f"{args.dataset}: {len(table)} clips, {np.unique(folds).size} folds, "
+          f"{table['recording'].nunique()} recordings; seeds {args.seeds}")
+
+    rows = []
+    for name in args.candidates:
+        kind, params, grouping = CANDIDATES[name]
+        build = factory(kind, params, args.baseline_rev)
+        result: dict[str, Any] = {"candidate": name}
+        seconds, sizes, means = [], [], []
+        for branch in args.branches:
+            columns = [c for c in table.columns if c.startswith(BRANCHES[branch])]
+            X = np.array(table[columns], dtype=np.float64)
+            X[~np.isfinite(X)] = np.nan
+            jobs = [delayed(fit_one)(build, X, y, groups_by[grouping], folds != fold, seed)
+                    for fold in np.unique(folds) for seed in args.seeds]
+            out = Parallel(n_jobs=args.jobs)(jobs)
+            accuracy = 100 * float(np.mean([a for a, _, _ in out]))
+            result[branch] = round(accuracy, 2)
+            means.append(accuracy)
+            seconds += [s for _, s, _ in out]
+            sizes += [n for _, _, n in out]
+        result["mean"] = round(float(np.mean(means)), 2)
+        result["s/fit"] = round(float(np.mean(seconds)), 3)
+        result["rounds"] = round(float(np.mean(sizes)), 1)
+        rows.append(result)
+        print(pd.DataFrame([result]).to_string(index=False, header=len(rows) == 1),
+              flush=True)
+    print()
+    header = list(rows[0])
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" for _ in header) + "|")
+    for row in rows:
+        print("| " + " | ".join(str(row[key]) for key in header) + " |")
+
+
+if __name__ == "__main__":
+    main()
