@@ -1,12 +1,12 @@
-"""Learned per-branch sequence embeddings and their blend (the "diverse embeddings" method).
+"""Learned per-branch sequence embeddings: encoders of frame sequences and their classifier.
 
 Each branch is also available as a *sequence* of frame-level descriptors (stored with
 ``featurekit extract --frames`` / ``featurekit embed --frames``). A :class:`SequenceClassifier`
 turns one such stream into a 64-d embedding with a small encoder trained by cross-entropy, and
 classifies from it; given several streams it trains one encoder per stream jointly, blended by
-a learned per-clip gate (the joint two-stream model). :class:`EmbeddingBlendClassifier` freezes
-one separately trained encoder per stream and fits a linear classifier over the concatenated
-embeddings (the "diverse embeddings" method).
+a learned per-clip gate (the joint two-stream model,
+:class:`featurekit.fusion.JointSequenceClassifier`). The blend of frozen per-stream embeddings
+(the "diverse embeddings" method) is :class:`featurekit.fusion.EmbeddingBlendClassifier`.
 
 Streams (:func:`stream_columns`):
 
@@ -38,11 +38,8 @@ fold 1 it raised the timbre encoder from 24 % to 29 % over mean pooling) -- and 
 ``Linear(pooled, embedding_dim)`` and GELU (the embedding), then dropout and the linear class
 layer, so a linear model on the embedding can express the encoder's own classifier.
 
-Everything learned -- standardisation, encoder weights, the early-stopping split, the blender --
-comes from the rows given to ``fit``. The blend is fitted *per inner split*: embedding
-coordinates are specific to the encoder that produced them, so each blender is trained on the
-out-of-fold embeddings of one inner split's encoders (clips those encoders never saw) and used
-with those same encoders; test probabilities are averaged over the splits.
+Everything learned -- standardisation, encoder weights, the early-stopping split -- comes from
+the rows given to ``fit``.
 """
 
 from __future__ import annotations
@@ -57,20 +54,16 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from featurekit.errors import ConfigError, StoreError
-from featurekit.heads import HeadSpec, Split, aligned_proba, inner_splits, validation_split
+from featurekit.heads import HeadSpec, validation_split
 from featurekit.neural.embedding import torch_threads
 
-__all__ = ["ENCODERS", "SEQUENCE_HEADS", "EmbeddingBlendClassifier", "SequenceClassifier",
-           "blend_probabilities", "fit_blender", "load_sequences", "stream_columns",
-           "stream_store_branch"]
+__all__ = ["ENCODERS", "SEQUENCE_HEADS", "SequenceClassifier", "load_sequences",
+           "stream_columns", "stream_store_branch"]
 
 #: Frame-column patterns of the handcrafted streams (glob patterns, in stream order).
 HANDCRAFTED_STREAMS: dict[str, tuple[str, ...]] = {
@@ -770,158 +763,3 @@ SEQUENCE_HEADS: dict[str, HeadSpec] = {
     "seq": HeadSpec("seq", SequenceClassifier, seeded=True,
                     param_grid={"encoder": ["cnn", "transformer"]}),
 }
-
-
-# --------------------------------------------------------------------------------------------
-# The blend of frozen embeddings
-# --------------------------------------------------------------------------------------------
-
-def fit_blender(Z: np.ndarray, y: np.ndarray, *, C_grid: Sequence[float] = (0.01, 0.1, 1.0),
-                random_state: int | None = 0) -> Pipeline:
-    """A standardised multinomial logistic regression on embeddings, ``C`` by inner CV.
-
-    Parameters
-    ----------
-    Z : np.ndarray, shape (n_clips, n_dims)
-        Concatenated frozen embeddings of clips the encoders were not trained on.
-    y : np.ndarray of int, shape (n_clips,)
-    C_grid : sequence of float
-        Inverse L2 strengths tried by a stratified cross-validation over ``Z``'s rows (the
-        first is used when the rows are too few to split).
-    """
-    def blender(C: float) -> Pipeline:
-        return Pipeline([("scale", StandardScaler()),
-                         ("logreg", LogisticRegression(C=C, max_iter=500))])
-
-    C = C_grid[0]
-    if len(C_grid) > 1 and np.unique(y).size >= 2 and y.size >= 6:
-        splits = inner_splits(y, n_splits=3, random_state=random_state)
-        scores = []
-        for candidate in C_grid:
-            correct = 0
-            for train, val in splits:
-                if np.unique(y[train]).size < 2:
-                    continue
-                model = blender(candidate).fit(Z[train], y[train])
-                correct += int(np.sum(model.predict(Z[val]) == y[val]))
-            scores.append(correct)
-        C = C_grid[int(np.argmax(scores))]
-    return blender(C).fit(Z, y)
-
-
-def blend_probabilities(val_embeddings: Sequence[np.ndarray], val_labels: Sequence[np.ndarray],
-                        test_embeddings: Sequence[np.ndarray], *, n_classes: int,
-                        C_grid: Sequence[float] = (0.01, 0.1, 1.0),
-                        random_state: int | None = 0) -> np.ndarray:
-    """Blend per inner split and average: the core of the "diverse embeddings" method.
-
-    Parameters
-    ----------
-    val_embeddings : sequence of np.ndarray, one per inner split, (n_val_k, n_dims)
-        Concatenated embeddings of split k's validation clips by split k's encoders (which
-        were trained on the split's other clips only).
-    val_labels : sequence of np.ndarray, one per inner split
-        Class indices of those clips.
-    test_embeddings : sequence of np.ndarray, one per inner split, (n_test, n_dims)
-        The same encoders' embeddings of the clips to predict.
-    n_classes : int
-
-    Returns
-    -------
-    np.ndarray, shape (n_test, n_classes)
-        Mean over splits of each split's blender probabilities.
-    """
-    classes = np.arange(n_classes)
-    probas = []
-    for Z, y, Z_test in zip(val_embeddings, val_labels, test_embeddings, strict=True):
-        if np.unique(y).size < 2:
-            continue  # a validation set of one class cannot train a classifier
-        blender = fit_blender(Z, y, C_grid=C_grid, random_state=random_state)
-        probas.append(aligned_proba(blender, Z_test, classes))
-    if not probas:
-        raise ValueError("no inner split has validation clips of two classes or more")
-    return np.mean(probas, axis=0)
-
-
-class EmbeddingBlendClassifier(ClassifierMixin, BaseEstimator):
-    """Per-stream sequence encoders, frozen, blended by a linear classifier.
-
-    For each inner split of the training clips (:func:`featurekit.heads.inner_splits`,
-    whole folds when ``groups`` allow it), one :class:`SequenceClassifier` per stream is
-    trained on the split's training clips; the concatenated embeddings of its validation clips
-    train that split's blender (:func:`fit_blender`). Prediction averages the splits' blended
-    probabilities.
-
-    Parameters
-    ----------
-    encoder_params : mapping, optional
-        Parameters of every stream's :class:`SequenceClassifier` (``random_state`` is set
-        from this estimator's).
-    n_splits : int
-        Inner splits.
-    C_grid : sequence of float
-        Blender regularisation candidates.
-    random_state : int, optional
-
-    Notes
-    -----
-    ``X`` is a mapping stream name -> sequence array (n_clips, n_frames, n_dims); every stream
-    has the same clips in the same order.
-    """
-
-    def __init__(self, encoder_params: Mapping[str, Any] | None = None, *, n_splits: int = 3,
-                 C_grid: Sequence[float] = (0.01, 0.1, 1.0),
-                 random_state: int | None = None) -> None:
-        self.encoder_params = encoder_params
-        self.n_splits = n_splits
-        self.C_grid = C_grid
-        self.random_state = random_state
-
-    def _embed(self, encoders: Mapping[str, SequenceClassifier],
-               streams: Mapping[str, np.ndarray], rows: np.ndarray | None = None) -> np.ndarray:
-        return np.hstack([encoders[name].transform(values if rows is None else values[rows])
-                          for name, values in streams.items()])
-
-    def fit(self, X: Any, y: Any, groups: np.ndarray | None = None) -> EmbeddingBlendClassifier:
-        """Train the encoders of each inner split and the blenders on their held-out clips."""
-        streams = _check_streams(X)
-        y = np.asarray(y)
-        check_classification_targets(y)
-        self.classes_, encoded = np.unique(y, return_inverse=True)
-        self.streams_ = list(streams)
-        groups = None if groups is None else np.asarray(groups)
-        seed = 0 if self.random_state is None else int(self.random_state)
-        splits: list[Split] = inner_splits(encoded, groups, n_splits=self.n_splits,
-                                           random_state=seed)
-        self.encoders_: list[dict[str, SequenceClassifier]] = []
-        self.blenders_: list[Pipeline] = []
-        for train, val in splits:
-            encoders = {name: SequenceClassifier(**dict(self.encoder_params or {}),
-                                                 random_state=seed)
-                        .fit(values[train], encoded[train],
-                             None if groups is None else groups[train])
-                        for name, values in streams.items()}
-            if np.unique(encoded[val]).size < 2:
-                continue
-            blender = fit_blender(self._embed(encoders, streams, val), encoded[val],
-                                  C_grid=self.C_grid, random_state=seed)
-            self.encoders_.append(encoders)
-            self.blenders_.append(blender)
-        if not self.blenders_:
-            raise ValueError("no inner split has validation clips of two classes or more")
-        return self
-
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Mean blended probabilities over the inner splits, shape (n_clips, n_classes)."""
-        check_is_fitted(self, "blenders_")
-        streams = _check_streams(X)
-        if list(streams) != self.streams_:
-            raise ValueError(f"expected streams {self.streams_}, got {list(streams)}")
-        classes = np.arange(self.classes_.size)
-        return np.mean([aligned_proba(blender, self._embed(encoders, streams), classes)
-                        for encoders, blender in zip(self.encoders_, self.blenders_,
-                                                     strict=True)], axis=0)
-
-    def predict(self, X: Any) -> np.ndarray:
-        """Most probable class of each clip."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]

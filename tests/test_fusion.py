@@ -93,7 +93,7 @@ def test_weighted_fusion_falls_back_when_the_learned_weights_lose(
     def optimiser_stuck_on_noise(fun, x0, **kwargs):
         return SimpleNamespace(x=np.array([-10.0, 10.0]))
 
-    monkeypatch.setattr("featurekit.fusion.minimize", optimiser_stuck_on_noise)
+    monkeypatch.setattr("featurekit.fusion.rules.minimize", optimiser_stuck_on_noise)
     rule = WeightedFusion().fit([good, noise], y, [])
     assert rule.choice_.startswith("branch 0")
     np.testing.assert_array_equal(rule.combine([good, noise]), good)

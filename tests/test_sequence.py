@@ -14,10 +14,10 @@ from fixtures_features import feature_frame, high_bit, low_bit
 from featurekit.benchmark import BenchmarkConfig, run_benchmark
 from featurekit.branch import ClipResult
 from featurekit.errors import ConfigError, StoreError
+from featurekit.fusion import EmbeddingBlendClassifier
 from featurekit.heads import HeadSpec
 from featurekit.sequence import (
     ENCODERS,
-    EmbeddingBlendClassifier,
     SequenceClassifier,
     load_sequences,
     stream_columns,

@@ -1,0 +1,477 @@
+"""Late-fusion rules: how per-branch class probabilities become one prediction.
+
+Every rule is fitted on the branches' *inner out-of-fold* probabilities of the training rows
+(:func:`featurekit.fusion.fit_branch` with :func:`featurekit.heads.inner_splits`) and then
+combines the probabilities of rows to predict:
+
+``mean``
+    the plain average (:class:`MeanFusion`);
+``weighted``
+    a convex combination whose weights minimise the log-loss of the branches' inner
+    out-of-fold probabilities (:class:`WeightedFusion`);
+``stacking``
+    a regularised multinomial logistic regression on the concatenated inner out-of-fold
+    probabilities, its ``C`` picked by a second-level cross-validation over the same splits
+    (:class:`StackingFusion`);
+``calibrated``
+    per-branch temperature scaling, then a log-linear pool whose weights (optionally per
+    class) minimise the inner out-of-fold log-loss, kept only when a cross-fitted check over
+    the inner splits says it beats the best branch (:class:`CalibratedFusion`).
+
+The learned rules may fall back: the candidates they choose from always include every
+single branch on its own ("pick the best branch", a one-hot weight vector), judged by the same
+inner out-of-fold accuracy, so on the inner validation a learned fusion is never worse than
+the best branch it fuses.
+
+A rule's fit sees the labels of every row it is given, so its combination of those rows is
+not an honest estimate of how well it fuses. :func:`cross_fitted_proba` gives one: each inner
+validation set is combined by a rule fitted on the other rows only.
+
+New rules register in :data:`FUSION_RULES` (name -> class with ``fit(oof, y, splits)`` and
+``combine(probas)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+from scipy.optimize import minimize, minimize_scalar
+from scipy.special import softmax
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.utils.validation import check_is_fitted
+
+from featurekit.errors import ConfigError
+from featurekit.heads import Split, aligned_proba, inner_splits
+from featurekit.selection import select_by_inner_cv
+
+_EPS = 1e-12
+
+
+class FusionRule(Protocol):
+    """Combines per-branch class probabilities; fitted on inner out-of-fold probabilities.
+
+    Implementations are scikit-learn style objects (parameters in ``__init__``, fitted state
+    ending in ``_``), registered by name in :data:`FUSION_RULES`.
+    """
+
+    #: Human-readable description of what the fitted rule chose (for reports).
+    choice_: str
+
+    def fit(self, oof: Sequence[np.ndarray], y: np.ndarray,
+            splits: Sequence[Split]) -> FusionRule:
+        """Learn from per-branch out-of-fold probabilities (each (n_rows, n_classes))."""
+        ...
+
+    def combine(self, probas: Sequence[np.ndarray]) -> np.ndarray:
+        """Fused probabilities, shape (n_rows, n_classes)."""
+        ...
+
+
+def _accuracy(proba: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(np.argmax(proba, axis=1) == y))
+
+
+def _log_loss(proba: np.ndarray, y: np.ndarray) -> float:
+    return float(-np.mean(np.log(np.clip(proba[np.arange(y.size), y], _EPS, None))))
+
+
+class _WeightedAverage(BaseEstimator):
+    """Shared part of the weight-vector rules: a convex combination of branch probabilities."""
+
+    weights_: np.ndarray
+
+    def combine(self, probas: Sequence[np.ndarray]) -> np.ndarray:
+        check_is_fitted(self, "weights_")
+        return np.tensordot(self.weights_, np.stack(probas), axes=1)
+
+
+class MeanFusion(_WeightedAverage):
+    """Plain average of the branches' probabilities (nothing is learned)."""
+
+    def fit(self, oof: Sequence[np.ndarray], y: np.ndarray,
+            splits: Sequence[Split]) -> MeanFusion:
+        self.weights_ = np.full(len(oof), 1.0 / len(oof))
+        self.choice_ = "mean"
+        return self
+
+
+class WeightedFusion(_WeightedAverage):
+    """Convex weights learned on inner out-of-fold probabilities, with a best-branch fallback.
+
+    The weights minimising the out-of-fold log-loss are one candidate; the uniform weights and
+    each branch alone (one-hot weights) are the others. The candidate with the best out-of-fold
+    accuracy wins (log-loss breaks ties; single branches win exact ties).
+    """
+
+    def fit(self, oof: Sequence[np.ndarray], y: np.ndarray,
+            splits: Sequence[Split]) -> WeightedFusion:
+        stacked = np.stack(oof)
+        n_branches = stacked.shape[0]
+
+        # Probability each branch gives the true class: the log-loss of a convex mixture
+        # depends on nothing else. Weights are a softmax of free logits (no constraints).
+        true_class = np.clip(stacked[:, np.arange(y.size), y], _EPS, None)
+
+        def loss_and_gradient(logits: np.ndarray) -> tuple[float, np.ndarray]:
+            weights = softmax(logits)
+            mixed = weights @ true_class
+            d_weights = -(true_class / mixed).mean(axis=1)
+            d_logits = weights * (d_weights - weights @ d_weights)
+            return float(-np.mean(np.log(mixed))), d_logits
+
+        learned = softmax(minimize(loss_and_gradient, np.zeros(n_branches), jac=True,
+                                   method="L-BFGS-B").x)
+        candidates = [(f"branch {i}", np.eye(n_branches)[i]) for i in range(n_branches)]
+        candidates += [("uniform", np.full(n_branches, 1.0 / n_branches)),
+                       ("learned", learned)]
+
+        def score(weights: np.ndarray) -> tuple[float, float]:
+            fused = np.tensordot(weights, stacked, axes=1)
+            return _accuracy(fused, y), -_log_loss(fused, y)
+
+        scores = [score(weights) for _, weights in candidates]
+        best = max(range(len(candidates)), key=lambda i: (scores[i], -i))
+        self.choice_, self.weights_ = candidates[best]
+        self.choice_ += " [" + ", ".join(f"{w:.2f}" for w in self.weights_) + "]"
+        return self
+
+
+class _BranchAlone(ClassifierMixin, BaseEstimator):
+    """One branch's own prediction, read from the concatenated probabilities (nothing is
+    learned): the stacker's fallback as a candidate of the same inner-CV selection."""
+
+    def __init__(self, branch: int = 0, n_classes: int = 2) -> None:
+        self.branch = branch
+        self.n_classes = n_classes
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> _BranchAlone:
+        self.classes_ = np.arange(self.n_classes)
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        start = self.branch * self.n_classes
+        return np.argmax(np.asarray(X)[:, start:start + self.n_classes], axis=1)
+
+
+class StackingFusion(BaseEstimator):
+    """Multinomial logistic regression on concatenated out-of-fold probabilities.
+
+    One inner cross-validation over the given splits
+    (:func:`featurekit.selection.select_by_inner_cv`) chooses among the stacker with each
+    ``C`` of ``C_grid`` and each branch alone, by pooled validation accuracy; stackers come
+    first, so on a tie the stacker is kept. The chosen stacker is then refitted on all rows;
+    a chosen branch is used alone.
+
+    Parameters
+    ----------
+    C_grid : sequence of float
+        Inverse L2 strengths tried.
+
+    Attributes
+    ----------
+    stacker_ : LogisticRegression or None
+        The fitted stacker (``None`` when a branch won).
+    fallback_ : int or None
+        The branch used alone, if any.
+    cv_accuracy_ : tuple of float
+        Inner out-of-fold accuracy of each candidate: stackers in ``C_grid`` order, then
+        branches.
+    choice_ : str
+    """
+
+    def __init__(self, C_grid: Sequence[float] = (0.1, 1.0, 10.0)) -> None:
+        self.C_grid = C_grid
+
+    def fit(self, oof: Sequence[np.ndarray], y: np.ndarray,
+            splits: Sequence[Split]) -> StackingFusion:
+        self.n_classes_ = oof[0].shape[1]
+        features = np.hstack(oof)
+        candidates = ([("stacker", C) for C in self.C_grid]
+                      + [("branch", b) for b in range(len(oof))])
+
+        def build(candidate: tuple[str, Any]) -> Any:
+            kind, value = candidate
+            if kind == "stacker":
+                return self._stacker(value)
+            return _BranchAlone(value, self.n_classes_)
+
+        selection = select_by_inner_cv(candidates, build, features, np.asarray(y), splits)
+        self.cv_accuracy_ = selection.scores
+        kind, value = selection.best
+        if kind == "stacker":
+            self.stacker_ = self._stacker(value).fit(features, y)
+            self.fallback_ = None
+            self.choice_ = f"stacker C={value:g}"
+        else:
+            self.stacker_ = None
+            self.fallback_ = int(value)
+            self.choice_ = f"branch {self.fallback_}"
+        return self
+
+    @staticmethod
+    def _stacker(C: float) -> LogisticRegression:
+        return LogisticRegression(C=C, solver="newton-cg", max_iter=200)
+
+    def combine(self, probas: Sequence[np.ndarray]) -> np.ndarray:
+        check_is_fitted(self, "choice_")
+        if self.stacker_ is None:
+            return np.asarray(probas[self.fallback_])
+        return aligned_proba(self.stacker_, np.hstack(probas), np.arange(self.n_classes_))
+
+
+def _log_proba(proba: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(proba, _EPS, None))
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def fit_temperature(proba: np.ndarray, y: np.ndarray) -> float:
+    """Temperature ``T`` minimising the log-loss of ``softmax(log(proba) / T)`` (bounded to
+    ``[0.05, 20]``)."""
+    log_p = _log_proba(proba)
+
+    def loss(log_t: float) -> float:
+        return -float(np.mean(_log_softmax(log_p / np.exp(log_t))[np.arange(y.size), y]))
+
+    result = minimize_scalar(loss, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    return float(np.exp(result.x))
+
+
+class CalibratedFusion(BaseEstimator):
+    """Temperature-scaled branches pooled log-linearly, with a guard for the best branch.
+
+    Each branch's out-of-fold probabilities are first temperature-scaled
+    (:func:`fit_temperature`); the fused class scores are then
+    ``sum_b w_b * log p_b(calibrated)`` followed by a softmax, with non-negative weights
+    ``w_b`` (one per branch, or per branch and class with ``per_class=True``, shrunk towards
+    the branch weight by ``class_penalty``) minimising the out-of-fold log-loss.
+
+    The guard: the whole procedure is cross-fitted over the inner splits (temperatures and
+    weights learned on the other splits' rows, scored on each split's validation rows) and
+    compared with the best single branch chosen and calibrated the same way. Fusion
+    is kept only when its cross-fitted accuracy is at least the branch's and its cross-fitted
+    log-loss is lower by more than ``min_gain`` nats and by more than ``min_z`` standard
+    errors of the paired per-clip log-loss differences; otherwise the rule returns the best
+    branch's probabilities unchanged.
+
+    Parameters
+    ----------
+    per_class : bool
+        One weight per branch and class instead of per branch.
+    class_penalty : float
+        L2 penalty on the per-class deviations (log scale) from the branch weight.
+    min_gain : float
+        Log-loss improvement (nats) fusion must show to be kept.
+    min_z : float
+        The improvement must also exceed this many standard errors (a one-sided paired test
+        at about 2.5 % for the default).
+    """
+
+    def __init__(self, per_class: bool = False, class_penalty: float = 1.0,
+                 min_gain: float = 0.005, min_z: float = 2.0) -> None:
+        self.per_class = per_class
+        self.class_penalty = class_penalty
+        self.min_gain = min_gain
+        self.min_z = min_z
+
+    def _fit_params(self, oof: Sequence[np.ndarray],
+                    y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        temperatures = np.array([fit_temperature(proba, y) for proba in oof])
+        calibrated = np.stack([_log_softmax(_log_proba(proba) / t)
+                               for proba, t in zip(oof, temperatures, strict=True)])
+        n_branches, n_rows, n_classes = calibrated.shape
+        target = np.zeros((n_rows, n_classes))
+        target[np.arange(n_rows), y] = 1.0
+        n_class_params = n_branches * n_classes if self.per_class else 0
+
+        def loss_and_gradient(theta: np.ndarray) -> tuple[float, np.ndarray]:
+            branch_log = theta[:n_branches]
+            deviation = theta[n_branches:].reshape(n_branches, -1) if self.per_class else 0.0
+            weights = np.exp(branch_log[:, None] + deviation) * np.ones((1, n_classes))
+            scores = np.einsum("bc,bnc->nc", weights, calibrated)
+            log_fused = _log_softmax(scores)
+            loss = -float(np.mean(log_fused[np.arange(n_rows), y]))
+            d_scores = (np.exp(log_fused) - target) / n_rows
+            d_weights = np.einsum("nc,bnc->bc", d_scores, calibrated) * weights
+            gradient = d_weights.sum(axis=1)
+            if not self.per_class:
+                return loss, gradient
+            loss += 0.5 * self.class_penalty * float(np.sum(deviation ** 2)) / n_classes
+            d_deviation = d_weights + self.class_penalty * deviation / n_classes
+            return loss, np.concatenate([gradient, d_deviation.ravel()])
+
+        start = np.concatenate([np.full(n_branches, -np.log(n_branches)),
+                                np.zeros(n_class_params)])
+        theta = minimize(loss_and_gradient, start, jac=True, method="L-BFGS-B").x
+        deviation = theta[n_branches:].reshape(n_branches, -1) if self.per_class else 0.0
+        weights = np.exp(theta[:n_branches, None] + deviation) * np.ones((1, n_classes))
+        return temperatures, weights
+
+    @staticmethod
+    def _combine(probas: Sequence[np.ndarray], temperatures: np.ndarray,
+                 weights: np.ndarray) -> np.ndarray:
+        calibrated = np.stack([_log_softmax(_log_proba(proba) / t)
+                               for proba, t in zip(probas, temperatures, strict=True)])
+        return np.exp(_log_softmax(np.einsum("bc,bnc->nc", weights, calibrated)))
+
+    def fit(self, oof: Sequence[np.ndarray], y: np.ndarray,
+            splits: Sequence[Split]) -> CalibratedFusion:
+        oof = [np.asarray(proba, dtype=np.float64) for proba in oof]
+        fused = np.zeros_like(oof[0])
+        single = np.zeros_like(oof[0])
+        for train, val in splits:
+            temperatures, weights = self._fit_params([proba[train] for proba in oof], y[train])
+            fused[val] = self._combine([proba[val] for proba in oof], temperatures, weights)
+            branch = max(range(len(oof)), key=lambda b: (_accuracy(oof[b][train], y[train]),
+                                                         -_log_loss(oof[b][train], y[train])))
+            # The reference is that branch through the same procedure alone (temperature and,
+            # per class, weights), so what calibration alone gains is not credited to fusion.
+            single[val] = self._combine([oof[branch][val]],
+                                        *self._fit_params([oof[branch][train]], y[train]))
+        covered = np.concatenate([val for _, val in splits])
+        fused, single, truth = fused[covered], single[covered], y[covered]
+        fused_score = (_accuracy(fused, truth), _log_loss(fused, truth))
+        single_score = (_accuracy(single, truth), _log_loss(single, truth))
+        self.cv_scores_ = {"fused": fused_score, "best_branch": single_score}
+        rows = np.arange(truth.size)
+        gain = (np.log(np.clip(fused[rows, truth], _EPS, None))
+                - np.log(np.clip(single[rows, truth], _EPS, None)))
+        noise = self.min_z * gain.std(ddof=1) / np.sqrt(gain.size) if gain.size > 1 else 0.0
+        helps = (fused_score[0] >= single_score[0]
+                 and gain.mean() > max(self.min_gain, noise))
+        if helps:
+            self.temperatures_, self.weights_ = self._fit_params(oof, y)
+            self.fallback_ = None
+            branch_weights = self.weights_.mean(axis=1)
+            self.choice_ = ("calibrated T=[" + ", ".join(f"{t:.2f}" for t in self.temperatures_)
+                            + "] w=[" + ", ".join(f"{w:.2f}" for w in branch_weights) + "]")
+        else:
+            self.fallback_ = max(range(len(oof)), key=lambda b: (_accuracy(oof[b], y),
+                                                                 -_log_loss(oof[b], y)))
+            self.choice_ = f"branch {self.fallback_}"
+        return self
+
+    def combine(self, probas: Sequence[np.ndarray]) -> np.ndarray:
+        check_is_fitted(self, "choice_")
+        if self.fallback_ is not None:
+            return np.asarray(probas[self.fallback_])
+        return self._combine([np.asarray(p, dtype=np.float64) for p in probas],
+                             self.temperatures_, self.weights_)
+
+
+#: Late-fusion rules by name.
+FUSION_RULES: dict[str, type] = {"mean": MeanFusion, "weighted": WeightedFusion,
+                                 "stacking": StackingFusion, "calibrated": CalibratedFusion}
+#: Every fusion a benchmark can run: early fusion and the late rules.
+FUSIONS: tuple[str, ...] = ("early", *FUSION_RULES)
+
+
+def make_fusion(name: str) -> FusionRule:
+    """An unfitted late-fusion rule by name."""
+    try:
+        return FUSION_RULES[name]()
+    except KeyError:
+        raise ConfigError(f"unknown late fusion {name!r}; choose from "
+                          f"{', '.join(FUSION_RULES)}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# Honest out-of-fold probabilities of a fused system
+# --------------------------------------------------------------------------------------------
+
+def restrict_splits(splits: Sequence[Split], rows: np.ndarray) -> list[Split]:
+    """Splits restricted to ``rows`` and re-indexed to positions within ``rows``.
+
+    Parameters
+    ----------
+    splits : sequence of (train, validation) index pairs
+        Positions into the full set of rows.
+    rows : np.ndarray of int
+        The rows kept, in the order that defines the new positions.
+
+    Returns
+    -------
+    list of (train, validation)
+        Each split's rows that are in ``rows``, as positions into ``rows`` (order within a
+        split kept); splits left without training or without validation rows are dropped.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    largest = max([int(np.max(rows, initial=-1))]
+                  + [int(np.max(index, initial=-1)) for split in splits for index in split])
+    position = np.full(largest + 1, -1, dtype=np.int64)
+    position[rows] = np.arange(rows.size)
+    restricted = []
+    for train, val in splits:
+        kept_train, kept_val = position[train], position[val]
+        kept_train, kept_val = kept_train[kept_train >= 0], kept_val[kept_val >= 0]
+        if kept_train.size and kept_val.size:
+            restricted.append((kept_train, kept_val))
+    return restricted
+
+
+def _fresh_rule(rule: str | FusionRule) -> FusionRule:
+    return make_fusion(rule) if isinstance(rule, str) else clone(rule)
+
+
+def cross_fitted_proba(rule: str | FusionRule, oof: Sequence[np.ndarray], y: np.ndarray,
+                       splits: Sequence[Split]) -> np.ndarray:
+    """Inner out-of-fold probabilities of the fused system, by a rule that never saw the
+    labels of the rows it combines.
+
+    For each inner split ``k``, a fresh rule is fitted on the branches' out-of-fold
+    probabilities of the rows outside validation set ``k`` (with the other splits restricted
+    to those rows, :func:`restrict_splits`) and combines split ``k``'s validation rows. This is
+    how a late fusion is scored on training rows without letting it grade itself; for
+    ``mean``, which learns nothing, it is the plain average.
+
+    Parameters
+    ----------
+    rule : str or FusionRule
+        A name of :data:`FUSION_RULES`, or an unfitted rule (cloned for every split, so it
+        must be a scikit-learn style object).
+    oof : sequence of np.ndarray, each (n_rows, n_classes)
+        Each branch's inner out-of-fold probabilities (e.g. the seed mean of
+        :attr:`FittedBranch.oof`).
+    y : np.ndarray of int, shape (n_rows,)
+        Class indices of the rows.
+    splits : sequence of (train, validation) index pairs
+        The inner splits that produced ``oof``.
+
+    Returns
+    -------
+    np.ndarray, shape (n_rows, n_classes)
+        Fused probabilities; rows in no validation set are NaN.
+
+    Notes
+    -----
+    With two splits, the rows outside one validation set are the other one, and no inner
+    split of them remains for the rule's own choices (the stacker's ``C``, the guards); the
+    rule then gets a stratified split of those rows (:func:`featurekit.heads.inner_splits`
+    without groups).
+    """
+    if not oof:
+        raise ConfigError("cross_fitted_proba needs the probabilities of at least one branch")
+    oof = [np.asarray(proba, dtype=np.float64) for proba in oof]
+    y = np.asarray(y)
+    if len({proba.shape for proba in oof}) != 1 or oof[0].ndim != 2:
+        raise ValueError(f"branch probabilities must all be (n_rows, n_classes), got shapes "
+                         f"{[proba.shape for proba in oof]}")
+    if y.shape != (oof[0].shape[0],):
+        raise ValueError(f"y has shape {y.shape}, expected ({oof[0].shape[0]},)")
+    fused = np.full(oof[0].shape, np.nan)
+    for train, val in splits:
+        inner = restrict_splits(splits, train) or inner_splits(y[train])
+        fitted = _fresh_rule(rule).fit([proba[train] for proba in oof], y[train], inner)
+        fused[val] = fitted.combine([proba[val] for proba in oof])
+    return fused
+
+
+__all__ = ["FUSIONS", "FUSION_RULES", "CalibratedFusion", "FusionRule", "MeanFusion",
+           "StackingFusion", "WeightedFusion", "cross_fitted_proba", "fit_temperature",
+           "make_fusion", "restrict_splits"]
