@@ -73,6 +73,13 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any], str]] = {
     "xgb-ref-p10-lr3-b16-c1": ("xgb", dict(refit=True, early_stopping_rounds=10,
                                            learning_rate=0.3, max_bin=16,
                                            colsample_bytree=0.1), "recs"),
+    "xgb-ref-p10-lr4-b16": ("xgb", dict(refit=True, early_stopping_rounds=10,
+                                        learning_rate=0.4, max_bin=16), "recs"),
+    "xgb-noref-err-p20": ("xgb", dict(refit=False, early_stopping_rounds=20,
+                                      stopping_metric="error"), "recs"),
+    "xgb-noref-err-p20-lr4-b16": ("xgb", dict(refit=False, early_stopping_rounds=20,
+                                              stopping_metric="error", learning_rate=0.4,
+                                              max_bin=16), "recs"),
     # MLP: early-stopping scheme at the old network settings
     "mlp-noref-err-p10": ("mlp", dict(refit=False, stopping_metric="error"), "recs"),
     "mlp-noref-loss-p10": ("mlp", dict(refit=False, stopping_metric="logloss"), "recs"),
@@ -94,11 +101,13 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any], str]] = {
 }
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
 def load_old_heads(rev: str) -> Any:
     """The ``featurekit/heads.py`` of git revision ``rev`` as a module."""
     source = subprocess.run(["git", "show", f"{rev}:featurekit/heads.py"], check=True,
-                            capture_output=True, text=True,
-                            cwd=Path(__file__).resolve().parents[1]).stdout
+                            capture_output=True, text=True, cwd=REPO).stdout
     path = Path(tempfile.mkdtemp()) / "old_heads.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("old_heads", path)
@@ -135,6 +144,7 @@ def fit_one(build: Callable[[int], Any], X: np.ndarray, y: np.ndarray, groups: n
 
 
 def main() -> None:
+    global REPO
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", default="/work/main/stores")
     parser.add_argument("--dataset", default="esc10")
@@ -145,7 +155,9 @@ def main() -> None:
     parser.add_argument("--branches", nargs="+", default=list(BRANCHES))
     parser.add_argument("--baseline-rev", default="ec91f9f")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--repo", type=Path, default=REPO, help="git checkout for the baseline")
     args = parser.parse_args()
+    REPO = args.repo
 
     table = FeatureStore(args.store).read(args.dataset,
                                           branches=["handcrafted", "neural.mn04_as"])

@@ -51,6 +51,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from xgboost import XGBClassifier
 
 from featurekit.errors import ConfigError
+from featurekit.selection import select_by_inner_cv
 
 Split = tuple[np.ndarray, np.ndarray]
 
@@ -107,26 +108,63 @@ def validation_split(y: np.ndarray, groups: np.ndarray | None = None, *, fractio
                      random_state: int | None = 0) -> Split | None:
     """One train/validation split of training rows for early stopping, or ``None``.
 
-    Whole groups are held out when there are at least ``round(1 / fraction)`` of them and the
-    remaining rows still contain every class; otherwise a stratified random split is used. When
-    the data are too small for a validation set holding every class (fewer than two clips of a
-    class, or fewer validation rows than classes) ``None`` is returned and the caller trains
-    without early stopping.
+    With ``groups`` and at least ``round(1 / fraction)`` distinct ids, whole groups are held
+    out: a ``fraction`` of the groups (at least one), drawn stratified by each group's most
+    frequent class when every such class has at least two groups, at random otherwise. If the
+    remaining rows would miss a class, or without enough groups, a stratified random
+    ``fraction`` of the rows is held out instead. When the data are too small for a validation
+    set holding every class (fewer than two clips of a class, or fewer validation rows than
+    classes) ``None`` is returned and the caller trains without a validation split.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n_samples,)
+        Class labels of the training rows.
+    groups : np.ndarray, shape (n_samples,), optional
+        Group id of each row (e.g. source recording); rows of one id stay on one side.
+    fraction : float
+        Share of the groups (or rows) held out.
+    random_state : int, optional
+        Seed of the draw.
+
+    Returns
+    -------
+    (train_index, validation_index) or None
+        Sorted positional indices into ``y``.
     """
     y = np.asarray(y)
-    classes, counts = np.unique(y, return_counts=True)
+    classes, encoded, counts = np.unique(y, return_inverse=True, return_counts=True)
     placeholder = np.zeros((y.shape[0], 1))
     wanted_groups = max(2, round(1.0 / fraction))
-    if groups is not None and np.unique(groups).size >= wanted_groups:
-        splitter = StratifiedGroupKFold(n_splits=wanted_groups, shuffle=True,
-                                        random_state=random_state)
-        train, val = next(splitter.split(placeholder, y, groups))
-        if np.unique(y[train]).size == classes.size:
-            return train, val
+    if groups is not None:
+        ids, group_of_row = np.unique(np.asarray(groups), return_inverse=True)
+        if ids.size >= wanted_groups:
+            val_groups = _held_out_groups(encoded, group_of_row, ids.size, classes.size,
+                                          fraction, random_state)
+            is_val = np.isin(group_of_row, val_groups)
+            if np.unique(encoded[~is_val]).size == classes.size:
+                return np.flatnonzero(~is_val), np.flatnonzero(is_val)
     if counts.min() < 2 or math.ceil(fraction * y.shape[0]) < classes.size:
         return None
     splitter = StratifiedShuffleSplit(n_splits=1, test_size=fraction, random_state=random_state)
-    return next(splitter.split(placeholder, y))
+    train, val = next(splitter.split(placeholder, y))
+    return np.sort(train), np.sort(val)
+
+
+def _held_out_groups(encoded: np.ndarray, group_of_row: np.ndarray, n_groups: int,
+                     n_classes: int, fraction: float, random_state: int | None) -> np.ndarray:
+    """Indices of the groups to hold out (linear time; many recordings are common)."""
+    per_group = np.zeros((n_groups, n_classes), dtype=np.int64)
+    np.add.at(per_group, (group_of_row, encoded), 1)
+    group_class = per_group.argmax(axis=1)
+    n_val = max(1, round(fraction * n_groups))
+    placeholder = np.zeros((n_groups, 1))
+    strata = np.unique(group_class, return_counts=True)[1]
+    if strata.min() >= 2 and strata.size <= n_val <= n_groups - strata.size:
+        splitter = StratifiedShuffleSplit(n_splits=1, test_size=n_val,
+                                          random_state=random_state)
+        return next(splitter.split(placeholder, group_class))[1]
+    return np.random.default_rng(random_state).permutation(n_groups)[:n_val]
 
 
 # --------------------------------------------------------------------------------------------
@@ -478,29 +516,30 @@ class _Network:
         self.steps = 0
 
     def epoch(self, Z: np.ndarray, encoded: np.ndarray) -> float:
-        """One pass over shuffled mini-batches; returns the mean training loss."""
+        """One pass over shuffled mini-batches of near-equal size; returns the mean training
+        loss."""
         n = Z.shape[0]
-        batch = max(1, min(self.head.batch_size, n))
+        n_batches = max(1, round(n / max(1, self.head.batch_size)))
         order = self.rng.permutation(n)
+        target = np.eye(self.weights[-1].shape[1], dtype=np.float32)[encoded]
         total = 0.0
-        n_classes = self.weights[-1].shape[1]
-        for start in range(0, n, batch):
-            rows = order[start:start + batch]
+        for rows in np.array_split(order, n_batches):
             acts = _forward(self.weights, self.biases, Z[rows])
-            target = np.eye(n_classes, dtype=np.float32)[encoded[rows]]
-            proba = acts[-1]
-            total += float(-np.sum(np.log(np.clip(proba[target > 0], 1e-7, None))))
-            delta = (proba - target) / rows.size
-            grads_w: list[np.ndarray] = []
-            grads_b: list[np.ndarray] = []
+            delta = acts[-1]
+            total -= float(np.sum(np.log(np.clip(delta[np.arange(rows.size), encoded[rows]],
+                                                 1e-7, None))))
+            delta -= target[rows]
+            delta /= rows.size
+            grads: list[np.ndarray] = [np.empty(0)] * (2 * len(self.weights))
             for layer in range(len(self.weights) - 1, -1, -1):
-                grads_w.append(acts[layer].T @ delta
-                               + (self.head.alpha / rows.size) * self.weights[layer])
-                grads_b.append(delta.sum(axis=0))
+                grad = acts[layer].T @ delta
+                grad += (self.head.alpha / rows.size) * self.weights[layer]
+                grads[layer] = grad
+                grads[len(self.weights) + layer] = delta.sum(axis=0)
                 if layer:
                     delta = delta @ self.weights[layer].T
                     delta *= acts[layer] > 0
-            self._adam([*grads_w[::-1], *grads_b[::-1]])
+            self._adam(grads)
         return total / n
 
     def _adam(self, grads: list[np.ndarray]) -> None:
@@ -512,8 +551,14 @@ class _Network:
             first *= self.beta1
             first += (1 - self.beta1) * grad
             second *= self.beta2
-            second += (1 - self.beta2) * grad * grad
-            param -= rate * first / (np.sqrt(second) + self.epsilon)
+            np.square(grad, out=grad)
+            grad *= 1 - self.beta2
+            second += grad
+            np.sqrt(second, out=grad)
+            grad += self.epsilon
+            np.divide(first, grad, out=grad)
+            grad *= rate
+            param -= grad
 
     def train_epochs(self, Z: np.ndarray, encoded: np.ndarray, n_epochs: int) -> None:
         for _ in range(n_epochs):
@@ -681,8 +726,10 @@ def tune_head(head: str | HeadSpec, X: Any, y: np.ndarray,
     """Pick the head's hyper-parameters by inner cross-validation on training rows only.
 
     Every candidate of ``HeadSpec.param_grid`` is fitted on the :func:`inner_splits` of the
-    given rows and scored by validation accuracy; the best (first on ties) is returned. The cost
-    is ``len(grid) * n_splits`` fits, the same for every branch and system of a benchmark.
+    given rows and scored by pooled validation accuracy
+    (:func:`featurekit.selection.select_by_inner_cv`); the best (first on ties) is returned.
+    The cost is ``len(grid) * n_splits`` fits, the same for every branch and system of a
+    benchmark; a grid of at most one candidate costs nothing.
 
     Returns
     -------
@@ -693,20 +740,14 @@ def tune_head(head: str | HeadSpec, X: Any, y: np.ndarray,
     X = X if isinstance(X, Mapping) else np.asarray(X)
     y = np.asarray(y)
     groups = None if groups is None else np.asarray(groups)
-    candidates = list(ParameterGrid(dict(spec.param_grid)))
+    candidates = [dict(params) for params in ParameterGrid(dict(spec.param_grid))]
     if len(candidates) <= 1:
-        return dict(candidates[0]) if candidates else {}
+        return candidates[0] if candidates else {}
     splits = inner_splits(y, groups, n_splits=n_splits, random_state=random_state)
-    scores = []
-    for params in candidates:
-        correct = 0
-        for train, val in splits:
-            model = make_head(spec, random_state=random_state, **params)
-            fit_head(model, take_rows(X, train), y[train],
-                     None if groups is None else groups[train])
-            correct += int(np.sum(model.predict(take_rows(X, val)) == y[val]))
-        scores.append(correct)
-    return dict(candidates[int(np.argmax(scores))])
+    selection = select_by_inner_cv(
+        candidates, lambda params: make_head(spec, random_state=random_state, **params),
+        X, y, splits, groups=groups)
+    return dict(selection.best)
 
 
 def clone_head(estimator: Any, *, random_state: int | None) -> Any:
