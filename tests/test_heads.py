@@ -170,3 +170,176 @@ def test_tune_head_picks_the_better_candidate_by_inner_cv() -> None:
                     param_grid={"kind": ["constant", "logistic"]})
     assert tune_head(spec, X, y, np.arange(90) // 30, n_splits=3) == {"kind": "logistic"}
     assert tune_head(HeadSpec("logreg", LogRegHead, seeded=False), X, y) == {}
+
+
+# --------------------------------------------------------------------------------------------
+# Early stopping: which rows choose the rounds/epochs
+# --------------------------------------------------------------------------------------------
+
+def recordings_problem(n_groups: int = 40, per_group: int = 4, n_classes: int = 4,
+                       seed: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Blobs where every group (recording) holds clips of one class, like real recordings."""
+    rng = np.random.default_rng(seed)
+    group_class = np.arange(n_groups) % n_classes
+    groups = np.repeat(np.arange(n_groups) * 7 + 3, per_group)  # ids are not positions
+    y = np.repeat(group_class, per_group)
+    centres = rng.normal(size=(n_classes, 6)) * 3.0
+    return centres[y] + rng.normal(size=(y.size, 6)), y, groups
+
+
+@pytest.fixture
+def split_spy(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Records every split that heads draw through ``validation_split``."""
+    import featurekit.heads as heads_module
+
+    drawn: list = []
+    original = heads_module.validation_split
+
+    def spy(*args: object, **kwargs: object) -> object:
+        split = original(*args, **kwargs)
+        drawn.append(split)
+        return split
+
+    monkeypatch.setattr(heads_module, "validation_split", spy)
+    return drawn
+
+
+def _assert_whole_groups(groups: np.ndarray, val: np.ndarray) -> None:
+    held_out = set(groups[val])
+    kept = set(groups[np.setdiff1d(np.arange(groups.size), val)])
+    assert held_out and not held_out & kept
+    for group in held_out:  # every row of a held-out group is held out
+        assert set(np.flatnonzero(groups == group)) <= set(val.tolist())
+
+
+@pytest.mark.parametrize("head_class", [XGBHead, MLPHead])
+def test_early_stopping_holds_out_whole_groups(head_class: type, split_spy: list) -> None:
+    X, y, groups = recordings_problem()
+    head = head_class(random_state=0).fit(X, y, groups=groups)
+    assert len(split_spy) == 1
+    train, val = split_spy[0]
+    np.testing.assert_array_equal(head.validation_rows_, val)
+    _assert_whole_groups(groups, head.validation_rows_)
+    assert set(y[train]) == set(y)
+    curve = head.validation_curve_
+    assert len(curve["logloss"]) == len(curve["error"]) >= 1
+
+
+def test_xgb_scores_rounds_on_exactly_the_held_out_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    import featurekit.heads as heads_module
+
+    X, y, groups = recordings_problem()
+    calls: list = []
+    original_fit = heads_module.XGBClassifier.fit
+
+    def fit_spy(self: object, X_fit: np.ndarray, y_fit: np.ndarray, **kwargs: object) -> object:
+        calls.append((X_fit.shape[0], kwargs.get("eval_set")))
+        return original_fit(self, X_fit, y_fit, **kwargs)
+
+    monkeypatch.setattr(heads_module.XGBClassifier, "fit", fit_spy)
+    head = XGBHead(random_state=1).fit(X, y, groups=groups)
+    (n_first, eval_set), (n_final, no_eval) = calls  # first model, then the refit
+    val = head.validation_rows_
+    np.testing.assert_array_equal(eval_set[0][0], X[val].astype(np.float32))
+    assert n_first == X.shape[0] - val.size
+    assert n_final == X.shape[0] and no_eval is None  # refit on all training rows
+    assert head.model_.get_booster().num_boosted_rounds() == head.n_rounds_
+
+
+def test_mlp_scores_epochs_on_exactly_the_held_out_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    import featurekit.heads as heads_module
+
+    X, y, groups = recordings_problem()
+    seen: list = []
+    original = heads_module._Network.train_with_validation
+
+    def spy(self: object, Z: np.ndarray, encoded: np.ndarray, Z_val: np.ndarray,
+            encoded_val: np.ndarray) -> object:
+        seen.append((Z.shape[0], encoded_val.copy()))
+        return original(self, Z, encoded, Z_val, encoded_val)
+
+    monkeypatch.setattr(heads_module._Network, "train_with_validation", spy)
+    head = MLPHead(random_state=2, max_iter=30).fit(X, y, groups=groups)
+    ((n_train, encoded_val),) = seen
+    val = head.validation_rows_
+    assert n_train == X.shape[0] - val.size
+    np.testing.assert_array_equal(encoded_val, y[val])
+    _assert_whole_groups(groups, val)
+
+
+@pytest.mark.parametrize("head_class", [XGBHead, MLPHead])
+def test_without_groups_early_stopping_is_a_stratified_clip_split(head_class: type) -> None:
+    X, y = blobs(n=200, n_classes=4, seed=4)
+    head = head_class(random_state=3, validation_fraction=0.2).fit(X, y)
+    assert np.bincount(y[head.validation_rows_]).tolist() == [10, 10, 10, 10]
+
+
+@pytest.mark.parametrize("head_class", [XGBHead, MLPHead])
+def test_seeded_heads_are_deterministic_with_groups(head_class: type) -> None:
+    X, y, groups = recordings_problem(seed=6)
+    first = head_class(random_state=11).fit(X, y, groups=groups)
+    second = head_class(random_state=11).fit(X, y, groups=groups)
+    np.testing.assert_array_equal(first.validation_rows_, second.validation_rows_)
+    np.testing.assert_array_equal(first.predict_proba(X), second.predict_proba(X))
+    other = head_class(random_state=12).fit(X, y, groups=groups)
+    assert not np.array_equal(first.validation_rows_, other.validation_rows_)
+
+
+@pytest.mark.parametrize("head_class", [XGBHead, MLPHead])
+@pytest.mark.parametrize("refit", [True, False])
+def test_heads_learn_with_recording_groups_either_way(head_class: type, refit: bool) -> None:
+    X, y, groups = recordings_problem(n_groups=60, seed=7)
+    train = np.isin(groups, np.unique(groups)[:45])
+    head = head_class(random_state=0, refit=refit).fit(X[train], y[train], groups=groups[train])
+    assert np.mean(head.predict(X[~train]) == y[~train]) > 0.9
+    size = head.n_rounds_ if head_class is XGBHead else head.n_iter_
+    curve = head.validation_curve_["logloss"]
+    assert 1 <= size <= curve.size  # chosen on the curve the first model ran
+
+
+def test_stopping_metric_error_breaks_ties_by_log_loss() -> None:
+    from featurekit.heads import _stopping_point
+
+    losses = [0.9, 0.7, 0.5, 0.6]
+    errors = [0.3, 0.1, 0.1, 0.1]
+    assert _stopping_point(losses, errors, "error") == 2
+    assert _stopping_point([0.9, 0.4, 0.5], [0.3, 0.2, 0.1], "logloss") == 1
+    with pytest.raises(ConfigError, match="stopping_metric"):
+        XGBHead(stopping_metric="auc").fit(*blobs(n=40))
+
+
+def test_mlp_without_validation_split_trains_to_convergence() -> None:
+    X, y = blobs(n=10, n_classes=5, seed=2)
+    head = MLPHead(random_state=0, max_iter=50).fit(X, y)
+    assert head.validation_rows_ is None and head.validation_curve_ == {}
+    assert 1 <= head.n_iter_ <= 50
+    assert MLPHead(random_state=0, early_stopping=False).fit(*blobs()).validation_rows_ is None
+
+
+def test_validation_split_many_groups_is_stratified_by_group_class() -> None:
+    y = np.repeat(np.arange(300) % 3, 2)  # 300 groups of 2 clips, one class each
+    groups = np.repeat(np.arange(300), 2)
+    train, val = validation_split(y, groups, fraction=0.1, random_state=0)
+    _assert_whole_groups(groups, val)
+    assert np.bincount(y[val]).tolist() == [20, 20, 20]
+    assert np.array_equal(np.sort(np.concatenate([train, val])), np.arange(600))
+
+
+def test_tune_head_goes_through_select_by_inner_cv(monkeypatch: pytest.MonkeyPatch) -> None:
+    import featurekit.heads as heads_module
+    from featurekit.selection import select_by_inner_cv
+
+    calls: list = []
+
+    def spy(candidates: list, build: object, X: object, y: np.ndarray, splits: list,
+            **kwargs: object) -> object:
+        calls.append((candidates, splits, kwargs))
+        return select_by_inner_cv(candidates, build, X, y, splits, **kwargs)
+
+    monkeypatch.setattr(heads_module, "select_by_inner_cv", spy)
+    X, y = blobs(n=60)
+    groups = np.arange(60) // 20
+    assert tune_head("logreg", X, y, groups) in [{"C": c} for c in (0.01, 0.1, 1.0, 10.0)]
+    ((candidates, splits, kwargs),) = calls
+    assert len(candidates) == 4 and len(splits) == 3
+    np.testing.assert_array_equal(kwargs["groups"], groups)
