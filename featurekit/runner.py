@@ -101,7 +101,7 @@ def default_batch_size(n_clips: int, n_workers: int) -> int:
 
 
 @contextlib.contextmanager
-def _dask_client(scheduler: str | None, n_workers: int) -> Iterator[Any]:
+def dask_client(scheduler: str | None, n_workers: int) -> Iterator[Any]:
     """A distributed client on ``scheduler``, or on a LocalCluster that lives as long as it."""
     from dask.distributed import Client, LocalCluster
 
@@ -136,7 +136,7 @@ def _execute(computer: BranchComputer, batches: Sequence[pd.DataFrame], *, n_job
             yield from Parallel(n_jobs=n_jobs, batch_size=1,
                                 return_as="generator_unordered")(tasks)
         return
-    with _dask_client(scheduler, effective_n_jobs(n_jobs)), parallel_config(backend="dask"):
+    with dask_client(scheduler, effective_n_jobs(n_jobs)), parallel_config(backend="dask"):
         yield from Parallel(n_jobs=-1, batch_size=1, return_as="generator_unordered")(tasks)
 
 

@@ -1,0 +1,48 @@
+"""The benchmark engine: how much does each branch add, with verdicts a reviewer can trust.
+
+The flow, one module per stage:
+
+* :mod:`~featurekit.benchmark.data` -- the features table checked and turned into arrays;
+  each clip's source recording (when known) is the group that every inner split and every
+  early-stopping split keeps whole.
+* :mod:`~featurekit.benchmark.plan` -- the systems of the ablation (every branch alone, all
+  handcrafted, all, all but each; x heads x fusions) and the work units they need, as data.
+* :mod:`~featurekit.benchmark.execute` -- the units run in parallel (joblib processes or a
+  Dask cluster); each fits one head on an outer fold's training rows, ``repeats`` times with
+  other seeds and inner splits.
+* :mod:`~featurekit.benchmark.fuse` -- late fusions, the blend and the ``auto`` selections,
+  fitted on inner out-of-fold predictions with the steps of the :mod:`featurekit.fusion`
+  estimators.
+* :mod:`~featurekit.benchmark.score` -- metrics (:mod:`sklearn.metrics`) and paired
+  comparisons with a two-level bootstrap over source recordings and repeats.
+* :mod:`~featurekit.benchmark.results` and :mod:`~featurekit.benchmark.report` --
+  ``results.json``, ``report.md`` and plots.
+
+The primary comparison is fixed in advance: ``auto`` (per outer fold, the head x fusion over
+every branch with the best inner out-of-fold accuracy on the training folds) against
+``neural-auto`` (the same among single neural branches). Anything chosen by test accuracy
+(best single branch, best fusion) is reported as exploratory.
+
+Entry points: :func:`run` (a dataset directory, as ``featurekit benchmark``),
+:func:`benchmark_store` (a feature store) and :func:`run_benchmark` (a features table).
+"""
+
+from featurekit.benchmark.config import (
+    AUTO,
+    BENCHMARK_FUSIONS,
+    HANDCRAFTED_BRANCH,
+    HANDCRAFTED_FAMILIES,
+    NEURAL_AUTO,
+    SEQUENCE_HEAD_NAMES,
+    BenchmarkConfig,
+)
+from featurekit.benchmark.data import branch_selectors
+from featurekit.benchmark.driver import BenchmarkRun, benchmark_store, run, run_benchmark
+from featurekit.benchmark.execute import BACKENDS
+from featurekit.benchmark.plan import ablation_subsets, system_name
+from featurekit.benchmark.results import load_results, save_results
+
+__all__ = ["AUTO", "BACKENDS", "BENCHMARK_FUSIONS", "HANDCRAFTED_BRANCH",
+           "HANDCRAFTED_FAMILIES", "NEURAL_AUTO", "SEQUENCE_HEAD_NAMES", "BenchmarkConfig",
+           "BenchmarkRun", "ablation_subsets", "benchmark_store", "branch_selectors",
+           "load_results", "run", "run_benchmark", "save_results", "system_name"]

@@ -1,0 +1,128 @@
+"""What a benchmark runs: :class:`BenchmarkConfig` and the names of branches and fusions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from featurekit.errors import ConfigError
+from featurekit.heads import HEADS, HeadSpec, get_head_spec
+from featurekit.store import KEY_COLUMNS as STORE_KEY_COLUMNS
+
+#: Families of the store's ``handcrafted`` branch, each a benchmark branch of its own.
+HANDCRAFTED_FAMILIES = ("pitch", "timbre", "spectral")
+#: Store branch holding the handcrafted families.
+HANDCRAFTED_BRANCH = "handcrafted"
+#: Non-feature columns: a store read's keys, and ``recording`` (optional), each clip's source.
+KEY_COLUMNS = (*STORE_KEY_COLUMNS, "recording")
+#: Heads that learn from frame sequences rather than clip-level features.
+SEQUENCE_HEAD_NAMES = ("seq",)
+#: Late-fusion rules (see :mod:`featurekit.fusion`).
+LATE_FUSIONS = ("mean", "weighted", "stacking", "calibrated")
+#: A neural branch's head reading the other branches' out-of-fold log-probabilities.
+OOF_FEATURES = "oof_features"
+#: Fusions of sequence-head branches only: the blend of frozen learned embeddings, and the
+#: jointly trained multi-stream model.
+SEQUENCE_FUSIONS = ("blend", "joint")
+#: Every fusion a benchmark can run.
+BENCHMARK_FUSIONS = ("early", *LATE_FUSIONS, OOF_FEATURES, *SEQUENCE_FUSIONS)
+#: The primary comparison's systems: the head x fusion over every branch that wins the inner
+#: cross-validation of the training folds, against the single branch that does (among neural
+#: branches when there are any).
+AUTO, NEURAL_AUTO, SINGLE_AUTO = "auto", "neural-auto", "single-auto"
+
+
+@dataclass(frozen=True)
+class BenchmarkConfig:
+    """What a benchmark runs; everything that changes its numbers (hashed into the results).
+
+    Attributes
+    ----------
+    heads : tuple of str
+        Head names of :data:`featurekit.heads.HEADS`, ``seq`` (the sequence head), or of
+        ``head_specs`` given to :func:`featurekit.benchmark.run_benchmark`.
+    fusions : tuple of str
+        Any of :data:`BENCHMARK_FUSIONS`: ``early``, the late rules, ``oof_features``
+        (functionals heads, branch sets with exactly one neural branch), ``blend`` and
+        ``joint`` (sequence head only).
+    repeats : int
+        Every system is fitted this many times per outer fold, each time with other seeds and
+        another draw of the inner splits; scores are averaged over repeats, and their spread
+        enters every interval.
+    n_seeds : int
+        Members per seeded head within one repeat (seeds ``s .. s + n_seeds - 1``),
+        probabilities averaged.
+    seed : int
+        Base seed: repeat ``r`` uses seeds from ``seed + 1000 * r``; the bootstrap uses
+        ``seed``.
+    inner_splits : int
+        Inner cross-validation splits of the training folds (out-of-fold probabilities that
+        teach the fusions and score the ``auto`` candidates, and the search).
+    tune : bool
+        Hyper-parameter search of every head inside the training folds.
+    n_bootstrap : int
+        Resamples of the two-level bootstrap.
+    outer_folds : tuple of int, optional
+        Outer folds to evaluate (each is the test set once, trained on all other folds);
+        default every fold present.
+    """
+
+    heads: tuple[str, ...] = ("xgb", "mlp", "logreg")
+    fusions: tuple[str, ...] = BENCHMARK_FUSIONS
+    repeats: int = 3
+    n_seeds: int = 1
+    seed: int = 0
+    inner_splits: int = 3
+    tune: bool = False
+    n_bootstrap: int = 2000
+    outer_folds: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.heads:
+            raise ConfigError("a benchmark needs at least one head")
+        if len(set(self.heads)) != len(self.heads):
+            raise ConfigError(f"heads repeat a name: {', '.join(self.heads)}")
+        unknown = [name for name in self.fusions if name not in BENCHMARK_FUSIONS]
+        if unknown:
+            raise ConfigError(f"unknown fusion {unknown[0]!r}; choose from "
+                              f"{', '.join(BENCHMARK_FUSIONS)}")
+        for name, minimum in (("repeats", 1), ("n_seeds", 1), ("inner_splits", 2),
+                              ("n_bootstrap", 100)):
+            if getattr(self, name) < minimum:
+                raise ConfigError(f"{name} must be at least {minimum}, got "
+                                  f"{getattr(self, name)}")
+        if self.outer_folds is not None and not self.outer_folds:
+            raise ConfigError("outer_folds, when given, must name at least one fold")
+
+    def seeds(self, repeat: int) -> list[int]:
+        """Member seeds of repeat ``repeat``."""
+        base = self.seed + 1000 * repeat
+        return [base + index for index in range(self.n_seeds)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready copy."""
+        return {key: list(value) if isinstance(value, tuple) else value
+                for key, value in asdict(self).items()}
+
+    def config_hash(self, head_specs: Mapping[str, HeadSpec] | None = None) -> str:
+        """Stable short hash of :meth:`to_dict` and of the heads' default parameters."""
+        specs = {name: head_spec(name, head_specs) for name in self.heads
+                 if name in HEADS or name in SEQUENCE_HEAD_NAMES or name in (head_specs or {})}
+        heads = {name: [repr(spec.factory().get_params()), repr(spec.param_grid)]
+                 for name, spec in specs.items()}
+        text = json.dumps({"config": self.to_dict(), "heads": heads}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def head_spec(name: str, head_specs: Mapping[str, HeadSpec] | None = None) -> HeadSpec:
+    """A head by name: ``head_specs`` first, then the sequence head, then the registry."""
+    if head_specs and name in head_specs:
+        return head_specs[name]
+    if name in SEQUENCE_HEAD_NAMES:
+        from featurekit.sequence import SEQUENCE_HEADS  # torch: imported only when asked for
+
+        return SEQUENCE_HEADS[name]
+    return get_head_spec(name)

@@ -1,0 +1,179 @@
+"""The benchmark's input, checked once and turned into arrays every stage reads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from featurekit.benchmark.config import (
+    HANDCRAFTED_FAMILIES,
+    KEY_COLUMNS,
+    SEQUENCE_HEAD_NAMES,
+    BenchmarkConfig,
+)
+from featurekit.errors import ConfigError, DatasetError
+from featurekit.fusion import Selector, resolve_columns
+
+
+def branch_selectors(columns: Sequence[str]) -> dict[str, str]:
+    """Benchmark branches found among feature columns, as column prefixes.
+
+    ``pitch``, ``timbre`` and ``spectral`` are the families of the handcrafted columns
+    (``family.descriptor.statistic``); each ``neural.<model>`` is one neural branch (its
+    ``emb_`` columns when there are any, e.g. not the optional tag probabilities).
+    """
+    names = [str(c) for c in columns if c not in KEY_COLUMNS]
+    selectors = {family: f"{family}." for family in HANDCRAFTED_FAMILIES
+                 if any(name.startswith(f"{family}.") for name in names)}
+    models = sorted({name.split(".")[1] for name in names
+                     if name.startswith("neural.") and name.count(".") >= 2})
+    for model in models:
+        prefix = f"neural.{model}."
+        has_embedding = any(name.startswith(prefix + "emb_") for name in names)
+        selectors[f"neural.{model}"] = prefix + "emb_" if has_embedding else prefix
+    return selectors
+
+
+def is_neural(branch: str) -> bool:
+    """Whether a benchmark branch is a pretrained network's embedding."""
+    return branch.startswith("neural.")
+
+
+@dataclass
+class BenchmarkData:
+    """Arrays of one benchmark, rows sorted by clip id.
+
+    Attributes
+    ----------
+    X : np.ndarray, float32 (n_clips, n_features)
+        Feature columns; infinities are NaN.
+    y : np.ndarray of int
+        Class index of each clip (``0 .. n_classes - 1``).
+    folds : np.ndarray of int
+        Official fold of each clip.
+    groups : np.ndarray of int
+        Source recording of each clip (factorised) when the table names recordings, else its
+        fold: every inner split and every early-stopping split keeps a group whole.
+    recordings_known : bool
+    positions : dict of str to np.ndarray
+        Column positions of each branch.
+    sequences : dict of str to np.ndarray
+        Frame sequences of branches (rows in the caller's order; ``sequence_rows`` maps).
+    sequence_rows : np.ndarray of int
+        Row of ``sequences`` of each sorted clip.
+    classes : list of str
+    clip_ids : np.ndarray of str
+    """
+
+    X: np.ndarray
+    y: np.ndarray
+    folds: np.ndarray
+    groups: np.ndarray
+    recordings_known: bool
+    positions: dict[str, np.ndarray]
+    classes: list[str]
+    clip_ids: np.ndarray
+    sequences: dict[str, np.ndarray] = field(default_factory=dict)
+    sequence_rows: np.ndarray | None = None
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def branches(self) -> list[str]:
+        return list(self.positions)
+
+    def columns(self, branches: Sequence[str]) -> np.ndarray:
+        """Positions of the concatenated columns of ``branches``."""
+        return np.concatenate([self.positions[name] for name in branches])
+
+    def streams(self, branches: Sequence[str], rows: np.ndarray) -> Any:
+        """Frame sequences of clips ``rows``: one branch's array, or a mapping of several."""
+        index = self.sequence_rows[rows]
+        if len(branches) == 1:
+            return self.sequences[branches[0]][index]
+        return {name: self.sequences[name][index] for name in branches}
+
+
+def _validate_frame(data: pd.DataFrame) -> None:
+    missing = [key for key in ("clip_id", "fold", "label_id") if key not in data.columns]
+    if missing:
+        raise DatasetError(f"features table lacks columns {missing}")
+    if data.empty:
+        raise DatasetError("features table is empty")
+    if data["clip_id"].duplicated().any():
+        raise DatasetError(f"duplicate clip ids, e.g. "
+                           f"{data['clip_id'][data['clip_id'].duplicated()].iloc[0]!r}")
+    if data["label_id"].isna().any() or data["fold"].isna().any():
+        raise DatasetError("some clips have no label_id or no fold")
+
+
+def _check_sequences(sequences: Mapping[str, np.ndarray], selectors: Mapping[str, Any],
+                     n_clips: int, config: BenchmarkConfig) -> None:
+    if any(head in SEQUENCE_HEAD_NAMES for head in config.heads) and not sequences:
+        raise ConfigError("the sequence head needs frame sequences of the branches (store "
+                          "extracted with --frames and embedded with --frames)")
+    for name, values in sequences.items():
+        if name not in selectors:
+            raise ConfigError(f"sequences given for {name!r}, which is not a benchmark branch "
+                              f"({', '.join(selectors)})")
+        if np.ndim(values) != 3 or len(values) != n_clips:
+            raise DatasetError(f"sequences of {name!r} must have shape (clips={n_clips}, "
+                               f"frames, dims), got {np.shape(values)}")
+
+
+def prepare_data(data: pd.DataFrame, config: BenchmarkConfig, *,
+                 branches: Mapping[str, Selector] | None = None,
+                 sequences: Mapping[str, np.ndarray] | None = None) -> BenchmarkData:
+    """Check a features table (a store read) and turn it into :class:`BenchmarkData`.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        ``clip_id, fold, label, label_id`` (``recording`` optional) then feature columns.
+    config : BenchmarkConfig
+    branches : mapping of str to selector, optional
+        Benchmark branches and their columns; default :func:`branch_selectors`.
+    sequences : mapping of str to np.ndarray, optional
+        Branch -> frame sequences (n_clips, n_frames, n_dims) in ``data``'s row order.
+
+    Raises
+    ------
+    DatasetError
+        Missing key columns, no rows, duplicate clip ids, clips without label or fold, no
+        branch, sequences of the wrong shape.
+    ConfigError
+        Sequences of an unknown branch, or the sequence head without sequences.
+    """
+    _validate_frame(data)
+    # Sequences stay in the caller's row order; sequence_rows maps sorted rows to theirs.
+    order = np.argsort(data["clip_id"].to_numpy(dtype=str), kind="stable")
+    data = data.iloc[order].reset_index(drop=True)
+    feature_columns = [str(c) for c in data.columns if c not in KEY_COLUMNS]
+    selectors = dict(branches) if branches is not None else branch_selectors(feature_columns)
+    if not selectors:
+        raise DatasetError("no benchmark branch found among the feature columns (expected "
+                           "pitch./timbre./spectral./neural.<model>. prefixes)")
+    positions = {name: resolve_columns(selector, feature_columns, len(feature_columns))
+                 for name, selector in selectors.items()}
+    sequences = dict(sequences or {})
+    _check_sequences(sequences, selectors, len(data), config)
+    X = np.array(data[feature_columns].to_numpy(dtype=np.float32), copy=True)
+    X[~np.isfinite(X) & ~np.isnan(X)] = np.nan
+    label_ids, y = np.unique(data["label_id"].to_numpy(dtype=np.int64), return_inverse=True)
+    names_by_id = (data.drop_duplicates("label_id").set_index("label_id")["label"]
+                   if "label" in data.columns else pd.Series(dtype=str))
+    folds = data["fold"].to_numpy(dtype=np.int64)
+    recordings_known = "recording" in data.columns
+    groups = (pd.factorize(data["recording"].astype(str))[0].astype(np.int64)
+              if recordings_known else folds.copy())
+    return BenchmarkData(X=X, y=y.astype(np.int64), folds=folds, groups=groups,
+                         recordings_known=recordings_known, positions=positions,
+                         classes=[str(names_by_id.get(i, i)) for i in label_ids],
+                         clip_ids=data["clip_id"].to_numpy(dtype=str), sequences=sequences,
+                         sequence_rows=order)

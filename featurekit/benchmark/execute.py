@@ -1,0 +1,213 @@
+"""Execute: run work units in parallel (joblib processes, or a Dask cluster) and collect them.
+
+Each unit fits one head on the training rows of its outer fold and predicts the test rows;
+with ``unit.inner`` it also fits the head's inner out-of-fold twins on the inner splits of the
+training rows. Only training rows reach any ``fit``: the test rows are only predicted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from joblib import Parallel, delayed, effective_n_jobs, parallel_config
+from threadpoolctl import threadpool_limits
+
+from featurekit.benchmark.config import OOF_FEATURES, SEQUENCE_HEAD_NAMES
+from featurekit.benchmark.data import BenchmarkData
+from featurekit.benchmark.plan import Plan, Unit, oof_feature_target
+from featurekit.errors import ConfigError
+from featurekit.fusion import fit_branch, log_probability_features, predict_members
+from featurekit.heads import HeadSpec, Split, inner_splits, take_rows
+from featurekit.progress import progress_bar
+
+#: Executors of :func:`execute`.
+BACKENDS = ("loky", "dask")
+
+
+@dataclass
+class UnitOutput:
+    """What one unit hands back.
+
+    Attributes
+    ----------
+    test : np.ndarray, (n_members, n_test, n_classes)
+        Each member's probabilities of the outer test rows.
+    oof : np.ndarray or None, (n_members, n_train, n_classes)
+        Each member's twins' probabilities of the training rows they were not trained on.
+    params : dict
+        Hyper-parameters used (the search result when tuning).
+    seconds : float
+    oof_embedding : np.ndarray, optional, (n_members, n_train, dim)
+        Sequence head with the blend: each twin's embedding of its own validation clips.
+    test_embedding : np.ndarray, optional, (n_members, n_splits, n_test, dim)
+        The same twins' embeddings of the test clips.
+    stream_weights : np.ndarray, optional, (n_branches,)
+        Joint model: mean gate weight of each branch on the test clips.
+    """
+
+    test: np.ndarray
+    oof: np.ndarray | None
+    params: dict[str, Any]
+    seconds: float
+    oof_embedding: np.ndarray | None = None
+    test_embedding: np.ndarray | None = None
+    stream_weights: np.ndarray | None = None
+
+
+def unit_splits(data: BenchmarkData, train: np.ndarray, n_splits: int,
+                seed: int) -> list[Split]:
+    """Inner splits of an outer fold's training rows (positions into ``train``), keeping each
+    group (source recording, or fold) whole."""
+    return inner_splits(data.y[train], data.groups[train], n_splits=n_splits,
+                        random_state=seed)
+
+
+def _scatter(blocks: Sequence[np.ndarray], indices: Sequence[np.ndarray],
+             n_rows: int) -> np.ndarray:
+    """Rows of ``blocks`` placed at ``indices`` of an (n_rows, dim) array."""
+    out = np.zeros((n_rows, blocks[0].shape[1]), dtype=np.float32)
+    for block, index in zip(blocks, indices, strict=True):
+        out[index] = block
+    return out
+
+
+def fit_unit(unit: Unit, spec: HeadSpec, data: BenchmarkData, train: np.ndarray,
+             test: np.ndarray, *, seeds: Sequence[int], splits: Sequence[Split],
+             tune: bool, tune_splits: int, with_embeddings: bool,
+             other_outputs: Mapping[str, UnitOutput] | None = None) -> UnitOutput:
+    """Fit one unit on ``train`` rows and predict ``test`` rows.
+
+    ``splits`` are the inner splits of ``train`` for this repeat (used when ``unit.inner``,
+    and by the search). ``other_outputs`` (``oof_features`` units): the stage-1 outputs of the
+    unit's other branches, whose out-of-fold (training rows) and test probabilities become
+    log-probability features of the target branch.
+    """
+    started = time.perf_counter()
+    sequence = unit.head in SEQUENCE_HEAD_NAMES
+    if sequence:
+        X_train = data.streams(unit.branches, train)
+        X_test = data.streams(unit.branches, test)
+    elif unit.kind == OOF_FEATURES:
+        target = oof_feature_target(unit.branches)
+        others = [other_outputs[name] for name in unit.branches if name != target]
+        target_columns = data.X[:, data.positions[target]]
+        X_train = log_probability_features(target_columns[train],
+                                           [part.oof.mean(axis=0) for part in others])
+        X_test = log_probability_features(target_columns[test],
+                                          [part.test.mean(axis=0) for part in others])
+    else:
+        columns = data.columns(unit.branches)
+        X_train, X_test = data.X[np.ix_(train, columns)], data.X[np.ix_(test, columns)]
+    y_train, groups = data.y[train], data.groups[train]
+    # One BLAS/OpenMP thread per unit: these matrices are small, parallelism comes from
+    # running units side by side, and threads competing for two cores cost up to 10x.
+    with threadpool_limits(limits=1):
+        fitted = fit_branch(spec, X_train, y_train, groups, n_classes=data.n_classes,
+                            seeds=seeds, splits=splits if unit.inner else None, tune=tune,
+                            tune_splits=tune_splits, tune_random_state=seeds[0],
+                            keep_twins=sequence and with_embeddings and unit.inner)
+        output = UnitOutput(test=predict_members(fitted.members, X_test, data.n_classes),
+                            oof=fitted.oof, params=fitted.params, seconds=0.0)
+        if unit.kind == "joint":
+            output.stream_weights = np.mean([member.stream_weights(X_test).mean(axis=0)
+                                             for member in fitted.members], axis=0)
+        if fitted.twins is not None:
+            validation = [val for _, val in splits]
+            output.oof_embedding = np.stack([
+                _scatter([twin.transform(take_rows(X_train, val))
+                          for twin, val in zip(twins, validation, strict=True)],
+                         validation, len(train)) for twins in fitted.twins])
+            output.test_embedding = np.stack([[twin.transform(X_test) for twin in twins]
+                                              for twins in fitted.twins])
+    output.seconds = time.perf_counter() - started
+    return output
+
+
+def _parallel(tasks: Sequence[Any], *, n_jobs: int, backend: str,
+              scheduler: str | None) -> Iterator[Any]:
+    """Results of joblib ``delayed`` tasks, in task order."""
+    if backend == "loky":
+        if effective_n_jobs(n_jobs) == 1:
+            for function, args, kwargs in tasks:
+                yield function(*args, **kwargs)
+            return
+        with parallel_config(backend="loky", inner_max_num_threads=1):
+            yield from Parallel(n_jobs=n_jobs, return_as="generator")(tasks)
+        return
+    from featurekit.runner import dask_client
+
+    with dask_client(scheduler, effective_n_jobs(n_jobs)), parallel_config(backend="dask"):
+        yield from Parallel(n_jobs=-1, return_as="generator")(tasks)
+
+
+def execute(plan: Plan, data: BenchmarkData, specs: Mapping[str, HeadSpec], *,
+            seeds_of: Callable[[int], list[int]], inner_splits_count: int, tune: bool,
+            with_embeddings: bool, n_jobs: int = 1, backend: str = "loky",
+            scheduler: str | None = None, progress: bool | None = None,
+            desc: str = "benchmark") -> tuple[dict[Unit, UnitOutput], dict]:
+    """Run every unit of ``plan``, stage by stage.
+
+    Parameters
+    ----------
+    plan : Plan
+    data : BenchmarkData
+    specs : mapping of head name to HeadSpec
+    seeds_of : callable
+        ``seeds_of(repeat)`` -> member seeds of that repeat (its first seed also draws the
+        repeat's inner splits).
+    inner_splits_count : int
+    tune : bool
+    with_embeddings : bool
+        Sequence units with inner twins also embed (for the blend).
+    n_jobs : int
+        Parallel units (-1: all cores). Results do not depend on it.
+    backend : {"loky", "dask"}
+        ``"dask"`` runs the units through joblib's Dask backend on the ``distributed``
+        scheduler at ``scheduler``, or on a LocalCluster of ``n_jobs`` single-threaded workers.
+    scheduler : str, optional
+        Address of a running Dask scheduler, e.g. ``"tcp://10.0.0.5:8786"``.
+    progress : bool, optional
+
+    Returns
+    -------
+    outputs : dict of Unit to UnitOutput
+    splits : dict of (fold, repeat) to list of (train, validation)
+        The inner splits each repeat used (positions into the fold's training rows).
+    """
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    if scheduler is not None and backend != "dask":
+        raise ConfigError("a scheduler address needs backend='dask'")
+    rows = {fold: (train, test) for fold, train, test in plan.outer}
+    repeats = sorted({unit.repeat for unit in plan.units})
+    splits = {(fold, repeat): unit_splits(data, rows[fold][0], inner_splits_count,
+                                          seeds_of(repeat)[0])
+              for fold in rows for repeat in repeats}
+    outputs: dict[Unit, UnitOutput] = {}
+
+    def task(unit: Unit) -> Any:
+        others = None
+        if unit.kind == OOF_FEATURES:
+            target = oof_feature_target(unit.branches)
+            others = {name: outputs[Unit(unit.fold, unit.repeat, unit.head, (name,),
+                                         "branch", True)]
+                      for name in unit.branches if name != target}
+        return delayed(fit_unit)(unit, specs[unit.head], data, *rows[unit.fold],
+                                 seeds=seeds_of(unit.repeat),
+                                 splits=splits[unit.fold, unit.repeat], tune=tune,
+                                 tune_splits=inner_splits_count,
+                                 with_embeddings=with_embeddings, other_outputs=others)
+
+    with progress_bar(total=len(plan.units), desc=desc, unit="fit",
+                      disable=None if progress is None else not progress) as bar:
+        for stage in plan.stages:
+            results = _parallel([task(unit) for unit in stage], n_jobs=n_jobs,
+                                backend=backend, scheduler=scheduler)
+            for unit, output in zip(stage, results, strict=True):
+                outputs[unit] = output
+                bar.update(1)
+    return outputs, splits

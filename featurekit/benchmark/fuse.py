@@ -1,0 +1,142 @@
+"""Fuse: every system's probabilities per outer fold and repeat, from the units' outputs.
+
+Single branches, early fusion, the joint model and ``oof_features`` are units of their own;
+the late rules, the blend and the primary comparison's ``auto`` choices are fitted here, on the
+units' inner out-of-fold predictions of the training rows, with the estimators' own steps from
+:mod:`featurekit.fusion` (:func:`~featurekit.fusion.make_fusion` rules,
+:func:`~featurekit.fusion.cross_fitted_proba`, :func:`~featurekit.fusion.blend_probabilities`)
+and the selection rule of :func:`featurekit.selection.select_by_oof`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from featurekit.benchmark.config import AUTO, LATE_FUSIONS, OOF_FEATURES
+from featurekit.benchmark.data import BenchmarkData
+from featurekit.benchmark.execute import UnitOutput
+from featurekit.benchmark.plan import Plan, System, Unit, oof_feature_target
+from featurekit.fusion import cross_fitted_proba, make_fusion
+from featurekit.heads import Split
+from featurekit.selection import select_by_oof
+
+
+@dataclass
+class Prediction:
+    """One system's output for one outer fold and repeat.
+
+    Attributes
+    ----------
+    test : np.ndarray, (n_test, n_classes)
+        Probabilities of the outer test rows (members averaged).
+    inner : np.ndarray or None, (n_train, n_classes)
+        Inner out-of-fold probabilities of the training rows, for systems that compete in a
+        selection.
+    choice : str or None
+        What a learned fusion or a selection chose (for the report).
+    selected : str or None
+        For ``auto`` and its reference: the system chosen.
+    """
+
+    test: np.ndarray
+    inner: np.ndarray | None = None
+    choice: str | None = None
+    selected: str | None = None
+
+
+Key = tuple[str, int, int]  # system name, fold, repeat
+
+
+def _named(choice: str, branches: Sequence[str]) -> str:
+    for index in reversed(range(len(branches))):  # "branch 10" before "branch 1"
+        choice = choice.replace(f"branch {index}", branches[index])
+    return choice
+
+
+def _fuse_system(system: System, fold: int, repeat: int, y_train: np.ndarray,
+                 splits: Sequence[Split], outputs: Mapping[Unit, UnitOutput], n_classes: int,
+                 seed: int, scored: bool) -> Prediction:
+    head = system.head
+    if system.fusion is None or system.fusion in ("early", "joint", OOF_FEATURES):
+        kind = {None: "branch"}.get(system.fusion, system.fusion)
+        output = next(outputs[unit] for unit in (
+            Unit(fold, repeat, head, system.branches, kind, True),
+            Unit(fold, repeat, head, system.branches, kind, False)) if unit in outputs)
+        choice = None
+        if system.fusion == "joint":
+            choice = "mean gate weights on the test clips: " + ", ".join(
+                f"{name} {weight:.2f}" for name, weight in zip(
+                    system.branches, output.stream_weights, strict=True))
+        elif system.fusion == OOF_FEATURES:
+            target = oof_feature_target(system.branches)
+            choice = (f"{target} features + out-of-fold log-probabilities of "
+                      + ", ".join(name for name in system.branches if name != target))
+        inner = output.oof.mean(axis=0) if scored and output.oof is not None else None
+        return Prediction(output.test.mean(axis=0), inner, choice)
+    parts = [outputs[Unit(fold, repeat, head, (name,), "branch", True)]
+             for name in system.branches]
+    if system.fusion == "blend":
+        from featurekit.fusion import blend_probabilities
+
+        members = [blend_probabilities(
+            [np.hstack([part.oof_embedding[m][val] for part in parts]) for _, val in splits],
+            [y_train[val] for _, val in splits],
+            [np.hstack([part.test_embedding[m][k] for part in parts])
+             for k in range(len(splits))], n_classes=n_classes, random_state=seed)
+            for m in range(parts[0].oof_embedding.shape[0])]
+        return Prediction(np.mean(members, axis=0), None,
+                          f"linear blend of {len(parts)} x {parts[0].oof_embedding.shape[2]}-d "
+                          f"embeddings, {len(splits)} inner splits")
+    if system.fusion not in LATE_FUSIONS:
+        raise ValueError(f"no fusion step for {system.fusion!r}")
+    oof = [part.oof.mean(axis=0) for part in parts]
+    rule = make_fusion(system.fusion).fit(oof, y_train, splits)
+    test = rule.combine([part.test.mean(axis=0) for part in parts])
+    inner = cross_fitted_proba(system.fusion, oof, y_train, splits) if scored else None
+    return Prediction(test, inner, _named(rule.choice_, system.branches))
+
+
+def fuse(plan: Plan, data: BenchmarkData, outputs: Mapping[Unit, UnitOutput],
+         splits: Mapping[tuple[int, int], Sequence[Split]],
+         seeds_of: Callable[[int], list[int]]) -> dict[Key, Prediction]:
+    """Probabilities of every system of ``plan``, and of ``auto`` and its reference.
+
+    ``auto``: per outer fold and repeat, the system among ``plan.auto_candidates`` whose inner
+    out-of-fold probabilities of the training rows are the most accurate; the reference
+    (``neural-auto`` or ``single-auto``) likewise among ``plan.reference_candidates``. Both
+    choices see training rows only; their test probabilities are those of the chosen system.
+    """
+    scored = set(plan.auto_candidates) | set(plan.reference_candidates)
+    predictions: dict[Key, Prediction] = {}
+    with threadpool_limits(limits=1):  # small second-level fits: one thread is fastest
+        _fuse_all(plan, data, outputs, splits, seeds_of, scored, predictions)
+    return predictions
+
+
+def _fuse_all(plan: Plan, data: BenchmarkData, outputs: Mapping[Unit, UnitOutput],
+              splits: Mapping[tuple[int, int], Sequence[Split]],
+              seeds_of: Callable[[int], list[int]], scored: set[str],
+              predictions: dict[Key, Prediction]) -> None:
+    for fold, train, _ in plan.outer:
+        y_train = data.y[train]
+        for (split_fold, repeat), inner in splits.items():
+            if split_fold != fold:
+                continue
+            for system in plan.systems:
+                predictions[system.name, fold, repeat] = _fuse_system(
+                    system, fold, repeat, y_train, inner, outputs, data.n_classes,
+                    seeds_of(repeat)[0], system.name in scored)
+            for name, candidates in ((AUTO, plan.auto_candidates),
+                                     (plan.reference, plan.reference_candidates)):
+                if not candidates:
+                    continue
+                chosen = select_by_oof(candidates, [predictions[c, fold, repeat].inner
+                                                    for c in candidates], y_train)
+                predictions[name, fold, repeat] = Prediction(
+                    predictions[chosen.best, fold, repeat].test, None,
+                    f"{chosen.best} (inner accuracy {100 * chosen.scores[chosen.index]:.1f} %)",
+                    chosen.best)

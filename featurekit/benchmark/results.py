@@ -1,0 +1,228 @@
+"""Results: the JSON-ready record of a benchmark (the results.json contract), saved and read.
+
+Keys: ``dataset, folds, protocol, systems, primary, best_single, best_fusion, fusion_gain,
+comparisons, fusion_vs_own_branches, sequence_vs_functionals, contributions, versions,
+config_hashes, timings_s`` and facts about the data. ``primary`` is the headline: ``auto``
+(per outer fold, the head x fusion over every branch that won the inner cross-validation of the
+training folds) against ``neural-auto`` (the same among single neural branches). The best
+single branch and best fusion by test accuracy are kept as exploratory figures: chosen on the
+test folds, they favour themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from featurekit.benchmark.config import AUTO, SEQUENCE_HEAD_NAMES, BenchmarkConfig
+from featurekit.benchmark.data import BenchmarkData, is_neural
+from featurekit.benchmark.fuse import Key, Prediction
+from featurekit.benchmark.plan import Plan, system_name
+from featurekit.benchmark.score import (
+    METRICS,
+    ci_method,
+    compare,
+    confusion,
+    fold_metrics,
+    per_class_f1,
+)
+from featurekit.fsutil import atomic_write_text
+
+
+def _system_entry(name: str, branches: Sequence[str], head: str | None, fusion: str | None,
+                  roles: Sequence[str], data: BenchmarkData, plan: Plan,
+                  predictions: Mapping[Key, Prediction], repeats: int) -> dict[str, Any]:
+    per_fold, per_repeat = {}, np.zeros((repeats, len(plan.folds)))
+    truth, predicted = [], []
+    for index, (fold, _, test) in enumerate(plan.outer):
+        scores = [fold_metrics(data.y[test], predictions[name, fold, r].test)
+                  for r in range(repeats)]
+        per_fold[str(fold)] = {metric: float(np.mean([s[metric] for s in scores]))
+                               for metric in METRICS}
+        per_repeat[:, index] = [s["accuracy"] for s in scores]
+        for r in range(repeats):
+            truth.append(data.y[test])
+            predicted.append(np.argmax(predictions[name, fold, r].test, axis=1))
+    values = {metric: np.array([scores[metric] for scores in per_fold.values()])
+              for metric in METRICS}
+    truth_all, predicted_all = np.concatenate(truth), np.concatenate(predicted)
+    repeat_accuracy = per_repeat.mean(axis=1)
+    entry = {"name": name, "branches": list(branches), "head": head, "fusion": fusion,
+             "per_fold": per_fold,
+             "mean": {m: float(v.mean()) for m, v in values.items()},
+             "std": {m: float(v.std(ddof=1)) if v.size > 1 else 0.0 for m, v in values.items()},
+             "repeats": {"accuracy": repeat_accuracy.tolist()},
+             "repeat_sd": {"accuracy": float(repeat_accuracy.std(ddof=1))
+                           if repeats > 1 else 0.0},
+             "ablation": list(roles),
+             "per_class_f1": dict(zip(data.classes, per_class_f1(
+                 truth_all, predicted_all, data.n_classes).round(6).tolist(), strict=True)),
+             "confusion": (confusion(truth_all, predicted_all, data.n_classes)
+                           // repeats).tolist()}
+    choices = {f"{fold}": [predictions[name, fold, r].choice for r in range(repeats)]
+               for fold in plan.folds}
+    if any(choice is not None for values in choices.values() for choice in values):
+        entry["fusion_choice"] = {fold: "; ".join(f"r{r}: {c}" for r, c in enumerate(values))
+                                  if len(set(values)) > 1 else values[0]
+                                  for fold, values in choices.items()}
+    return entry
+
+
+def assemble_results(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Prediction],
+                     config: BenchmarkConfig, *, dataset: str) -> dict[str, Any]:
+    """Every system's scores and the comparisons between them (see the module docstring)."""
+    repeats = config.repeats
+    systems = [_system_entry(s.name, s.branches, s.head, s.fusion, s.roles, data, plan,
+                             predictions, repeats) for s in plan.systems]
+    everything = data.branches
+    for name, pool in ((AUTO, plan.auto_candidates),
+                       (plan.reference, plan.reference_candidates)):
+        if pool:
+            branches = everything if name == AUTO else (
+                [b for b in everything if is_neural(b)] or everything)
+            systems.append(_system_entry(name, branches, None, name,
+                                         ("selected on inner cross-validation",), data, plan,
+                                         predictions, repeats))
+    by_name = {system["name"]: system for system in systems}
+    units = [data.groups[test] if data.recordings_known else test
+             for _, _, test in plan.outer]
+    correct = {}
+    for system in systems:
+        correct[system["name"]] = [
+            np.stack([np.argmax(predictions[system["name"], fold, r].test, axis=1)
+                      == data.y[test] for r in range(repeats)])
+            for fold, _, test in plan.outer]
+
+    def comparison(name: str, reference: str) -> dict[str, Any]:
+        return compare(name, reference, correct, units, plan.folds,
+                       n_boot=config.n_bootstrap, random_state=config.seed)
+
+    primary = None
+    if plan.auto_candidates and plan.reference_candidates:
+        primary = {**comparison(AUTO, plan.reference), "selection": "inner_cv",
+                   "gain_pp": None, "ci_method": ci_method(data.recordings_known, repeats,
+                                                          config.n_bootstrap),
+                   "n_repeats": repeats,
+                   "choices": {name: by_name[name]["fusion_choice"]
+                               for name in (AUTO, plan.reference)}}
+        primary["gain_pp"] = primary.pop("mean_pp")
+
+    studied = [s for s in systems if s["head"] is not None]
+    singles = [s for s in studied if s["fusion"] is None]
+    fused = [s for s in studied if s["fusion"] is not None]
+    best_single = max(singles, key=lambda s: s["mean"]["accuracy"])["name"]
+    best_fusion = max(fused, key=lambda s: s["mean"]["accuracy"])["name"] if fused else None
+    comparisons = [comparison(s["name"], best_single) for s in fused]
+    fusion_vs_own = []
+    for system in fused:
+        own = [by_name[system_name((name,), system["head"], None)]
+               for name in system["branches"]]
+        fusion_vs_own.append(comparison(system["name"], max(
+            own, key=lambda s: s["mean"]["accuracy"])["name"]))
+    sequence_vs_functionals = []
+    for head in (h for h in config.heads if h in SEQUENCE_HEAD_NAMES):
+        for name in data.branches:
+            learned = by_name.get(system_name((name,), head, None))
+            functionals = [s for s in singles if s["branches"] == [name]
+                           and s["head"] not in SEQUENCE_HEAD_NAMES]
+            if learned and functionals:
+                reference = max(functionals, key=lambda s: s["mean"]["accuracy"])["name"]
+                sequence_vs_functionals.append({"branch": name,
+                                                **comparison(learned["name"], reference)})
+    neural_singles = [s for s in singles if is_neural(s["branches"][0])]
+    anchor = by_name[_most_chosen(predictions, plan) or best_fusion or best_single]
+    return {
+        "dataset": dataset, "folds": plan.folds, "protocol": "leave-one-fold-out",
+        "primary": primary, "systems": systems,
+        "best_single": best_single, "best_fusion": best_fusion,
+        "fusion_gain": next((c for c in comparisons if c["system"] == best_fusion), None),
+        "selection_note": "best_single, best_fusion, fusion_gain and comparisons pick systems "
+                          "by their test accuracy: exploratory, not the headline",
+        "classes": data.classes,
+        "clips_per_fold": {str(fold): len(test) for fold, _, test in plan.outer},
+        "n_clips": len(data.y),
+        "recordings_known": data.recordings_known,
+        "branches": {name: len(cols) for name, cols in data.positions.items()},
+        "config": config.to_dict(),
+        "comparisons": comparisons,
+        "fusion_vs_own_branches": fusion_vs_own,
+        "sequence_vs_functionals": sequence_vs_functionals,
+        "sequence_dims": {name: list(np.shape(values)[1:])
+                          for name, values in data.sequences.items()},
+        "contributions": _contributions(by_name, data.branches, plan.folds, anchor),
+        "reference_for_gain": (max(neural_singles, key=lambda s: s["mean"]["accuracy"])["name"]
+                               if neural_singles else best_single),
+    }
+
+
+def _most_chosen(predictions: Mapping[Key, Prediction], plan: Plan) -> str | None:
+    """The system ``auto`` chose most often over folds and repeats (ties: the first)."""
+    chosen = [prediction.selected for (name, _, _), prediction in predictions.items()
+              if name == AUTO]
+    if not chosen:
+        return None
+    return max(plan.auto_candidates, key=chosen.count)
+
+
+def _contributions(by_name: Mapping[str, Mapping[str, Any]], branch_names: Sequence[str],
+                   fold_ids: Sequence[int], anchor: Mapping[str, Any]) -> dict[str, Any]:
+    """Each branch alone and its marginal value (all minus all-but-it), with ``anchor``'s head
+    and fusion, per fold and as mean and standard deviation over folds."""
+    head, fusion = anchor["head"], anchor["fusion"]
+
+    def lookup(subset: Sequence[str]) -> Mapping[str, Any] | None:
+        return by_name.get(system_name(subset, head, fusion if len(subset) > 1 else None))
+
+    def summary(values: Sequence[float]) -> dict[str, Any]:
+        array = np.asarray(values)
+        return {"per_fold": {str(f): float(v) for f, v in zip(fold_ids, array, strict=True)},
+                "mean": float(array.mean()),
+                "std": float(array.std(ddof=1)) if array.size > 1 else 0.0}
+
+    def accuracy(system: Mapping[str, Any]) -> list[float]:
+        return [100.0 * system["per_fold"][str(f)]["accuracy"] for f in fold_ids]
+
+    everything = lookup(branch_names)
+    out: dict[str, Any] = {"head": head, "fusion": fusion, "branches": {}}
+    for name in branch_names:
+        entry: dict[str, Any] = {"alone_pct": summary(accuracy(by_name[system_name(
+            (name,), head, None)]))}
+        rest = [other for other in branch_names if other != name]
+        without = lookup(rest) if rest else None
+        if everything is not None and without is not None:
+            entry["marginal_pp"] = summary([a - b for a, b in zip(
+                accuracy(everything), accuracy(without), strict=True)])
+        out["branches"][name] = entry
+    return out
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(key): _json_ready(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(item) for item in value]
+    if isinstance(value, np.generic):
+        return _json_ready(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+def save_results(results: Mapping[str, Any], out_dir: str | os.PathLike[str]) -> Path:
+    """Write ``results.json`` into ``out_dir`` atomically and return its path."""
+    target = Path(out_dir) / "results.json"
+    atomic_write_text(target, json.dumps(_json_ready(results), indent=1) + "\n")
+    return target
+
+
+def load_results(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a ``results.json`` written by :func:`save_results`."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
