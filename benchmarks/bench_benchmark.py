@@ -54,7 +54,9 @@ results = benchmark_store(store, dataset.name, model=spec["model"], config=confi
                           n_jobs=spec["jobs"], progress=False,
                           recordings=clips.set_index("clip_id")["recording"])
 wall = time.perf_counter() - started
-print(json.dumps({"wall": wall, "fits": results.get("n_fits"), "folds": results["folds"],
+import featurekit
+print(json.dumps({"source": featurekit.__file__, "wall": wall, "fits": results.get("n_fits"),
+                  "folds": results["folds"],
                   "clips": int(sum(results["clips_per_fold"].values())),
                   "accuracy": {s["name"]: s["mean"]["accuracy"] for s in results["systems"]}}))
 """
@@ -104,7 +106,8 @@ def main() -> None:
         if engine == "after" and before_accuracy and config is same_fits and folds is None \
                 and fraction == 1.0:
             shared = set(before_accuracy) & set(outcome["accuracy"])
-            delta = f"{max(100 * abs(outcome['accuracy'][n] - before_accuracy[n]) for n in shared):.2f}"
+            worst = max(abs(outcome["accuracy"][n] - before_accuracy[n]) for n in shared)
+            delta = f"{100 * worst:.2f}"
         fits = outcome["fits"]
         per_fit = f"{outcome['wall'] / fits:.3f}" if fits else ""
         print(f"| {engine} | {label} | {','.join(map(str, outcome['folds']))} | "
