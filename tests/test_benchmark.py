@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, average_precision_score, f1_score
 from sklearn.preprocessing import StandardScaler
 
-import featurekit.benchmark as benchmark_module
+import featurekit.benchmark.execute as execute_module
 from featurekit.benchmark import (
     BenchmarkConfig,
     ablation_subsets,
@@ -26,21 +26,28 @@ from featurekit.benchmark import (
     save_results,
     system_name,
 )
-from featurekit.branch import ClipResult
-from featurekit.errors import ConfigError, DatasetError, StoreError
-from featurekit.evaluation import (
-    bootstrap_accuracy_difference,
-    classification_metrics,
+from featurekit.benchmark.score import (
+    bootstrap_difference,
+    fold_metrics,
     paired_fold_test,
     per_class_f1,
 )
+from featurekit.branch import ClipResult
+from featurekit.errors import ConfigError, DatasetError, StoreError
+from featurekit.fusion import log_probability_features
 from featurekit.heads import HEADS, HeadSpec, MLPHead, XGBHead
 from featurekit.store import FeatureStore
 
 KEYS = ["clip_id", "fold", "label", "label_id"]
 FOUR_BRANCHES = {"pitch": 4, "timbre": 4, "spectral": 4, "neural.tiny": 6}
 FAST = BenchmarkConfig(heads=("logreg",), fusions=("early", "weighted"), n_seeds=1,
-                       n_bootstrap=200)
+                       repeats=1, n_bootstrap=200)
+
+#: Small seeded heads (their grids for the tuned runs).
+QUICK = {"xgb": HeadSpec("xgb", functools.partial(XGBHead, n_estimators=15), seeded=True,
+                         param_grid=HEADS["xgb"].param_grid),
+         "mlp": HeadSpec("mlp", functools.partial(MLPHead, max_iter=30), seeded=True,
+                         param_grid={"alpha": [1e-4, 1e-2]})}
 
 
 def run(frame: pd.DataFrame, config: BenchmarkConfig = FAST, **kwargs: object) -> dict:
@@ -80,7 +87,7 @@ def test_ablation_credits_the_only_informative_branch(informative: str) -> None:
 def test_fusion_of_complementary_branches_beats_each_branch() -> None:
     frame = feature_frame(n_clips=160, n_folds=4, signal={"pitch": (low_bit, 3.0),
                                                          "spectral": (high_bit, 3.0)})
-    config = BenchmarkConfig(heads=("logreg",), n_seeds=1, n_bootstrap=300)
+    config = BenchmarkConfig(heads=("logreg",), n_seeds=1, repeats=1, n_bootstrap=300)
     results = run(frame, config=config)
     by_name = {system["name"]: system for system in results["systems"]}
     best_single = by_name[results["best_single"]]["mean"]["accuracy"]
@@ -127,27 +134,24 @@ def test_no_test_fold_row_reaches_any_fit(monkeypatch: pytest.MonkeyPatch) -> No
             stacker_sizes.append(len(X))
             return super().fit(X, y, sample_weight)
 
-    monkeypatch.setattr("featurekit.fusion.LogisticRegression", RecordingStacker)
+    monkeypatch.setattr("featurekit.fusion.rules.LogisticRegression", RecordingStacker)
     leaks: list[str] = []
-    real_unit = benchmark_module._run_unit
+    real_unit = execute_module.fit_unit
 
-    def checked_unit(spec, X, y, groups, train, test, *args, **kwargs):
+    def checked_unit(unit, spec, data, train, test, **kwargs):
         # Every fit made for this outer fold must stay away from its test rows.
         seen = len(raw_rows)
-        output = real_unit(spec, X, y, groups, train, test, *args, **kwargs)
+        output = real_unit(unit, spec, data, train, test, **kwargs)
         test_rows = set(test.tolist())
         leaks.extend(spec.name for rows in raw_rows[seen:] if test_rows & set(rows.tolist()))
         return output
 
-    monkeypatch.setattr(benchmark_module, "_run_unit", checked_unit)
-    quick = {"xgb": HeadSpec("xgb", functools.partial(XGBHead, n_estimators=15), seeded=True,
-                             param_grid=HEADS["xgb"].param_grid),
-             "mlp": HeadSpec("mlp", functools.partial(MLPHead, max_iter=30), seeded=True,
-                             param_grid={"alpha": [1e-4, 1e-2]})}
-    config = BenchmarkConfig(heads=("xgb", "mlp", "logreg"), n_seeds=2, tune=True,
-                             n_bootstrap=50)
-    results = run(frame, config=config, head_specs=quick)
-    assert len(results["systems"]) == 3 * (2 + 5)
+    monkeypatch.setattr(execute_module, "fit_unit", checked_unit)
+    config = BenchmarkConfig(heads=("xgb", "mlp", "logreg"), n_seeds=2, repeats=1, tune=True,
+                             n_bootstrap=100)
+    results = run(frame, config=config, head_specs=QUICK)
+    # 3 heads x (2 branches + 5 fusions), then auto and its reference (single-auto)
+    assert len(results["systems"]) == 3 * (2 + 5) + 2
 
     fold_of = frame["fold"].to_numpy()
     assert len(raw_rows) > 200
@@ -184,7 +188,7 @@ def test_results_follow_the_contract_and_survive_json(tmp_path: Path) -> None:
         assert set(system["std"]) == {"accuracy", "macro_f1", "map"}
         assert np.sum(system["confusion"]) == 90
         assert isinstance(system["branches"], list)
-        assert system["fusion"] in (None, "early", "weighted")
+        assert system["fusion"] in (None, "early", "weighted", "auto", "neural-auto")
     best = {s["name"]: s for s in results["systems"]}
     gain = results["fusion_gain"]
     assert gain["mean_pp"] == pytest.approx(
@@ -197,12 +201,14 @@ def test_results_follow_the_contract_and_survive_json(tmp_path: Path) -> None:
 def test_benchmark_is_deterministic_for_a_seed() -> None:
     frame = feature_frame(n_clips=60, widths={"pitch": 4, "spectral": 4},
                           signal={"pitch": (full_label, 0.7), "spectral": (full_label, 0.7)})
-    config = BenchmarkConfig(heads=("xgb", "mlp"), n_seeds=2, n_bootstrap=100, seed=5)
-    first, second = run(frame, config=config), run(frame, config=config)
+    config = BenchmarkConfig(heads=("xgb", "mlp"), fusions=("early", "weighted"), n_seeds=2,
+                             repeats=2, n_bootstrap=100, seed=5)
+    first, second = (run(frame, config=config, head_specs=QUICK),
+                     run(frame, config=config, head_specs=QUICK))
     for results in (first, second):
         results.pop("timings_s")
     assert json.dumps(first) == json.dumps(second)
-    shuffled = run(frame.sample(frac=1.0, random_state=1), config=config)
+    shuffled = run(frame.sample(frac=1.0, random_state=1), config=config, head_specs=QUICK)
     shuffled.pop("timings_s")
     assert json.dumps(shuffled) == json.dumps(first)  # row order of the table is irrelevant
 
@@ -269,7 +275,7 @@ def test_metrics_match_scikit_learn_on_random_predictions() -> None:
     y[:5] = np.arange(5)
     proba = rng.dirichlet(np.ones(5), size=200)
     proba[:20] = np.round(proba[:20], 1)  # ties in the ranking
-    scores = classification_metrics(y, proba)
+    scores = fold_metrics(y, proba)
     predicted = proba.argmax(axis=1)
     assert scores["accuracy"] == pytest.approx(accuracy_score(y, predicted))
     assert scores["macro_f1"] == pytest.approx(f1_score(y, predicted, average="macro"))
@@ -287,23 +293,24 @@ def test_paired_statistics_and_bootstrap_interval() -> None:
     assert test["wilcoxon_p"] == pytest.approx(0.0625)
     assert paired_fold_test([0.5, 0.5], [0.5, 0.5])["wilcoxon_p"] == 1.0
     rng = np.random.default_rng(1)
-    a = [rng.random(300) < 0.8 for _ in range(3)]
-    b = [rng.random(300) < 0.6 for _ in range(3)]
-    low, high = bootstrap_accuracy_difference(a, b, n_boot=1000, random_state=0)
+    a = [rng.random((1, 300)) < 0.8 for _ in range(3)]  # one repeat, 300 clips per fold
+    b = [rng.random((1, 300)) < 0.6 for _ in range(3)]
+    units = [np.arange(300)] * 3  # every clip its own recording
+    low, high = bootstrap_difference(a, b, units, n_boot=1000, random_state=0)
     observed = np.mean([x.mean() - z.mean() for x, z in zip(a, b, strict=True)])
     assert low < observed < high and 0.0 < low and high - low < 0.2
-    assert bootstrap_accuracy_difference(a, a, n_boot=100) == (0.0, 0.0)
+    assert bootstrap_difference(a, a, units, n_boot=100) == (0.0, 0.0)
 
 
 def test_oof_features_let_the_neural_head_read_the_other_branches() -> None:
     frame = feature_frame(n_clips=160, n_folds=4, widths={"pitch": 5, "neural.m": 8},
                           signal={"pitch": (low_bit, 3.0), "neural.m": (high_bit, 3.0)})
     config = BenchmarkConfig(heads=("logreg",), fusions=("oof_features",), n_seeds=1,
-                             n_bootstrap=100)
+                             repeats=1, n_bootstrap=100)
     results = run(frame, config=config)
     by_name = {system["name"]: system for system in results["systems"]}
     assert set(by_name) == {"pitch/logreg", "neural.m/logreg",
-                            "pitch+neural.m/logreg/oof_features"}
+                            "pitch+neural.m/logreg/oof_features", "auto", "neural-auto"}
     assert by_name["neural.m/logreg"]["mean"]["accuracy"] < 0.65
     assert by_name["pitch+neural.m/logreg/oof_features"]["mean"]["accuracy"] > 0.85
     assert set(by_name["pitch+neural.m/logreg/oof_features"]["fusion_choice"].values()) == {
@@ -316,25 +323,27 @@ def test_oof_features_fits_never_see_their_test_fold(monkeypatch: pytest.MonkeyP
                           signal={"pitch": (full_label, 2.0)}, id_column=True)
     raw_rows: list[np.ndarray] = []
     monkeypatch.setattr("featurekit.heads.StandardScaler", _recorder(raw_rows, StandardScaler))
-    config = BenchmarkConfig(heads=("logreg",), fusions=("oof_features",), n_bootstrap=50)
+    config = BenchmarkConfig(heads=("logreg",), fusions=("oof_features",), repeats=1,
+                             n_bootstrap=100)
     run(frame, config=config)
     fold_of = frame["fold"].to_numpy()
-    # 3 outer folds x (2 branches x (member + 2 twins) + 1 oof_features member); logistic
-    # regression is deterministic, so one member whatever n_seeds
-    assert len(raw_rows) == 3 * (2 * 3 + 1)
+    # 3 outer folds x (2 branches + 1 oof_features unit) x (member + 2 twins): every unit
+    # has inner twins (the branches teach oof_features or are reference candidates; the
+    # oof_features system is the only auto candidate); logistic regression is
+    # deterministic, so one member whatever n_seeds
+    assert len(raw_rows) == 3 * 3 * 3
     for rows in raw_rows:
         assert len(set(fold_of[rows])) < 3, "a fit saw every fold"
 
 
-def test_log_probability_features_are_out_of_fold_on_training_rows() -> None:
-    from featurekit.benchmark import _with_log_probabilities
-
-    train, test = np.array([0, 2]), np.array([1])
-    # out-of-fold probabilities come in training-row order, test probabilities in test order
-    part = {"oof": np.array([[[0.5, 0.5], [1.0, 0.0]]]),
-            "test": np.array([[[0.25, 0.75]]])}
-    out = _with_log_probabilities(np.ones((3, 1), np.float32), [part], train, test)
+def test_log_probability_features_append_clipped_log_probabilities() -> None:
+    # out-of-fold probabilities of training rows, in training-row order
+    oof = np.array([[0.5, 0.5], [1.0, 0.0]])
+    out = log_probability_features(np.ones((2, 1), np.float32), [oof, oof[::-1]])
+    assert out.dtype == np.float32 and out.shape == (2, 1 + 2 * 2)
     np.testing.assert_allclose(out[:, 0], 1.0)
-    np.testing.assert_allclose(out[0, 1:], np.log([0.5, 0.5]), rtol=1e-6)
-    np.testing.assert_allclose(out[1, 1:], np.log([0.25, 0.75]), rtol=1e-6)
-    np.testing.assert_allclose(out[2, 1:], np.log([1.0, 1e-6]), rtol=1e-5)
+    np.testing.assert_allclose(out[0, 1:3], np.log([0.5, 0.5]), rtol=1e-6)
+    np.testing.assert_allclose(out[1, 1:3], np.log([1.0, 1e-6]), rtol=1e-5)
+    np.testing.assert_allclose(out[0, 3:], np.log([1.0, 1e-6]), rtol=1e-5)
+    with pytest.raises(ValueError, match="probabilities must be"):
+        log_probability_features(np.ones((3, 1)), [oof])

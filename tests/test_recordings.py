@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from featurekit.benchmark import _inner_groups
+from featurekit.benchmark import BenchmarkConfig
+from featurekit.benchmark.data import prepare_data
 from featurekit.datasets import load_dataset
 from featurekit.heads import inner_splits
 
@@ -24,13 +25,15 @@ def test_inner_splits_never_divide_a_recording():
     rng = np.random.default_rng(0)
     recordings = np.repeat([f"rec{i}" for i in range(30)], 4)
     y = np.repeat(rng.integers(0, 3, 30), 4)
-    data = pd.DataFrame({"clip_id": [f"c{i}" for i in range(120)], "fold": 1,
-                         "label_id": y, "recording": recordings})
-    groups = _inner_groups(data)
+    data = pd.DataFrame({"clip_id": [f"c{i:03d}" for i in range(120)], "fold": 1,
+                         "label_id": y, "recording": recordings, "pitch.d0.mean": 0.0})
+    groups = prepare_data(data, BenchmarkConfig()).groups
     for train, test in inner_splits(y, groups, n_splits=3, random_state=0):
         assert not set(recordings[train]) & set(recordings[test])
 
 
 def test_inner_groups_fall_back_to_folds():
-    data = pd.DataFrame({"clip_id": ["a", "b"], "fold": [3, 5], "label_id": [0, 1]})
-    assert _inner_groups(data).tolist() == [3, 5]
+    data = pd.DataFrame({"clip_id": ["a", "b"], "fold": [3, 5], "label_id": [0, 1],
+                         "pitch.d0.mean": 0.0})
+    prepared = prepare_data(data, BenchmarkConfig())
+    assert prepared.groups.tolist() == [3, 5] and not prepared.recordings_known

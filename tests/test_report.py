@@ -9,8 +9,8 @@ import pytest
 from fixtures_features import feature_frame, full_label, high_bit, low_bit
 
 from featurekit.benchmark import BenchmarkConfig, load_results, run_benchmark, save_results
+from featurekit.benchmark.report import render_markdown, write_report
 from featurekit.cli import main
-from featurekit.report import render_markdown, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -22,7 +22,7 @@ def results() -> dict:
                           signal={"pitch": (low_bit, 3.0), "spectral": (high_bit, 3.0),
                                   "neural.tiny": (full_label, 0.8)})
     config = BenchmarkConfig(heads=("logreg",), fusions=("early", "mean", "stacking"),
-                             n_seeds=1, n_bootstrap=200)
+                             n_seeds=1, repeats=2, n_bootstrap=200)
     return run_benchmark(frame, dataset="generated", config=config, progress=False,
                          expected_folds=[1, 2, 3, 4])
 
@@ -41,11 +41,33 @@ def test_report_files_are_written_and_consistent_with_results(results: dict,
     assert "folds 4 are not in this copy" in text
     for system in results["systems"]:
         assert f"`{system['name']}`" in text
-    best = next(s for s in results["systems"] if s["name"] == results["best_fusion"])
-    accuracy = f"{100 * best['mean']['accuracy']:.1f} ± {100 * best['std']['accuracy']:.1f}"
-    assert f"Best fusion: `{results['best_fusion']}`, accuracy {accuracy} %" in text
+    by_name = {s["name"]: s for s in results["systems"]}
+
+    def accuracy(name: str) -> str:
+        system = by_name[name]
+        return f"{100 * system['mean']['accuracy']:.1f} ± {100 * system['std']['accuracy']:.1f}"
+
+    best = results["best_fusion"]
+    assert f"Best fusion: `{best}`, accuracy {accuracy(best)} %" in text
     gain = results["fusion_gain"]
-    assert f"{gain['mean_pp']:+.1f} pp (95 % bootstrap CI {gain['ci95_pp'][0]:+.1f}" in text
+    assert (f"{gain['mean_pp']:+.1f} pp (95 % CI {gain['ci95_pp'][0]:+.1f} to "
+            f"{gain['ci95_pp'][1]:+.1f} pp") in text
+    # The primary comparison comes first, with its interval and how it was computed.
+    primary = results["primary"]
+    assert (primary["system"], primary["reference"]) == ("auto", "neural-auto")
+    headline = (f"**`auto` {100 * by_name['auto']['mean']['accuracy']:.1f} % against "
+                f"`neural-auto` {100 * by_name['neural-auto']['mean']['accuracy']:.1f} %: "
+                f"{primary['gain_pp']:+.1f} pp (95 % CI {primary['ci95_pp'][0]:+.1f} to "
+                f"{primary['ci95_pp'][1]:+.1f} pp")
+    assert headline in text
+    assert text.index("## Primary comparison") < text.index("## Exploratory")
+    assert primary["ci_method"] in text
+    for fold, choice in primary["choices"]["auto"].items():
+        assert f"| {fold} | {choice} |" in text
+    for system in results["systems"]:
+        repeat_sd = f"{100 * system['repeat_sd']['accuracy']:.2f}"
+        assert f"| `{system['name']}` | {accuracy(system['name'])} |" in text
+        assert repeat_sd in text
     for name, entry in results["contributions"]["branches"].items():
         assert f"| {name} | {entry['alone_pct']['mean']:.1f} ± " in text
     for label in results["classes"]:
@@ -54,7 +76,7 @@ def test_report_files_are_written_and_consistent_with_results(results: dict,
                     if s["name"] == "pitch+spectral+neural.tiny/logreg/stacking")
     assert "## What the fusions relied on" in text
     own = {c["system"]: c for c in results["fusion_vs_own_branches"]}
-    assert set(own) == {s["name"] for s in results["systems"] if s["fusion"]}
+    assert set(own) == {s["name"] for s in results["systems"] if s["fusion"] and s["head"]}
     assert own[stacking["name"]]["reference"] == max(
         (s for s in results["systems"] if s["fusion"] is None),
         key=lambda s: s["mean"]["accuracy"])["name"]
@@ -62,13 +84,19 @@ def test_report_files_are_written_and_consistent_with_results(results: dict,
 
 
 def test_report_without_fusion_or_missing_folds(results: dict) -> None:
-    single = {**results, "systems": [s for s in results["systems"] if s["fusion"] is None],
+    # Single branches and the primary comparison's two systems, no fusion.
+    single = {**results, "systems": [s for s in results["systems"]
+                                     if s["fusion"] is None or s["head"] is None],
               "best_fusion": None, "fusion_gain": None, "comparisons": [],
               "missing_folds": []}
     text = render_markdown(single)
     assert "No fusion was run" in text
     assert "All official folds are present." in text
     assert "## Per-class F1" not in text
+    assert "## Primary comparison" in text
+    no_primary = render_markdown({**single, "primary": None,
+                                  "systems": [s for s in single["systems"] if s["head"]]})
+    assert "## Primary comparison" in no_primary and "`auto`" not in no_primary
 
 
 @pytest.mark.filterwarnings("ignore:urbansound8k. partial copy")
@@ -79,7 +107,8 @@ def test_benchmark_command_end_to_end_on_handcrafted_branches(
     out = tmp_path / "out"
     argv = ["benchmark", "--dataset", "urbansound8k", "--data-dir", str(urbansound8k_dir),
             "--store", str(tmp_path / "store"), "--model", "none", "--heads", "logreg",
-            "--fusions", "early,weighted", "--seeds", "1", "--out", str(out)]
+            "--fusions", "early,weighted", "--seeds", "1", "--repeats", "1",
+            "--bootstrap", "200", "--out", str(out)]
     assert main(argv) == 0
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert results["dataset"] == "urbansound8k"
@@ -88,7 +117,11 @@ def test_benchmark_command_end_to_end_on_handcrafted_branches(
     assert set(results["branches"]) == {"pitch", "timbre", "spectral"}
     assert len(results["config_hashes"]["handcrafted"]) > 0
     assert (out / "report.md").is_file() and (out / "confusion_best.png").is_file()
-    assert "best single branch:" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert printed.startswith("primary: auto ") and "vs single-auto" in printed
+    assert "exploratory, picked on test folds: best single branch" in printed
+    assert results["primary"]["n_repeats"] == 1
+    assert "source recordings resampled" in results["primary"]["ci_method"]
     # A rerun finds the store filled and gives the same numbers.
     assert main([*argv[:-1], str(tmp_path / "again")]) == 0
     again = json.loads((tmp_path / "again" / "results.json").read_text(encoding="utf-8"))

@@ -200,7 +200,7 @@ def test_benchmark_runs_the_sequence_head_the_blend_and_the_joint_model() -> Non
     frame, sequences = benchmark_inputs(n_clips=192)
     config = BenchmarkConfig(heads=("logreg", "seq"),
                              fusions=("early", "calibrated", "blend", "joint"),
-                             n_seeds=1, n_bootstrap=100)
+                             n_seeds=1, repeats=1, n_bootstrap=100)
     # Rows of the table in another order than the sequences: they are matched by position.
     results = run_benchmark(frame, dataset="generated", config=config,
                             head_specs=quick_seq(max_epochs=30, patience=8),
@@ -209,7 +209,7 @@ def test_benchmark_runs_the_sequence_head_the_blend_and_the_joint_model() -> Non
     assert set(by_name) == {"pitch/logreg", "spectral/logreg", "pitch+spectral/logreg/early",
                             "pitch+spectral/logreg/calibrated", "pitch/seq", "spectral/seq",
                             "pitch+spectral/seq/calibrated", "pitch+spectral/seq/blend",
-                            "pitch+spectral/seq/joint"}
+                            "pitch+spectral/seq/joint", "auto", "single-auto"}
     single = max(by_name["pitch/seq"]["mean"]["accuracy"],
                  by_name["spectral/seq"]["mean"]["accuracy"])
     for fusion in ("blend", "joint"):
@@ -224,7 +224,8 @@ def test_benchmark_runs_the_sequence_head_the_blend_and_the_joint_model() -> Non
 
 def test_benchmark_sequences_follow_the_callers_row_order() -> None:
     frame, sequences = benchmark_inputs()
-    config = BenchmarkConfig(heads=("seq",), fusions=("blend",), n_seeds=1, n_bootstrap=50)
+    config = BenchmarkConfig(heads=("seq",), fusions=("blend",), n_seeds=1, repeats=1,
+                             n_bootstrap=100)
     order = np.random.default_rng(0).permutation(len(frame))
     first = run_benchmark(frame, dataset="g", config=config, head_specs=quick_seq(),
                           sequences=sequences, progress=False)
@@ -262,24 +263,24 @@ def test_no_test_fold_clip_reaches_an_encoder_a_joint_model_or_a_blender(
             return out
 
     blender_rows: list[np.ndarray] = []
-    import featurekit.sequence as sequence
+    import featurekit.fusion.blend as blend
 
-    real_fit_blender = sequence.fit_blender
+    real_fit_blender = blend.fit_blender
 
     def spy_fit_blender(Z, y, **kwargs):
         blender_rows.append(np.asarray(Z).copy())
         return real_fit_blender(Z, y, **kwargs)
 
-    monkeypatch.setattr(sequence, "fit_blender", spy_fit_blender)
+    monkeypatch.setattr(blend, "fit_blender", spy_fit_blender)
     frame, sequences = benchmark_inputs(n_clips=72, id_channel=True)
     config = BenchmarkConfig(heads=("seq",), fusions=("blend", "weighted", "joint"),
-                             n_seeds=2, n_bootstrap=50)
+                             n_seeds=2, repeats=1, n_bootstrap=100)
     run_benchmark(frame, dataset="g", config=config, head_specs=quick_seq(SpyEncoder),
                   sequences=sequences, progress=False)
     fold_of = frame["fold"].to_numpy()
-    # 3 outer folds x 2 streams x 2 seeds x (1 member + 2 twins: two training folds), and
-    # 3 outer folds x 2 seeds joint models
-    assert len(trained) == 3 * 2 * 2 * 3 + 3 * 2
+    # 3 outer folds x 2 seeds x (1 member + 2 twins: two training folds) for each of 2
+    # streams and the joint model (an auto candidate: its twins score it)
+    assert len(trained) == 3 * 2 * 3 * 3
     for clips in trained.values():
         assert len(set(fold_of[sorted(clips)])) < 3, "an encoder was trained on every fold"
     assert len(blender_rows) == 3 * 2 * 2  # outer folds x seeds x inner splits
