@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 from sklearn.dummy import DummyClassifier
+from threadpoolctl import threadpool_limits
 
 from featurekit.errors import ConfigError
 from featurekit.heads import (
@@ -22,6 +23,14 @@ from featurekit.heads import (
     tune_head,
     validation_split,
 )
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> object:
+    """One BLAS/OpenMP thread, as in the benchmark; OpenMP spinning on a busy machine can
+    otherwise make a tiny XGBoost fit take seconds."""
+    with threadpool_limits(limits=1):
+        yield
 
 
 def blobs(n: int = 150, n_classes: int = 3, width: int = 6, seed: int = 0,
