@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from fixtures_features import feature_frame, full_label, high_bit, low_bit
 
 from featurekit.benchmark import BenchmarkConfig, load_results, run_benchmark, save_results
+from featurekit.heads import HeadSpec, XGBHead
 
 CONFIG = BenchmarkConfig(heads=("logreg",), fusions=("early", "weighted"), repeats=2,
                          n_bootstrap=200)
@@ -89,3 +91,18 @@ def test_single_repeat_has_zero_repeat_sd(frame) -> None:
         assert len(system["repeats"]["accuracy"]) == 1
         assert system["repeat_sd"]["accuracy"] == 0.0
         assert np.sum(system["confusion"]) == 64  # two test folds of 32 clips
+
+
+@pytest.mark.xfail(strict=True, reason="engine bug: results._system_entry floor-divides the "
+                   "confusion counts summed over repeats (// repeats), so clips are lost when "
+                   "repeats disagree; proposed fix: mean over repeats as floats")
+def test_confusion_counts_every_test_clip_when_repeats_disagree(frame) -> None:
+    quick = {"xgb": HeadSpec("xgb", functools.partial(XGBHead, n_estimators=15),
+                             seeded=True)}
+    config = BenchmarkConfig(heads=("xgb",), fusions=("mean",), repeats=3, n_bootstrap=100)
+    results = run_benchmark(frame, dataset="generated", config=config, head_specs=quick,
+                            progress=False)
+    disagree = [s for s in results["systems"] if s["repeat_sd"]["accuracy"] > 0]
+    assert disagree
+    for system in disagree:
+        assert np.sum(system["confusion"]) == pytest.approx(96)
