@@ -37,6 +37,7 @@ import cloudpickle
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
+from sklearn.model_selection import StratifiedGroupKFold
 from threadpoolctl import threadpool_limits
 
 from featurekit import FeatureStore, load_dataset
@@ -121,6 +122,45 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any], str]] = {
     "mlp-noref-err-h64-b256-lr3": ("mlp", dict(refit=False, stopping_metric="error",
                                                hidden_layer_sizes=(64,), batch_size=256,
                                                learning_rate_init=3e-3), "recs"),
+    # development round on one UrbanSound8K training fold (many clips per recording)
+    "xgb-ref-p10-lr3-b16-c1-err": ("xgb", dict(refit=True, early_stopping_rounds=10,
+                                               learning_rate=0.3, max_bin=16,
+                                               colsample_bytree=0.1, stopping_metric="error"),
+                                   "recs"),
+    "xgb-ref-p30-lr3-b16-c1": ("xgb", dict(refit=True, early_stopping_rounds=30,
+                                           learning_rate=0.3, max_bin=16,
+                                           colsample_bytree=0.1), "recs"),
+    "xgb-ref-p30-lr3-b16-c1-err": ("xgb", dict(refit=True, early_stopping_rounds=30,
+                                               learning_rate=0.3, max_bin=16,
+                                               colsample_bytree=0.1, stopping_metric="error"),
+                                   "recs"),
+    "xgb-ref-p30-err": ("xgb", dict(refit=True, early_stopping_rounds=30,
+                                    stopping_metric="error"), "recs"),
+    "mlp-noref-err-h64-b256-lr3-p30": ("mlp", dict(refit=False, stopping_metric="error",
+                                                   hidden_layer_sizes=(64,), batch_size=256,
+                                                   learning_rate_init=3e-3,
+                                                   n_iter_no_change=30), "recs"),
+    "mlp-ref-err-h64-b256-lr3-p30": ("mlp", dict(refit=True, stopping_metric="error",
+                                                 hidden_layer_sizes=(64,), batch_size=256,
+                                                 learning_rate_init=3e-3,
+                                                 n_iter_no_change=30), "recs"),
+    "mlp-noref-err-p30": ("mlp", dict(refit=False, stopping_metric="error",
+                                      n_iter_no_change=30), "recs"),
+    "xgb-fixed60-lr3-b16-c1": ("xgb", dict(early_stopping=False, n_estimators=60,
+                                           learning_rate=0.3, max_bin=16,
+                                           colsample_bytree=0.1), "recs"),
+    "xgb-fixed100-lr2-b16-c1": ("xgb", dict(early_stopping=False, n_estimators=100,
+                                            learning_rate=0.2, max_bin=16,
+                                            colsample_bytree=0.1), "recs"),
+    "xgb-fixed100-old-trees": ("xgb", dict(early_stopping=False, n_estimators=100,
+                                           learning_rate=0.2, max_bin=32,
+                                           colsample_bytree=0.3), "recs"),
+    "xgb-fixed60-lr3-b32-c3": ("xgb", dict(early_stopping=False, n_estimators=60,
+                                           learning_rate=0.3, max_bin=32,
+                                           colsample_bytree=0.3), "recs"),
+    "xgb-fixed40-lr4-b16-c1": ("xgb", dict(early_stopping=False, n_estimators=40,
+                                           learning_rate=0.4, max_bin=16,
+                                           colsample_bytree=0.1), "recs"),
     # the current defaults of featurekit.heads, whatever they are
     "xgb": ("xgb", {}, "recs"),
     "mlp": ("mlp", {}, "recs"),
@@ -182,6 +222,9 @@ def main() -> None:
     parser.add_argument("--branches", nargs="+", default=list(BRANCHES))
     parser.add_argument("--baseline-rev", default="ec91f9f")
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--dev-fold", type=int,
+                        help="development protocol: use only this official fold, split into 3 "
+                             "folds by source recording (stratified), leave-one-out over them")
     parser.add_argument("--repo", type=Path, default=REPO, help="git checkout for the baseline")
     args = parser.parse_args()
     REPO = args.repo
@@ -195,6 +238,14 @@ def main() -> None:
                         validate="one_to_one")
     if table["recording"].isna().any():
         raise SystemExit("some clips have no recording id")
+    if args.dev_fold is not None:
+        # Only one (training) fold's clips: the other folds' labels take no part in a choice.
+        table = table[table["fold"] == args.dev_fold].reset_index(drop=True)
+        splitter = StratifiedGroupKFold(n_splits=3, shuffle=True, random_state=0)
+        table["fold"] = 0
+        for index, (_, val) in enumerate(splitter.split(table, table["label_id"],
+                                                        table["recording"])):
+            table.loc[val, "fold"] = index + 1
     y = table["label_id"].to_numpy()
     folds = table["fold"].to_numpy()
     groups_by = {"recs": pd.factorize(table["recording"])[0], "folds": folds}

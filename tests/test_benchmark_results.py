@@ -93,9 +93,6 @@ def test_single_repeat_has_zero_repeat_sd(frame) -> None:
         assert np.sum(system["confusion"]) == 64  # two test folds of 32 clips
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: results._system_entry floor-divides the "
-                   "confusion counts summed over repeats (// repeats), so clips are lost when "
-                   "repeats disagree; proposed fix: mean over repeats as floats")
 def test_confusion_counts_every_test_clip_when_repeats_disagree(frame) -> None:
     quick = {"xgb": HeadSpec("xgb", functools.partial(XGBHead, n_estimators=15),
                              seeded=True)}

@@ -129,10 +129,37 @@ def test_heads_refuse_a_single_class_and_infinite_values() -> None:
         XGBHead().fit(X, np.arange(20) % 2)
 
 
+def stopping_head(head_class: type, **params: object) -> object:
+    """A head that chooses its rounds or epochs on a validation split (opt-in for XGBoost)."""
+    if head_class is XGBHead:
+        params.setdefault("early_stopping", True)
+    return head_class(**params)
+
+
 def test_xgb_stops_early_on_a_validation_split() -> None:
     X, y = blobs(n=300, separation=6.0)
-    head = XGBHead(n_estimators=150, early_stopping_rounds=5, random_state=0).fit(X, y)
+    head = XGBHead(n_estimators=150, early_stopping_rounds=5, early_stopping=True,
+                   random_state=0).fit(X, y)
     assert head.n_rounds_ < 150
+
+
+def test_xgb_default_boosts_all_rows_for_a_fixed_number_of_rounds(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import featurekit.heads as heads_module
+
+    X, y, groups = recordings_problem()
+    calls: list = []
+    original_fit = heads_module.XGBClassifier.fit
+
+    def fit_spy(self: object, X_fit: np.ndarray, y_fit: np.ndarray, **kwargs: object) -> object:
+        calls.append((X_fit.shape[0], kwargs.get("eval_set")))
+        return original_fit(self, X_fit, y_fit, **kwargs)
+
+    monkeypatch.setattr(heads_module.XGBClassifier, "fit", fit_spy)
+    head = XGBHead(n_estimators=30, random_state=0).fit(X, y, groups=groups)
+    assert calls == [(X.shape[0], None)]
+    assert head.validation_rows_ is None and head.n_rounds_ == 30
+    assert head.model_.get_booster().num_boosted_rounds() == 30
 
 
 @pytest.mark.parametrize("head_class", [XGBHead, MLPHead])
@@ -224,7 +251,7 @@ def _assert_whole_groups(groups: np.ndarray, val: np.ndarray) -> None:
 @pytest.mark.parametrize("head_class", [XGBHead, MLPHead])
 def test_early_stopping_holds_out_whole_groups(head_class: type, split_spy: list) -> None:
     X, y, groups = recordings_problem()
-    head = head_class(random_state=0).fit(X, y, groups=groups)
+    head = stopping_head(head_class, random_state=0).fit(X, y, groups=groups)
     assert len(split_spy) == 1
     train, val = split_spy[0]
     np.testing.assert_array_equal(head.validation_rows_, val)
@@ -246,7 +273,7 @@ def test_xgb_scores_rounds_on_exactly_the_held_out_rows(monkeypatch: pytest.Monk
         return original_fit(self, X_fit, y_fit, **kwargs)
 
     monkeypatch.setattr(heads_module.XGBClassifier, "fit", fit_spy)
-    head = XGBHead(random_state=1).fit(X, y, groups=groups)
+    head = XGBHead(early_stopping=True, random_state=1).fit(X, y, groups=groups)
     (n_first, eval_set), (n_final, no_eval) = calls  # first model, then the refit
     val = head.validation_rows_
     np.testing.assert_array_equal(eval_set[0][0], X[val].astype(np.float32))
@@ -279,18 +306,18 @@ def test_mlp_scores_epochs_on_exactly_the_held_out_rows(monkeypatch: pytest.Monk
 @pytest.mark.parametrize("head_class", [XGBHead, MLPHead])
 def test_without_groups_early_stopping_is_a_stratified_clip_split(head_class: type) -> None:
     X, y = blobs(n=200, n_classes=4, seed=4)
-    head = head_class(random_state=3, validation_fraction=0.2).fit(X, y)
+    head = stopping_head(head_class, random_state=3, validation_fraction=0.2).fit(X, y)
     assert np.bincount(y[head.validation_rows_]).tolist() == [10, 10, 10, 10]
 
 
 @pytest.mark.parametrize("head_class", [XGBHead, MLPHead])
 def test_seeded_heads_are_deterministic_with_groups(head_class: type) -> None:
     X, y, groups = recordings_problem(seed=6)
-    first = head_class(random_state=11).fit(X, y, groups=groups)
-    second = head_class(random_state=11).fit(X, y, groups=groups)
+    first = stopping_head(head_class, random_state=11).fit(X, y, groups=groups)
+    second = stopping_head(head_class, random_state=11).fit(X, y, groups=groups)
     np.testing.assert_array_equal(first.validation_rows_, second.validation_rows_)
     np.testing.assert_array_equal(first.predict_proba(X), second.predict_proba(X))
-    other = head_class(random_state=12).fit(X, y, groups=groups)
+    other = stopping_head(head_class, random_state=12).fit(X, y, groups=groups)
     assert not np.array_equal(first.validation_rows_, other.validation_rows_)
 
 
@@ -299,7 +326,8 @@ def test_seeded_heads_are_deterministic_with_groups(head_class: type) -> None:
 def test_heads_learn_with_recording_groups_either_way(head_class: type, refit: bool) -> None:
     X, y, groups = recordings_problem(n_groups=60, seed=7)
     train = np.isin(groups, np.unique(groups)[:45])
-    head = head_class(random_state=0, refit=refit).fit(X[train], y[train], groups=groups[train])
+    head = stopping_head(head_class, random_state=0, refit=refit)
+    head.fit(X[train], y[train], groups=groups[train])
     assert np.mean(head.predict(X[~train]) == y[~train]) > 0.9
     size = head.n_rounds_ if head_class is XGBHead else head.n_iter_
     curve = head.validation_curve_["logloss"]

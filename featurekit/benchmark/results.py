@@ -64,7 +64,7 @@ def _system_entry(name: str, branches: Sequence[str], head: str | None, fusion: 
              "per_class_f1": dict(zip(data.classes, per_class_f1(
                  truth_all, predicted_all, data.n_classes).round(6).tolist(), strict=True)),
              "confusion": (confusion(truth_all, predicted_all, data.n_classes)
-                           // repeats).tolist()}
+                           / repeats).tolist()}
     choices = {f"{fold}": [predictions[name, fold, r].choice for r in range(repeats)]
                for fold in plan.folds}
     if any(choice is not None for values in choices.values() for choice in values):
