@@ -109,7 +109,8 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
         tune=config.tune, with_embeddings="blend" in config.fusions, n_jobs=n_jobs,
         backend=backend, scheduler=scheduler, progress=progress, desc=f"benchmark {dataset}")
     fit_seconds = time.perf_counter() - started
-    predictions = fuse(plan, table, outputs, splits, config.seeds)
+    predictions = fuse(plan, table, outputs, splits, config.seeds, n_jobs=n_jobs,
+                       backend=backend, scheduler=scheduler)
     results = assemble_results(plan, table, predictions, config, dataset=dataset)
     present = [int(f) for f in np.unique(table.folds)]
     results.update({

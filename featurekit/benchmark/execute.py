@@ -127,9 +127,17 @@ def fit_unit(unit: Unit, spec: HeadSpec, data: BenchmarkData, train: np.ndarray,
     return output
 
 
-def _parallel(tasks: Sequence[Any], *, n_jobs: int, backend: str,
-              scheduler: str | None) -> Iterator[Any]:
-    """Results of joblib ``delayed`` tasks, in task order."""
+def check_backend(backend: str, scheduler: str | None) -> None:
+    """Refuse an unknown backend, or a scheduler address without the Dask backend."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    if scheduler is not None and backend != "dask":
+        raise ConfigError("a scheduler address needs backend='dask'")
+
+
+def run_parallel(tasks: Sequence[Any], *, n_jobs: int, backend: str = "loky",
+                 scheduler: str | None = None) -> Iterator[Any]:
+    """Results of joblib ``delayed`` tasks, in task order, on processes or a Dask cluster."""
     if backend == "loky":
         if effective_n_jobs(n_jobs) == 1:
             for function, args, kwargs in tasks:
@@ -178,10 +186,7 @@ def execute(plan: Plan, data: BenchmarkData, specs: Mapping[str, HeadSpec], *,
     splits : dict of (fold, repeat) to list of (train, validation)
         The inner splits each repeat used (positions into the fold's training rows).
     """
-    if backend not in BACKENDS:
-        raise ConfigError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
-    if scheduler is not None and backend != "dask":
-        raise ConfigError("a scheduler address needs backend='dask'")
+    check_backend(backend, scheduler)
     rows = {fold: (train, test) for fold, train, test in plan.outer}
     repeats = sorted({unit.repeat for unit in plan.units})
     splits = {(fold, repeat): unit_splits(data, rows[fold][0], inner_splits_count,
@@ -205,8 +210,8 @@ def execute(plan: Plan, data: BenchmarkData, specs: Mapping[str, HeadSpec], *,
     with progress_bar(total=len(plan.units), desc=desc, unit="fit",
                       disable=None if progress is None else not progress) as bar:
         for stage in plan.stages:
-            results = _parallel([task(unit) for unit in stage], n_jobs=n_jobs,
-                                backend=backend, scheduler=scheduler)
+            results = run_parallel([task(unit) for unit in stage], n_jobs=n_jobs,
+                                   backend=backend, scheduler=scheduler)
             for unit, output in zip(stage, results, strict=True):
                 outputs[unit] = output
                 bar.update(1)

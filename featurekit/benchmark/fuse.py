@@ -14,11 +14,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from joblib import delayed
 from threadpoolctl import threadpool_limits
 
 from featurekit.benchmark.config import AUTO, LATE_FUSIONS, OOF_FEATURES
 from featurekit.benchmark.data import BenchmarkData
-from featurekit.benchmark.execute import UnitOutput
+from featurekit.benchmark.execute import UnitOutput, run_parallel
 from featurekit.benchmark.plan import Plan, System, Unit, oof_feature_target
 from featurekit.fusion import cross_fitted_proba, make_fusion
 from featurekit.heads import Split
@@ -100,43 +101,50 @@ def _fuse_system(system: System, fold: int, repeat: int, y_train: np.ndarray,
     return Prediction(test, inner, _named(rule.choice_, system.branches))
 
 
-def fuse(plan: Plan, data: BenchmarkData, outputs: Mapping[Unit, UnitOutput],
-         splits: Mapping[tuple[int, int], Sequence[Split]],
-         seeds_of: Callable[[int], list[int]]) -> dict[Key, Prediction]:
-    """Probabilities of every system of ``plan``, and of ``auto`` and its reference.
+def fuse_fold(plan: Plan, y_train: np.ndarray, fold: int, repeat: int,
+              outputs: Mapping[Unit, UnitOutput], splits: Sequence[Split], n_classes: int,
+              seed: int) -> dict[Key, Prediction]:
+    """Every system's prediction for one outer fold and repeat, and its ``auto`` choices.
 
-    ``auto``: per outer fold and repeat, the system among ``plan.auto_candidates`` whose inner
-    out-of-fold probabilities of the training rows are the most accurate; the reference
-    (``neural-auto`` or ``single-auto``) likewise among ``plan.reference_candidates``. Both
-    choices see training rows only; their test probabilities are those of the chosen system.
+    ``auto``: the system among ``plan.auto_candidates`` whose inner out-of-fold probabilities
+    of the training rows are the most accurate; the reference (``neural-auto`` or
+    ``single-auto``) likewise among ``plan.reference_candidates``. Both choices see training
+    rows only; their test probabilities are those of the chosen system.
     """
     scored = set(plan.auto_candidates) | set(plan.reference_candidates)
     predictions: dict[Key, Prediction] = {}
-    with threadpool_limits(limits=1):  # small second-level fits: one thread is fastest
-        _fuse_all(plan, data, outputs, splits, seeds_of, scored, predictions)
+    # Small second-level fits: one thread is fastest.
+    with threadpool_limits(limits=1):
+        for system in plan.systems:
+            predictions[system.name, fold, repeat] = _fuse_system(
+                system, fold, repeat, y_train, splits, outputs, n_classes, seed,
+                system.name in scored)
+    for name, candidates in ((AUTO, plan.auto_candidates),
+                             (plan.reference, plan.reference_candidates)):
+        if not candidates:
+            continue
+        chosen = select_by_oof(candidates, [predictions[c, fold, repeat].inner
+                                            for c in candidates], y_train)
+        predictions[name, fold, repeat] = Prediction(
+            predictions[chosen.best, fold, repeat].test, None,
+            f"{chosen.best} (inner accuracy {100 * chosen.scores[chosen.index]:.1f} %)",
+            chosen.best)
     return predictions
 
 
-def _fuse_all(plan: Plan, data: BenchmarkData, outputs: Mapping[Unit, UnitOutput],
-              splits: Mapping[tuple[int, int], Sequence[Split]],
-              seeds_of: Callable[[int], list[int]], scored: set[str],
-              predictions: dict[Key, Prediction]) -> None:
-    for fold, train, _ in plan.outer:
-        y_train = data.y[train]
-        for (split_fold, repeat), inner in splits.items():
-            if split_fold != fold:
-                continue
-            for system in plan.systems:
-                predictions[system.name, fold, repeat] = _fuse_system(
-                    system, fold, repeat, y_train, inner, outputs, data.n_classes,
-                    seeds_of(repeat)[0], system.name in scored)
-            for name, candidates in ((AUTO, plan.auto_candidates),
-                                     (plan.reference, plan.reference_candidates)):
-                if not candidates:
-                    continue
-                chosen = select_by_oof(candidates, [predictions[c, fold, repeat].inner
-                                                    for c in candidates], y_train)
-                predictions[name, fold, repeat] = Prediction(
-                    predictions[chosen.best, fold, repeat].test, None,
-                    f"{chosen.best} (inner accuracy {100 * chosen.scores[chosen.index]:.1f} %)",
-                    chosen.best)
+def fuse(plan: Plan, data: BenchmarkData, outputs: Mapping[Unit, UnitOutput],
+         splits: Mapping[tuple[int, int], Sequence[Split]],
+         seeds_of: Callable[[int], list[int]], *, n_jobs: int = 1, backend: str = "loky",
+         scheduler: str | None = None) -> dict[Key, Prediction]:
+    """Probabilities of every system of ``plan``, and of ``auto`` and its reference, for
+    every outer fold and repeat (:func:`fuse_fold`, run in parallel like the units)."""
+    train_of = {fold: train for fold, train, _ in plan.outer}
+    tasks = [delayed(fuse_fold)(plan, data.y[train_of[fold]], fold, repeat,
+                                {unit: output for unit, output in outputs.items()
+                                 if (unit.fold, unit.repeat) == (fold, repeat)},
+                                inner, data.n_classes, seeds_of(repeat)[0])
+             for (fold, repeat), inner in splits.items()]
+    predictions: dict[Key, Prediction] = {}
+    for part in run_parallel(tasks, n_jobs=n_jobs, backend=backend, scheduler=scheduler):
+        predictions.update(part)
+    return predictions
