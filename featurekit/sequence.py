@@ -33,10 +33,10 @@ Encoders (each well under 0.5 M parameters for inputs up to a few hundred dimens
     layers (``n_heads`` heads, feed-forward ``2 * width``), padding masked in attention.
 
 Both pool over real frames -- by default mean and standard deviation ("statistics pooling"),
-the clip-level statistics a functionals head reads (on a development split of UrbanSound8K
-fold 1 it raised the timbre encoder from 24 % to 29 % over mean pooling) -- and end in
-``Linear(pooled, embedding_dim)`` and GELU (the embedding), then dropout and the linear class
-layer, so a linear model on the embedding can express the encoder's own classifier.
+the clip-level statistics a functionals head reads (how the defaults were chosen, on ESC-10:
+``benchmarks/notes/sequence.md``) -- and end in ``Linear(pooled, embedding_dim)`` and GELU
+(the embedding), then dropout and the linear class layer, so a linear model on the embedding
+can express the encoder's own classifier.
 
 Everything learned -- standardisation, encoder weights, the early-stopping split -- comes from
 the rows given to ``fit``.
@@ -476,17 +476,17 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         Convolution kernel, frames (``cnn``).
     dropout : float
     pooling : {"meanstd", "mean"}
-        Pooling over time: masked mean and standard deviation of the encoder's frames
-        (statistics pooling), or the mean only.
+        Pooling over time of the encoder's real frames: their mean and standard deviation
+        (statistics pooling; the embedding layer reads twice as many inputs), or their mean
+        only. How the default was chosen: ``benchmarks/notes/sequence.md``.
     frame_dropout : float
         Share of each training clip's real frames hidden from the encoders at every step
         (time masking, an augmentation); never all of a clip's frames. 0 turns it off.
     stream_dropout : float
         Several streams: probability that a stream is left out of a training clip's blend at
-        a step (never all of them), so the blend cannot come to rely on one stream alone
-        (without it the gate gave the pretrained CNN's stream 0.95 of the weight and the joint
-        model lost about 5 pp to that stream alone on a development split of UrbanSound8K fold 1;
-        0.4 recovered most of it).
+        a step (never all of a clip's streams), a regularisation meant to keep the blend from
+        relying on one stream alone. 0 turns it off. How the default was chosen:
+        ``benchmarks/notes/sequence.md``.
     max_steps : int, optional
         Sequences longer than this are average-pooled over time by the smallest integer
         factor that brings them to at most ``max_steps`` steps (e.g. 173 handcrafted frames
@@ -539,7 +539,7 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
     def __init__(self, *, encoder: str = "cnn", width: int = 64, embedding_dim: int = 64,
                  n_layers: int = 2, n_heads: int = 4, kernel_size: int = 5,
                  dropout: float = 0.1, pooling: str = "meanstd", frame_dropout: float = 0.0,
-                 stream_dropout: float = 0.4, max_steps: int | None = 48,
+                 stream_dropout: float = 0.0, max_steps: int | None = 48,
                  max_epochs: int = 30, batch_size: int = 64,
                  learning_rate: float = 2e-3, weight_decay: float = 1e-2,
                  label_smoothing: float = 0.1, aux_weight: float = 0.5, patience: int = 6,
