@@ -64,9 +64,13 @@ print(json.dumps({"source": featurekit.__file__, "wall": wall, "fits": results.g
 
 def measure(src: Path, spec: dict) -> dict:
     env = dict(os.environ, PYTHONPATH=str(src), FEATUREKIT_NO_PROGRESS="1")
-    done = subprocess.run([sys.executable, "-c", WORKER, json.dumps(spec)], env=env,
+    # In the checkout itself: ``python -c`` puts the working directory first on sys.path.
+    done = subprocess.run([sys.executable, "-c", WORKER, json.dumps(spec)], env=env, cwd=src,
                           capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    if not Path(outcome["source"]).resolve().is_relative_to(src.resolve()):
+        raise SystemExit(f"measured {outcome['source']}, not the checkout {src}")
+    return outcome
 
 
 def main() -> None:
@@ -79,7 +83,8 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args()
     new_src = Path(__file__).resolve().parents[1]
-    common = {"dataset": args.dataset, "data_dir": args.data_dir, "store": args.store,
+    common = {"dataset": args.dataset, "data_dir": str(Path(args.data_dir).resolve()),
+              "store": str(Path(args.store).resolve()),
               "model": args.model, "jobs": args.jobs}
     heads, fusions = ["xgb", "mlp", "logreg"], ["early", "mean", "weighted", "stacking",
                                                 "calibrated", "oof_features"]

@@ -11,7 +11,7 @@ and the selection rule of :func:`featurekit.selection.select_by_oof`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from joblib import delayed
@@ -21,6 +21,7 @@ from featurekit.benchmark.config import AUTO, LATE_FUSIONS, OOF_FEATURES
 from featurekit.benchmark.data import BenchmarkData
 from featurekit.benchmark.execute import UnitOutput, run_parallel
 from featurekit.benchmark.plan import Plan, System, Unit, oof_feature_target
+from featurekit.benchmark.score import fold_metrics
 from featurekit.fusion import cross_fitted_proba, make_fusion
 from featurekit.heads import Split
 from featurekit.selection import select_by_oof
@@ -41,12 +42,16 @@ class Prediction:
         What a learned fusion or a selection chose (for the report).
     selected : str or None
         For ``auto`` and its reference: the system chosen.
+    metrics : dict of str to float
+        :func:`featurekit.benchmark.score.fold_metrics` of ``test`` (computed where the
+        prediction is made, in parallel).
     """
 
     test: np.ndarray
     inner: np.ndarray | None = None
     choice: str | None = None
     selected: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 Key = tuple[str, int, int]  # system name, fold, repeat
@@ -101,7 +106,7 @@ def _fuse_system(system: System, fold: int, repeat: int, y_train: np.ndarray,
     return Prediction(test, inner, _named(rule.choice_, system.branches))
 
 
-def fuse_fold(plan: Plan, y_train: np.ndarray, fold: int, repeat: int,
+def fuse_fold(plan: Plan, y_train: np.ndarray, y_test: np.ndarray, fold: int, repeat: int,
               outputs: Mapping[Unit, UnitOutput], splits: Sequence[Split], n_classes: int,
               seed: int) -> dict[Key, Prediction]:
     """Every system's prediction for one outer fold and repeat, and its ``auto`` choices.
@@ -116,19 +121,21 @@ def fuse_fold(plan: Plan, y_train: np.ndarray, fold: int, repeat: int,
     # Small second-level fits: one thread is fastest.
     with threadpool_limits(limits=1):
         for system in plan.systems:
-            predictions[system.name, fold, repeat] = _fuse_system(
-                system, fold, repeat, y_train, splits, outputs, n_classes, seed,
-                system.name in scored)
+            prediction = _fuse_system(system, fold, repeat, y_train, splits, outputs,
+                                      n_classes, seed, system.name in scored)
+            prediction.metrics = fold_metrics(y_test, prediction.test)
+            predictions[system.name, fold, repeat] = prediction
     for name, candidates in ((AUTO, plan.auto_candidates),
                              (plan.reference, plan.reference_candidates)):
         if not candidates:
             continue
         chosen = select_by_oof(candidates, [predictions[c, fold, repeat].inner
                                             for c in candidates], y_train)
+        best = predictions[chosen.best, fold, repeat]
         predictions[name, fold, repeat] = Prediction(
-            predictions[chosen.best, fold, repeat].test, None,
+            best.test, None,
             f"{chosen.best} (inner accuracy {100 * chosen.scores[chosen.index]:.1f} %)",
-            chosen.best)
+            chosen.best, best.metrics)
     return predictions
 
 
@@ -138,8 +145,8 @@ def fuse(plan: Plan, data: BenchmarkData, outputs: Mapping[Unit, UnitOutput],
          scheduler: str | None = None) -> dict[Key, Prediction]:
     """Probabilities of every system of ``plan``, and of ``auto`` and its reference, for
     every outer fold and repeat (:func:`fuse_fold`, run in parallel like the units)."""
-    train_of = {fold: train for fold, train, _ in plan.outer}
-    tasks = [delayed(fuse_fold)(plan, data.y[train_of[fold]], fold, repeat,
+    rows = {fold: (train, test) for fold, train, test in plan.outer}
+    tasks = [delayed(fuse_fold)(plan, data.y[rows[fold][0]], data.y[rows[fold][1]], fold, repeat,
                                 {unit: output for unit, output in outputs.items()
                                  if (unit.fold, unit.repeat) == (fold, repeat)},
                                 inner, data.n_classes, seeds_of(repeat)[0])

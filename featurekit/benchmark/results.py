@@ -29,7 +29,6 @@ from featurekit.benchmark.score import (
     ci_method,
     compare,
     confusion,
-    fold_metrics,
     per_class_f1,
 )
 from featurekit.fsutil import atomic_write_text
@@ -41,8 +40,7 @@ def _system_entry(name: str, branches: Sequence[str], head: str | None, fusion: 
     per_fold, per_repeat = {}, np.zeros((repeats, len(plan.folds)))
     truth, predicted = [], []
     for index, (fold, _, test) in enumerate(plan.outer):
-        scores = [fold_metrics(data.y[test], predictions[name, fold, r].test)
-                  for r in range(repeats)]
+        scores = [predictions[name, fold, r].metrics for r in range(repeats)]
         per_fold[str(fold)] = {metric: float(np.mean([s[metric] for s in scores]))
                                for metric in METRICS}
         per_repeat[:, index] = [s["accuracy"] for s in scores]
