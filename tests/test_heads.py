@@ -143,11 +143,11 @@ def test_xgb_stops_early_on_a_validation_split() -> None:
     assert head.n_rounds_ < 150
 
 
-def test_xgb_default_boosts_all_rows_for_a_fixed_number_of_rounds(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def xgb_fit_calls(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Rows and eval_set of every XGBClassifier.fit the heads make."""
     import featurekit.heads as heads_module
 
-    X, y, groups = recordings_problem()
     calls: list = []
     original_fit = heads_module.XGBClassifier.fit
 
@@ -156,6 +156,12 @@ def test_xgb_default_boosts_all_rows_for_a_fixed_number_of_rounds(
         return original_fit(self, X_fit, y_fit, **kwargs)
 
     monkeypatch.setattr(heads_module.XGBClassifier, "fit", fit_spy)
+    return calls
+
+
+def test_xgb_default_boosts_all_rows_for_a_fixed_number_of_rounds(xgb_fit_calls: list) -> None:
+    X, y, groups = recordings_problem()
+    calls = xgb_fit_calls
     head = XGBHead(n_estimators=30, random_state=0).fit(X, y, groups=groups)
     assert calls == [(X.shape[0], None)]
     assert head.validation_rows_ is None and head.n_rounds_ == 30
@@ -261,18 +267,9 @@ def test_early_stopping_holds_out_whole_groups(head_class: type, split_spy: list
     assert len(curve["logloss"]) == len(curve["error"]) >= 1
 
 
-def test_xgb_scores_rounds_on_exactly_the_held_out_rows(monkeypatch: pytest.MonkeyPatch) -> None:
-    import featurekit.heads as heads_module
-
+def test_xgb_scores_rounds_on_exactly_the_held_out_rows(xgb_fit_calls: list) -> None:
     X, y, groups = recordings_problem()
-    calls: list = []
-    original_fit = heads_module.XGBClassifier.fit
-
-    def fit_spy(self: object, X_fit: np.ndarray, y_fit: np.ndarray, **kwargs: object) -> object:
-        calls.append((X_fit.shape[0], kwargs.get("eval_set")))
-        return original_fit(self, X_fit, y_fit, **kwargs)
-
-    monkeypatch.setattr(heads_module.XGBClassifier, "fit", fit_spy)
+    calls = xgb_fit_calls
     head = XGBHead(early_stopping=True, random_state=1).fit(X, y, groups=groups)
     (n_first, eval_set), (n_final, no_eval) = calls  # first model, then the refit
     val = head.validation_rows_
