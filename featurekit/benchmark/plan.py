@@ -18,8 +18,10 @@ import numpy as np
 from featurekit.benchmark.config import (
     HANDCRAFTED_FAMILIES,
     LATE_FUSIONS,
+    NEURAL_AUTO,
     OOF_FEATURES,
     SEQUENCE_HEAD_NAMES,
+    SINGLE_AUTO,
     BenchmarkConfig,
 )
 from featurekit.benchmark.data import is_neural
@@ -185,8 +187,6 @@ def make_plan(branches: Sequence[str], config: BenchmarkConfig, folds: np.ndarra
     sequence_branches : sequence of str
         Branches with frame sequences (the only ones the sequence head runs on).
     """
-    from featurekit.benchmark.config import NEURAL_AUTO, SINGLE_AUTO
-
     outer = leave_one_fold_out(folds, config.outer_folds)
     subsets = ablation_subsets(branches)
     everything = tuple(branches)
