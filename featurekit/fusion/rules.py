@@ -231,6 +231,11 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
+#: Range of a branch's log-weight in :class:`CalibratedFusion` (a weight of e**5 ~ 148 on a
+#: log-probability already makes one branch decide alone).
+LOG_WEIGHT_BOUNDS = (-20.0, 5.0)
+
+
 def fit_temperature(proba: np.ndarray, y: np.ndarray) -> float:
     """Temperature ``T`` minimising the log-loss of ``softmax(log(proba) / T)`` (bounded to
     ``[0.05, 20]``)."""
@@ -308,7 +313,12 @@ class CalibratedFusion(BaseEstimator):
 
         start = np.concatenate([np.full(n_branches, -np.log(n_branches)),
                                 np.zeros(n_class_params)])
-        theta = minimize(loss_and_gradient, start, jac=True, method="L-BFGS-B").x
+        # Bounded log-weights: on separable out-of-fold probabilities the unbounded optimum
+        # runs to infinity and the exponentials overflow.
+        bounds = ([LOG_WEIGHT_BOUNDS] * n_branches
+                  + [(-LOG_WEIGHT_BOUNDS[1], LOG_WEIGHT_BOUNDS[1])] * n_class_params)
+        theta = minimize(loss_and_gradient, start, jac=True, method="L-BFGS-B",
+                         bounds=bounds).x
         deviation = theta[n_branches:].reshape(n_branches, -1) if self.per_class else 0.0
         weights = np.exp(theta[:n_branches, None] + deviation) * np.ones((1, n_classes))
         return temperatures, weights
