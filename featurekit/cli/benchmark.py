@@ -74,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Handler of ``featurekit benchmark``."""
     from featurekit.benchmark import BenchmarkConfig
-    from featurekit.benchmark import run as run_benchmark
+    from featurekit.benchmark import run as benchmark_dataset
 
     config = BenchmarkConfig(heads=_names(args.heads), fusions=_names(args.fusions),
                              repeats=args.repeats, n_seeds=args.seeds, seed=args.seed,
@@ -83,12 +83,12 @@ def run(args: argparse.Namespace) -> int:
                              outer_folds=(tuple(int(f) for f in _names(args.outer_folds))
                                           if args.outer_folds else None))
     models = [] if args.model == NO_MODEL else list(_names(args.model))
-    outcome = run_benchmark(args.dataset, args.data_dir, args.store, model=models,
-                            weights=args.weights, config=config,
-                            extraction=(config_from_args(args)
-                                        if args.config or args.families else None),
-                            out=args.out, n_jobs=args.jobs, backend=args.backend,
-                            scheduler=args.scheduler)
+    outcome = benchmark_dataset(args.dataset, args.data_dir, args.store, model=models,
+                                weights=args.weights, config=config,
+                                extraction=(config_from_args(args)
+                                            if args.config or args.families else None),
+                                out=args.out, n_jobs=args.jobs, backend=args.backend,
+                                scheduler=args.scheduler)
     print(summary_text(outcome.results))
     print("wrote " + ", ".join(str(path) for path in outcome.written))
     return 0
