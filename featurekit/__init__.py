@@ -6,8 +6,7 @@ torch or xgboost until they are used.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from featurekit.lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -26,13 +25,7 @@ _PUBLIC = {
 __all__ = ["__version__", *sorted(_PUBLIC)]
 
 
-def __getattr__(name: str) -> Any:
-    module = _PUBLIC.get(name)
-    if module is None:
-        raise AttributeError(f"module 'featurekit' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _PUBLIC, globals())
 
 
 def __dir__() -> list[str]:

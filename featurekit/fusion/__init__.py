@@ -34,9 +34,6 @@ on first use of their names, so ``import featurekit.fusion`` does not import tor
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from featurekit.fusion.branches import (
     FittedBranch,
     Head,
@@ -63,6 +60,7 @@ from featurekit.fusion.rules import (
     make_fusion,
     restrict_splits,
 )
+from featurekit.lazy import lazy_getattr
 
 #: Names of the sequence-model fusions, by module (loaded on first use: torch).
 _LAZY = {
@@ -101,13 +99,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'featurekit.fusion' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 
 def __dir__() -> list[str]:
