@@ -116,10 +116,7 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
     results.update({
         "expected_folds": sorted(int(f) for f in expected_folds) if expected_folds else present,
         "missing_folds": sorted(set(int(f) for f in expected_folds or ()) - set(present)),
-        "n_fits": sum(len(output.test) + (0 if output.oof is None else
-                                          len(output.test) * len(splits[unit.fold,
-                                                                        unit.repeat]))
-                      for unit, output in outputs.items()),
+        "n_fits": sum(output.n_fits for output in outputs.values()),
         "versions": package_versions("featurekit", "numpy", "pandas", "scipy", "scikit-learn",
                                      "xgboost", "torch"),
         "config_hashes": {"benchmark": config.config_hash(head_specs),

@@ -47,12 +47,15 @@ class UnitOutput:
         The same twins' embeddings of the test clips.
     stream_weights : np.ndarray, optional, (n_branches,)
         Joint model: mean gate weight of each branch on the test clips.
+    n_fits : int
+        Heads fitted: the members and their inner twins (a search's fits not counted).
     """
 
     test: np.ndarray
     oof: np.ndarray | None
     params: dict[str, Any]
     seconds: float
+    n_fits: int = 0
     oof_embedding: np.ndarray | None = None
     test_embedding: np.ndarray | None = None
     stream_weights: np.ndarray | None = None
@@ -111,7 +114,8 @@ def fit_unit(unit: Unit, spec: HeadSpec, data: BenchmarkData, train: np.ndarray,
                             tune_splits=tune_splits, tune_random_state=seeds[0],
                             keep_twins=sequence and with_embeddings and unit.inner)
         output = UnitOutput(test=predict_members(fitted.members, X_test, data.n_classes),
-                            oof=fitted.oof, params=fitted.params, seconds=0.0)
+                            oof=fitted.oof, params=fitted.params, seconds=0.0,
+                            n_fits=len(fitted.members) * (1 + (len(splits) if unit.inner else 0)))
         if unit.kind == "joint":
             output.stream_weights = np.mean([member.stream_weights(X_test).mean(axis=0)
                                              for member in fitted.members], axis=0)

@@ -55,6 +55,7 @@ class Prediction:
 
 
 Key = tuple[str, int, int]  # system name, fold, repeat
+UnitKey = tuple[str, tuple[str, ...], str]  # head, branches, kind: one unit per fold and repeat
 
 
 def _named(choice: str, branches: Sequence[str]) -> str:
@@ -63,15 +64,12 @@ def _named(choice: str, branches: Sequence[str]) -> str:
     return choice
 
 
-def _fuse_system(system: System, fold: int, repeat: int, y_train: np.ndarray,
-                 splits: Sequence[Split], outputs: Mapping[Unit, UnitOutput], n_classes: int,
-                 seed: int, scored: bool) -> Prediction:
+def _fuse_system(system: System, y_train: np.ndarray, splits: Sequence[Split],
+                 outputs: Mapping[UnitKey, UnitOutput], n_classes: int, seed: int,
+                 scored: bool) -> Prediction:
     head = system.head
     if system.fusion is None or system.fusion in ("early", "joint", OOF_FEATURES):
-        kind = {None: "branch"}.get(system.fusion, system.fusion)
-        output = next(outputs[unit] for unit in (
-            Unit(fold, repeat, head, system.branches, kind, True),
-            Unit(fold, repeat, head, system.branches, kind, False)) if unit in outputs)
+        output = outputs[head, system.branches, system.fusion or "branch"]
         choice = None
         if system.fusion == "joint":
             choice = "mean gate weights on the test clips: " + ", ".join(
@@ -83,8 +81,7 @@ def _fuse_system(system: System, fold: int, repeat: int, y_train: np.ndarray,
                       + ", ".join(name for name in system.branches if name != target))
         inner = output.oof.mean(axis=0) if scored and output.oof is not None else None
         return Prediction(output.test.mean(axis=0), inner, choice)
-    parts = [outputs[Unit(fold, repeat, head, (name,), "branch", True)]
-             for name in system.branches]
+    parts = [outputs[head, (name,), "branch"] for name in system.branches]
     if system.fusion == "blend":
         from featurekit.fusion import blend_probabilities
 
@@ -117,12 +114,14 @@ def fuse_fold(plan: Plan, y_train: np.ndarray, y_test: np.ndarray, fold: int, re
     rows only; their test probabilities are those of the chosen system.
     """
     scored = set(plan.auto_candidates) | set(plan.reference_candidates)
+    by_key = {(unit.head, unit.branches, unit.kind): output
+              for unit, output in outputs.items()}
     predictions: dict[Key, Prediction] = {}
     # Small second-level fits: one thread is fastest.
     with threadpool_limits(limits=1):
         for system in plan.systems:
-            prediction = _fuse_system(system, fold, repeat, y_train, splits, outputs,
-                                      n_classes, seed, system.name in scored)
+            prediction = _fuse_system(system, y_train, splits, by_key, n_classes, seed,
+                                      system.name in scored)
             prediction.metrics = fold_metrics(y_test, prediction.test)
             predictions[system.name, fold, repeat] = prediction
     for name, candidates in ((AUTO, plan.auto_candidates),

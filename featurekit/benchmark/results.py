@@ -103,13 +103,12 @@ def assemble_results(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, 
 
     primary = None
     if plan.auto_candidates and plan.reference_candidates:
-        primary = {**comparison(AUTO, plan.reference), "selection": "inner_cv",
-                   "gain_pp": None, "ci_method": ci_method(data.recordings_known, repeats,
-                                                          config.n_bootstrap),
-                   "n_repeats": repeats,
-                   "choices": {name: by_name[name]["fusion_choice"]
-                               for name in (AUTO, plan.reference)}}
+        primary = comparison(AUTO, plan.reference)
         primary["gain_pp"] = primary.pop("mean_pp")
+        primary.update(selection="inner_cv", n_repeats=repeats,
+                       ci_method=ci_method(data.recordings_known, repeats, config.n_bootstrap),
+                       choices={name: by_name[name]["fusion_choice"]
+                                for name in (AUTO, plan.reference)})
 
     studied = [s for s in systems if s["head"] is not None]
     singles = [s for s in studied if s["fusion"] is None]
