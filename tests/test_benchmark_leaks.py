@@ -134,11 +134,17 @@ def spied(monkeypatch: pytest.MonkeyPatch) -> Log:
         finally:
             LOG.context = {}
 
+    real_fuse_fold = fuse_module.fuse_fold
+
+    def fuse_fold(plan, y_train, y_test, fold, repeat, *args, **kwargs):
+        LOG.context = {"fold": fold, "y_train": np.array(y_train)}
+        return real_fuse_fold(plan, y_train, y_test, fold, repeat, *args, **kwargs)
+
     real_fuse_system = fuse_module._fuse_system
 
-    def fuse_system(system, fold, repeat, y_train, splits, *args, **kwargs):
-        LOG.context = {"fold": fold, "system": system.name, "y_train": np.array(y_train)}
-        return real_fuse_system(system, fold, repeat, y_train, splits, *args, **kwargs)
+    def fuse_system(system, *args, **kwargs):
+        LOG.context["system"] = system.name
+        return real_fuse_system(system, *args, **kwargs)
 
     def spy_rule(name: str, base: type) -> type:
         class Spy(base):
@@ -165,6 +171,7 @@ def spied(monkeypatch: pytest.MonkeyPatch) -> Log:
         return real_fit_blender(Z, y, **kwargs)
 
     monkeypatch.setattr(execute_module, "fit_unit", fit_unit)
+    monkeypatch.setattr(fuse_module, "fuse_fold", fuse_fold)
     monkeypatch.setattr(fuse_module, "_fuse_system", fuse_system)
     monkeypatch.setattr(fuse_module, "select_by_oof", select_by_oof)
     monkeypatch.setattr(blend_module, "fit_blender", fit_blender)
@@ -362,17 +369,16 @@ def test_the_second_level_checks_catch_a_leak(spied: Log,
     frame = spy_frame(WIDTHS)
     real = fuse_module._fuse_system  # the spied one: it sets the log's context
 
-    def leaky(system, fold, repeat, y_train, splits, outputs, *args, **kwargs):
+    def leaky(system, y_train, splits, outputs, *args, **kwargs):
         if system.fusion in rules_module.FUSION_RULES:
             rule = rules_module.make_fusion(system.fusion)
-            parts = [outputs[plan_module.Unit(fold, repeat, system.head, (name,), "branch",
-                                              True)] for name in system.branches]
+            parts = [outputs[system.head, (name,), "branch"] for name in system.branches]
             # training rows' out-of-fold and test probabilities, with made-up test labels
             oof = [np.vstack([p.oof.mean(axis=0), p.test.mean(axis=0)]) for p in parts]
             y = np.concatenate([y_train, np.zeros(parts[0].test.shape[1], dtype=int)])
-            LOG.context = {"fold": fold, "system": system.name, "y_train": np.array(y_train)}
+            LOG.context["system"] = system.name  # fold and y_train: set by the fold spy
             rule.fit(oof, y, None)
-        return real(system, fold, repeat, y_train, splits, outputs, *args, **kwargs)
+        return real(system, y_train, splits, outputs, *args, **kwargs)
 
     monkeypatch.setattr(fuse_module, "_fuse_system", leaky)
     config = BenchmarkConfig(heads=("spy",), fusions=("mean",), repeats=1, n_bootstrap=100)
