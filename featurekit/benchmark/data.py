@@ -113,7 +113,7 @@ def _validate_frame(data: pd.DataFrame) -> None:
         raise DatasetError("some clips have no label_id or no fold")
 
 
-def _check_sequences(sequences: Mapping[str, np.ndarray], selectors: Mapping[str, Any],
+def _check_branch_sequences(sequences: Mapping[str, np.ndarray], selectors: Mapping[str, Any],
                      n_clips: int, config: BenchmarkConfig) -> None:
     if any(head in SEQUENCE_HEAD_NAMES for head in config.heads) and not sequences:
         raise ConfigError("the sequence head needs frame sequences of the branches (store "
@@ -162,7 +162,7 @@ def prepare_data(data: pd.DataFrame, config: BenchmarkConfig, *,
     positions = {name: resolve_columns(selector, feature_columns, len(feature_columns))
                  for name, selector in selectors.items()}
     sequences = dict(sequences or {})
-    _check_sequences(sequences, selectors, len(data), config)
+    _check_branch_sequences(sequences, selectors, len(data), config)
     X = np.array(data[feature_columns].to_numpy(dtype=np.float32), copy=True)
     X[~np.isfinite(X) & ~np.isnan(X)] = np.nan
     label_ids, y = np.unique(data["label_id"].to_numpy(dtype=np.int64), return_inverse=True)

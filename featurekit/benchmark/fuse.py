@@ -22,7 +22,7 @@ from featurekit.benchmark.data import BenchmarkData
 from featurekit.benchmark.execute import UnitOutput, run_parallel
 from featurekit.benchmark.plan import Plan, System, Unit, oof_feature_target
 from featurekit.benchmark.score import fold_metrics
-from featurekit.fusion import cross_fitted_proba, make_fusion
+from featurekit.fusion import blend_probabilities, cross_fitted_proba, make_fusion
 from featurekit.heads import Split
 from featurekit.selection import select_by_oof
 
@@ -83,8 +83,6 @@ def _fuse_system(system: System, y_train: np.ndarray, splits: Sequence[Split],
         return Prediction(output.test.mean(axis=0), inner, choice)
     parts = [outputs[head, (name,), "branch"] for name in system.branches]
     if system.fusion == "blend":
-        from featurekit.fusion import blend_probabilities
-
         members = [blend_probabilities(
             [np.hstack([part.oof_embedding[m][val] for part in parts]) for _, val in splits],
             [y_train[val] for _, val in splits],
