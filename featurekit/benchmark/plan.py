@@ -174,7 +174,8 @@ class Plan:
 
 
 def make_plan(branches: Sequence[str], config: BenchmarkConfig, folds: np.ndarray, *,
-              sequence_branches: Sequence[str] = ()) -> Plan:
+              sequence_branches: Sequence[str] = (),
+              outer: Sequence[tuple[int, np.ndarray, np.ndarray]] | None = None) -> Plan:
     """Every system of the ablation and the units they need.
 
     Parameters
@@ -186,8 +187,11 @@ def make_plan(branches: Sequence[str], config: BenchmarkConfig, folds: np.ndarra
         Official fold of each clip.
     sequence_branches : sequence of str
         Branches with frame sequences (the only ones the sequence head runs on).
+    outer : sequence of (fold, train_index, test_index), optional
+        The outer splits; default :func:`leave_one_fold_out` of ``folds`` over
+        ``config.outer_folds`` (:func:`featurekit.model.train` plans one split of its own).
     """
-    outer = leave_one_fold_out(folds, config.outer_folds)
+    outer = leave_one_fold_out(folds, config.outer_folds) if outer is None else list(outer)
     subsets = ablation_subsets(branches)
     everything = tuple(branches)
     late = [name for name in config.fusions if name in LATE_FUSIONS]
