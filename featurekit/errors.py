@@ -36,3 +36,10 @@ class StoreError(FeaturekitError, RuntimeError):
 
 class WeightsError(FeaturekitError, FileNotFoundError):
     """Pretrained weights cannot be found, fetched or loaded."""
+
+
+class MissingDependencyError(FeaturekitError, ImportError):
+    """An optional engine (Dask, openSMILE, Essentia) is used but not installed.
+
+    The message names the ``featurekit[extra]`` that installs it.
+    """

@@ -24,6 +24,7 @@ from joblib import Parallel, delayed, effective_n_jobs, parallel_config
 from featurekit.branch import BranchComputer, ClipFailure, ClipResult, compute_batch_safely
 from featurekit.datasets.base import CLIP_COLUMNS
 from featurekit.errors import DatasetError, StoreError
+from featurekit.optional import require
 from featurekit.progress import progress_bar
 from featurekit.store import FeatureStore
 
@@ -103,19 +104,19 @@ def default_batch_size(n_clips: int, n_workers: int) -> int:
 @contextlib.contextmanager
 def dask_client(scheduler: str | None, n_workers: int) -> Iterator[Any]:
     """A distributed client on ``scheduler``, or on a LocalCluster that lives as long as it."""
-    from dask.distributed import Client, LocalCluster
+    distributed = require("distributed", extra="dask", purpose="backend='dask'")
 
     if scheduler is not None:
         try:
-            client = Client(scheduler, timeout="20s")
+            client = distributed.Client(scheduler, timeout="20s")
         except OSError as exc:
             raise StoreError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from exc
         with client:
             yield client
         return
-    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                      host="127.0.0.1", dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+    with distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
         yield client
 
 

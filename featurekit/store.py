@@ -7,6 +7,7 @@ Layout::
     STORE/<dataset>/<branch>/_notes/part-*.parquet    clip_id, note (what the loader did)
     STORE/<dataset>/<branch>/_frames/part-*.parquet   clip_id, time_s, frame-level descriptors
     STORE/<dataset>/.<branch>.lock                 held by the run writing the branch
+    STORE/<dataset>/.<branch>.lock.pid             its process id, for the refusal message
 
 Feature columns are float32, in the order of the computer that wrote them. Every file carries
 the same JSON under the Parquet schema metadata key ``featurekit``: store format, featurekit
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import fcntl
 import fnmatch
 import json
 import os
@@ -45,6 +45,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
+from filelock import FileLock, Timeout
 
 from featurekit.branch import ClipFailure, ClipResult
 from featurekit.errors import StoreError
@@ -424,7 +425,7 @@ class BranchWriter:
         self.done: set[str] = set()
         self._errors: dict[str, tuple[str, str, str]] = {}
         self._next_part = 0
-        self._lock_handle: Any = None
+        self._lock: FileLock | None = None
 
     # ------------------------------------------------------------- lifecycle
     @property
@@ -435,21 +436,23 @@ class BranchWriter:
 
     def __enter__(self) -> BranchWriter:
         self.directory.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.lock_path, "a+")  # held until __exit__
+        # An OS lock (flock / LockFileEx through filelock), so a killed run never leaves the
+        # branch locked. The holder's pid sits in a file of its own: Windows does not let
+        # another process read a locked file.
+        lock = FileLock(self.lock_path, timeout=0)  # held until __exit__
+        holder_path = self.lock_path.with_name(self.lock_path.name + ".pid")
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            handle.close()
+            lock.acquire()
+        except Timeout:
+            try:
+                holder = holder_path.read_text().strip() or "unknown"
+            except OSError:
+                holder = "unknown"
             raise StoreError(f"{self.dataset}/{self.branch} in store {self.store.path} is being "
                              f"written by another run (pid {holder}); wait for it to finish "
                              "or use another store") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        self._lock_handle = handle
+        self._lock = lock
+        holder_path.write_text(str(os.getpid()))
         try:
             self._prepare()
         except BaseException:
@@ -461,10 +464,9 @@ class BranchWriter:
         self._release()
 
     def _release(self) -> None:
-        if self._lock_handle is not None:
-            fcntl.flock(self._lock_handle.fileno(), fcntl.LOCK_UN)
-            self._lock_handle.close()
-            self._lock_handle = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def _prepare(self) -> None:
         for leftover in self.directory.parent.glob(f".trash-{self.branch}-*"):
@@ -568,7 +570,7 @@ class BranchWriter:
         failures : list of (clip_id, error_type, message)
             Clips recorded as errors.
         """
-        if self._lock_handle is None:
+        if self._lock is None:
             raise StoreError("BranchWriter.write_batch called outside its 'with' block")
         if len(outcomes) != len(clips):
             raise StoreError(f"{len(outcomes)} outcomes for a batch of {len(clips)} clips")
