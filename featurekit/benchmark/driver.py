@@ -135,6 +135,51 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
     return results
 
 
+def read_features(store: Any, dataset: str, *, model: str | Sequence[str] | None = None,
+                  recordings: Mapping[str, str] | pd.Series | None = None,
+                  ) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
+    """The features table a benchmark reads: ``handcrafted`` (and ``neural.<model>``).
+
+    Parameters
+    ----------
+    store : FeatureStore
+    dataset : str
+    model : str or sequence of str, optional
+        Neural model(s) whose branch ``neural.<model>`` joins the handcrafted families.
+    recordings : mapping of clip_id to recording id, optional
+        Inserted as the ``recording`` column (a clip without one is its own recording).
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        ``clip_id, fold, label, label_id`` (``recording``) then feature columns.
+    provenance : dict
+        Store branch -> its provenance.
+
+    Raises
+    ------
+    StoreError
+        A branch is missing from the store.
+    ConfigError
+        A neural branch was computed with untrained weights.
+    """
+    models = [model] if isinstance(model, str) else list(model or [])
+    wanted = [HANDCRAFTED_BRANCH] + [f"neural.{name}" for name in models]
+    present = store.branches(dataset)
+    missing = [branch for branch in wanted if branch not in present]
+    if missing:
+        raise StoreError(f"store {store.path} lacks branch(es) {', '.join(missing)} of "
+                         f"dataset {dataset!r}; run featurekit extract / embed first")
+    provenance = {branch: store.provenance(dataset, branch) for branch in wanted}
+    _check_provenance(provenance)
+    data = store.read(dataset, branches=wanted)
+    if recordings is not None:
+        mapped = data["clip_id"].map(pd.Series(recordings) if isinstance(recordings, Mapping)
+                                     else recordings)
+        data.insert(4, "recording", mapped.fillna(data["clip_id"]).astype(str))
+    return data, provenance
+
+
 def benchmark_store(store: Any, dataset: str, *, model: str | Sequence[str] | None = None,
                     config: BenchmarkConfig | None = None,
                     expected_folds: Sequence[int] | None = None,
@@ -169,21 +214,8 @@ def benchmark_store(store: Any, dataset: str, *, model: str | Sequence[str] | No
     from featurekit.store import FeatureStore
 
     store = store if isinstance(store, FeatureStore) else FeatureStore(store)
-    models = [model] if isinstance(model, str) else list(model or [])
-    wanted = [HANDCRAFTED_BRANCH] + [f"neural.{name}" for name in models]
-    present = store.branches(dataset)
-    missing = [branch for branch in wanted if branch not in present]
-    if missing:
-        raise StoreError(f"store {store.path} lacks branch(es) {', '.join(missing)} of "
-                         f"dataset {dataset!r}; run featurekit extract / embed first")
     started = time.perf_counter()
-    provenance = {branch: store.provenance(dataset, branch) for branch in wanted}
-    _check_provenance(provenance)
-    data = store.read(dataset, branches=wanted)
-    if recordings is not None:
-        mapped = data["clip_id"].map(pd.Series(recordings) if isinstance(recordings, Mapping)
-                                     else recordings)
-        data.insert(4, "recording", mapped.fillna(data["clip_id"]).astype(str))
+    data, provenance = read_features(store, dataset, model=model, recordings=recordings)
     sequences = None
     if any(head in SEQUENCE_HEAD_NAMES for head in (config or BenchmarkConfig()).heads):
         from featurekit.sequence import load_sequences
@@ -244,13 +276,8 @@ def run(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLike
     ConfigError
         Bad parallelism or configuration.
     """
-    from joblib import effective_n_jobs
-
     from featurekit.benchmark.report import write_report
-    from featurekit.config import ExtractionConfig
     from featurekit.datasets import load_dataset
-    from featurekit.handcrafted import HandcraftedBranch
-    from featurekit.runner import run_branch
     from featurekit.store import FeatureStore
 
     if n_jobs == 0 or n_jobs < -1:
@@ -258,6 +285,60 @@ def run(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLike
     config = config or BenchmarkConfig()
     data = load_dataset(dataset, data_dir)
     feature_store = FeatureStore(store)
+    models = [model] if isinstance(model, str) else list(model or [])
+    # The sequence head learns from frame-level descriptors: compute (and keep computing)
+    # frames whenever it is asked for or a branch already holds them.
+    fill_store(data, feature_store, model=models, weights=weights, extraction=extraction,
+               frames=any(head in SEQUENCE_HEAD_NAMES for head in config.heads),
+               n_jobs=n_jobs, backend=backend, scheduler=scheduler, progress=progress)
+    results = benchmark_store(feature_store, data.name, model=models, config=config,
+                              expected_folds=data.expected_folds,
+                              recordings=data.clips.set_index("clip_id")["recording"],
+                              n_jobs=n_jobs, backend=backend, scheduler=scheduler,
+                              progress=progress)
+    target = Path(out or f"benchmark-{data.name}")
+    written = [save_results(results, target), *write_report(results, target).values()]
+    return BenchmarkRun(results, written)
+
+
+def fill_store(data: Any, feature_store: Any, *, model: str | Sequence[str] | None,
+               weights: str | None = None, extraction: Any = None, frames: bool = False,
+               n_jobs: int = 1, backend: str = "loky", scheduler: str | None = None,
+               progress: bool | None = None) -> list[Any]:
+    """Compute whatever ``feature_store`` lacks of a dataset's branches, as :func:`run` does.
+
+    Parameters
+    ----------
+    data : Dataset
+        From :func:`featurekit.load_dataset`.
+    feature_store : FeatureStore
+    model : str or sequence of str, optional
+        Pretrained model(s) of the neural branch(es).
+    weights : str, optional
+        Checkpoint file of the model (default: resolved as by ``featurekit embed``).
+    extraction : ExtractionConfig, optional
+        Handcrafted configuration; default: the one already stored, else the defaults.
+    frames : bool
+        Frame-level descriptors are needed (kept computing for a branch that holds them).
+    n_jobs, backend, scheduler, progress :
+        Parallelism of extraction and embedding.
+
+    Returns
+    -------
+    list of BranchComputer
+        The computers of the branches (``handcrafted`` first, then each ``neural.<model>``).
+
+    Raises
+    ------
+    StoreError
+        Frames are needed from a branch stored without them, or computing a branch failed.
+    """
+    from joblib import effective_n_jobs
+
+    from featurekit.config import ExtractionConfig
+    from featurekit.handcrafted import HandcraftedBranch
+    from featurekit.runner import run_branch
+
     models = [model] if isinstance(model, str) else list(model or [])
     if extraction is None:
         extraction = (ExtractionConfig.from_dict(feature_store.provenance(
@@ -269,31 +350,21 @@ def run(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLike
 
         computers += [NeuralBranch(name, weights, n_threads=effective_n_jobs(n_jobs))
                       for name in models]
-    # The sequence head learns from frame-level descriptors: compute (and keep computing)
-    # frames whenever it is asked for or a branch already holds them.
-    wants_frames = any(head in SEQUENCE_HEAD_NAMES for head in config.heads)
     for computer in computers:
         stored = computer.branch in feature_store.branches(data.name)
         has_frames = stored and bool(feature_store.metadata(data.name, computer.branch)
                                      .get("frames"))
-        if wants_frames and stored and not has_frames:
+        if frames and stored and not has_frames:
             command = "extract" if computer.branch == HANDCRAFTED_BRANCH else "embed"
             raise StoreError(f"the sequence head needs frame-level descriptors, but "
                              f"{data.name}/{computer.branch} in store {feature_store.path} was "
                              f"computed without them; use another store, or recompute the "
                              f"branch with `featurekit {command} --frames --overwrite`")
         summary = run_branch(computer, data, feature_store, n_jobs=n_jobs,
-                             frames=wants_frames or has_frames, backend=backend,
+                             frames=frames or has_frames, backend=backend,
                              scheduler=scheduler,
                              progress=progress is not False)
         print(summary, file=sys.stderr)
         if summary.exit_code:
             raise StoreError(f"computing {data.name}/{computer.branch} failed: {summary}")
-    results = benchmark_store(feature_store, data.name, model=models, config=config,
-                              expected_folds=data.expected_folds,
-                              recordings=data.clips.set_index("clip_id")["recording"],
-                              n_jobs=n_jobs, backend=backend, scheduler=scheduler,
-                              progress=progress)
-    target = Path(out or f"benchmark-{data.name}")
-    written = [save_results(results, target), *write_report(results, target).values()]
-    return BenchmarkRun(results, written)
+    return computers
