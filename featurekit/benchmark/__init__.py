@@ -29,6 +29,7 @@ Entry points: :func:`run` (a dataset directory, as ``featurekit benchmark``),
 
 from featurekit.benchmark.config import (
     AUTO,
+    BACKENDS,
     BENCHMARK_FUSIONS,
     HANDCRAFTED_BRANCH,
     HANDCRAFTED_FAMILIES,
@@ -36,11 +37,21 @@ from featurekit.benchmark.config import (
     SEQUENCE_HEAD_NAMES,
     BenchmarkConfig,
 )
-from featurekit.benchmark.data import branch_selectors
-from featurekit.benchmark.driver import BenchmarkRun, benchmark_store, run, run_benchmark
-from featurekit.benchmark.execute import BACKENDS
-from featurekit.benchmark.plan import ablation_subsets, system_name
-from featurekit.benchmark.results import load_results, save_results
+from featurekit.lazy import lazy_getattr
+
+# The stages (pandas, scikit-learn, XGBoost) are imported on first use: the configuration is
+# enough to build the CLI's parser.
+__getattr__ = lazy_getattr(__name__, {
+    "branch_selectors": "featurekit.benchmark.data",
+    "BenchmarkRun": "featurekit.benchmark.driver",
+    "benchmark_store": "featurekit.benchmark.driver",
+    "run": "featurekit.benchmark.driver",
+    "run_benchmark": "featurekit.benchmark.driver",
+    "ablation_subsets": "featurekit.benchmark.plan",
+    "system_name": "featurekit.benchmark.plan",
+    "load_results": "featurekit.benchmark.results",
+    "save_results": "featurekit.benchmark.results",
+}, globals())
 
 __all__ = ["AUTO", "BACKENDS", "BENCHMARK_FUSIONS", "HANDCRAFTED_BRANCH",
            "HANDCRAFTED_FAMILIES", "NEURAL_AUTO", "SEQUENCE_HEAD_NAMES", "BenchmarkConfig",

@@ -6,18 +6,22 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from featurekit.errors import ConfigError
-from featurekit.heads import HEADS, HeadSpec, get_head_spec
-from featurekit.store import KEY_COLUMNS as STORE_KEY_COLUMNS
+
+if TYPE_CHECKING:
+    from featurekit.heads import HeadSpec
+
+# Light on purpose: the CLI builds its parser from these defaults, so the heads (scikit-learn,
+# XGBoost) are imported only by the methods that need them.
 
 #: Families of the store's ``handcrafted`` branch, each a benchmark branch of its own.
 HANDCRAFTED_FAMILIES = ("pitch", "timbre", "spectral")
 #: Store branch holding the handcrafted families.
 HANDCRAFTED_BRANCH = "handcrafted"
-#: Non-feature columns: a store read's keys, and ``recording`` (optional), each clip's source.
-KEY_COLUMNS = (*STORE_KEY_COLUMNS, "recording")
+#: Where the units run: joblib processes on this machine, or a Dask cluster.
+BACKENDS = ("loky", "dask")
 #: Heads that learn from frame sequences rather than clip-level features.
 SEQUENCE_HEAD_NAMES = ("seq",)
 #: Late-fusion rules (see :mod:`featurekit.fusion`).
@@ -109,6 +113,8 @@ class BenchmarkConfig:
 
     def config_hash(self, head_specs: Mapping[str, HeadSpec] | None = None) -> str:
         """Stable short hash of :meth:`to_dict` and of the heads' default parameters."""
+        from featurekit.heads import HEADS
+
         specs = {name: head_spec(name, head_specs) for name in self.heads
                  if name in HEADS or name in SEQUENCE_HEAD_NAMES or name in (head_specs or {})}
         heads = {name: [repr(spec.factory().get_params()), repr(spec.param_grid)]
@@ -125,4 +131,6 @@ def head_spec(name: str, head_specs: Mapping[str, HeadSpec] | None = None) -> He
         from featurekit.sequence import SEQUENCE_HEADS  # torch: imported only when asked for
 
         return SEQUENCE_HEADS[name]
+    from featurekit.heads import get_head_spec
+
     return get_head_spec(name)

@@ -11,12 +11,15 @@ import pandas as pd
 
 from featurekit.benchmark.config import (
     HANDCRAFTED_FAMILIES,
-    KEY_COLUMNS,
     SEQUENCE_HEAD_NAMES,
     BenchmarkConfig,
 )
 from featurekit.errors import ConfigError, DatasetError
 from featurekit.fusion import Selector, resolve_columns
+from featurekit.store import KEY_COLUMNS as STORE_KEY_COLUMNS
+
+#: Non-feature columns: a store read's keys, and ``recording`` (optional), each clip's source.
+KEY_COLUMNS = (*STORE_KEY_COLUMNS, "recording")
 
 
 def branch_selectors(columns: Sequence[str]) -> dict[str, str]:

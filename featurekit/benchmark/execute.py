@@ -16,16 +16,13 @@ import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs, parallel_config
 from threadpoolctl import threadpool_limits
 
-from featurekit.benchmark.config import OOF_FEATURES, SEQUENCE_HEAD_NAMES
+from featurekit.benchmark.config import BACKENDS, OOF_FEATURES, SEQUENCE_HEAD_NAMES
 from featurekit.benchmark.data import BenchmarkData
 from featurekit.benchmark.plan import Plan, Unit, oof_feature_target
 from featurekit.errors import ConfigError
 from featurekit.fusion import fit_branch, log_probability_features, predict_members
 from featurekit.heads import HeadSpec, Split, inner_splits, take_rows
 from featurekit.progress import progress_bar
-
-#: Executors of :func:`execute`.
-BACKENDS = ("loky", "dask")
 
 
 @dataclass

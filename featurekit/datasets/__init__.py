@@ -9,23 +9,30 @@ datasets (a folder per label, or a CSV), all loaded into one :class:`Dataset` sh
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-from featurekit.datasets.base import (
-    AUDIO_EXTENSIONS,
-    Dataset,
-    DatasetWarning,
-    assign_folds,
-)
 from featurekit.datasets.fetch import (
     VerificationReport,
     default_data_dir,
     download_dataset,
     verify_dataset,
 )
-from featurekit.datasets.generic import load_csv, load_folder
 from featurekit.datasets.manifest import DatasetManifest, load_manifest, manifest_names
-from featurekit.datasets.official import find_root, load_official
 from featurekit.errors import DatasetError
+from featurekit.lazy import lazy_getattr
+
+if TYPE_CHECKING:
+    from featurekit.datasets.base import Dataset
+
+# Names whose modules need pandas, imported on first use: the CLI reads the light names
+# (adapters, manifests, the default data directory) to build its parsers.
+_LAZY = {
+    "AUDIO_EXTENSIONS": "featurekit.datasets.base",
+    "Dataset": "featurekit.datasets.base",
+    "DatasetWarning": "featurekit.datasets.base",
+    "assign_folds": "featurekit.datasets.base",
+}
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -100,6 +107,9 @@ def load_dataset(name: str, data_dir: str | os.PathLike[str], download: bool = F
         Unknown name (the message lists the known ones), dataset not found, malformed
         metadata, duplicate clip ids, paths leaving the data directory, or no audio at all.
     """
+    from featurekit.datasets.generic import load_csv, load_folder
+    from featurekit.datasets.official import find_root, load_official
+
     official = manifest_names()
     if name in GENERIC_ADAPTERS:
         if download:

@@ -7,9 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from featurekit.datasets.base import preview
 from featurekit.datasets.manifest import DatasetManifest, load_manifest
-from featurekit.datasets.official import find_root, scan_official
 from featurekit.download import checksum_mismatch, download_file, extract_archive, size_mismatch
 from featurekit.errors import DatasetError
 
@@ -121,6 +119,10 @@ def verify_dataset(name: str, data_dir: str | os.PathLike[str], *,
     DatasetError
         When no copy of the dataset is found, or its metadata cannot be read at all.
     """
+    # pandas, for the metadata; imported here so that the CLI builds its parsers without it
+    from featurekit.datasets.base import preview
+    from featurekit.datasets.official import find_root, scan_official
+
     manifest = load_manifest(name)
     data_dir = Path(data_dir).expanduser()
     root = find_root(manifest, data_dir)
@@ -181,6 +183,8 @@ def download_dataset(name: str, data_dir: str | os.PathLike[str] | None = None, 
     DatasetError
         When the result does not match the manifest.
     """
+    from featurekit.datasets.official import find_root  # pandas: see verify_dataset
+
     manifest = load_manifest(name)
     data_dir = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     try:

@@ -9,9 +9,7 @@
 
 from __future__ import annotations
 
-from featurekit.neural.base import AudioTagger
-from featurekit.neural.branch import NeuralBranch, embedding_names
-from featurekit.neural.embedder import PretrainedEmbedder
+from featurekit.lazy import lazy_getattr
 from featurekit.neural.registry import (
     UNTRAINED,
     ModelInfo,
@@ -22,6 +20,15 @@ from featurekit.neural.registry import (
     resolve_weights,
     weights_cache_dir,
 )
+
+# Names whose modules import torch, imported on first use: the registry's table (the CLI's
+# model choices) is enough to build parsers.
+__getattr__ = lazy_getattr(__name__, {
+    "AudioTagger": "featurekit.neural.base",
+    "NeuralBranch": "featurekit.neural.branch",
+    "embedding_names": "featurekit.neural.branch",
+    "PretrainedEmbedder": "featurekit.neural.embedder",
+}, globals())
 
 __all__ = ["UNTRAINED", "AudioTagger", "ModelInfo", "NeuralBranch", "PretrainedEmbedder",
            "audioset_labels", "available_models", "embedding_names", "load_pretrained",

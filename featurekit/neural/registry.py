@@ -14,20 +14,24 @@ timing only; such a model is marked ``untrained`` in its provenance.
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache, partial
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from featurekit.errors import WeightsError
-from featurekit.neural import panns
-from featurekit.neural.base import AudioTagger
-from featurekit.neural.efficientat import EfficientATMobileNet
+
+if TYPE_CHECKING:
+    import torch
+
+    from featurekit.neural.base import AudioTagger
+
+# torch and the architectures are imported by the functions that build or load a model, so
+# that the registry's table (model names for the CLI's parsers) imports without them.
 
 __all__ = ["UNTRAINED", "ModelInfo", "audioset_labels", "available_models", "load_pretrained",
            "model_info", "resolve_weights", "weights_cache_dir", "weights_checksums"]
@@ -86,47 +90,54 @@ class ModelInfo:
     build: Callable[[], AudioTagger]
 
 
-def _efficientat(name: str, width: float, file_name: str, *, sha256: str | None = None,
-                 md5: str | None = None) -> ModelInfo:
+def _build(module: str, factory: str, *args: Any) -> AudioTagger:
+    return getattr(importlib.import_module(module), factory)(*args)
+
+
+def _efficientat(name: str, width: float, file_name: str, *, embedding_dim: int,
+                 sha256: str | None = None, md5: str | None = None) -> ModelInfo:
     return ModelInfo(name=name, family="efficientat", file_name=file_name,
                      url=_EFFICIENTAT_URL.format(file_name), sha256=sha256, md5=md5,
-                     sample_rate=32000,
-                     embedding_dim=EfficientATMobileNet.embedding_size(width),
+                     sample_rate=32000, embedding_dim=embedding_dim,
                      license="MIT", citation=_EFFICIENTAT_CITATION,
-                     build=partial(EfficientATMobileNet, width))
+                     build=partial(_build, "featurekit.neural.efficientat",
+                                   "EfficientATMobileNet", width))
 
 
-def _panns(name: str, build: Callable[[], AudioTagger], file_name: str, *, sample_rate: int,
+def _panns(name: str, factory: str, file_name: str, *, sample_rate: int,
            embedding_dim: int, md5: str, sha256: str | None = None) -> ModelInfo:
     return ModelInfo(name=name, family="panns", file_name=file_name,
                      url=_PANNS_URL.format(file_name.replace("=", "%3D")), sha256=sha256,
                      md5=md5, sample_rate=sample_rate, embedding_dim=embedding_dim,
-                     license="CC-BY-4.0", citation=_PANNS_CITATION, build=build)
+                     license="CC-BY-4.0", citation=_PANNS_CITATION,
+                     build=partial(_build, "featurekit.neural.panns", factory))
 
 
-# Checksums: mn04 measured on the file; PANNs md5 (and the Cnn14_16k sha256) as reported by
-# several independent users of the Zenodo files (the publisher states none).
+# Embedding sizes: EfficientAT's is EfficientATMobileNet.embedding_size(width) (the model
+# tests check every entry against the built model). Checksums: mn04 measured on the file;
+# PANNs md5 (and the Cnn14_16k sha256) as reported by several independent users of the
+# Zenodo files (the publisher states none).
 _REGISTRY: dict[str, ModelInfo] = {info.name: info for info in (
-    _efficientat("mn04_as", 0.4, "mn04_as_mAP_432.pt",
+    _efficientat("mn04_as", 0.4, "mn04_as_mAP_432.pt", embedding_dim=384,
                  sha256="899a8c6217063f6941793102a2780b3dd788ab11fce468d9cf5f0577c453321c",
                  md5="d288913b10fd32c968b3d756236060a6"),
-    _efficientat("mn01_as", 0.1, "mn01_as_mAP_298.pt"),
-    _efficientat("mn02_as", 0.2, "mn02_as_mAP_378.pt"),
-    _efficientat("mn05_as", 0.5, "mn05_as_mAP_443.pt"),
-    _efficientat("mn10_as", 1.0, "mn10_as_mAP_471.pt"),
-    _efficientat("mn20_as", 2.0, "mn20_as_mAP_478.pt"),
-    _efficientat("mn30_as", 3.0, "mn30_as_mAP_482.pt"),
-    _efficientat("mn40_as", 4.0, "mn40_as_mAP_484.pt"),
-    _panns("cnn14", panns.cnn14, "Cnn14_mAP=0.431.pth", sample_rate=32000, embedding_dim=2048,
+    _efficientat("mn01_as", 0.1, "mn01_as_mAP_298.pt", embedding_dim=96),
+    _efficientat("mn02_as", 0.2, "mn02_as_mAP_378.pt", embedding_dim=192),
+    _efficientat("mn05_as", 0.5, "mn05_as_mAP_443.pt", embedding_dim=480),
+    _efficientat("mn10_as", 1.0, "mn10_as_mAP_471.pt", embedding_dim=960),
+    _efficientat("mn20_as", 2.0, "mn20_as_mAP_478.pt", embedding_dim=1920),
+    _efficientat("mn30_as", 3.0, "mn30_as_mAP_482.pt", embedding_dim=2880),
+    _efficientat("mn40_as", 4.0, "mn40_as_mAP_484.pt", embedding_dim=3840),
+    _panns("cnn14", "cnn14", "Cnn14_mAP=0.431.pth", sample_rate=32000, embedding_dim=2048,
            md5="541141fa2ee191a88f24a3219fff024e"),
-    _panns("cnn14_16k", panns.cnn14_16k, "Cnn14_16k_mAP=0.438.pth", sample_rate=16000,
+    _panns("cnn14_16k", "cnn14_16k", "Cnn14_16k_mAP=0.438.pth", sample_rate=16000,
            embedding_dim=2048, md5="362fc5ff18f1d6ad2f6d464b45893f2c",
            sha256="e2ee543a27919542c2ea03eabaa70b24dcd4e6c8e05621de6b67a94e4c5058e6"),
-    _panns("cnn10", panns.cnn10, "Cnn10_mAP=0.380.pth", sample_rate=32000, embedding_dim=512,
+    _panns("cnn10", "cnn10", "Cnn10_mAP=0.380.pth", sample_rate=32000, embedding_dim=512,
            md5="bfb1f1f9968938fa8ef4012b8471f5f6"),
-    _panns("cnn6", panns.cnn6, "Cnn6_mAP=0.343.pth", sample_rate=32000, embedding_dim=512,
+    _panns("cnn6", "cnn6", "Cnn6_mAP=0.343.pth", sample_rate=32000, embedding_dim=512,
            md5="e25e26b84585b14c7754c91e48efc9be"),
-    _panns("mobilenetv1", panns.mobilenetv1, "MobileNetV1_mAP=0.389.pth", sample_rate=32000,
+    _panns("mobilenetv1", "mobilenetv1", "MobileNetV1_mAP=0.389.pth", sample_rate=32000,
            embedding_dim=1024, md5="a419303e1c88aa1b9d2ac3811563d371"),
 )}
 
@@ -240,6 +251,8 @@ def _matches_registry(info: ModelInfo, path: Path) -> bool:
 
 
 def _read_state_dict(info: ModelInfo, path: Path) -> Mapping[str, torch.Tensor]:
+    import torch
+
     try:
         obj: Any = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -294,6 +307,8 @@ def load_pretrained(name: str, weights: str | os.PathLike[str] | None = None,
     WeightsError
         Weights missing (offline), unreadable, or not matching the architecture (strict load).
     """
+    import torch
+
     info = model_info(name)
     untrained = isinstance(weights, str) and weights == UNTRAINED
     with torch.random.fork_rng(devices=[]):

@@ -1,0 +1,81 @@
+"""The CLI builds its parsers without the heavy libraries: they are imported by the command
+that runs, so ``featurekit --help`` and every ``featurekit CMD --help`` answer at once.
+
+Each check runs in a fresh interpreter and looks at ``sys.modules`` (correctness, not timing:
+benchmarks/bench_cli.py times the commands)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+#: Modules that must not be imported to build parsers or print help.
+HEAVY = ("torch", "sklearn", "xgboost", "pandas", "pyarrow", "librosa", "scipy", "numba",
+         "joblib", "dask", "distributed", "opensmile", "essentia", "matplotlib",
+         "featurekit.benchmark.driver", "featurekit.runner", "featurekit.store")
+
+_PROBE = textwrap.dedent("""
+    import contextlib, io, json, sys
+    from featurekit.cli import main
+    argv = json.loads(sys.argv[1])
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        try:
+            main(argv)
+        except SystemExit as exit_:
+            code = exit_.code
+    heavy = json.loads(sys.argv[2])
+    print(json.dumps({"code": code, "help": out.getvalue(),
+                      "imported": sorted(m for m in heavy if m in sys.modules)}))
+""")
+
+
+def _help(*command: str) -> dict:
+    done = subprocess.run([sys.executable, "-c", _PROBE, json.dumps([*command, "--help"]),
+                           json.dumps(HEAVY)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def _commands() -> list[tuple[str, ...]]:
+    """Every command and sub-command of the parser, e.g. ``("datasets", "download")``."""
+    import argparse
+
+    from featurekit.cli import build_parser
+
+    def walk(parser: argparse.ArgumentParser, prefix: tuple[str, ...]):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    yield (*prefix, name)
+                    yield from walk(child, (*prefix, name))
+
+    return list(walk(build_parser(), ()))
+
+
+def test_the_command_list_is_complete() -> None:
+    commands = _commands()
+    assert {("extract",), ("embed",), ("benchmark",), ("datasets", "download"),
+            ("store", "info")} <= set(commands)
+
+
+@pytest.mark.parametrize("command", [(), *_commands()], ids=lambda c: " ".join(c) or "top")
+def test_help_imports_no_heavy_module(command: tuple[str, ...]) -> None:
+    outcome = _help(*command)
+    assert outcome["code"] == 0
+    assert outcome["help"].startswith("usage: featurekit")
+    assert outcome["imported"] == []
+
+
+def test_help_shows_the_library_defaults() -> None:
+    """Defaults read from light modules are still the library's."""
+    from featurekit.benchmark import BenchmarkConfig
+    from featurekit.neural.registry import available_models
+
+    text = " ".join(_help("benchmark")["help"].split())
+    assert f"default {BenchmarkConfig().repeats})" in text
+    assert f"default {','.join(BenchmarkConfig().heads)})" in text
+    assert ",".join(available_models()) in "".join(_help("embed")["help"].split())
