@@ -314,7 +314,7 @@ def test_csv_dataset_without_folds_and_with_clip_ids(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("content", "message"), [
-    ("path,label\n../outside.wav,a\n", "points outside the data directory"),
+    ("path,label\n../outside.wav,a\n", r"none of the 1 listed files exists \(e\.g\. /"),
     ("file,label\nx.wav,a\n", r"lacks column\(s\) path"),
     ("path,label\nhigh/clip_00.wav,\n", r"empty path or label on line\(s\) 2"),
     ("path,label\nnope.wav,a\n", "none of the 1 listed files exists"),
@@ -326,6 +326,50 @@ def test_csv_dataset_validation(tmp_path: Path, content: str, message: str) -> N
     (tmp_path / "m.csv").write_text(content)
     with pytest.raises(DatasetError, match=message):
         load_dataset("csv", tmp_path / "m.csv")
+
+
+def test_csv_dataset_absolute_and_outside_paths(tmp_path: Path) -> None:
+    """A user's CSV may name files absolutely or relative to its folder, ``..`` included;
+    a file inside the CSV's folder has the same clip id either way."""
+    root = make_folder_dataset(tmp_path / "lists", clips_per_class=1)
+    elsewhere = make_folder_dataset(tmp_path / "elsewhere", clips_per_class=1)
+    (root / "m.csv").write_text("path,label\n"
+                                f"{root / 'high' / 'clip_00.wav'},hi\n"  # absolute, inside
+                                "low/clip_00.wav,lo\n"                    # relative
+                                "../elsewhere/high/clip_00.wav,hi\n"      # relative, outside
+                                f"{elsewhere / 'low' / 'clip_00.flac'},lo\n")  # absolute, stem
+    dataset, _ = load_quietly("csv", root / "m.csv")
+    clips = dataset.clips.set_index("clip_id")
+    assert clips["path"].to_dict() == {
+        "high/clip_00": str(root / "high" / "clip_00.wav"),
+        "low/clip_00": str(root / "low" / "clip_00.wav"),
+        (elsewhere / "high" / "clip_00").as_posix(): str(elsewhere / "high" / "clip_00.wav"),
+        (elsewhere / "low" / "clip_00").as_posix(): str(elsewhere / "low" / "clip_00.wav"),
+    }
+    assert dataset.classes == ["hi", "lo"]
+
+
+def test_csv_dataset_from_a_folder_with_one_csv(tmp_path: Path) -> None:
+    root = make_folder_dataset(tmp_path / "data", clips_per_class=1)
+    (root / "labels.csv").write_text("path,label\nhigh/clip_00.wav,hi\nlow/clip_00.wav,lo\n")
+    (root / ".hidden.csv").write_text("not,read\n")
+    dataset, _ = load_quietly("csv", root)
+    assert dataset.name == "labels" and len(dataset.clips) == 2
+
+
+@pytest.mark.parametrize(("csv_names", "message"), [
+    ((), r"holds 0 CSV files; expected a CSV file with columns path,label"),
+    (("a.csv", "b.CSV"), r"holds 2 CSV files: a\.csv, b\.CSV; expected .* exactly one"),
+])
+def test_csv_dataset_folder_needs_exactly_one_csv(tmp_path: Path, csv_names: tuple[str, ...],
+                                                  message: str) -> None:
+    root = make_folder_dataset(tmp_path / "data", clips_per_class=1)
+    for name in csv_names:
+        (root / name).write_text("path,label\nhigh/clip_00.wav,hi\n")
+    with pytest.raises(DatasetError, match=message):
+        load_dataset("csv", root)
+    with pytest.raises(DatasetError, match=r"nowhere does not exist; expected a CSV file"):
+        load_dataset("csv", tmp_path / "nowhere")
 
 
 def test_assign_folds_is_stratified_and_order_independent() -> None:

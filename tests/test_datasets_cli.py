@@ -39,3 +39,14 @@ def test_input_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "unknown dataset 'nope'" in capsys.readouterr().err
     assert main(["datasets", "verify", "esc50", "--data-dir", str(tmp_path)]) == 2
     assert "no copy found" in capsys.readouterr().err
+
+
+def test_csv_data_dir_says_what_it_expected(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a.csv").write_text("path,label\nx.wav,a\n")
+    (tmp_path / "b.csv").write_text("path,label\nx.wav,a\n")
+    assert main(["extract", "--dataset", "csv", "--data-dir", str(tmp_path),
+                 "--store", str(tmp_path / "store")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds 2 CSV files: a.csv, b.csv" in err
+    assert "or a folder holding exactly one such CSV" in err

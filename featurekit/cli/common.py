@@ -11,7 +11,9 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     """``--dataset``, ``--data-dir`` and ``--store``: which clips, and where features go."""
     parser.add_argument("--dataset", required=True,
                         help="dataset name (urbansound8k, esc50, esc10, folder, csv)")
-    parser.add_argument("--data-dir", required=True, help="directory holding the dataset")
+    parser.add_argument("--data-dir", required=True,
+                        help="directory holding the dataset (with --dataset csv: the CSV "
+                             "file, or a folder holding exactly one CSV)")
     parser.add_argument("--store", required=True, help="feature store directory")
 
 

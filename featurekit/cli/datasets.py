@@ -25,7 +25,8 @@ def _list(args: argparse.Namespace) -> int:
         print(f"{'':14s} license: {manifest.license}")
         print(f"{'':14s} {manifest.homepage}")
     print(f"{'folder':14s} your audio: DATA_DIR/<label>/<clip>.wav, optional DATA_DIR/folds.csv")
-    print(f"{'csv':14s} your audio listed in a CSV: path,label[,fold][,clip_id]")
+    print(f"{'csv':14s} your audio listed in a CSV: path,label[,fold][,clip_id]; paths "
+          "absolute or relative to the CSV's folder")
     return 0
 
 

@@ -72,8 +72,8 @@ def load_dataset(name: str, data_dir: str | os.PathLike[str], download: bool = F
     name : str
         An official dataset (``urbansound8k``, ``esc50``, ``esc10``; see
         :func:`list_datasets`), ``"folder"`` (``data_dir`` holds one sub-folder per label)
-        or ``"csv"`` (``data_dir`` is a CSV with columns ``path,label[,fold][,clip_id]``,
-        paths relative to the CSV's directory).
+        or ``"csv"`` (``data_dir`` is a CSV with columns ``path,label[,fold][,clip_id]``, or
+        a folder holding exactly one; paths absolute or relative to the CSV's folder).
     data_dir : path-like
         Official datasets: the directory containing the dataset (e.g. the one holding
         ``UrbanSound8K/``) or the dataset directory itself.

@@ -20,7 +20,6 @@ from featurekit.datasets.base import (
     Dataset,
     assign_folds,
     clips_frame,
-    confined_path,
     dataset_name,
     int_column,
     preview,
@@ -30,7 +29,7 @@ from featurekit.datasets.base import (
 )
 from featurekit.errors import DatasetError
 
-__all__ = ["ASSIGNED_FOLDS", "FOLDS_FILE", "load_csv", "load_folder"]
+__all__ = ["ASSIGNED_FOLDS", "FOLDS_FILE", "find_csv", "load_csv", "load_folder"]
 
 #: Number of folds assigned when a folder/CSV dataset gives none.
 ASSIGNED_FOLDS = 5
@@ -131,17 +130,61 @@ def load_folder(root: str | os.PathLike[str], *, name: str | None = None,
                    folds, str(root))
 
 
+def find_csv(path: str | os.PathLike[str]) -> Path:
+    """The CSV that ``path`` names: the file itself, or the one CSV in a folder.
+
+    Raises
+    ------
+    DatasetError
+        ``path`` does not exist, or is a folder holding no CSV or several (the message lists
+        them).
+    """
+    path = Path(os.path.abspath(Path(path).expanduser()))
+    if path.is_file():
+        return path
+    expected = ("expected a CSV file with columns path,label[,fold][,clip_id], or a folder "
+                "holding exactly one such CSV")
+    if not path.is_dir():
+        raise DatasetError(f"{path} does not exist; {expected}")
+    found = sorted(entry for entry in path.iterdir() if entry.is_file()
+                   and entry.suffix.lower() == ".csv" and not entry.name.startswith("."))
+    if len(found) != 1:
+        listed = f": {preview([entry.name for entry in found])}" if found else ""
+        raise DatasetError(f"folder {path} holds {len(found)} CSV files{listed}; {expected} "
+                           "(name the file itself to choose)")
+    return found[0]
+
+
+def _listed_path(root: Path, text: str) -> Path:
+    """A CSV row's file: absolute, or relative to the CSV's folder (``~`` expanded).
+
+    The user wrote the list, so it may point anywhere (unlike official metadata, whose paths
+    are confined to the download; see :func:`~featurekit.datasets.base.confined_path`).
+    """
+    return Path(os.path.normpath(os.path.join(root, os.path.expanduser(text))))
+
+
+def _default_clip_id(root: Path, path: Path) -> str:
+    """The path without its audio extension: relative to ``root`` when inside it (the same
+    id whether the CSV names the file absolutely or not), else absolute, in ``/`` form."""
+    try:
+        key = path.relative_to(root).as_posix()
+    except ValueError:
+        key = path.as_posix()
+    return _strip_audio_suffix(key)
+
+
 def load_csv(csv_path: str | os.PathLike[str], *, name: str | None = None,
              reserved: Iterable[str] = ()) -> Dataset:
     """A dataset listed in a CSV with columns ``path,label`` and optional ``fold``, ``clip_id``.
 
-    Paths are relative to the CSV's directory and may not leave it; audio is matched by file
-    stem when the extension differs. Rows without an audio file are dropped with one warning.
+    Paths are absolute or relative to the CSV's folder; audio is matched by file stem when
+    the extension differs. Rows without an audio file are dropped with one warning.
 
     Parameters
     ----------
     csv_path : path-like
-        The CSV file.
+        The CSV file, or a folder holding exactly one CSV (see :func:`find_csv`).
     name : str, keyword-only, optional
         Dataset name; defaults to the CSV's file stem.
     reserved : iterable of str, keyword-only
@@ -150,30 +193,32 @@ def load_csv(csv_path: str | os.PathLike[str], *, name: str | None = None,
     Returns
     -------
     Dataset
-        ``clip_id`` from the ``clip_id`` column, else the path without extension; classes are
-        the labels, sorted. Without a ``fold`` column folds are assigned with a warning.
+        ``clip_id`` from the ``clip_id`` column, else the path without extension (relative to
+        the CSV's folder when inside it); classes are the labels, sorted. Without a ``fold``
+        column folds are assigned with a warning.
     """
-    csv_path = Path(os.path.abspath(Path(csv_path).expanduser()))
+    csv_path = find_csv(csv_path)
     table = read_csv_text(csv_path, ["path", "label"])
     root = csv_path.parent
-    relative = table["path"].str.strip().str.replace("\\", "/")
+    listed = table["path"].str.strip().str.replace("\\", "/")
     labels = table["label"].str.strip()
-    empty = np.flatnonzero((relative == "").to_numpy() | (labels == "").to_numpy())
+    empty = np.flatnonzero((listed == "").to_numpy() | (labels == "").to_numpy())
     if len(empty):  # report CSV line numbers: header is line 1
         raise DatasetError(f"metadata file {csv_path}: empty path or label on line(s) "
                            f"{preview((empty + 2).tolist())}")
+    paths = [_listed_path(root, text) for text in listed]
     clip_ids = (table["clip_id"].str.strip() if "clip_id" in table.columns
-                else relative.map(_strip_audio_suffix))
+                else pd.Series([_default_clip_id(root, path) for path in paths]))
     refuse_duplicates(clip_ids, csv_path)
     finder = AudioFinder()
-    found = [finder.find(confined_path(root, path, csv_path)) for path in relative]
+    found = [finder.find(path) for path in paths]
     present = np.array([path is not None for path in found])
     if not present.any():
         raise DatasetError(f"metadata file {csv_path}: none of the {len(table)} listed files "
-                           f"exists (e.g. {root / relative.iloc[0]})")
+                           f"exists (e.g. {paths[0]})")
     if not present.all():
         warn(f"{csv_path}: {int((~present).sum())} listed file(s) not found, skipped: "
-             f"{preview(relative[~present].tolist())}")
+             f"{preview(listed[~present].tolist())}")
     folds = (int_column(table["fold"], "fold", csv_path)[present]
              if "fold" in table.columns else None)
     if folds is not None and (folds < 1).any():
