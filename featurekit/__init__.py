@@ -20,6 +20,8 @@ _PUBLIC = {
     "FeatureStore": "featurekit.store",
     "PretrainedEmbedder": "featurekit.neural.embedder",
     "LateFusionClassifier": "featurekit.fusion",
+    "AudioClassifier": "featurekit.model",
+    "load_model": "featurekit.model",
 }
 
 __all__ = ["__version__", *sorted(_PUBLIC)]

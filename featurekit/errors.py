@@ -43,3 +43,7 @@ class MissingDependencyError(FeaturekitError, ImportError):
 
     The message names the ``featurekit[extra]`` that installs it.
     """
+
+
+class ArtifactError(FeaturekitError, ValueError):
+    """A trained-model file is corrupt, truncated, or from an incompatible featurekit."""

@@ -165,12 +165,13 @@ class HandcraftedBranch:
                 "versions": package_versions("featurekit", "numpy", "scipy", "soxr",
                                              "soundfile"), "untrained": False}
 
-    def compute_batch(self, paths: Sequence[str], *,
-                      frames: bool = False) -> list[ClipResult | BaseException]:
+    def compute_batch(self, paths: Sequence[AudioSource], *, frames: bool = False,
+                      sr: int | None = None) -> list[ClipResult | BaseException]:
+        """Features of each file (or array at ``sr`` Hz), or the exception it raised."""
         results: list[ClipResult | BaseException] = []
         for path in paths:
             try:
-                result = extract_clip(path, self.config, frames=frames)
+                result = extract_clip(path, self.config, sr=sr, frames=frames)
                 if self.skip_silent and SILENCE_NOTE in result.notes:
                     raise SilentAudio(f"{path}: {SILENCE_NOTE}")
                 results.append(result)

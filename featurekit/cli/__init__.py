@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from featurekit.errors import FeaturekitError
 
 #: Modules of :mod:`featurekit.cli` that each add one or more subcommands.
-COMMAND_MODULES = ("features", "datasets", "extract", "store", "embed", "benchmark")
+COMMAND_MODULES = ("features", "datasets", "extract", "store", "embed", "benchmark",
+                   "train", "predict")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from featurekit.audio import load_audio_with_info
+from featurekit.audio import load_audio_with_info, prepare_waveform
 from featurekit.branch import ClipResult
 from featurekit.errors import ConfigError
 from featurekit.neural.base import AudioTagger
@@ -132,15 +132,23 @@ class NeuralBranch:
                 "untrained": self.untrained, "license": self._info.license,
                 "citation": self._info.citation, "url": self._info.url}
 
-    def compute_batch(self, paths: Sequence[str], *,
-                      frames: bool = False) -> list[ClipResult | BaseException]:
-        """Embeddings of each file (or the exception it raised), in order."""
+    def compute_batch(self, paths: Sequence[str | os.PathLike[str] | np.ndarray], *,
+                      frames: bool = False,
+                      sr: int | None = None) -> list[ClipResult | BaseException]:
+        """Embeddings of each file (or array at ``sr`` Hz), or the exception it raised, in
+        order."""
         loaded: list[tuple[np.ndarray, tuple[str, ...]] | BaseException] = []
         min_samples = round(MIN_DURATION_S * self._info.sample_rate)
         for path in paths:
             try:
-                y, info = load_audio_with_info(path, self._info.sample_rate,
+                if isinstance(path, np.ndarray):
+                    if sr is None:
+                        raise ConfigError("arrays need their sample rate (sr)")
+                    y, info = prepare_waveform(path, sr, target_sr=self._info.sample_rate,
                                                min_samples=min_samples)
+                else:
+                    y, info = load_audio_with_info(path, self._info.sample_rate,
+                                                   min_samples=min_samples)
                 loaded.append((y, info.notes))
             except Exception as exc:  # recorded per clip by the runner
                 loaded.append(exc)
