@@ -29,11 +29,11 @@ else:  # pragma: no cover
 __all__ = ["DESCRIPTOR_VERSION", "FAMILIES", "FUNCTIONALS", "ExtractionConfig"]
 
 #: Descriptor families, in column order.
-FAMILIES = ("pitch", "timbre", "spectral")
+FAMILIES = ("pitch", "timbre", "spectral", "modulation", "rhythm", "loudness", "stationarity")
 #: Functionals applied to frame-level descriptors, in column order.
 FUNCTIONALS = ("mean", "std", "min", "max", "p10", "p50", "p90", "skew", "kurtosis", "slope")
 #: Bumped whenever a code change alters any value, so old stores are refused, not mixed.
-DESCRIPTOR_VERSION = 3
+DESCRIPTOR_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,11 @@ class ExtractionConfig:
         Octave bands of spectral contrast (above ``contrast_fmin_hz``).
     contrast_fmin_hz : float
         Upper edge of the lowest contrast band, Hz.
+    envelope_bands : int
+        Mel-band groups whose amplitude envelopes (at a quarter of the hop) feed the
+        modulation and stationarity families.
     families : tuple of str
-        Subset of ``("pitch", "timbre", "spectral")``; kept in canonical order.
+        Subset of :data:`FAMILIES`; kept in canonical order.
     functionals : tuple of str
         Subset of :data:`FUNCTIONALS` applied to scalar frame descriptors.
     max_duration_s : float or None
@@ -84,13 +87,14 @@ class ExtractionConfig:
     n_harmonics: int = 10
     contrast_bands: int = 6
     contrast_fmin_hz: float = 200.0
+    envelope_bands: int = 6
     families: tuple[str, ...] = FAMILIES
     functionals: tuple[str, ...] = FUNCTIONALS
     max_duration_s: float | None = None
 
     def __post_init__(self) -> None:
         ints = ("sample_rate", "n_fft", "hop_length", "n_mels", "n_mfcc", "n_harmonics",
-                "contrast_bands")
+                "contrast_bands", "envelope_bands")
         for name in ints:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:

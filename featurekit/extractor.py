@@ -27,18 +27,18 @@ _CONFIG_PARAMS = tuple(f.name for f in dataclasses.fields(ExtractionConfig)
 
 
 class FeatureExtractor(TransformerMixin, BaseEstimator):
-    """scikit-learn transformer: audio clips → pitch, timbre and spectral descriptors.
+    """scikit-learn transformer: audio clips → handcrafted descriptors of every family.
 
     Parameters
     ----------
     sr : int
         Analysis sample rate, Hz; files are resampled to it and arrays must be at it.
     families : tuple of str
-        Subset of ``("pitch", "timbre", "spectral")``.
+        Subset of :data:`featurekit.config.FAMILIES`.
     n_jobs : int
         Parallel worker processes (joblib); results are identical for any value.
     n_fft, hop_length, n_mels, n_mfcc, fmin_hz, fmax_hz, mel_fmax_hz, voicing_threshold,
-    n_harmonics, contrast_bands, contrast_fmin_hz, functionals, max_duration_s
+    n_harmonics, contrast_bands, contrast_fmin_hz, envelope_bands, functionals, max_duration_s
         As in :class:`~featurekit.config.ExtractionConfig`.
 
     Attributes
@@ -60,7 +60,8 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
                  n_mfcc: int = 20, fmin_hz: float = 65.0, fmax_hz: float = 2093.0,
                  mel_fmax_hz: float | None = None, voicing_threshold: float = 0.5,
                  n_harmonics: int = 10, contrast_bands: int = 6,
-                 contrast_fmin_hz: float = 200.0, functionals: Sequence[str] = FUNCTIONALS,
+                 contrast_fmin_hz: float = 200.0, envelope_bands: int = 6,
+                 functionals: Sequence[str] = FUNCTIONALS,
                  max_duration_s: float | None = None) -> None:
         self.sr = sr
         self.families = families
@@ -76,6 +77,7 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         self.n_harmonics = n_harmonics
         self.contrast_bands = contrast_bands
         self.contrast_fmin_hz = contrast_fmin_hz
+        self.envelope_bands = envelope_bands
         self.functionals = functionals
         self.max_duration_s = max_duration_s
 

@@ -124,7 +124,7 @@ def test_transform_input_validation(X, message):
 
 def test_invalid_parameters_fail_at_fit():
     with pytest.raises(ConfigError, match="families"):
-        FeatureExtractor(families=("loudness",)).fit()
+        FeatureExtractor(families=("harmony",)).fit()
     with pytest.raises(ConfigError, match="n_fft"):
         FeatureExtractor(n_fft=1000).fit()
     with pytest.raises(ConfigError, match="n_jobs"):

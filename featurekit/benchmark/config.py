@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from featurekit.config import FAMILIES
 from featurekit.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 # XGBoost) are imported only by the methods that need them.
 
 #: Families of the store's ``handcrafted`` branch, each a benchmark branch of its own.
-HANDCRAFTED_FAMILIES = ("pitch", "timbre", "spectral")
+HANDCRAFTED_FAMILIES = FAMILIES
 #: Store branch holding the handcrafted families.
 HANDCRAFTED_BRANCH = "handcrafted"
 #: Where the units run: joblib processes on this machine, or a Dask cluster.

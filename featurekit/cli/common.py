@@ -21,7 +21,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """``--config`` and ``--families``, shared by every command that extracts features."""
     parser.add_argument("--config", metavar="TOML", help="extraction configuration file")
     parser.add_argument("--families", metavar="LIST",
-                        help="comma-separated subset of pitch,timbre,spectral")
+                        help="comma-separated subset of pitch,timbre,spectral,modulation,rhythm,"
+                             "loudness,stationarity (default: all)")
 
 
 def config_from_args(args: argparse.Namespace) -> ExtractionConfig:

@@ -12,9 +12,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``extract`` command."""
     parser = subparsers.add_parser(
         "extract", help="extract handcrafted descriptors of a dataset into a feature store",
-        description="Compute the handcrafted (pitch, timbre, spectral) descriptors of every "
-                    "clip of a dataset into STORE/<dataset>/handcrafted/. Resumable: a rerun "
-                    "skips stored clips and retries failed ones.")
+        description="Compute the handcrafted descriptors (every family of `featurekit "
+                    "features --list`) of every clip of a dataset into "
+                    "STORE/<dataset>/handcrafted/. Resumable: a rerun skips stored clips and "
+                    "retries failed ones.")
     add_dataset_arguments(parser)
     parser.add_argument("--jobs", type=int, default=1,
                         help="worker processes, -1 for all cores (default 1)")

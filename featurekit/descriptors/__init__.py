@@ -1,7 +1,9 @@
 """Descriptor families and the assembly of their named clip vectors and frame matrices.
 
 One module per family (:mod:`~featurekit.descriptors.pitch`,
-:mod:`~featurekit.descriptors.timbre`, :mod:`~featurekit.descriptors.spectral`), each with
+:mod:`~featurekit.descriptors.timbre`, :mod:`~featurekit.descriptors.spectral`,
+:mod:`~featurekit.descriptors.modulation`, :mod:`~featurekit.descriptors.rhythm`,
+:mod:`~featurekit.descriptors.loudness`, :mod:`~featurekit.descriptors.stationarity`), each with
 ``FAMILY``, ``DESCRIPTORS`` and ``compute(analysis) -> (frame_values, clip_values)``. Names and
 values are both generated from ``DESCRIPTORS``, family by family, in
 :data:`featurekit.config.FAMILIES` order.
@@ -15,7 +17,15 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from featurekit.config import ExtractionConfig
-from featurekit.descriptors import pitch, spectral, timbre
+from featurekit.descriptors import (
+    loudness,
+    modulation,
+    pitch,
+    rhythm,
+    spectral,
+    stationarity,
+    timbre,
+)
 from featurekit.descriptors.base import FUNCTIONAL_MEANINGS, Descriptor, apply_functionals
 
 if TYPE_CHECKING:
@@ -24,7 +34,10 @@ if TYPE_CHECKING:
 __all__ = ["FAMILY_MODULES", "CatalogEntry", "catalog", "clip_vector", "feature_names",
            "frame_matrix", "frame_names"]
 
-FAMILY_MODULES: dict[str, ModuleType] = {"pitch": pitch, "timbre": timbre, "spectral": spectral}
+FAMILY_MODULES: dict[str, ModuleType] = {
+    module.FAMILY: module
+    for module in (pitch, timbre, spectral, modulation, rhythm, loudness, stationarity)
+}
 
 
 class CatalogEntry(NamedTuple):
