@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -92,20 +93,29 @@ class ClipFailure:
 
 
 def compute_batch_safely(computer: BranchComputer, index: int, paths: Sequence[str],
-                         frames: bool, pin_threads: bool,
+                         frames: bool, pin_threads: bool, *, running: str | None = None,
                          ) -> tuple[int, list[ClipResult | ClipFailure]]:
     """Worker task: one batch's outcomes, every exception turned into a :class:`ClipFailure`.
 
     It lives here, beside the contract, so that a worker process imports only this module and
     the computer's own (not the store, pandas or pyarrow): workers start in about half the time.
+
+    ``running`` names a file that exists exactly while the batch is computed: when a clip
+    kills its worker process, the runner finds the batches that were in flight from these
+    files (see :func:`featurekit.runner.run_branch`).
     """
     limits = threadpool_limits(limits=1) if pin_threads else contextlib.nullcontext()
+    if running:
+        Path(running).touch()
     try:
         with limits:
             outcomes = list(computer.compute_batch(list(paths), frames=frames))
     except Exception as exc:  # a failure of the whole batch must not end a long run
         logger.exception("compute_batch failed for a whole batch")
         return index, [ClipFailure.from_exception(exc)] * len(paths)
+    finally:
+        if running:
+            Path(running).unlink()
     if len(outcomes) != len(paths):
         failure = ClipFailure("RuntimeError", f"compute_batch returned {len(outcomes)} "
                                               f"results for {len(paths)} paths")

@@ -4,7 +4,8 @@ The clips not yet stored are cut into batches; batches run in worker processes (
 or Dask) and come back as soon as each finishes, in any order, and each finished batch is
 written as one Parquet part right away. Memory therefore depends on the batch size and the
 number of workers, not on the dataset, and an interrupted run loses at most the batches in
-flight: a rerun skips every stored clip (see :mod:`featurekit.store`).
+flight: a rerun skips every stored clip (see :mod:`featurekit.store`). A clip that kills its
+worker process is found and recorded as failed; the run goes on (see :func:`run_branch`).
 """
 
 from __future__ import annotations
@@ -12,8 +13,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
+import re
+import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,20 +130,86 @@ def _execute(computer: BranchComputer, batches: Sequence[pd.DataFrame], *, n_job
              ) -> Iterator[tuple[int, list[ClipResult | ClipFailure]]]:
     """Yield ``(batch index, outcomes)`` as batches finish, in completion order."""
     pin = bool(computer.process_parallel)
-    tasks = (delayed(compute_batch_safely)(computer, index, batch["path"].astype(str).tolist(),
-                                     frames, pin)
-             for index, batch in enumerate(batches))
+    paths = [batch["path"].astype(str).tolist() for batch in batches]
     if not pin or (backend == "loky" and effective_n_jobs(n_jobs) == 1):
-        for task, args, kwargs in tasks:
-            yield task(*args, **kwargs)
+        for index, batch_paths in enumerate(paths):
+            yield compute_batch_safely(computer, index, batch_paths, frames, pin)
         return
     if backend == "loky":
-        with parallel_config(backend="loky", inner_max_num_threads=1):
-            yield from Parallel(n_jobs=n_jobs, batch_size=1,
-                                return_as="generator_unordered")(tasks)
+        yield from _in_loky_workers(computer, paths, n_jobs=n_jobs, frames=frames)
         return
+    tasks = (delayed(compute_batch_safely)(computer, index, batch_paths, frames, pin)
+             for index, batch_paths in enumerate(paths))
     with dask_client(scheduler, effective_n_jobs(n_jobs)), parallel_config(backend="dask"):
         yield from Parallel(n_jobs=-1, batch_size=1, return_as="generator_unordered")(tasks)
+
+
+def _loky(tasks: Iterable[Any], n_jobs: int) -> Iterator[Any]:
+    with parallel_config(backend="loky", inner_max_num_threads=1):
+        yield from Parallel(n_jobs=n_jobs, batch_size=1, return_as="generator_unordered")(tasks)
+
+
+def _in_loky_workers(computer: BranchComputer, paths: Sequence[list[str]], *, n_jobs: int,
+                     frames: bool) -> Iterator[tuple[int, list[ClipResult | ClipFailure]]]:
+    """Batches in loky worker processes; a clip that kills its worker is isolated.
+
+    A worker that dies (a segfault in a decoder, ``os._exit``, the OS killing it for memory)
+    breaks the whole pool: joblib raises ``TerminatedWorkerError`` and drops every batch in
+    flight. Those batches are known by their ``running`` files (see
+    :func:`~featurekit.branch.compute_batch_safely`); each is retried alone in a fresh
+    worker, and the one that dies again is retried clip by clip, so that only the clip that
+    kills its worker is recorded as failed. The other batches then go on in parallel.
+    """
+    remaining = dict(enumerate(paths))
+    with tempfile.TemporaryDirectory(prefix="featurekit-running-") as running:
+        while remaining:
+            tasks = [delayed(compute_batch_safely)(computer, index, batch_paths, frames, True,
+                                                   running=os.path.join(running, str(index)))
+                     for index, batch_paths in remaining.items()]
+            try:
+                for index, outcomes in _loky(tasks, n_jobs):
+                    del remaining[index]
+                    yield index, outcomes
+            except BrokenProcessPool:
+                in_flight = sorted(int(name) for name in os.listdir(running))
+                if not in_flight:  # died outside any batch: nothing to isolate
+                    raise
+                logger.warning("a worker process died; retrying the %d batch(es) it may have "
+                               "been computing one by one", len(in_flight))
+                for index in in_flight:
+                    os.remove(os.path.join(running, str(index)))
+                    yield index, _isolated_batch(computer, remaining.pop(index), n_jobs=n_jobs,
+                                                 frames=frames)
+
+
+def _isolated_batch(computer: BranchComputer, paths: list[str], *, n_jobs: int,
+                    frames: bool) -> list[ClipResult | ClipFailure]:
+    """Outcomes of a batch run alone in a worker, else clip by clip, each alone."""
+    def alone(chunk: list[str]) -> list[ClipResult | ClipFailure]:
+        [(_, outcomes)] = _loky([delayed(compute_batch_safely)(computer, 0, chunk, frames,
+                                                               True)], n_jobs)
+        return outcomes
+
+    if len(paths) > 1:
+        with contextlib.suppress(BrokenProcessPool):
+            return alone(paths)
+    outcomes: list[ClipResult | ClipFailure] = []
+    for path in paths:
+        try:
+            outcomes.extend(alone([path]))
+        except BrokenProcessPool as exc:
+            logger.warning("%s kills the worker process that computes it; recorded as failed",
+                           path)
+            outcomes.append(ClipFailure(type(exc).__name__, _worker_death(exc)))
+    return outcomes
+
+
+def _worker_death(exc: BrokenProcessPool) -> str:
+    """What a clip that killed its worker is recorded with, exit code included."""
+    exit_codes = re.search(r"exit codes? of the workers? (?:are|is) \{([^}]*)\}", str(exc))
+    code = f" (exit code {exit_codes.group(1)})" if exit_codes else ""
+    return (f"the worker process computing this clip alone died{code}: a crash in native "
+            "code (e.g. the audio decoder) or the operating system killing it for memory")
 
 
 def _clip_table(dataset: Any) -> pd.DataFrame:
@@ -175,7 +246,11 @@ def run_branch(computer: BranchComputer, dataset: Any, store: FeatureStore | str
     n_jobs : int, keyword-only
         Worker processes (joblib convention: ``-1`` = all cores). Each worker is pinned to one
         BLAS/OpenMP thread. Ignored when ``computer.process_parallel`` is false: such
-        computers (torch models) run in this process.
+        computers (torch models) run in this process. With loky workers, a clip that kills
+        its worker (a decoder segfault, an out-of-memory kill) is isolated: the batches in
+        flight are retried alone, the culprit's clip by clip, the culprit is recorded as a
+        ``TerminatedWorkerError`` failure with the exit code, and the run goes on. With
+        ``n_jobs=1`` clips run in this process, where such a clip ends the run.
     batch_size : int, optional
         Clips per task and per Parquet part; default :func:`default_batch_size`.
     frames : bool

@@ -49,6 +49,24 @@ class InProcessOnly(FakeBranch):
         return super().compute_batch(paths, frames=frames)
 
 
+class KillsItsWorker(FakeBranch):
+    """Ends its worker process at once (like a decoder segfault or an OOM kill) on
+    ``clip005``; raises instead in the process that created it, so a bug here cannot end
+    the test session."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.owner_pid = os.getpid()
+
+    def compute_batch(self, paths: Sequence[str], *,
+                      frames: bool = False) -> list[ClipResult | BaseException]:
+        if any(Path(path).stem == "clip005" for path in paths):
+            if os.getpid() == self.owner_pid:
+                raise AssertionError("KillsItsWorker ran outside a worker process")
+            os._exit(3)
+        return super().compute_batch(paths, frames=frames)
+
+
 def snapshot(store: FeatureStore, branch: str = "fake") -> dict[str, pd.DataFrame]:
     """Everything a reader can get out of a branch."""
     return {"features": store.read("mini", branch), "errors": store.errors("mini", branch),
@@ -228,6 +246,26 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path: Path) -> None:
     assert summary.skipped == len(interrupted)
     assert summary.skipped + summary.done == 16 and summary.failed == 2
     assert_same_content(reference, store)
+
+
+def test_a_clip_that_kills_its_worker_is_isolated(tmp_path: Path) -> None:
+    """The run goes on; the culprit is recorded with the cause; the good clips of its batch
+    are stored with the values a clean run gives them; a rerun retries only the culprit."""
+    dataset = make_dataset(tmp_path / "audio", 14)
+    store = FeatureStore(tmp_path / "store")
+    summary = run(KillsItsWorker(), dataset, store, n_jobs=2, batch_size=4)
+    assert (summary.done, summary.failed, summary.exit_code) == (13, 1, 0)
+    errors = store.errors("mini", "fake")
+    assert errors["clip_id"].tolist() == ["clip005"]
+    assert errors["error_type"].iloc[0] == "TerminatedWorkerError"
+    assert "(exit code EXIT(3))" in errors["message"].iloc[0]
+    clean = FeatureStore(tmp_path / "clean")
+    run(FakeBranch(), dataset, clean, batch_size=4)
+    expected = clean.read("mini", "fake").set_index("clip_id").drop(index="clip005")
+    stored = store.read("mini", "fake").set_index("clip_id").loc[expected.index]
+    pd.testing.assert_frame_equal(stored, expected)
+    again = run(KillsItsWorker(), dataset, store, n_jobs=2, batch_size=4)
+    assert (again.skipped, again.failed, again.done) == (13, 1, 0)
 
 
 def test_dask_local_cluster_matches_loky(tmp_path: Path) -> None:
