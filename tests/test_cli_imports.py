@@ -13,6 +13,8 @@ import textwrap
 
 import pytest
 
+from featurekit.cli import iter_commands
+
 #: Modules that must not be imported to build parsers or print help.
 HEAVY = ("torch", "sklearn", "xgboost", "pandas", "pyarrow", "librosa", "scipy", "numba",
          "joblib", "dask", "distributed", "opensmile", "essentia", "matplotlib",
@@ -40,29 +42,13 @@ def _help(*command: str) -> dict:
     return json.loads(done.stdout)
 
 
-def _commands() -> list[tuple[str, ...]]:
-    """Every command and sub-command of the parser, e.g. ``("datasets", "download")``."""
-    import argparse
-
-    from featurekit.cli import build_parser
-
-    def walk(parser: argparse.ArgumentParser, prefix: tuple[str, ...]):
-        for action in parser._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                for name, child in action.choices.items():
-                    yield (*prefix, name)
-                    yield from walk(child, (*prefix, name))
-
-    return list(walk(build_parser(), ()))
-
-
 def test_the_command_list_is_complete() -> None:
-    commands = _commands()
+    commands = list(iter_commands())
     assert {("extract",), ("embed",), ("benchmark",), ("datasets", "download"),
             ("store", "info")} <= set(commands)
 
 
-@pytest.mark.parametrize("command", [(), *_commands()], ids=lambda c: " ".join(c) or "top")
+@pytest.mark.parametrize("command", [(), *iter_commands()], ids=lambda c: " ".join(c) or "top")
 def test_help_imports_no_heavy_module(command: tuple[str, ...]) -> None:
     outcome = _help(*command)
     assert outcome["code"] == 0

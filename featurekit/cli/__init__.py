@@ -13,7 +13,7 @@ import importlib
 import logging
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from featurekit.errors import FeaturekitError
 
@@ -47,6 +47,21 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         module.register(subparsers)
     return parser
+
+
+def iter_commands(parser: argparse.ArgumentParser | None = None,
+                  ) -> Iterator[tuple[str, ...]]:
+    """Every command and sub-command of ``parser`` (default :func:`build_parser`), as paths
+    such as ``("extract",)`` and ``("datasets", "download")``, parents first."""
+    def walk(node: argparse.ArgumentParser,
+             prefix: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+        for action in node._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, child in action.choices.items():
+                    yield (*prefix, name)
+                    yield from walk(child, (*prefix, name))
+
+    return walk(parser if parser is not None else build_parser(), ())
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:
