@@ -497,7 +497,8 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any, *, sr: int | None = None) -> np.ndarray:
         """Most probable class of each clip."""
-        return self.classes_[np.argmax(self.predict_proba(X, sr=sr), axis=1)]
+        proba = self.predict_proba(X, sr=sr)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     # ----------------------------------------------------------------------------------------
     # Artifact
