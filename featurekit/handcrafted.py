@@ -22,7 +22,7 @@ from threadpoolctl import ThreadpoolController
 from featurekit.analysis import Analysis
 from featurekit.audio import SILENCE_NOTE, AudioInfo, load_audio_with_info, prepare_waveform
 from featurekit.branch import ClipResult
-from featurekit.config import ExtractionConfig
+from featurekit.config import DESCRIPTOR_VERSION, ExtractionConfig
 from featurekit.descriptors import catalog, clip_vector, feature_names, frame_matrix, frame_names
 from featurekit.errors import AudioError, ConfigError
 from featurekit.versions import package_versions
@@ -162,6 +162,7 @@ class HandcraftedBranch:
 
     def provenance(self) -> dict[str, Any]:
         return {"config": self.config.to_dict(), "config_hash": self.config_hash(),
+                "descriptor_version": DESCRIPTOR_VERSION,
                 "versions": package_versions("featurekit", "numpy", "scipy", "soxr",
                                              "soundfile"), "untrained": False}
 

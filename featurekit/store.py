@@ -511,9 +511,16 @@ class BranchWriter:
         new_hash = self.metadata["provenance"]["config_hash"]
         remedy = "use another store, or overwrite=True (--overwrite) to replace the branch"
         if stored_hash != new_hash:
+            # A code change that alters values (featurekit's DESCRIPTOR_VERSION) changes the
+            # hash of an unchanged configuration: say so, or the mismatch looks like a mistake.
+            versions = (stored["provenance"].get("descriptor_version"),
+                        self.metadata["provenance"].get("descriptor_version"))
+            why = (f" (descriptor version {versions[0] or '< 4'} -> {versions[1]}: this "
+                   "featurekit computes other or more columns)"
+                   if versions[1] is not None and versions[0] != versions[1] else "")
             raise StoreError(f"{self.dataset}/{self.branch} in store {self.store.path} was "
                              f"computed with configuration {str(stored_hash)[:12]}, this run "
-                             f"has {str(new_hash)[:12]}; {remedy}")
+                             f"has {str(new_hash)[:12]}{why}; {remedy}")
         if bool(stored.get("frames")) != self.frames:
             state = "with" if stored.get("frames") else "without"
             raise StoreError(f"{self.dataset}/{self.branch} in store {self.store.path} was "
