@@ -12,8 +12,9 @@ import torch
 from sklearn.base import clone
 
 from featurekit.branch import BranchComputer, ClipResult
-from featurekit.errors import AudioError
+from featurekit.errors import AudioError, ConfigError
 from featurekit.neural import NeuralBranch, PretrainedEmbedder, audioset_labels, hear
+from featurekit.neural.embedding import embed_waveforms, torch_threads
 
 SR_FILE = 22050
 
@@ -120,24 +121,91 @@ def test_embedder_requires_fit():
         PretrainedEmbedder(weights="untrained").transform(["x.wav"])
 
 
-def test_hear_api_shapes_and_timestamps():
-    model = hear.load_model("untrained", model_name="mn04_as")
+@pytest.fixture(scope="module")
+def hear_mn04():
+    return hear.load_model("untrained", model_name="mn04_as", device="cpu")
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread: on a busy machine, thread spinning makes the 7 passes of a
+    timestamp embedding ten times slower."""
+    with torch_threads(1):
+        yield
+
+
+def _noise(n_sounds: int, seconds: float, sr: int = 32000, seed: int = 3) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    return torch.from_numpy((0.1 * rng.standard_normal((n_sounds, round(seconds * sr))))
+                            .astype(np.float32))
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_hear_api_shapes_and_scene_embeddings(hear_mn04):
+    model = hear_mn04
     assert model.sample_rate == 32000
     assert model.scene_embedding_size == model.timestamp_embedding_size == 384
-    audio = torch.from_numpy(
-        (0.1 * np.random.default_rng(3).standard_normal((2, 32000 * 2))).astype(np.float32))
+    audio = _noise(2, 2.0)
     scene = hear.get_scene_embeddings(audio, model)
     assert scene.shape == (2, 384) and scene.dtype == torch.float32
+    # Scene embeddings are the library's clip embeddings, whatever the timestamp hop.
+    expected = [r.embedding for r in embed_waveforms(model.tagger, list(audio.numpy()))]
+    np.testing.assert_array_equal(scene.numpy(), np.stack(expected))
     embeddings, timestamps = hear.get_timestamp_embeddings(audio, model)
     assert embeddings.shape[:2] == timestamps.shape and embeddings.shape[2] == 384
-    assert timestamps.shape[0] == 2
-    step = torch.diff(timestamps[0])
-    assert torch.allclose(step, torch.full_like(step, 320.0))  # ms
-    assert 0 < float(timestamps[0, 0]) < 320 and float(timestamps[0, -1]) < 2000 + 320
-    # The scene embedding is the mean of the neuralogram rows for a single window.
-    torch.testing.assert_close(scene, embeddings.mean(dim=1), rtol=1e-4, atol=1e-5)
+    assert timestamps.shape[0] == 2 and torch.equal(timestamps[0], timestamps[1])
+    assert embeddings.dtype == timestamps.dtype == torch.float32
     with pytest.raises(ValueError, match="n_sounds"):
         hear.get_scene_embeddings(audio[0], model)
+    with pytest.raises(ValueError, match="n_sounds"):
+        hear.get_timestamp_embeddings(audio[0], model)
+
+
+def assert_event_resolution(timestamps: torch.Tensor, seconds: float, hop_ms: float) -> None:
+    """Regular within 1 ms, first at or before one hop, last within one hop of the end and
+    never past it."""
+    end_ms = 1000 * seconds
+    step = torch.diff(timestamps.double())
+    assert float(step.max() - step.min()) < 1.0
+    assert abs(float(step.mean()) - hop_ms) < 1.0
+    assert 0 <= float(timestamps[0]) <= hop_ms
+    assert end_ms - hop_ms <= float(timestamps[-1]) <= end_ms
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize("seconds", [1.07, 1.98, 4.0, 60.0])
+def test_hear_timestamps_every_50_ms_or_less(hear_mn04, seconds):
+    model = hear_mn04
+    assert model.n_shifts == 7 and model.timestamp_hop_ms == pytest.approx(320 / 7)
+    embeddings, timestamps = hear.get_timestamp_embeddings(_noise(1, seconds), model)
+    assert embeddings.shape == (1, timestamps.shape[1], 384)
+    assert timestamps.shape[1] == pytest.approx(1000 * seconds / model.timestamp_hop_ms, abs=1)
+    assert_event_resolution(timestamps[0], seconds, model.timestamp_hop_ms)
+    assert torch.isfinite(embeddings).all()
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_hear_rows_are_computed_not_repeated(hear_mn04):
+    """Interleaved rows come from differently delayed passes: neighbours differ."""
+    embeddings, _ = hear.get_timestamp_embeddings(_noise(1, 1.98), hear_mn04)
+    neighbours = (embeddings[0, 1:] - embeddings[0, :-1]).abs().amax(dim=1)
+    assert bool((neighbours > 0).all())
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_hear_hop_is_configurable_and_follows_the_frame_period():
+    cnn10 = hear.load_model("untrained", model_name="cnn10", device="cpu")  # 160-ms rows
+    assert (cnn10.n_shifts, cnn10.timestamp_hop_ms) == (4, pytest.approx(40.0))
+    _, timestamps = hear.get_timestamp_embeddings(_noise(1, 1.07), cnn10)
+    assert_event_resolution(timestamps[0], 1.07, 40.0)
+    fine = hear.load_model("untrained", model_name="mn04_as", device="cpu", hop_ms=20)
+    assert (fine.n_shifts, fine.timestamp_hop_ms) == (16, pytest.approx(20.0))
+    _, timestamps = hear.get_timestamp_embeddings(_noise(1, 1.07), fine)
+    assert_event_resolution(timestamps[0], 1.07, 20.0)
+    coarse = hear.load_model("untrained", model_name="mn04_as", device="cpu", hop_ms=320)
+    assert (coarse.n_shifts, coarse.timestamp_hop_ms) == (1, pytest.approx(320.0))
+    with pytest.raises(ConfigError, match="hop_ms must be positive"):
+        hear.load_model("untrained", model_name="mn04_as", device="cpu", hop_ms=0)
 
 
 def test_embedder_parameters_are_validated_at_fit(clips):
