@@ -11,6 +11,7 @@ from fixtures_features import feature_frame, full_label, high_bit, low_bit
 from featurekit.benchmark import BenchmarkConfig, load_results, run_benchmark, save_results
 from featurekit.benchmark.report import render_markdown, write_report
 from featurekit.cli import main
+from featurekit.config import FAMILIES
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -114,7 +115,7 @@ def test_benchmark_command_end_to_end_on_handcrafted_branches(
     assert results["dataset"] == "urbansound8k"
     assert results["folds"] == [1, 2, 3]
     assert results["missing_folds"] == [4, 5, 6, 7, 8, 9, 10]
-    assert set(results["branches"]) == {"pitch", "timbre", "spectral"}
+    assert set(results["branches"]) == set(FAMILIES)
     assert len(results["config_hashes"]["handcrafted"]) > 0
     assert (out / "report.md").is_file() and (out / "confusion_best.png").is_file()
     printed = capsys.readouterr().out
