@@ -66,7 +66,8 @@ from featurekit.config import DESCRIPTOR_VERSION, ExtractionConfig
 from featurekit.errors import ArtifactError, AudioError, ConfigError, WeightsError
 from featurekit.versions import package_versions
 
-__all__ = ["ARTIFACT_FORMAT", "AudioClassifier", "ClipPrediction", "load_model", "train"]
+__all__ = ["ARTIFACT_FORMAT", "AudioClassifier", "ClipPrediction", "load_model", "read_header",
+           "train"]
 
 #: First line of every artifact file.
 ARTIFACT_MAGIC = b"featurekit-model\n"
