@@ -128,3 +128,19 @@ def test_old_descriptor_version_is_refused_with_the_reason(
                dataset, store, progress=False)
     with pytest.raises(StoreError, match=r"descriptor version 3 -> 4.*--overwrite"):
         run_branch(HandcraftedBranch(), dataset, store, progress=False)
+
+
+@pytest.mark.filterwarnings("ignore:urbansound8k. partial copy")
+def test_extract_command_takes_a_set(tmp_path: Path, urbansound8k_dir: Path,
+                                     capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip("opensmile")
+    from featurekit.cli import main
+
+    base = ["extract", "--dataset", "urbansound8k", "--data-dir", str(urbansound8k_dir),
+            "--store", str(tmp_path / "store")]
+    assert main([*base, "--set", "opensmile.egemaps"]) == 0
+    assert "urbansound8k/opensmile.egemaps" in capsys.readouterr().out
+    assert FeatureStore(tmp_path / "store").branches("urbansound8k") == ["opensmile.egemaps"]
+    assert main([*base, "--set", "opensmile.egemaps", "--families", "pitch"]) == 2
+    assert "apply to the featurekit set" in capsys.readouterr().err
+    assert main([*base, "--set", "opensmile.egemaps", "--frames"]) == 2
