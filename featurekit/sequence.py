@@ -18,6 +18,9 @@ Streams (:func:`stream_columns`):
     every ``spectral.*`` frame descriptor.
 ``neural.<model>``
     the pretrained CNN's last feature map averaged over frequency (the "neuralogram").
+``e2e``
+    the log-mel frames the end-to-end stream learns from (store branch ``logmel``,
+    :mod:`featurekit.neural.logmel`).
 
 Sequence arrays are float32 of shape (n_clips, n_frames, n_dims), padded at the end with NaN:
 a frame whose every value is NaN is padding (:func:`load_sequences` writes them, the classifier
@@ -58,9 +61,11 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from featurekit.benchmark.config import E2E_BRANCH
 from featurekit.errors import ConfigError, StoreError
 from featurekit.heads import HeadSpec, validation_split
 from featurekit.neural.embedding import torch_threads
+from featurekit.neural.logmel import LOGMEL_BRANCH
 
 __all__ = ["ENCODERS", "SEQUENCE_HEADS", "SequenceClassifier", "load_sequences",
            "stream_columns", "stream_store_branch"]
@@ -73,6 +78,8 @@ HANDCRAFTED_STREAMS: dict[str, tuple[str, ...]] = {
 }
 #: Store branch holding the handcrafted frames.
 HANDCRAFTED_BRANCH = "handcrafted"
+#: Frame columns of the end-to-end stream (store branch ``logmel``).
+E2E_PATTERNS = (f"{LOGMEL_BRANCH}.band_*",)
 #: Stream name of an array given instead of a mapping of streams.
 SINGLE_STREAM = "sequence"
 #: Standardised inputs are clipped to this many standard deviations.
@@ -84,13 +91,16 @@ INPUT_CLIP = 5.0
 # --------------------------------------------------------------------------------------------
 
 def stream_store_branch(stream: str) -> str:
-    """Store branch whose frames make up ``stream`` (``handcrafted`` or ``neural.<model>``)."""
+    """Store branch whose frames make up ``stream`` (``handcrafted``, ``neural.<model>`` or
+    ``logmel``)."""
     if stream in HANDCRAFTED_STREAMS:
         return HANDCRAFTED_BRANCH
+    if stream == E2E_BRANCH:
+        return LOGMEL_BRANCH
     if stream.startswith("neural.") and stream.count(".") == 1:
         return stream
     raise ConfigError(f"unknown sequence stream {stream!r}; choose from "
-                      f"{', '.join(HANDCRAFTED_STREAMS)} or neural.<model>")
+                      f"{', '.join(HANDCRAFTED_STREAMS)}, {E2E_BRANCH} or neural.<model>")
 
 
 def stream_columns(stream: str, available: Sequence[str]) -> list[str]:
@@ -102,7 +112,8 @@ def stream_columns(stream: str, available: Sequence[str]) -> list[str]:
         None of the stream's columns is present.
     """
     stream_store_branch(stream)
-    patterns = HANDCRAFTED_STREAMS.get(stream, (f"{stream}.neuralogram_*",))
+    patterns = (E2E_PATTERNS if stream == E2E_BRANCH
+                else HANDCRAFTED_STREAMS.get(stream, (f"{stream}.neuralogram_*",)))
     names = [str(name) for name in available]
     chosen = list(dict.fromkeys(name for pattern in patterns
                                 for name in fnmatch.filter(names, pattern)))
@@ -181,7 +192,8 @@ def load_sequences(store: Any, dataset: str, streams: Sequence[str], clip_ids: S
     return out
 
 
-def _check_sequences(X: Any) -> np.ndarray:
+def check_sequences(X: Any) -> np.ndarray:
+    """One stream as float32 (n_clips, n_frames, n_dims), infinities read as NaN."""
     array = np.asarray(X, dtype=np.float32)
     if array.ndim != 3:
         raise ValueError(f"sequence input must be 3-D (clips, frames, dims), got shape "
@@ -196,11 +208,11 @@ def _check_sequences(X: Any) -> np.ndarray:
 def _check_streams(X: Any) -> dict[str, np.ndarray]:
     """One array or a non-empty mapping of stream name to arrays of the same clips."""
     if not isinstance(X, Mapping):
-        return {SINGLE_STREAM: _check_sequences(X)}
+        return {SINGLE_STREAM: check_sequences(X)}
     if not X:
         raise ValueError("X must be a sequence array or a non-empty mapping of stream name "
                          "to sequence arrays")
-    streams = {str(name): _check_sequences(values) for name, values in X.items()}
+    streams = {str(name): check_sequences(values) for name, values in X.items()}
     sizes = {values.shape[0] for values in streams.values()}
     if len(sizes) != 1:
         raise ValueError(f"streams hold different numbers of clips: {sorted(sizes)}")
@@ -375,7 +387,7 @@ class _Outputs(NamedTuple):
     auxiliary: list[torch.Tensor]  # per-stream logits; empty for one stream
 
 
-class _StreamScaling:
+class StreamScaling:
     """Standardisation and time pooling of one stream, learned from training clips.
 
     Parameters
@@ -432,7 +444,7 @@ class _StreamScaling:
 
 
 @contextlib.contextmanager
-def _deterministic(seed: int) -> Iterator[None]:
+def deterministic_torch(seed: int) -> Iterator[None]:
     """Seed torch and switch on deterministic algorithms for the block (then restore)."""
     previous = torch.are_deterministic_algorithms_enabled()
     previous_warn = torch.is_deterministic_algorithms_warn_only_enabled()
@@ -661,7 +673,7 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
                                  fraction=self.validation_fraction, random_state=seed)
         train, val = split if split is not None else (np.arange(n_clips), None)
         self.streams_ = list(streams)
-        self.scaling_ = [_StreamScaling(values, train, self.max_steps)
+        self.scaling_ = [StreamScaling(values, train, self.max_steps)
                          for values in streams.values()]
         self.n_dims_ = {name: s.n_dims for name, s in zip(self.streams_, self.scaling_,
                                                           strict=True)}
@@ -669,7 +681,7 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
                                                       strict=True)}
         device = self._device()
         rng = np.random.default_rng(seed)
-        with torch_threads(self.n_jobs), _deterministic(seed):
+        with torch_threads(self.n_jobs), deterministic_torch(seed):
             self.network_ = _Network([self.build_encoder(s.n_dims) for s in self.scaling_],
                                      self.embedding_dim, self.classes_.size,
                                      self.dropout).to(device)

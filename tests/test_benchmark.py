@@ -62,7 +62,7 @@ def test_branches_and_ablation_subsets_follow_the_column_families() -> None:
                                                "neural.tiny": "neural.tiny.emb_"}
     subsets = ablation_subsets(list(FOUR_BRANCHES))
     assert subsets[("pitch", "timbre", "spectral")] == ["handcrafted", "all_but:neural.tiny"]
-    assert subsets[tuple(FOUR_BRANCHES)] == ["all"]
+    assert subsets[tuple(FOUR_BRANCHES)] == ["all", "handcrafted+neural.tiny"]
     assert subsets[("neural.tiny",)] == ["alone:neural.tiny"]
     assert len(subsets) == 4 + 1 + 1 + 3
     assert system_name(("pitch", "timbre"), "mlp", "stacking") == "pitch+timbre/mlp/stacking"

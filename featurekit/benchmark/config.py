@@ -38,6 +38,21 @@ BENCHMARK_FUSIONS = ("early", *LATE_FUSIONS, OOF_FEATURES, *SEQUENCE_FUSIONS)
 #: cross-validation of the training folds, against the single branch that does (among neural
 #: branches when there are any).
 AUTO, NEURAL_AUTO, SINGLE_AUTO = "auto", "neural-auto", "single-auto"
+#: The end-to-end stream: a branch with no clip-level columns whose only head is a CNN trained
+#: from scratch on the ``logmel`` frames (:mod:`featurekit.neural.e2e`). In a fused system
+#: ``handcrafted+e2e/xgb/stacking`` the handcrafted branches use ``xgb`` and ``e2e`` its CNN.
+E2E_BRANCH, E2E_HEAD = "e2e", "cnn"
+
+
+def unit_head(head: str, branch: str) -> str:
+    """The head a system with head ``head`` fits on ``branch`` (the CNN for ``e2e``)."""
+    return E2E_HEAD if branch == E2E_BRANCH else head
+
+
+def selection_name(branches: tuple[str, ...] | list[str]) -> str:
+    """Name of the inner-CV choice among the systems over ``branches``:
+    ``auto(pitch+timbre+spectral+e2e)``."""
+    return f"{AUTO}({'+'.join(branches)})"
 
 
 @dataclass(frozen=True)
@@ -73,6 +88,11 @@ class BenchmarkConfig:
     outer_folds : tuple of int, optional
         Outer folds to evaluate (each is the test set once, trained on all other folds);
         default every fold present.
+    train_fractions : tuple of float
+        Learning curve: shares of each outer fold's training set (whole source recordings,
+        stratified by class, drawn anew for every repeat) on which the comparison of
+        handcrafted + each neural branch against that branch alone is repeated. Empty: no
+        curve. A fraction of 1 reuses the full benchmark.
     """
 
     heads: tuple[str, ...] = ("xgb", "mlp", "logreg")
@@ -84,6 +104,7 @@ class BenchmarkConfig:
     tune: bool = False
     n_bootstrap: int = 2000
     outer_folds: tuple[int, ...] | None = None
+    train_fractions: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.heads:
@@ -101,6 +122,11 @@ class BenchmarkConfig:
                                   f"{getattr(self, name)}")
         if self.outer_folds is not None and not self.outer_folds:
             raise ConfigError("outer_folds, when given, must name at least one fold")
+        bad = [value for value in self.train_fractions if not 0.0 < value <= 1.0]
+        if bad:
+            raise ConfigError(f"train fractions must be in (0, 1], got {bad[0]}")
+        if len(set(self.train_fractions)) != len(self.train_fractions):
+            raise ConfigError(f"train fractions repeat a value: {list(self.train_fractions)}")
 
     def seeds(self, repeat: int) -> list[int]:
         """Member seeds of repeat ``repeat``."""
@@ -132,6 +158,10 @@ def head_spec(name: str, head_specs: Mapping[str, HeadSpec] | None = None) -> He
         from featurekit.sequence import SEQUENCE_HEADS  # torch: imported only when asked for
 
         return SEQUENCE_HEADS[name]
+    if name == E2E_HEAD:
+        from featurekit.neural.e2e import E2E_HEADS
+
+        return E2E_HEADS[name]
     from featurekit.heads import get_head_spec
 
     return get_head_spec(name)

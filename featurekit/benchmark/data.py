@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from featurekit.benchmark.config import (
+    E2E_BRANCH,
     HANDCRAFTED_FAMILIES,
     SEQUENCE_HEAD_NAMES,
     BenchmarkConfig,
@@ -42,8 +43,9 @@ def branch_selectors(columns: Sequence[str]) -> dict[str, str]:
 
 
 def is_neural(branch: str) -> bool:
-    """Whether a benchmark branch is a pretrained network's embedding."""
-    return branch.startswith("neural.")
+    """Whether a benchmark branch is a network's: a pretrained embedding (``neural.<model>``)
+    or the end-to-end stream trained on the task (``e2e``)."""
+    return branch.startswith("neural.") or branch == E2E_BRANCH
 
 
 @dataclass
@@ -122,7 +124,7 @@ def _check_branch_sequences(sequences: Mapping[str, np.ndarray], selectors: Mapp
         raise ConfigError("the sequence head needs frame sequences of the branches (store "
                           "extracted with --frames and embedded with --frames)")
     for name, values in sequences.items():
-        if name not in selectors:
+        if name not in selectors and name != E2E_BRANCH:
             raise ConfigError(f"sequences given for {name!r}, which is not a benchmark branch "
                               f"({', '.join(selectors)})")
         if np.ndim(values) != 3 or len(values) != n_clips:
@@ -143,7 +145,8 @@ def prepare_data(data: pd.DataFrame, config: BenchmarkConfig, *,
     branches : mapping of str to selector, optional
         Benchmark branches and their columns; default :func:`branch_selectors`.
     sequences : mapping of str to np.ndarray, optional
-        Branch -> frame sequences (n_clips, n_frames, n_dims) in ``data``'s row order.
+        Branch -> frame sequences (n_clips, n_frames, n_dims) in ``data``'s row order. The
+        ``e2e`` stream's log-mel frames make it a branch of its own (with no columns).
 
     Raises
     ------
@@ -166,6 +169,8 @@ def prepare_data(data: pd.DataFrame, config: BenchmarkConfig, *,
                  for name, selector in selectors.items()}
     sequences = dict(sequences or {})
     _check_branch_sequences(sequences, selectors, len(data), config)
+    if E2E_BRANCH in sequences:  # learns from its frames alone: no clip-level columns
+        positions[E2E_BRANCH] = np.empty(0, dtype=np.int64)
     X = np.array(data[feature_columns].to_numpy(dtype=np.float32), copy=True)
     X[~np.isfinite(X) & ~np.isnan(X)] = np.nan
     label_ids, y = np.unique(data["label_id"].to_numpy(dtype=np.int64), return_inverse=True)

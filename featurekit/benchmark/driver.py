@@ -23,11 +23,14 @@ import numpy as np
 import pandas as pd
 
 from featurekit.benchmark.config import (
+    E2E_BRANCH,
+    E2E_HEAD,
     HANDCRAFTED_BRANCH,
     SEQUENCE_HEAD_NAMES,
     BenchmarkConfig,
     head_spec,
 )
+from featurekit.benchmark.curves import learning_curve
 from featurekit.benchmark.data import branch_selectors, prepare_data
 from featurekit.benchmark.execute import execute
 from featurekit.benchmark.fuse import fuse
@@ -36,6 +39,7 @@ from featurekit.benchmark.results import assemble_results, save_results
 from featurekit.errors import ConfigError, StoreError
 from featurekit.fusion import Selector
 from featurekit.heads import HeadSpec
+from featurekit.neural.logmel import LOGMEL_BRANCH, LogMelBranch
 from featurekit.versions import package_versions
 
 
@@ -55,7 +59,9 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
                   expected_folds: Sequence[int] | None = None, n_jobs: int = 1,
                   backend: str = "loky", scheduler: str | None = None,
                   progress: bool | None = None,
-                  sequences: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
+                  sequences: Mapping[str, np.ndarray] | None = None,
+                  subsets: Mapping[tuple[str, ...], Sequence[str]] | None = None,
+                  pairs: Sequence[tuple[tuple[str, ...], str]] | None = None) -> dict[str, Any]:
     """Evaluate every branch alone, together and left out, by leave-one-fold-out.
 
     Parameters
@@ -88,6 +94,9 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
     sequences : mapping of str to np.ndarray, optional
         Branch -> frame sequences (n_clips, n_frames, n_dims), NaN-padded, rows in ``data``'s
         order (:func:`featurekit.sequence.load_sequences`); the sequence head needs them.
+    subsets, pairs : optional
+        Branch subsets and comparison pairs of :func:`~featurekit.benchmark.plan.make_plan`
+        (default: the ablation of handcrafted and neural branches).
 
     Returns
     -------
@@ -102,8 +111,13 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
     _check_provenance(provenance)
     table = prepare_data(data, config, branches=branches, sequences=sequences)
     specs = {name: head_spec(name, head_specs) for name in config.heads}
+    if E2E_BRANCH in table.branches:
+        specs[E2E_HEAD] = head_spec(E2E_HEAD, head_specs)
     plan = make_plan(table.branches, config, table.folds,
-                     sequence_branches=list(table.sequences))
+                     sequence_branches=list(table.sequences), subsets=subsets, pairs=pairs)
+    if config.train_fractions and not plan.branch_comparisons:
+        raise ConfigError("learning curves compare handcrafted branches + each neural branch "
+                          "against that branch alone: the benchmark needs both kinds")
     outputs, splits = execute(
         plan, table, specs, seeds_of=config.seeds, inner_splits_count=config.inner_splits,
         tune=config.tune, with_embeddings="blend" in config.fusions, n_jobs=n_jobs,
@@ -112,11 +126,18 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
     predictions = fuse(plan, table, outputs, splits, config.seeds, n_jobs=n_jobs,
                        backend=backend, scheduler=scheduler)
     results = assemble_results(plan, table, predictions, config, dataset=dataset)
+    curve_fits, curve_seconds = 0, 0.0
+    if config.train_fractions:
+        curve_started = time.perf_counter()
+        results["learning_curve"], curve_fits = learning_curve(
+            plan, table, predictions, config, specs, n_jobs=n_jobs, backend=backend,
+            scheduler=scheduler, progress=progress)
+        curve_seconds = time.perf_counter() - curve_started
     present = [int(f) for f in np.unique(table.folds)]
     results.update({
         "expected_folds": sorted(int(f) for f in expected_folds) if expected_folds else present,
         "missing_folds": sorted(set(int(f) for f in expected_folds or ()) - set(present)),
-        "n_fits": sum(output.n_fits for output in outputs.values()),
+        "n_fits": sum(output.n_fits for output in outputs.values()) + curve_fits,
         "versions": package_versions("featurekit", "numpy", "pandas", "scipy", "scikit-learn",
                                      "xgboost", "torch"),
         "config_hashes": {"benchmark": config.config_hash(head_specs),
@@ -126,7 +147,9 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
         "timings_s": {"total": time.perf_counter() - started, "fits": fit_seconds,
                       **{f"fit_{head}": sum(output.seconds for unit, output in outputs.items()
                                             if unit.head == head) for head in config.heads},
-                      "fusion_and_statistics": time.perf_counter() - started - fit_seconds},
+                      "learning_curve": curve_seconds,
+                      "fusion_and_statistics": (time.perf_counter() - started - fit_seconds
+                                                - curve_seconds)},
     })
     if config.tune:
         results["tuned_params"] = {
@@ -137,6 +160,7 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
 
 def read_features(store: Any, dataset: str, *, model: str | Sequence[str] | None = None,
                   recordings: Mapping[str, str] | pd.Series | None = None,
+                  branches: Sequence[str] = (HANDCRAFTED_BRANCH,),
                   ) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
     """The features table a benchmark reads: ``handcrafted`` (and ``neural.<model>``).
 
@@ -145,9 +169,14 @@ def read_features(store: Any, dataset: str, *, model: str | Sequence[str] | None
     store : FeatureStore
     dataset : str
     model : str or sequence of str, optional
-        Neural model(s) whose branch ``neural.<model>`` joins the handcrafted families.
+        Neural model(s) whose branch ``neural.<model>`` joins the handcrafted families;
+        ``e2e`` (the end-to-end stream) reads the ``logmel`` branch, so that only clips with
+        log-mel frames are kept.
     recordings : mapping of clip_id to recording id, optional
         Inserted as the ``recording`` column (a clip without one is its own recording).
+    branches : sequence of str
+        Store branches read beside the neural ones (default ``handcrafted``; the reference
+        feature sets' branches for a comparison of sets).
 
     Returns
     -------
@@ -163,8 +192,9 @@ def read_features(store: Any, dataset: str, *, model: str | Sequence[str] | None
     ConfigError
         A neural branch was computed with untrained weights.
     """
-    models = [model] if isinstance(model, str) else list(model or [])
-    wanted = [HANDCRAFTED_BRANCH] + [f"neural.{name}" for name in models]
+    models = _model_names(model)
+    wanted = list(branches) + [LOGMEL_BRANCH if name == E2E_BRANCH else f"neural.{name}"
+                               for name in models]
     present = store.branches(dataset)
     missing = [branch for branch in wanted if branch not in present]
     if missing:
@@ -216,18 +246,25 @@ def benchmark_store(store: Any, dataset: str, *, model: str | Sequence[str] | No
     store = store if isinstance(store, FeatureStore) else FeatureStore(store)
     started = time.perf_counter()
     data, provenance = read_features(store, dataset, model=model, recordings=recordings)
-    sequences = None
+    streams = [E2E_BRANCH] if E2E_BRANCH in _model_names(model) else []
     if any(head in SEQUENCE_HEAD_NAMES for head in (config or BenchmarkConfig()).heads):
+        streams += list(branch_selectors([str(c) for c in data.columns]))
+    sequences = None
+    if streams:
         from featurekit.sequence import load_sequences
 
-        branch_names = list(branch_selectors([str(c) for c in data.columns]))
-        sequences = load_sequences(store, dataset, branch_names, data["clip_id"].tolist())
+        sequences = load_sequences(store, dataset, streams, data["clip_id"].tolist())
     read_seconds = time.perf_counter() - started
     results = run_benchmark(data, dataset=dataset, config=config, provenance=provenance,
                             expected_folds=expected_folds, sequences=sequences, **options)
     results["timings_s"]["read_store"] = read_seconds
     results["timings_s"]["total"] += read_seconds
     return results
+
+
+def _model_names(model: str | Sequence[str] | None) -> list[str]:
+    """Model names of a ``model`` argument (``e2e`` for the end-to-end stream)."""
+    return [model] if isinstance(model, str) else list(model or [])
 
 
 @dataclass(frozen=True)
@@ -254,7 +291,9 @@ def run(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLike
     store : path-like
         Feature store (created if missing; resumed when it holds part of the work).
     model : str or sequence of str, optional
-        Pretrained model(s) of the neural branch(es); None for handcrafted branches only.
+        Pretrained model(s) of the neural branch(es), and ``e2e`` for the end-to-end stream
+        trained from scratch on the task (:mod:`featurekit.neural.e2e`); None for handcrafted
+        branches only.
     weights : str, optional
         Checkpoint file of the model (default: resolved as by ``featurekit embed``).
     config : BenchmarkConfig, optional
@@ -285,7 +324,7 @@ def run(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLike
     config = config or BenchmarkConfig()
     data = load_dataset(dataset, data_dir)
     feature_store = FeatureStore(store)
-    models = [model] if isinstance(model, str) else list(model or [])
+    models = _model_names(model)
     # The sequence head learns from frame-level descriptors: compute (and keep computing)
     # frames whenever it is asked for or a branch already holds them.
     fill_store(data, feature_store, model=models, weights=weights, extraction=extraction,
@@ -313,7 +352,7 @@ def fill_store(data: Any, feature_store: Any, *, model: str | Sequence[str] | No
         From :func:`featurekit.load_dataset`.
     feature_store : FeatureStore
     model : str or sequence of str, optional
-        Pretrained model(s) of the neural branch(es).
+        Pretrained model(s) of the neural branch(es); ``e2e`` adds the ``logmel`` branch.
     weights : str, optional
         Checkpoint file of the model (default: resolved as by ``featurekit embed``).
     extraction : ExtractionConfig, optional
@@ -339,21 +378,25 @@ def fill_store(data: Any, feature_store: Any, *, model: str | Sequence[str] | No
     from featurekit.handcrafted import HandcraftedBranch
     from featurekit.runner import run_branch
 
-    models = [model] if isinstance(model, str) else list(model or [])
+    models = _model_names(model)
+    pretrained = [name for name in models if name != E2E_BRANCH]
     if extraction is None:
         extraction = (ExtractionConfig.from_dict(feature_store.provenance(
             data.name, HANDCRAFTED_BRANCH)["config"])
             if HANDCRAFTED_BRANCH in feature_store.branches(data.name) else ExtractionConfig())
     computers: list[Any] = [HandcraftedBranch(extraction)]
-    if models:
+    if pretrained:
         from featurekit.neural.branch import NeuralBranch
 
         computers += [NeuralBranch(name, weights, n_threads=effective_n_jobs(n_jobs))
-                      for name in models]
+                      for name in pretrained]
+    if E2E_BRANCH in models:
+        computers.append(LogMelBranch())
     for computer in computers:
         stored = computer.branch in feature_store.branches(data.name)
-        has_frames = stored and bool(feature_store.metadata(data.name, computer.branch)
-                                     .get("frames"))
+        # The e2e stream's branch is nothing but frames.
+        has_frames = computer.branch == LOGMEL_BRANCH or (
+            stored and bool(feature_store.metadata(data.name, computer.branch).get("frames")))
         if frames and stored and not has_frames:
             command = "extract" if computer.branch == HANDCRAFTED_BRANCH else "embed"
             raise StoreError(f"the sequence head needs frame-level descriptors, but "

@@ -16,7 +16,13 @@ import numpy as np
 from joblib import Parallel, delayed, effective_n_jobs, parallel_config
 from threadpoolctl import threadpool_limits
 
-from featurekit.benchmark.config import BACKENDS, OOF_FEATURES, SEQUENCE_HEAD_NAMES
+from featurekit.benchmark.config import (
+    BACKENDS,
+    E2E_HEAD,
+    OOF_FEATURES,
+    SEQUENCE_HEAD_NAMES,
+    unit_head,
+)
 from featurekit.benchmark.data import BenchmarkData
 from featurekit.benchmark.plan import Plan, Unit, oof_feature_target
 from featurekit.errors import ConfigError
@@ -88,7 +94,7 @@ def fit_unit(unit: Unit, spec: HeadSpec, data: BenchmarkData, train: np.ndarray,
     """
     started = time.perf_counter()
     sequence = unit.head in SEQUENCE_HEAD_NAMES
-    if sequence:
+    if sequence or unit.head == E2E_HEAD:
         X_train = data.streams(unit.branches, train)
         X_test = data.streams(unit.branches, test)
     elif unit.kind == OOF_FEATURES:
@@ -188,21 +194,23 @@ def execute(plan: Plan, data: BenchmarkData, specs: Mapping[str, HeadSpec], *,
         The inner splits each repeat used (positions into the fold's training rows).
     """
     check_backend(backend, scheduler)
-    rows = {fold: (train, test) for fold, train, test in plan.outer}
+    tests = {fold: test for fold, _, test in plan.outer}
     repeats = sorted({unit.repeat for unit in plan.units})
-    splits = {(fold, repeat): unit_splits(data, rows[fold][0], inner_splits_count,
+    rows = {(fold, repeat): (plan.training(fold, repeat), test)
+            for fold, test in tests.items() for repeat in repeats}
+    splits = {(fold, repeat): unit_splits(data, train, inner_splits_count,
                                           seeds_of(repeat)[0])
-              for fold in rows for repeat in repeats}
+              for (fold, repeat), (train, _) in rows.items()}
     outputs: dict[Unit, UnitOutput] = {}
 
     def task(unit: Unit) -> Any:
         others = None
         if unit.kind == OOF_FEATURES:
             target = oof_feature_target(unit.branches)
-            others = {name: outputs[Unit(unit.fold, unit.repeat, unit.head, (name,),
-                                         "branch", True)]
+            others = {name: outputs[Unit(unit.fold, unit.repeat, unit_head(unit.head, name),
+                                         (name,), "branch", True)]
                       for name in unit.branches if name != target}
-        return delayed(fit_unit)(unit, specs[unit.head], data, *rows[unit.fold],
+        return delayed(fit_unit)(unit, specs[unit.head], data, *rows[unit.fold, unit.repeat],
                                  seeds=seeds_of(unit.repeat),
                                  splits=splits[unit.fold, unit.repeat], tune=tune,
                                  tune_splits=inner_splits_count,

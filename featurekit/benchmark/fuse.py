@@ -17,7 +17,7 @@ import numpy as np
 from joblib import delayed
 from threadpoolctl import threadpool_limits
 
-from featurekit.benchmark.config import AUTO, LATE_FUSIONS, OOF_FEATURES
+from featurekit.benchmark.config import LATE_FUSIONS, OOF_FEATURES, unit_head
 from featurekit.benchmark.data import BenchmarkData
 from featurekit.benchmark.execute import UnitOutput, run_parallel
 from featurekit.benchmark.plan import Plan, System, Unit, oof_feature_target
@@ -81,7 +81,7 @@ def _fuse_system(system: System, y_train: np.ndarray, splits: Sequence[Split],
                       + ", ".join(name for name in system.branches if name != target))
         inner = output.oof.mean(axis=0) if scored and output.oof is not None else None
         return Prediction(output.test.mean(axis=0), inner, choice)
-    parts = [outputs[head, (name,), "branch"] for name in system.branches]
+    parts = [outputs[unit_head(head, name), (name,), "branch"] for name in system.branches]
     if system.fusion == "blend":
         members = [blend_probabilities(
             [np.hstack([part.oof_embedding[m][val] for part in parts]) for _, val in splits],
@@ -104,14 +104,15 @@ def _fuse_system(system: System, y_train: np.ndarray, splits: Sequence[Split],
 def fuse_fold(plan: Plan, y_train: np.ndarray, y_test: np.ndarray, fold: int, repeat: int,
               outputs: Mapping[Unit, UnitOutput], splits: Sequence[Split], n_classes: int,
               seed: int) -> dict[Key, Prediction]:
-    """Every system's prediction for one outer fold and repeat, and its ``auto`` choices.
+    """Every system's prediction for one outer fold and repeat, and its selections.
 
-    ``auto``: the system among ``plan.auto_candidates`` whose inner out-of-fold probabilities
-    of the training rows are the most accurate; the reference (``neural-auto`` or
-    ``single-auto``) likewise among ``plan.reference_candidates``. Both choices see training
-    rows only; their test probabilities are those of the chosen system.
+    Each selection of :attr:`Plan.selections` (``auto``: the system among
+    ``plan.auto_candidates`` whose inner out-of-fold probabilities of the training rows are
+    the most accurate; its reference, ``neural-auto`` or ``single-auto``, likewise among
+    ``plan.reference_candidates``; the two sides of each branch comparison) sees training
+    rows only; its test probabilities are those of the chosen system.
     """
-    scored = set(plan.auto_candidates) | set(plan.reference_candidates)
+    scored = {name for _, candidates in plan.selections for name in candidates}
     by_key = {(unit.head, unit.branches, unit.kind): output
               for unit, output in outputs.items()}
     predictions: dict[Key, Prediction] = {}
@@ -122,10 +123,7 @@ def fuse_fold(plan: Plan, y_train: np.ndarray, y_test: np.ndarray, fold: int, re
                                       system.name in scored)
             prediction.metrics = fold_metrics(y_test, prediction.test)
             predictions[system.name, fold, repeat] = prediction
-    for name, candidates in ((AUTO, plan.auto_candidates),
-                             (plan.reference, plan.reference_candidates)):
-        if not candidates:
-            continue
+    for name, candidates in plan.selections:
         chosen = select_by_oof(candidates, [predictions[c, fold, repeat].inner
                                             for c in candidates], y_train)
         best = predictions[chosen.best, fold, repeat]
@@ -142,8 +140,9 @@ def fuse(plan: Plan, data: BenchmarkData, outputs: Mapping[Unit, UnitOutput],
          scheduler: str | None = None) -> dict[Key, Prediction]:
     """Probabilities of every system of ``plan``, and of ``auto`` and its reference, for
     every outer fold and repeat (:func:`fuse_fold`, run in parallel like the units)."""
-    rows = {fold: (train, test) for fold, train, test in plan.outer}
-    tasks = [delayed(fuse_fold)(plan, data.y[rows[fold][0]], data.y[rows[fold][1]], fold, repeat,
+    tests = {fold: test for fold, _, test in plan.outer}
+    tasks = [delayed(fuse_fold)(plan, data.y[plan.training(fold, repeat)], data.y[tests[fold]],
+                                fold, repeat,
                                 {unit: output for unit, output in outputs.items()
                                  if (unit.fold, unit.repeat) == (fold, repeat)},
                                 inner, data.n_classes, seeds_of(repeat)[0])

@@ -10,12 +10,16 @@ unit of their own: they are fitted from the units' outputs (:mod:`featurekit.ben
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from featurekit.benchmark.config import (
+    AUTO,
+    E2E_BRANCH,
+    E2E_HEAD,
     HANDCRAFTED_FAMILIES,
     LATE_FUSIONS,
     NEURAL_AUTO,
@@ -23,6 +27,8 @@ from featurekit.benchmark.config import (
     SEQUENCE_HEAD_NAMES,
     SINGLE_AUTO,
     BenchmarkConfig,
+    selection_name,
+    unit_head,
 )
 from featurekit.benchmark.data import is_neural
 from featurekit.errors import ConfigError, DatasetError
@@ -38,8 +44,10 @@ def ablation_subsets(branches: Sequence[str]) -> dict[tuple[str, ...], list[str]
     -------
     dict
         ``subset -> labels``: ``alone:<b>`` for each branch, ``handcrafted`` (all handcrafted
-        branches, when two or more), ``all`` (two or more branches) and ``all_but:<b>`` (three
-        or more). A subset reached for several reasons carries every label.
+        branches, when two or more), ``all`` (two or more branches), ``all_but:<b>`` (three
+        or more) and ``handcrafted+<b>`` (the handcrafted branches with one neural branch
+        ``b``, the comparison of :class:`BranchComparison`). A subset reached for several
+        reasons carries every label.
     """
     subsets: dict[tuple[str, ...], list[str]] = {}
     for name in branches:
@@ -53,7 +61,19 @@ def ablation_subsets(branches: Sequence[str]) -> dict[tuple[str, ...], list[str]
         for name in branches:
             rest = tuple(other for other in branches if other != name)
             subsets.setdefault(rest, []).append(f"all_but:{name}")
+    for subset, neural in _handcrafted_with_each_neural(branches):
+        subsets.setdefault(subset, []).append(f"handcrafted+{neural}")
     return subsets
+
+
+def _handcrafted_with_each_neural(branches: Sequence[str]) -> list[tuple[tuple[str, ...], str]]:
+    """(handcrafted branches + neural branch, that neural branch) for each neural branch, in
+    branch order; empty without handcrafted branches."""
+    handcrafted = [name for name in branches if not is_neural(name)]
+    if not handcrafted:
+        return []
+    return [(tuple(name for name in branches if name in handcrafted or name == neural), neural)
+            for neural in branches if is_neural(neural)]
 
 
 def system_name(subset: Sequence[str], head: str, fusion: str | None) -> str:
@@ -63,9 +83,50 @@ def system_name(subset: Sequence[str], head: str, fusion: str | None) -> str:
 
 def oof_feature_target(subset: Sequence[str]) -> str | None:
     """The branch whose head reads the others' log-probabilities under ``oof_features``: the
-    subset's only neural branch, beside at least one other branch."""
-    neural = [name for name in subset if is_neural(name)]
+    subset's only pretrained neural branch, beside at least one other branch (the ``e2e``
+    stream has no features to extend, but its probabilities may be read)."""
+    neural = [name for name in subset if is_neural(name) and name != E2E_BRANCH]
     return neural[0] if len(neural) == 1 and len(subset) > 1 else None
+
+
+def subsample_training(y: np.ndarray, groups: np.ndarray, fraction: float, *,
+                       random_state: int | Sequence[int]) -> np.ndarray:
+    """Rows of a training set kept at ``fraction`` of its groups, stratified by class.
+
+    Each group (source recording) belongs to the class most of its rows have; within each
+    class ``ceil(fraction * groups of the class)`` groups are drawn without replacement
+    (at least one), and every row of a drawn group is kept.
+
+    Parameters
+    ----------
+    y : np.ndarray of int, shape (n_rows,)
+    groups : np.ndarray, shape (n_rows,)
+        Group of each row; rows of one group are kept or dropped together.
+    fraction : float
+        In (0, 1].
+    random_state : int or sequence of int
+        Seed of the draw (``numpy.random.default_rng``).
+
+    Returns
+    -------
+    np.ndarray of int
+        Sorted positions into ``y`` of the kept rows.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ConfigError(f"a training fraction must be in (0, 1], got {fraction}")
+    codes, group_of_row = np.unique(np.asarray(groups), return_inverse=True)
+    classes, y_codes = np.unique(np.asarray(y), return_inverse=True)
+    counts = np.zeros((codes.size, classes.size), dtype=np.int64)
+    np.add.at(counts, (group_of_row, y_codes), 1)
+    group_class = counts.argmax(axis=1)
+    rng = np.random.default_rng(random_state)
+    kept = np.zeros(codes.size, dtype=bool)
+    for label in range(classes.size):
+        members = np.flatnonzero(group_class == label)
+        if members.size:
+            wanted = max(1, math.ceil(fraction * members.size))
+            kept[rng.choice(members, size=wanted, replace=False)] = True
+    return np.flatnonzero(kept[group_of_row])
 
 
 def leave_one_fold_out(folds: np.ndarray, outer_folds: Sequence[int] | None = None
@@ -140,6 +201,31 @@ class Unit:
 
 
 @dataclass(frozen=True)
+class BranchComparison:
+    """Handcrafted branches + one neural branch against that branch alone (the paper's claim
+    for each stream), each side chosen per outer fold and repeat by inner cross-validation.
+
+    Attributes
+    ----------
+    branch : str
+        The neural branch (``neural.<model>`` or ``e2e``).
+    branches : tuple of str
+        The handcrafted branches and ``branch``, in branch order.
+    system, reference : str
+        Selection names: ``auto(<handcrafted>+<branch>)`` and ``auto(<branch>)``.
+    candidates, reference_candidates : list of str
+        Systems each selection chooses from.
+    """
+
+    branch: str
+    branches: tuple[str, ...]
+    system: str
+    reference: str
+    candidates: list[str]
+    reference_candidates: list[str]
+
+
+@dataclass(frozen=True)
 class Plan:
     """Systems, and the units that produce them, in dependency stages.
 
@@ -155,6 +241,10 @@ class Plan:
         Single neural-branch systems (every single-branch system without a neural branch).
     reference : str
         ``neural-auto`` or ``single-auto``.
+    branch_comparisons : list of BranchComparison
+    train_rows : dict of (fold, repeat) to np.ndarray, optional
+        Learning curves: the subsampled training rows of each outer fold and repeat
+        (default: all of the fold's training rows).
     """
 
     outer: list[tuple[int, np.ndarray, np.ndarray]]
@@ -163,19 +253,65 @@ class Plan:
     auto_candidates: list[str]
     reference_candidates: list[str]
     reference: str
+    branch_comparisons: list[BranchComparison] = field(default_factory=list)
+    train_rows: dict[tuple[int, int], np.ndarray] | None = None
 
     @property
     def folds(self) -> list[int]:
         return [fold for fold, _, _ in self.outer]
+
+    def training(self, fold: int, repeat: int) -> np.ndarray:
+        """Training rows of outer fold ``fold`` in repeat ``repeat``."""
+        if self.train_rows is not None:
+            return self.train_rows[fold, repeat]
+        return next(train for index, train, _ in self.outer if index == fold)
+
+    @property
+    def selections(self) -> list[tuple[str, list[str]]]:
+        """Every inner-CV choice the plan makes: (name, candidate systems), non-empty."""
+        pairs = [(AUTO, self.auto_candidates), (self.reference, self.reference_candidates)]
+        for comparison in self.branch_comparisons:
+            pairs += [(comparison.system, comparison.candidates),
+                      (comparison.reference, comparison.reference_candidates)]
+        return list({name: candidates for name, candidates in pairs if candidates}.items())
 
     @property
     def units(self) -> list[Unit]:
         return [unit for stage in self.stages for unit in stage]
 
 
+def _fusions_of(subset: Sequence[str], head: str, config: BenchmarkConfig) -> list[str | None]:
+    """Fusions a system of ``head`` over ``subset`` can use ([None] for one branch)."""
+    if len(subset) == 1:
+        return [None]
+    sequence = head in SEQUENCE_HEAD_NAMES
+    # The e2e stream has no columns to concatenate: only fusions of probabilities apply.
+    columns = E2E_BRANCH not in subset
+    return [name for name in config.fusions
+            if (name == "early" and not sequence and columns)
+            or name in LATE_FUSIONS
+            or (name == OOF_FEATURES and not sequence and oof_feature_target(subset))
+            or (name in ("blend", "joint") and sequence)]
+
+
+def _heads_of(subset: Sequence[str], config: BenchmarkConfig,
+              sequence_branches: Sequence[str]) -> list[str]:
+    """Heads of the systems over ``subset``: the CNN alone for the e2e stream alone; sequence
+    heads only where every branch has frames (and never on the e2e stream)."""
+    if tuple(subset) == (E2E_BRANCH,):
+        return [E2E_HEAD]
+    return [head for head in config.heads
+            if head not in SEQUENCE_HEAD_NAMES
+            or all(b in sequence_branches and b != E2E_BRANCH for b in subset)]
+
+
 def make_plan(branches: Sequence[str], config: BenchmarkConfig, folds: np.ndarray, *,
               sequence_branches: Sequence[str] = (),
-              outer: Sequence[tuple[int, np.ndarray, np.ndarray]] | None = None) -> Plan:
+              outer: Sequence[tuple[int, np.ndarray, np.ndarray]] | None = None,
+              comparisons_only: bool = False,
+              train_rows: dict[tuple[int, int], np.ndarray] | None = None,
+              subsets: Mapping[tuple[str, ...], Sequence[str]] | None = None,
+              pairs: Sequence[tuple[tuple[str, ...], str]] | None = None) -> Plan:
     """Every system of the ablation and the units they need.
 
     Parameters
@@ -190,71 +326,90 @@ def make_plan(branches: Sequence[str], config: BenchmarkConfig, folds: np.ndarra
     outer : sequence of (fold, train_index, test_index), optional
         The outer splits; default :func:`leave_one_fold_out` of ``folds`` over
         ``config.outer_folds`` (:func:`featurekit.model.train` plans one split of its own).
+    comparisons_only : bool
+        Only the systems of the :class:`BranchComparison` of each neural branch (a learning
+        curve's point).
+    train_rows : dict of (fold, repeat) to np.ndarray, optional
+        Subsampled training rows (see :attr:`Plan.train_rows`).
+    subsets : mapping of tuple of str to sequence of str, optional
+        Branch subsets to evaluate and their roles; default :func:`ablation_subsets`
+        (:func:`featurekit.benchmark.sets.set_subsets` compares feature sets instead).
+    pairs : sequence of (tuple of str, str), optional
+        The :class:`BranchComparison` pairs (subset, single branch); default the handcrafted
+        branches with each neural branch. Both sides must be among the subsets.
     """
     outer = leave_one_fold_out(folds, config.outer_folds) if outer is None else list(outer)
-    subsets = ablation_subsets(branches)
+    pairs = (_handcrafted_with_each_neural(branches) if pairs is None
+             else [(tuple(fused), branch) for fused, branch in pairs])
+    subsets = (ablation_subsets(branches) if subsets is None
+               else {tuple(subset): list(roles) for subset, roles in subsets.items()})
+    if comparisons_only:
+        subsets = {subset: roles for subset, roles in subsets.items()
+                   if any(subset in (fused, (neural,)) for fused, neural in pairs)}
     everything = tuple(branches)
-    late = [name for name in config.fusions if name in LATE_FUSIONS]
 
-    def runs(head: str, subset: Sequence[str]) -> bool:
-        return head not in SEQUENCE_HEAD_NAMES or all(b in sequence_branches for b in subset)
-
-    systems: list[System] = []
-    for subset, roles in subsets.items():
-        for head in config.heads:
-            if not runs(head, subset):
-                continue
-            sequence = head in SEQUENCE_HEAD_NAMES
-            if len(subset) == 1:
-                fusions: list[str | None] = [None]
-            else:
-                fusions = [name for name in config.fusions
-                           if (name == "early" and not sequence)
-                           or name in late
-                           or (name == OOF_FEATURES and not sequence
-                               and oof_feature_target(subset))
-                           or (name in ("blend", "joint") and sequence)]
-            systems += [System(subset, head, fusion, tuple(roles)) for fusion in fusions]
+    systems = [System(subset, head, fusion, tuple(roles))
+               for subset, roles in subsets.items()
+               for head in _heads_of(subset, config, sequence_branches)
+               for fusion in _fusions_of(subset, head, config)]
     if not systems:
         raise ConfigError("nothing to evaluate: no head applies to any branch (the sequence "
                           "head needs frame sequences)")
 
-    # What needs inner out-of-fold predictions: the branches of every late fusion, blend and
-    # oof_features system (they learn from them), and every auto / reference candidate (they
-    # are scored by them).
-    auto_candidates = [s.name for s in systems if s.branches == everything and s.fusion
-                       and s.fusion != "blend"]
+    def selectable(subset: tuple[str, ...]) -> list[str]:
+        """Systems over ``subset`` an inner-CV choice picks from: every fusion but the blend
+        (it has no inner predictions), or every head of a single branch."""
+        return [s.name for s in systems if s.branches == subset
+                and (len(subset) == 1 or (s.fusion and s.fusion != "blend"))]
+
+    auto_candidates = selectable(everything) if len(everything) > 1 else []
     neural = [b for b in branches if is_neural(b)]
     reference_pool = neural or list(branches)
-    reference_candidates = [s.name for s in systems
-                            if len(s.branches) == 1 and s.branches[0] in reference_pool]
+    reference_candidates = [name for branch in reference_pool
+                            for name in selectable((branch,))]
     reference = NEURAL_AUTO if neural else SINGLE_AUTO
+    if comparisons_only:
+        auto_candidates, reference_candidates = [], []
+    # With one neural branch beside the handcrafted ones, its comparison is the primary one
+    # and keeps the primary names.
+    comparisons = [BranchComparison(
+        branch, fused, AUTO if fused == everything else selection_name(fused),
+        NEURAL_AUTO if neural == [branch] else selection_name((branch,)),
+        selectable(fused), selectable((branch,))) for fused, branch in pairs]
+    # What needs inner out-of-fold predictions: the branches of every late fusion, blend and
+    # oof_features system (they learn from them), and every candidate of a selection (they
+    # are scored by them).
+    scored = set(auto_candidates) | set(reference_candidates)
+    for comparison in comparisons:
+        scored |= set(comparison.candidates) | set(comparison.reference_candidates)
 
     stage1: dict[tuple[int, int, str, tuple[str, ...], str], bool] = {}
     stage2: dict[tuple[int, int, str, tuple[str, ...], str], bool] = {}
     for fold, _, _ in outer:
         for repeat in range(config.repeats):
             for system in systems:
-                candidate = system.name in auto_candidates
-                key = (fold, repeat, system.head)
+                candidate = system.name in scored
                 if system.fusion is None:
-                    inner = stage1.get((*key, system.branches, "branch"), False)
-                    stage1[(*key, system.branches, "branch")] = inner or candidate \
-                        or system.name in reference_candidates
+                    key = (fold, repeat, system.head, system.branches, "branch")
+                    stage1[key] = stage1.get(key, False) or candidate
                     continue
                 if system.fusion in ("early", "joint"):
-                    stage1[(*key, system.branches, system.fusion)] = candidate
+                    stage1[(fold, repeat, system.head, system.branches, system.fusion)] = \
+                        candidate
                     continue
                 # Late rules, blend and oof_features read their branches' inner predictions.
                 for name in system.branches:
                     if system.fusion == OOF_FEATURES and name == oof_feature_target(
                             system.branches):
                         continue
-                    stage1[(*key, (name,), "branch")] = True
+                    stage1[(fold, repeat, unit_head(system.head, name), (name,), "branch")] = \
+                        True
                 if system.fusion == OOF_FEATURES:
-                    stage2[(*key, system.branches, OOF_FEATURES)] = candidate
+                    stage2[(fold, repeat, system.head, system.branches, OOF_FEATURES)] = \
+                        candidate
     stages = [[Unit(fold, repeat, head, subset, kind, inner)
                for (fold, repeat, head, subset, kind), inner in table.items()]
               for table in (stage1, stage2) if table]
     return Plan(outer=outer, systems=systems, stages=stages, auto_candidates=auto_candidates,
-                reference_candidates=reference_candidates, reference=reference)
+                reference_candidates=reference_candidates, reference=reference,
+                branch_comparisons=comparisons, train_rows=train_rows)

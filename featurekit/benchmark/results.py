@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from featurekit.benchmark.config import AUTO, SEQUENCE_HEAD_NAMES, BenchmarkConfig
+from featurekit.benchmark.config import AUTO, SEQUENCE_HEAD_NAMES, BenchmarkConfig, unit_head
 from featurekit.benchmark.data import BenchmarkData, is_neural
 from featurekit.benchmark.fuse import Key, Prediction
-from featurekit.benchmark.plan import Plan, system_name
+from featurekit.benchmark.plan import BranchComparison, Plan, system_name
 from featurekit.benchmark.score import (
     METRICS,
     ci_method,
@@ -78,24 +78,14 @@ def assemble_results(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, 
     repeats = config.repeats
     systems = [_system_entry(s.name, s.branches, s.head, s.fusion, s.roles, data, plan,
                              predictions, repeats) for s in plan.systems]
-    everything = data.branches
-    for name, pool in ((AUTO, plan.auto_candidates),
-                       (plan.reference, plan.reference_candidates)):
-        if pool:
-            branches = everything if name == AUTO else (
-                [b for b in everything if is_neural(b)] or everything)
-            systems.append(_system_entry(name, branches, None, name,
-                                         ("selected on inner cross-validation",), data, plan,
-                                         predictions, repeats))
+    for name, branches in _selection_branches(plan, data).items():
+        systems.append(_system_entry(name, branches, None, name,
+                                     ("selected on inner cross-validation",), data, plan,
+                                     predictions, repeats))
     by_name = {system["name"]: system for system in systems}
-    units = [data.groups[test] if data.recordings_known else test
-             for _, _, test in plan.outer]
-    correct = {}
-    for system in systems:
-        correct[system["name"]] = [
-            np.stack([np.argmax(predictions[system["name"], fold, r].test, axis=1)
-                      == data.y[test] for r in range(repeats)])
-            for fold, _, test in plan.outer]
+    units = _bootstrap_units(plan, data)
+    correct = _correctness([system["name"] for system in systems], plan, data, predictions,
+                           repeats)
 
     def comparison(name: str, reference: str) -> dict[str, Any]:
         return compare(name, reference, correct, units, plan.folds,
@@ -118,7 +108,7 @@ def assemble_results(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, 
     comparisons = [comparison(s["name"], best_single) for s in fused]
     fusion_vs_own = []
     for system in fused:
-        own = [by_name[system_name((name,), system["head"], None)]
+        own = [by_name[system_name((name,), unit_head(system["head"], name), None)]
                for name in system["branches"]]
         fusion_vs_own.append(comparison(system["name"], max(
             own, key=lambda s: s["mean"]["accuracy"])["name"]))
@@ -136,7 +126,10 @@ def assemble_results(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, 
     anchor = by_name[_most_chosen(predictions, plan) or best_fusion or best_single]
     return {
         "dataset": dataset, "folds": plan.folds, "protocol": "leave-one-fold-out",
-        "primary": primary, "systems": systems,
+        "primary": primary,
+        "branch_comparisons": [_branch_comparison(c, by_name, comparison)
+                               for c in plan.branch_comparisons],
+        "systems": systems,
         "best_single": best_single, "best_fusion": best_fusion,
         "fusion_gain": next((c for c in comparisons if c["system"] == best_fusion), None),
         "selection_note": "best_single, best_fusion, fusion_gain and comparisons pick systems "
@@ -158,6 +151,71 @@ def assemble_results(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, 
     }
 
 
+def _selection_branches(plan: Plan, data: BenchmarkData) -> dict[str, list[str]]:
+    """Branches each selection of the plan chooses among."""
+    everything = data.branches
+    out = {AUTO: everything,
+           plan.reference: [b for b in everything if is_neural(b)] or everything}
+    for comparison in plan.branch_comparisons:
+        out[comparison.system] = list(comparison.branches)
+        out[comparison.reference] = [comparison.branch]
+    return {name: out[name] for name, _ in plan.selections}
+
+
+def _bootstrap_units(plan: Plan, data: BenchmarkData) -> list[np.ndarray]:
+    """Per outer fold, the resampling unit of each test clip (recording, else the clip)."""
+    return [data.groups[test] if data.recordings_known else test
+            for _, _, test in plan.outer]
+
+
+def _correctness(names: Sequence[str], plan: Plan, data: BenchmarkData,
+                 predictions: Mapping[Key, Prediction],
+                 repeats: int) -> dict[str, list[np.ndarray]]:
+    """Per system and outer fold, whether each repeat got each test clip right,
+    (n_repeats, n_test)."""
+    return {name: [np.stack([np.argmax(predictions[name, fold, r].test, axis=1)
+                             == data.y[test] for r in range(repeats)])
+                   for fold, _, test in plan.outer]
+            for name in names}
+
+
+def _branch_comparison(comparison: BranchComparison, by_name: Mapping[str, Mapping[str, Any]],
+                       compare_systems: Any) -> dict[str, Any]:
+    """One :class:`BranchComparison` as results.json states it (accuracies 0-1, gain in
+    percentage points)."""
+    result = compare_systems(comparison.system, comparison.reference)
+    return {"branch": comparison.branch, "system": comparison.system,
+            "reference": comparison.reference,
+            "accuracy": by_name[comparison.system]["mean"]["accuracy"],
+            "reference_accuracy": by_name[comparison.reference]["mean"]["accuracy"],
+            "gain_pp": result["mean_pp"], "ci95_pp": result["ci95_pp"],
+            "per_fold_pp": result["per_fold_pp"], "n_better": result["n_better"],
+            "n_worse": result["n_worse"],
+            "choices": {name: by_name[name].get("fusion_choice")
+                        for name in (comparison.system, comparison.reference)}}
+
+
+def branch_comparisons(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Prediction],
+                       config: BenchmarkConfig) -> list[dict[str, Any]]:
+    """Handcrafted + each neural branch against that branch alone, each side chosen by inner
+    cross-validation, with the paired two-level bootstrap interval of the gain (the entries of
+    ``results.json``'s ``branch_comparisons`` and ``learning_curve``)."""
+    repeats = config.repeats
+    names = [name for comparison in plan.branch_comparisons
+             for name in (comparison.system, comparison.reference)]
+    branches = _selection_branches(plan, data)
+    by_name = {name: _system_entry(name, branches[name], None, name, (), data, plan,
+                                   predictions, repeats) for name in names}
+    correct = _correctness(names, plan, data, predictions, repeats)
+    units = _bootstrap_units(plan, data)
+
+    def comparison(name: str, reference: str) -> dict[str, Any]:
+        return compare(name, reference, correct, units, plan.folds,
+                       n_boot=config.n_bootstrap, random_state=config.seed)
+
+    return [_branch_comparison(c, by_name, comparison) for c in plan.branch_comparisons]
+
+
 def _most_chosen(predictions: Mapping[Key, Prediction], plan: Plan) -> str | None:
     """The system ``auto`` chose most often over folds and repeats (ties: the first)."""
     chosen = [prediction.selected for (name, _, _), prediction in predictions.items()
@@ -174,7 +232,9 @@ def _contributions(by_name: Mapping[str, Mapping[str, Any]], branch_names: Seque
     head, fusion = anchor["head"], anchor["fusion"]
 
     def lookup(subset: Sequence[str]) -> Mapping[str, Any] | None:
-        return by_name.get(system_name(subset, head, fusion if len(subset) > 1 else None))
+        if len(subset) == 1:
+            return by_name.get(system_name(subset, unit_head(head, subset[0]), None))
+        return by_name.get(system_name(subset, head, fusion))
 
     def summary(values: Sequence[float]) -> dict[str, Any]:
         array = np.asarray(values)
@@ -189,7 +249,7 @@ def _contributions(by_name: Mapping[str, Mapping[str, Any]], branch_names: Seque
     out: dict[str, Any] = {"head": head, "fusion": fusion, "branches": {}}
     for name in branch_names:
         entry: dict[str, Any] = {"alone_pct": summary(accuracy(by_name[system_name(
-            (name,), head, None)]))}
+            (name,), unit_head(head, name), None)]))}
         rest = [other for other in branch_names if other != name]
         without = lookup(rest) if rest else None
         if everything is not None and without is not None:

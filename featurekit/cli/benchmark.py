@@ -19,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     defaults = BenchmarkConfig()
     parser = subparsers.add_parser(
-        "benchmark", help="ablation of pitch/timbre/spectral/neural branches with fusion",
+        "benchmark", help="ablation of handcrafted-family and neural branches (or of feature "
+                          "sets) with fusion",
         description="Compute whatever the store lacks (handcrafted descriptors, embeddings), "
                     "then evaluate every branch alone, together and left out, with each head "
                     "and fusion, by leave-one-fold-out over the dataset's folds, each fit "
@@ -29,10 +30,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "alone). Writes results.json, report.md and PNG plots into --out.")
     add_dataset_arguments(parser)
     parser.add_argument("--model", default="mn04_as",
-                        help=f"pretrained model(s) of the neural branch, comma-separated "
-                             f"(default mn04_as; '{NO_MODEL}' for handcrafted branches only)")
+                        help=f"pretrained model(s) of the neural branch, comma-separated, and "
+                             f"'e2e' for a CNN trained from scratch on the task's log-mel "
+                             f"spectrograms (default mn04_as; '{NO_MODEL}' for handcrafted "
+                             f"branches only)")
     parser.add_argument("--weights", help="checkpoint file of the model (default: resolved "
                                           "as by featurekit embed)")
+    parser.add_argument("--sets", metavar="LIST",
+                        help="compare feature sets side by side instead of the handcrafted "
+                             "families: comma-separated subset of featurekit,essentia,"
+                             "opensmile.egemaps,opensmile.compare (each alone, each with the "
+                             "neural branch, what each adds; reference sets need "
+                             "featurekit[essentia] / featurekit[opensmile])")
     add_config_arguments(parser)
     parser.add_argument("--heads", default=",".join(defaults.heads),
                         help=f"comma-separated heads (default {','.join(defaults.heads)}); "
@@ -59,6 +68,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              f"{defaults.n_bootstrap})")
     parser.add_argument("--outer-folds", metavar="LIST",
                         help="comma-separated folds to evaluate as test folds (default all)")
+    parser.add_argument("--train-fractions", metavar="LIST",
+                        help="learning curve: comma-separated shares of each training set "
+                             "(whole recordings, stratified by class), e.g. 0.1,0.25,1; at "
+                             "each, handcrafted + each neural branch against it alone")
     parser.add_argument("--jobs", type=int, default=1,
                         help="worker processes for extraction and model fitting, -1 for all "
                              "cores (default 1)")
@@ -76,12 +89,20 @@ def run(args: argparse.Namespace) -> int:
     from featurekit.benchmark import BenchmarkConfig
     from featurekit.benchmark import run as benchmark_dataset
 
+    if args.sets:
+        from functools import partial
+
+        from featurekit.benchmark.sets import run_sets
+
+        benchmark_dataset = partial(run_sets, sets=args.sets)
     config = BenchmarkConfig(heads=_names(args.heads), fusions=_names(args.fusions),
                              repeats=args.repeats, n_seeds=args.seeds, seed=args.seed,
                              inner_splits=args.inner_splits, tune=args.tune,
                              n_bootstrap=args.bootstrap,
                              outer_folds=(tuple(int(f) for f in _names(args.outer_folds))
-                                          if args.outer_folds else None))
+                                          if args.outer_folds else None),
+                             train_fractions=tuple(float(f) for f in
+                                                   _names(args.train_fractions or "")))
     models = [] if args.model == NO_MODEL else list(_names(args.model))
     outcome = benchmark_dataset(args.dataset, args.data_dir, args.store, model=models,
                                 weights=args.weights, config=config,
@@ -111,4 +132,14 @@ def summary_text(results: dict) -> str:
                  + (f", best fusion {results['best_fusion']} "
                     f"({accuracy[results['best_fusion']]:.1f} %)"
                     if results["best_fusion"] else ""))
+    for entry in results.get("learning_curve", []):
+        low, high = entry["ci95_pp"]
+        lines.append(f"learning curve {entry['fraction']:g} ({entry['train_clips']:.0f} training "
+                     f"clips): {entry['system']} {100 * entry['accuracy']:.1f} % vs "
+                     f"{entry['reference']} {100 * entry['reference_accuracy']:.1f} %: "
+                     f"{entry['gain_pp']:+.2f} pp [{low:+.2f}, {high:+.2f}]")
+    if results.get("feature_sets"):
+        from featurekit.benchmark.sets import sets_summary
+
+        lines += sets_summary(results)
     return "\n".join(lines)

@@ -1,0 +1,91 @@
+"""Learning curves: does what the handcrafted branches add depend on how much data there is?
+
+For each training fraction, every outer fold's training set is subsampled by whole source
+recordings, stratified by class (:func:`featurekit.benchmark.plan.subsample_training`), anew
+for every repeat, so the draw's noise enters the intervals with the training noise. On those
+rows the benchmark runs only the systems of each :class:`~featurekit.benchmark.plan.
+BranchComparison` (handcrafted + a neural branch against that branch alone, each chosen by
+inner cross-validation of the subsample) and scores them on the full, untouched test folds. A
+fraction of 1 is the full benchmark's own comparison.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from featurekit.benchmark.config import BenchmarkConfig
+from featurekit.benchmark.data import BenchmarkData
+from featurekit.benchmark.execute import execute
+from featurekit.benchmark.fuse import Key, Prediction, fuse
+from featurekit.benchmark.plan import Plan, make_plan, subsample_training
+from featurekit.benchmark.results import branch_comparisons
+from featurekit.heads import HeadSpec
+
+
+def subsampled_rows(plan: Plan, data: BenchmarkData, fraction: float,
+                    config: BenchmarkConfig) -> dict[tuple[int, int], np.ndarray]:
+    """Training rows of each outer fold and repeat at ``fraction`` of its recordings (its
+    clips where recordings are unknown)."""
+    groups = data.groups if data.recordings_known else np.arange(data.y.size)
+    return {(fold, repeat): train[subsample_training(
+                data.y[train], groups[train], fraction,
+                random_state=(config.seed, fold, repeat))]
+            for fold, train, _ in plan.outer for repeat in range(config.repeats)}
+
+
+def _entries(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Prediction],
+             config: BenchmarkConfig, fraction: float) -> list[dict[str, Any]]:
+    sizes = [plan.training(fold, repeat).size for fold in plan.folds
+             for repeat in range(config.repeats)]
+    return [{"fraction": fraction, **entry, "train_clips": float(np.mean(sizes))}
+            for entry in branch_comparisons(plan, data, predictions, config)]
+
+
+def learning_curve(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Prediction],
+                   config: BenchmarkConfig, specs: Mapping[str, HeadSpec],
+                   **options: Any) -> tuple[list[dict[str, Any]], int]:
+    """The branch comparisons at every fraction of ``config.train_fractions``.
+
+    Parameters
+    ----------
+    plan, data, predictions :
+        The full benchmark's plan, data and predictions (fraction 1).
+    config : BenchmarkConfig
+    specs : mapping of head name to HeadSpec
+    **options
+        ``n_jobs``, ``backend``, ``scheduler``, ``progress`` of
+        :func:`~featurekit.benchmark.execute.execute` (the fuse stage gets the first three).
+
+    Returns
+    -------
+    entries : list of dict
+        ``fraction, branch, system, reference, accuracy, reference_accuracy`` (0-1),
+        ``gain_pp, ci95_pp, per_fold_pp`` (percentage points), ``train_clips`` (mean training
+        clips per outer fold and repeat) and the selections' choices; by fraction, then branch.
+    n_fits : int
+        Heads fitted for the fractions below 1.
+    """
+    entries: list[dict[str, Any]] = []
+    n_fits = 0
+    for fraction in sorted(config.train_fractions):
+        if fraction == 1.0:
+            entries += _entries(plan, data, predictions, config, fraction)
+            continue
+        curve_plan = make_plan(data.branches, config, data.folds,
+                               sequence_branches=list(data.sequences), outer=plan.outer,
+                               comparisons_only=True,
+                               train_rows=subsampled_rows(plan, data, fraction, config))
+        outputs, splits = execute(
+            curve_plan, data, specs, seeds_of=config.seeds,
+            inner_splits_count=config.inner_splits, tune=config.tune,
+            with_embeddings="blend" in config.fusions, desc=f"learning curve {fraction:g}",
+            **options)
+        n_fits += sum(output.n_fits for output in outputs.values())
+        fuse_options = {key: value for key, value in options.items() if key != "progress"}
+        curve_predictions = fuse(curve_plan, data, outputs, splits, config.seeds,
+                                 **fuse_options)
+        entries += _entries(curve_plan, data, curve_predictions, config, fraction)
+    return entries, n_fits

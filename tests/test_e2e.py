@@ -1,0 +1,203 @@
+"""The end-to-end stream (log-mel branch, CNN from scratch) and learning curves."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+import soundfile as sf
+from fixtures_features import feature_frame, full_label
+from sklearn.base import clone
+
+from featurekit.benchmark import BenchmarkConfig, run_benchmark
+from featurekit.benchmark.config import E2E_BRANCH, E2E_HEAD
+from featurekit.benchmark.data import prepare_data
+from featurekit.benchmark.plan import make_plan, subsample_training
+from featurekit.errors import ConfigError
+from featurekit.heads import HeadSpec
+from featurekit.neural.e2e import E2EClassifier
+from featurekit.neural.logmel import LogMelBranch
+
+TINY = {"channels": (4, 8, 8, 16), "max_epochs": 4, "batch_size": 16, "freq_mask_bands": 1}
+
+
+def band_sequences(y: np.ndarray, *, n_frames: int = 24, n_bands: int = 8,
+                   seed: int = 0) -> np.ndarray:
+    """Log-mel-like sequences whose class is the band that carries extra energy; every third
+    clip is shorter (NaN-padded)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(y.size, n_frames, n_bands)).astype(np.float32)
+    X[np.arange(y.size), :, y] += 3.0
+    X[::3, n_frames // 2:] = np.nan
+    return X
+
+
+# --------------------------------------------------------------------------------------------
+# The log-mel branch
+# --------------------------------------------------------------------------------------------
+
+def test_logmel_branch_puts_a_tone_in_its_mel_band_and_records_failures(tmp_path) -> None:
+    sr = 22050
+    t = np.arange(int(1.5 * sr)) / sr
+    tone = tmp_path / "tone.wav"
+    sf.write(tone, 0.5 * np.sin(2 * np.pi * 1000.0 * t), sr)
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF not audio at all")
+    branch = LogMelBranch()
+    result, failure = branch.compute_batch([str(tone), str(broken)], frames=True)
+    assert result.values[0] == pytest.approx(1.5, abs=1e-3)
+    frames = result.frames
+    assert list(frames.columns[:2]) == ["time_s", "logmel.band_00"]
+    assert frames.shape == (1 + int(1.5 * 16000) // 320, 1 + 64)
+    assert np.diff(frames["time_s"].to_numpy()) == pytest.approx(0.02, abs=1e-6)
+    # The loudest band of the steady part holds 1 kHz (mel scale on 0-8 kHz, 64 bands).
+    from featurekit.filterbanks import hz_to_mel
+
+    edges = np.linspace(0.0, float(hz_to_mel(np.array(8000.0))), 66)
+    loudest = int(np.median(frames.iloc[10:-10, 1:].to_numpy().argmax(axis=1)))
+    assert edges[loudest] <= hz_to_mel(np.array(1000.0)) <= edges[loudest + 2]
+    assert isinstance(failure, Exception)
+    assert LogMelBranch(n_mels=32).config_hash() != branch.config_hash()
+
+
+# --------------------------------------------------------------------------------------------
+# The classifier
+# --------------------------------------------------------------------------------------------
+
+def test_cnn_learns_which_band_is_loud_and_is_deterministic_on_cpu() -> None:
+    y = np.arange(96) % 4
+    X = band_sequences(y)
+    groups = np.arange(96) // 2
+    test = band_sequences(y, seed=1)
+    learner = E2EClassifier(**{**TINY, "max_epochs": 15, "patience": 15}, mixup_alpha=0.0,
+                            random_state=3).fit(X, y, groups=groups)
+    assert np.mean(learner.predict(test) == y) > 0.9
+    # Mixup, masks and shifts draw from the seed: the same seed gives the same network.
+    first = E2EClassifier(**TINY, device="cpu", random_state=3).fit(X, y, groups=groups)
+    second = E2EClassifier(**TINY, device="cpu", random_state=3).fit(X, y, groups=groups)
+    np.testing.assert_array_equal(first.predict_proba(test), second.predict_proba(test))
+    other = E2EClassifier(**TINY, device="cpu", random_state=4).fit(X, y, groups=groups)
+    assert not np.array_equal(first.predict_proba(test), other.predict_proba(test))
+    assert 1 <= first.best_epoch_ <= first.n_epochs_ <= TINY["max_epochs"]
+
+
+def test_cnn_frames_embeddings_and_input_checks() -> None:
+    y = np.arange(24) % 2
+    X = band_sequences(y, n_frames=20)
+    model = E2EClassifier(**TINY, random_state=0).fit(X, y)
+    frames = model.frames(X)
+    # 20 frames padded to 24, one output frame per 8 input frames; the short clips (10 real
+    # frames) have 2 real output frames, the rest NaN.
+    assert frames.shape == (24, 3, 16)
+    assert np.isnan(frames[0, 2:]).all() and np.isfinite(frames[0, :2]).all()
+    assert np.isfinite(frames[1]).all()
+    assert model.transform(X).shape == (24, 32)
+    assert model.predict_proba(X).sum(axis=1) == pytest.approx(np.ones(24))
+    with pytest.raises(ValueError, match="3-D"):
+        model.predict(X[:, :, 0])
+    with pytest.raises(ValueError, match="bands"):
+        model.predict(X[:, :, :4])
+    with pytest.raises(ValueError, match="2 classes"):
+        E2EClassifier(**TINY).fit(X, np.zeros(24))
+    assert clone(model).get_params() == model.get_params()
+    assert not hasattr(clone(model), "network_")
+
+
+def test_default_network_stays_under_a_million_parameters() -> None:
+    y = np.arange(400) % 200
+    model = E2EClassifier(max_epochs=1, batch_size=200).fit(
+        np.zeros((400, 16, 64), np.float32), y)
+    assert model.n_parameters_ < 1_000_000
+
+
+# --------------------------------------------------------------------------------------------
+# The benchmark: e2e as a branch, and learning curves
+# --------------------------------------------------------------------------------------------
+
+def _frame_and_sequences(n_clips: int = 60):
+    frame = feature_frame(n_clips=n_clips, n_folds=3, n_classes=3,
+                          widths={"pitch": 4, "timbre": 4, "neural.tiny": 6},
+                          signal={"pitch": (full_label, 1.0), "neural.tiny": (full_label, 1.5)})
+    frame.insert(4, "recording", [f"rec{i // 2}" for i in range(n_clips)])
+    return frame, {E2E_BRANCH: band_sequences(frame["label_id"].to_numpy(), n_bands=6)}
+
+
+def test_the_e2e_branch_has_one_head_and_only_probability_fusions() -> None:
+    frame, sequences = _frame_and_sequences()
+    config = BenchmarkConfig(heads=("logreg", "xgb"))
+    data = prepare_data(frame, config, sequences=sequences)
+    assert data.branches[-1] == E2E_BRANCH and data.positions[E2E_BRANCH].size == 0
+    plan = make_plan(data.branches, config, data.folds, sequence_branches=list(data.sequences))
+    names = [system.name for system in plan.systems]
+    assert [n for n in names if n.startswith("e2e/")] == ["e2e/cnn"]
+    with_e2e = [s for s in plan.systems if E2E_BRANCH in s.branches and len(s.branches) > 1]
+    assert with_e2e and all(s.fusion != "early" for s in with_e2e)
+    # oof_features extends the pretrained branch's features, never the CNN's.
+    assert all(s.fusion != "oof_features" or "neural.tiny" in s.branches for s in with_e2e)
+    assert {u.head for u in plan.units if u.branches == (E2E_BRANCH,)} == {E2E_HEAD}
+    assert all(E2E_BRANCH not in u.branches or u.head == E2E_HEAD or u.kind != "branch"
+               for u in plan.units)
+    comparisons = {c.branch: c for c in plan.branch_comparisons}
+    assert comparisons[E2E_BRANCH].reference_candidates == ["e2e/cnn"]
+    assert comparisons[E2E_BRANCH].branches == ("pitch", "timbre", E2E_BRANCH)
+    assert comparisons["neural.tiny"].branches == ("pitch", "timbre", "neural.tiny")
+
+
+def test_subsampling_keeps_whole_recordings_of_every_class() -> None:
+    y = np.repeat(np.arange(4), 40)
+    groups = np.repeat(np.arange(80), 2)
+    kept = subsample_training(y, groups, 0.25, random_state=(0, 1, 2))
+    assert set(np.unique(y[kept])) == {0, 1, 2, 3}
+    # 20 recordings per class, ceil(0.25 * 20) = 5 drawn in each, both clips of each.
+    assert kept.size == 4 * 5 * 2
+    assert np.all(np.isin(groups, groups[kept]) == np.isin(np.arange(160), kept))
+    again = subsample_training(y, groups, 0.25, random_state=(0, 1, 2))
+    np.testing.assert_array_equal(kept, again)
+    other = subsample_training(y, groups, 0.25, random_state=(0, 1, 3))
+    assert not np.array_equal(kept, other)
+    assert subsample_training(y, groups, 1.0, random_state=0).size == 160
+    with pytest.raises(ConfigError, match=r"\(0, 1\]"):
+        subsample_training(y, groups, 0.0, random_state=0)
+
+
+def test_learning_curve_results_follow_the_contract() -> None:
+    frame, sequences = _frame_and_sequences()
+    heads = {E2E_HEAD: HeadSpec(E2E_HEAD, functools.partial(E2EClassifier, **TINY),
+                                seeded=True)}
+    config = BenchmarkConfig(heads=("logreg",), repeats=2, n_bootstrap=200,
+                             train_fractions=(0.5, 1.0))
+    results = run_benchmark(frame, dataset="synthetic", config=config, head_specs=heads,
+                            sequences=sequences, progress=False)
+    curve = results["learning_curve"]
+    assert [(e["fraction"], e["branch"]) for e in curve] == [
+        (0.5, "neural.tiny"), (0.5, E2E_BRANCH), (1.0, "neural.tiny"), (1.0, E2E_BRANCH)]
+    systems = {s["name"]: s for s in results["systems"]}
+    for entry in curve:
+        assert {"fraction", "system", "reference", "accuracy", "reference_accuracy",
+                "gain_pp", "ci95_pp"} <= set(entry)
+        assert 0.0 <= entry["accuracy"] <= 1.0 and 0.0 <= entry["reference_accuracy"] <= 1.0
+        assert entry["gain_pp"] == pytest.approx(
+            100 * (entry["accuracy"] - entry["reference_accuracy"]))
+        low, high = entry["ci95_pp"]
+        assert low <= entry["gain_pp"] <= high
+    half, full = curve[1], curve[3]
+    assert half["system"] == full["system"] == "auto(pitch+timbre+e2e)"
+    assert half["reference"] == "auto(e2e)"
+    # 40 training clips (20 recordings of 2) per outer fold; half the recordings of each
+    # class, rounded up.
+    assert full["train_clips"] == 40 and 20 <= half["train_clips"] < 40
+    # Fraction 1 is the full benchmark's own comparison.
+    assert full == {"fraction": 1.0, **results["branch_comparisons"][1], "train_clips": 40.0}
+    assert full["accuracy"] == systems["auto(pitch+timbre+e2e)"]["mean"]["accuracy"]
+    assert systems["e2e/cnn"]["head"] == E2E_HEAD
+
+
+def test_learning_curves_need_handcrafted_and_neural_branches() -> None:
+    frame = feature_frame(n_clips=30, n_folds=3, n_classes=3)
+    config = BenchmarkConfig(heads=("logreg",), repeats=1, n_bootstrap=100,
+                             train_fractions=(0.5,))
+    with pytest.raises(ConfigError, match="both kinds"):
+        run_benchmark(frame, dataset="synthetic", config=config, progress=False)
+    with pytest.raises(ConfigError, match="train fractions"):
+        BenchmarkConfig(train_fractions=(0.0,))
