@@ -2,8 +2,10 @@
 
 Prints a Markdown table: milliseconds per clip and real-time factor (audio seconds processed
 per second of compute), for featurekit's families, and side by side on the same waveforms
-for openSMILE's ComParE_2016 functionals and a straightforward librosa script (every feature
-function called on the raw signal, ``librosa.pyin`` for pitch).
+for the reference feature sets (Essentia's low-level extractors, openSMILE's eGeMAPSv02 and
+ComParE_2016 functionals, each as its store branch computes it, resampling included) and a
+straightforward librosa script (every feature function called on the raw signal,
+``librosa.pyin`` for pitch).
 
 Usage::
 
@@ -25,7 +27,10 @@ from threadpoolctl import threadpool_limits
 
 from featurekit import ExtractionConfig, load_audio
 from featurekit.analysis import Analysis
-from featurekit.descriptors import clip_vector
+from featurekit.config import FAMILIES
+from featurekit.descriptors import clip_vector, feature_names
+from featurekit.errors import MissingDependencyError
+from featurekit.feature_sets import FEATURE_SETS, FEATUREKIT_SET, set_computer
 
 SR = 22050
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3"}
@@ -57,14 +62,21 @@ def featurekit_runner(families: tuple[str, ...]) -> Callable[[np.ndarray], objec
     return lambda y: clip_vector(Analysis(y, config))
 
 
-def opensmile_runner() -> Callable[[np.ndarray], object] | None:
+def reference_set_runner(name: str) -> tuple[Callable[[np.ndarray], object], int] | None:
+    """The set's branch computer on an array, and its column count; None when its engine is
+    not installed."""
     try:
-        import opensmile
-    except ImportError:
+        computer = set_computer(name)
+    except MissingDependencyError:
         return None
-    smile = opensmile.Smile(feature_set=opensmile.FeatureSet.ComParE_2016,
-                            feature_level=opensmile.FeatureLevel.Functionals)
-    return lambda y: smile.process_signal(y, SR)
+
+    def run(y: np.ndarray) -> object:
+        (result,) = computer.compute_batch([y], sr=SR)
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    return run, len(computer.feature_names)
 
 
 def librosa_script(y: np.ndarray) -> np.ndarray:
@@ -114,7 +126,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0, help="synthetic clip length")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-librosa", action="store_true")
-    parser.add_argument("--skip-opensmile", action="store_true")
+    parser.add_argument("--skip-reference-sets", action="store_true",
+                        help="skip Essentia and openSMILE")
     args = parser.parse_args()
 
     clips = (folder_clips(args.data_dir, args.n_clips) if args.data_dir
@@ -124,19 +137,21 @@ def main() -> None:
     print(f"{len(clips)} clips from {source}, mean {audio_seconds:.2f} s, one core\n")
 
     rows: list[tuple[str, float]] = []
+    full = f"featurekit all families ({len(feature_names(ExtractionConfig()))} columns)"
     with threadpool_limits(limits=1):
-        for families in (("pitch",), ("timbre",), ("spectral",), ("pitch", "timbre", "spectral")):
-            label = "featurekit " + ("all families" if len(families) == 3 else families[0])
+        for families in (*((family,) for family in FAMILIES), FAMILIES):
+            label = full if families == FAMILIES else f"featurekit {families[0]}"
             rows.append((label, time_per_clip(featurekit_runner(families), clips, args.repeats)))
-        smile = None if args.skip_opensmile else opensmile_runner()
-        if smile is not None:
-            rows.append(("openSMILE ComParE_2016 functionals",
-                         time_per_clip(smile, clips, args.repeats)))
+        for name in () if args.skip_reference_sets else FEATURE_SETS:
+            runner = None if name == FEATUREKIT_SET else reference_set_runner(name)
+            if runner is not None:
+                rows.append((f"{name} ({runner[1]} columns)",
+                             time_per_clip(runner[0], clips, args.repeats)))
         if not args.skip_librosa:
             rows.append(("straightforward librosa script (pyin)",
                          time_per_clip(librosa_script, clips, 1)))
 
-    total = dict(rows)["featurekit all families"]
+    total = dict(rows)[full]
     print("| system | ms per clip | ms per 4 s of audio | real-time factor | vs featurekit |")
     print("|---|---:|---:|---:|---:|")
     for label, seconds in rows:

@@ -1,6 +1,7 @@
 """Benchmark of ``featurekit extract``: wall time, throughput, speed-up and memory per job count.
 
-Each job count extracts the handcrafted branch of the dataset into a fresh temporary store
+Each job count extracts the handcrafted branch (or, with ``--set``, a reference feature set's
+branch) of the dataset into a fresh temporary store
 through :func:`featurekit.runner.run_branch` (the code path of ``featurekit extract``), while
 a sampler thread sums the resident memory (RSS) of this process and all its children (the
 worker processes) every 0.2 s. Reported: wall time, clips/s, speed-up over the first job
@@ -18,6 +19,7 @@ Full runs for the README::
     python benchmarks/bench_extract.py --dataset urbansound8k \\
         --data-dir ../shared/data/urbansound8k-subset --jobs 1 2
     python benchmarks/bench_extract.py --dataset esc10 --data-dir ../shared/data/esc10 --jobs 1 2
+    python benchmarks/bench_extract.py --set opensmile.compare --jobs 1 2
 """
 
 from __future__ import annotations
@@ -181,23 +183,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--limit", type=int, help="only the first N clips (smoke run)")
     parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--config", help="extraction configuration TOML")
+    parser.add_argument("--config", help="extraction configuration TOML (featurekit set)")
+    parser.add_argument("--set", default="featurekit", dest="feature_set",
+                        help="feature set (featurekit, essentia, opensmile.egemaps, "
+                             "opensmile.compare; default featurekit)")
     parser.add_argument("--backend", choices=("loky", "dask"), default="loky")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = parser.parse_args(argv)
 
     from featurekit.config import ExtractionConfig
     from featurekit.datasets import load_dataset
-    from featurekit.handcrafted import HandcraftedBranch
+    from featurekit.feature_sets import set_computer
 
-    config = ExtractionConfig.from_toml(args.config) if args.config else ExtractionConfig()
+    config = ExtractionConfig.from_toml(args.config) if args.config else None
     dataset = load_dataset(args.dataset, args.data_dir)
     clips = dataset.clips if args.limit is None else dataset.clips.head(args.limit)
     subset = SimpleNamespace(name=dataset.name, clips=clips)
     started = time.strftime("%Y-%m-%d %H:%M")
-    rows = bench(lambda: HandcraftedBranch(config), subset, args.jobs,
+    rows = bench(lambda: set_computer(args.feature_set, extraction=config), subset, args.jobs,
                  batch_size=args.batch_size, backend=args.backend)
-    print(f"featurekit extract benchmark, {dataset.name} ({len(clips)} clips from "
+    print(f"featurekit extract --set {args.feature_set} benchmark, {dataset.name} "
+          f"({len(clips)} clips from "
           f"{args.data_dir}), {os.cpu_count()} CPUs, {started}")
     print(format_table(rows))
     if args.json:
