@@ -106,10 +106,14 @@ def default_batch_size(n_clips: int, n_workers: int) -> int:
     return max(1, min(MAX_AUTO_BATCH, math.ceil(n_clips / (4 * max(1, n_workers)))))
 
 
+def _distributed() -> Any:
+    return require("distributed", extra="dask", purpose="backend='dask'")
+
+
 @contextlib.contextmanager
 def dask_client(scheduler: str | None, n_workers: int) -> Iterator[Any]:
     """A distributed client on ``scheduler``, or on a LocalCluster that lives as long as it."""
-    distributed = require("distributed", extra="dask", purpose="backend='dask'")
+    distributed = _distributed()
 
     if scheduler is not None:
         try:
@@ -287,6 +291,8 @@ def run_branch(computer: BranchComputer, dataset: Any, store: FeatureStore | str
         raise StoreError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if scheduler is not None and backend != "dask":
         raise StoreError("a scheduler address needs backend='dask'")
+    if backend == "dask":
+        _distributed()  # before the store is opened: a missing extra is a usage error
     if not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:
         raise StoreError(f"n_jobs must be a positive integer or -1, got {n_jobs!r}")
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):

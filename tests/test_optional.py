@@ -6,12 +6,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
+from test_store import FakeBranch, make_dataset
 
 from featurekit.errors import FeaturekitError, MissingDependencyError
 from featurekit.optional import require
-from featurekit.runner import dask_client
+from featurekit.runner import dask_client, run_branch
 
 #: Import names of the optional engines, and the extra that installs each.
 EXTRAS = {"distributed": "dask", "dask": "dask", "opensmile": "opensmile",
@@ -40,6 +42,16 @@ def test_dask_backend_without_dask_names_the_extra(monkeypatch: pytest.MonkeyPat
     with pytest.raises(MissingDependencyError, match=r"featurekit\[dask\]"), \
             dask_client(None, 1):
         pass
+
+
+def test_run_branch_refuses_the_dask_backend_before_opening_the_store(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dataset = make_dataset(tmp_path / "audio", 2)
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(MissingDependencyError, match=r"featurekit\[dask\]"):
+        run_branch(FakeBranch(), dataset, tmp_path / "store", backend="dask", n_jobs=2,
+                   progress=False)
+    assert not (tmp_path / "store").exists()
 
 
 def test_every_module_imports_without_extras_or_fcntl() -> None:
