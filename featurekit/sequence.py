@@ -457,6 +457,39 @@ def deterministic_torch(seed: int) -> Iterator[None]:
         torch.use_deterministic_algorithms(previous, warn_only=previous_warn)
 
 
+class EarlyStopping:
+    """Keeps the weights of the epoch with the lowest validation loss and says when to stop.
+
+    Parameters
+    ----------
+    patience : int
+        Epochs without an improvement of more than ``min_delta`` before stopping.
+    min_delta : float
+    """
+
+    def __init__(self, patience: int, min_delta: float = 1e-4) -> None:
+        self.patience = patience
+        self.min_delta = min_delta
+        self.best_loss = math.inf
+        self.best_epoch: int | None = None
+        self.best_state: dict[str, Any] | None = None
+        self.stale = 0
+
+    def update(self, epoch: int, loss: float, network: nn.Module) -> bool:
+        """Record ``epoch``'s validation loss; True when training should stop."""
+        if loss < self.best_loss - self.min_delta:
+            self.best_loss, self.best_epoch, self.stale = loss, epoch, 0
+            self.best_state = copy.deepcopy(network.state_dict())
+            return False
+        self.stale += 1
+        return self.stale >= self.patience
+
+    def restore(self, network: nn.Module) -> None:
+        """Load the best epoch's weights (nothing when no epoch was validated)."""
+        if self.best_state is not None:
+            network.load_state_dict(self.best_state)
+
+
 # --------------------------------------------------------------------------------------------
 # The classifier
 # --------------------------------------------------------------------------------------------
@@ -692,8 +725,7 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
             schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, self.max_epochs)
             criterion = nn.CrossEntropyLoss(label_smoothing=self.label_smoothing)
             targets = torch.from_numpy(encoded.astype(np.int64)).to(device)
-            best_loss, best_state, stale = math.inf, None, 0
-            self.best_epoch_ = self.max_epochs
+            stopping = EarlyStopping(self.patience)
             for epoch in range(1, self.max_epochs + 1):
                 self.network_.train()
                 order = rng.permutation(train)
@@ -712,16 +744,11 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
                 if val is None:
                     continue
                 logits = self._forward_rows(streams, val, device).logits
-                val_loss = float(nn.functional.cross_entropy(logits, targets[val]))
-                if val_loss < best_loss - 1e-4:
-                    best_loss, stale, self.best_epoch_ = val_loss, 0, epoch
-                    best_state = copy.deepcopy(self.network_.state_dict())
-                else:
-                    stale += 1
-                    if stale >= self.patience:
-                        break
-            if best_state is not None:
-                self.network_.load_state_dict(best_state)
+                if stopping.update(epoch, float(nn.functional.cross_entropy(logits, targets[val])),
+                                   self.network_):
+                    break
+            stopping.restore(self.network_)
+            self.best_epoch_ = stopping.best_epoch or self.n_epochs_
         self.network_.eval()
         return self
 

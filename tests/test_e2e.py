@@ -201,3 +201,23 @@ def test_learning_curves_need_handcrafted_and_neural_branches() -> None:
         run_benchmark(frame, dataset="synthetic", config=config, progress=False)
     with pytest.raises(ConfigError, match="train fractions"):
         BenchmarkConfig(train_fractions=(0.0,))
+
+
+def test_report_shows_the_branch_comparisons_and_plots_the_curve(tmp_path) -> None:
+    from featurekit.benchmark.report import write_report
+
+    frame, sequences = _frame_and_sequences(n_clips=45)
+    heads = {E2E_HEAD: HeadSpec(E2E_HEAD, functools.partial(E2EClassifier, **TINY),
+                                seeded=True)}
+    config = BenchmarkConfig(heads=("logreg",), fusions=("weighted",), repeats=1,
+                             n_bootstrap=100, train_fractions=(0.5, 1.0))
+    results = run_benchmark(frame, dataset="synthetic", config=config, head_specs=heads,
+                            sequences=sequences, progress=False)
+    written = write_report(results, tmp_path)
+    assert written["learning_curve"].read_bytes()[:4] == b"\x89PNG"
+    text = written["report"].read_text()
+    assert "## Handcrafted branches next to each neural branch" in text
+    assert "### Learning curve" in text
+    for entry in results["learning_curve"]:
+        assert f"| {entry['fraction']:g} | {entry['train_clips']:.0f} | `{entry['branch']}` |" \
+            in text

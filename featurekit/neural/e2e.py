@@ -32,7 +32,6 @@ accuracy alone and its cost are in ``benchmarks/notes/e2e.md``.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -47,7 +46,12 @@ from torch import nn
 from featurekit.errors import ConfigError
 from featurekit.heads import HeadSpec, validation_split
 from featurekit.neural.embedding import torch_threads
-from featurekit.sequence import StreamScaling, check_sequences, deterministic_torch
+from featurekit.sequence import (
+    EarlyStopping,
+    StreamScaling,
+    check_sequences,
+    deterministic_torch,
+)
 
 __all__ = ["E2ECNN", "E2E_HEADS", "E2EClassifier"]
 
@@ -289,8 +293,7 @@ class E2EClassifier(ClassifierMixin, BaseEstimator):
                                           weight_decay=self.weight_decay)
             schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, self.max_epochs)
             targets = torch.from_numpy(encoded.astype(np.int64)).to(device)
-            best_loss, best_state, stale = math.inf, None, 0
-            self.best_epoch_ = self.max_epochs
+            stopping = EarlyStopping(self.patience)
             for epoch in range(1, self.max_epochs + 1):
                 self.network_.train()
                 order = rng.permutation(train)
@@ -320,15 +323,10 @@ class E2EClassifier(ClassifierMixin, BaseEstimator):
                     continue
                 val_loss = float(nn.functional.cross_entropy(self._logits(X, val, device),
                                                              targets[val]))
-                if val_loss < best_loss - 1e-4:
-                    best_loss, stale, self.best_epoch_ = val_loss, 0, epoch
-                    best_state = copy.deepcopy(self.network_.state_dict())
-                else:
-                    stale += 1
-                    if stale >= self.patience:
-                        break
-            if best_state is not None:
-                self.network_.load_state_dict(best_state)
+                if stopping.update(epoch, val_loss, self.network_):
+                    break
+            stopping.restore(self.network_)
+            self.best_epoch_ = stopping.best_epoch or self.n_epochs_
         self.network_.eval()
         return self
 
