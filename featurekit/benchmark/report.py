@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from featurekit.benchmark.sets import SETS_PLOT, plot_sets, sets_section
 from featurekit.fsutil import atomic_path, atomic_write_text
 
 #: File names written into the output directory.
@@ -135,6 +136,7 @@ def render_markdown(results: Mapping[str, Any], plots: Mapping[str, str] | None 
                   ""]
 
     lines += _primary_section(results, systems)
+    lines += sets_section(results)
     lines += ["## Exploratory: the best systems by test accuracy", ""]
     best_single = systems[results["best_single"]]
     lines.append(f"- Best single branch: `{best_single['name']}`, accuracy "
@@ -377,8 +379,9 @@ def write_report(results: Mapping[str, Any],
     Returns
     -------
     dict of str to Path
-        ``report`` and one entry per plot written (``contributions``, ``confusion``,
-        ``per_class_gain`` -- the last only when a fusion was run).
+        ``report`` and one entry per plot written (``contributions``, ``feature_sets`` for a
+        comparison of sets, ``confusion``, ``per_class_gain`` -- the last only when a fusion
+        was run).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -388,6 +391,10 @@ def write_report(results: Mapping[str, Any],
         plot_contributions(results, out / CONTRIBUTION_PLOT)
         written["contributions"] = out / CONTRIBUTION_PLOT
         plots["Branch contributions"] = CONTRIBUTION_PLOT
+    if results.get("feature_sets"):
+        plot_sets(results, out / SETS_PLOT)
+        written["feature_sets"] = out / SETS_PLOT
+        plots["Feature sets side by side"] = SETS_PLOT
     plot_confusion(results, out / CONFUSION_PLOT)
     written["confusion"] = out / CONFUSION_PLOT
     plots["Confusion matrix of the headline system"] = CONFUSION_PLOT
