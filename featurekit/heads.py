@@ -22,6 +22,12 @@ that reproduce them are in ``benchmarks/notes/heads.md``):
 * ``logreg``: L2 logistic regression (``C=0.1``) on standardised inputs, the linear reference;
   it has no early stopping and ignores ``groups``.
 
+Every head also fits multi-label targets: given a label-indicator matrix ``y`` of shape
+(n_samples, n_classes) it predicts independent per-class probabilities (XGBoost: one logistic
+output per class; the MLP: sigmoid outputs with binary cross-entropy; logistic regression:
+one-vs-rest), its early-stopping split stratified by each row's rarest label
+(:func:`stratification_labels`).
+
 The optional hyper-parameter search (:func:`tune_head`) tries a grid of at most four
 candidates per head (``HeadSpec.param_grid``) by inner cross-validation over the training
 rows' own folds (:func:`inner_splits`) and keeps the most accurate.
@@ -44,12 +50,14 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import (
+    GroupKFold,
     KFold,
     ParameterGrid,
     StratifiedGroupKFold,
     StratifiedKFold,
     StratifiedShuffleSplit,
 )
+from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.utils.multiclass import check_classification_targets
@@ -94,12 +102,16 @@ def inner_splits(y: np.ndarray, groups: np.ndarray | None = None, *, n_splits: i
     if y.shape[0] < 2:
         raise ConfigError("inner cross-validation needs at least 2 training rows")
     placeholder = np.zeros((y.shape[0], 1))
+    _, counts = np.unique(y, return_counts=True)
     if groups is not None and np.unique(groups).size >= 2:
         n_groups = np.unique(groups).size
-        splitter = StratifiedGroupKFold(n_splits=min(n_splits, n_groups), shuffle=True,
+        wanted = min(n_splits, n_groups)
+        if counts.max() < wanted:  # no class can be stratified: whole groups, unstratified
+            splitter = GroupKFold(n_splits=wanted, shuffle=True, random_state=random_state)
+            return list(splitter.split(placeholder, y, groups))
+        splitter = StratifiedGroupKFold(n_splits=wanted, shuffle=True,
                                         random_state=random_state)
         return list(splitter.split(placeholder, y, groups))
-    _, counts = np.unique(y, return_counts=True)
     if counts.min() >= n_splits:
         splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
         return list(splitter.split(placeholder, y))
@@ -173,17 +185,60 @@ def _held_out_groups(encoded: np.ndarray, group_of_row: np.ndarray, n_groups: in
     return np.random.default_rng(random_state).permutation(n_groups)[:n_val]
 
 
+def stratification_labels(y: np.ndarray) -> np.ndarray:
+    """One class per row to stratify splits by: ``y`` itself for class labels; for a
+    label-indicator matrix, each row's rarest label (the label that most needs spreading over
+    splits), the first class for a row without labels.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n_samples,) or (n_samples, n_classes)
+
+    Returns
+    -------
+    np.ndarray, shape (n_samples,)
+    """
+    y = np.asarray(y)
+    if y.ndim != 2:
+        return y
+    frequency = y.sum(axis=0)
+    rarity = np.where(y > 0, frequency[None, :], np.inf)
+    return np.argmin(rarity, axis=1).astype(np.int64)
+
+
+def check_label_matrix(y: np.ndarray, *, who: str) -> np.ndarray:
+    """A label-indicator matrix as int64 0/1, refused unless every entry is 0 or 1."""
+    y = np.asarray(y)
+    if y.ndim != 2 or y.shape[1] < 2:
+        raise ValueError(f"{who}: a multi-label target must be (n_samples, n_classes >= 2), "
+                         f"got shape {y.shape}")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError(f"{who}: a multi-label target must hold only 0 and 1")
+    return y.astype(np.int64)
+
+
 # --------------------------------------------------------------------------------------------
 # Heads
 # --------------------------------------------------------------------------------------------
 
 class _Head(ClassifierMixin, BaseEstimator):
-    """Shared plumbing: input validation, label encoding, probability and label prediction."""
+    """Shared plumbing: input validation, label encoding, probability and label prediction.
+
+    A 2-D ``y`` is a label-indicator matrix (multi-label): ``classes_`` is then the column
+    positions and ``multilabel_`` is True.
+    """
 
     def _validate_fit_input(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        if np.ndim(y) == 2:
+            X, y = validate_data(self, X, y, dtype=np.float64, ensure_all_finite="allow-nan",
+                                 multi_output=True)
+            encoded = check_label_matrix(y, who=type(self).__name__)
+            self.classes_, self.multilabel_ = np.arange(encoded.shape[1]), True
+            return X, encoded
         X, y = validate_data(self, X, y, dtype=np.float64, ensure_all_finite="allow-nan")
         check_classification_targets(y)
         self.classes_, encoded = np.unique(y, return_inverse=True)
+        self.multilabel_ = False
         if self.classes_.size < 2:
             raise ValueError(f"{type(self).__name__} needs at least 2 classes in y, "
                              f"got {self.classes_.size}")
@@ -195,8 +250,12 @@ class _Head(ClassifierMixin, BaseEstimator):
                              reset=False)
 
     def predict(self, X: Any) -> np.ndarray:
-        """Most probable class of each row."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        """Most probable class of each row; multi-label: the indicator of probabilities of at
+        least 0.5."""
+        proba = self.predict_proba(X)
+        if self.multilabel_:
+            return (proba >= 0.5).astype(np.int64)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -330,7 +389,8 @@ class XGBHead(_Head):
         X, encoded = self._validate_fit_input(X, y)
         X = X.astype(np.float32)  # XGBoost's own precision; saves it a conversion
         seed = 0 if self.random_state is None else int(self.random_state)
-        split = (validation_split(encoded, None if groups is None else np.asarray(groups),
+        split = (validation_split(stratification_labels(encoded),
+                                  None if groups is None else np.asarray(groups),
                                   fraction=self.validation_fraction, random_state=seed)
                  if self.early_stopping else None)
         self.validation_curve_: dict[str, np.ndarray] = {}
@@ -342,7 +402,8 @@ class XGBHead(_Head):
             return self
         train, val = split
         self.validation_rows_ = np.asarray(val)
-        binary = self.classes_.size == 2
+        # Multi-label outputs are per-class logistic: their metrics are the binary ones.
+        binary = self.classes_.size == 2 or self.multilabel_
         metrics = ["logloss", "error"] if binary else ["mlogloss", "merror"]
         # XGBoost stops on the last metric listed.
         order = metrics if self.stopping_metric == "error" else metrics[::-1]
@@ -461,7 +522,8 @@ class MLPHead(_Head):
         seed = 0 if self.random_state is None else int(self.random_state)
         self.preprocess_ = Pipeline(_standardising_steps(self.clip))
         Z = self.preprocess_.fit_transform(X).astype(np.float32)
-        split = (validation_split(encoded, None if groups is None else np.asarray(groups),
+        split = (validation_split(stratification_labels(encoded),
+                                  None if groups is None else np.asarray(groups),
                                   fraction=self.validation_fraction, random_state=seed)
                  if self.early_stopping in ("auto", True) else None)
         sizes = [Z.shape[1], *self.hidden_layer_sizes, self.classes_.size]
@@ -491,23 +553,34 @@ class MLPHead(_Head):
         """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order."""
         check_is_fitted(self, "coefs_")
         Z = self.preprocess_.transform(self._validate_predict_input(X)).astype(np.float32)
-        return _forward(self.coefs_, self.intercepts_, Z)[-1].astype(np.float64)
+        return _forward(self.coefs_, self.intercepts_, Z,
+                        sigmoid=self.multilabel_)[-1].astype(np.float64)
 
 
-def _forward(weights: list[np.ndarray], biases: list[np.ndarray],
-             Z: np.ndarray) -> list[np.ndarray]:
-    """Activations of every layer, the input first and the softmax output last."""
+def _forward(weights: list[np.ndarray], biases: list[np.ndarray], Z: np.ndarray, *,
+             sigmoid: bool = False) -> list[np.ndarray]:
+    """Activations of every layer, the input first and the output (softmax; independent
+    sigmoids for multi-label targets) last."""
     activations = [Z]
     for layer, (W, b) in enumerate(zip(weights, biases, strict=True)):
         out = activations[-1] @ W + b
         if layer < len(weights) - 1:
             np.maximum(out, 0.0, out=out)
+        elif sigmoid:
+            out = 0.5 * (1.0 + np.tanh(0.5 * out))  # overflow-free logistic
         else:
             out -= out.max(axis=1, keepdims=True)
             np.exp(out, out=out)
             out /= out.sum(axis=1, keepdims=True)
         activations.append(out)
     return activations
+
+
+def _sigmoid_loss_and_error(proba: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    """Mean binary cross-entropy per label and Hamming error at 0.5 of multi-label outputs."""
+    clipped = np.clip(proba, 1e-7, 1.0 - 1e-7)
+    loss = -np.mean(target * np.log(clipped) + (1 - target) * np.log(1.0 - clipped))
+    return float(loss), float(np.mean((proba >= 0.5) != (target > 0)))
 
 
 class _Network:
@@ -532,17 +605,25 @@ class _Network:
 
     def epoch(self, Z: np.ndarray, encoded: np.ndarray) -> float:
         """One pass over shuffled mini-batches of near-equal size; returns the mean training
-        loss."""
+        loss (per clip; multi-label: binary cross-entropy summed over classes)."""
         n = Z.shape[0]
         n_batches = max(1, round(n / max(1, self.head.batch_size)))
         order = self.rng.permutation(n)
-        target = np.eye(self.weights[-1].shape[1], dtype=np.float32)[encoded]
+        sigmoid = encoded.ndim == 2
+        target = (encoded.astype(np.float32) if sigmoid
+                  else np.eye(self.weights[-1].shape[1], dtype=np.float32)[encoded])
         total = 0.0
         for rows in np.array_split(order, n_batches):
-            acts = _forward(self.weights, self.biases, Z[rows])
+            acts = _forward(self.weights, self.biases, Z[rows], sigmoid=sigmoid)
             delta = acts[-1]
-            total -= float(np.sum(np.log(np.clip(delta[np.arange(rows.size), encoded[rows]],
-                                                 1e-7, None))))
+            if sigmoid:
+                total += rows.size * delta.shape[1] * _sigmoid_loss_and_error(
+                    delta, target[rows])[0]
+            else:
+                total -= float(np.sum(np.log(np.clip(
+                    delta[np.arange(rows.size), encoded[rows]], 1e-7, None))))
+            # Softmax with cross-entropy and sigmoids with binary cross-entropy share this
+            # gradient at the output logits.
             delta -= target[rows]
             delta /= rows.size
             grads: list[np.ndarray] = [np.empty(0)] * (2 * len(self.weights))
@@ -596,10 +677,12 @@ class _Network:
         errors: list[float] = []
         snapshots: list[Any] = []
         keep = not self.head.refit
+        sigmoid = encoded.ndim == 2
         for _ in range(self.head.max_iter):
             self.epoch(Z, encoded)
-            proba = _forward(self.weights, self.biases, Z_val)[-1]
-            loss, error = _softmax_loss_and_error(proba, encoded_val)
+            proba = _forward(self.weights, self.biases, Z_val, sigmoid=sigmoid)[-1]
+            loss, error = (_sigmoid_loss_and_error(proba, encoded_val) if sigmoid
+                           else _softmax_loss_and_error(proba, encoded_val))
             losses.append(loss)
             errors.append(error)
             best = _stopping_point(losses, errors, self.head.stopping_metric)
@@ -612,7 +695,8 @@ class _Network:
 
 
 class LogRegHead(_Head):
-    """L2-regularised multinomial logistic regression on standardised inputs.
+    """L2-regularised multinomial logistic regression on standardised inputs (one-vs-rest
+    binary regressions for a multi-label target).
 
     Parameters
     ----------
@@ -632,9 +716,10 @@ class LogRegHead(_Head):
     def fit(self, X: Any, y: Any, groups: np.ndarray | None = None) -> LogRegHead:
         """Fit on training rows (``groups`` is accepted for a uniform interface)."""
         X, encoded = self._validate_fit_input(X, y)
-        self.pipeline_ = Pipeline([*_standardising_steps(self.clip),
-                                   ("logreg", LogisticRegression(C=self.C,
-                                                                 max_iter=self.max_iter))])
+        model = LogisticRegression(C=self.C, max_iter=self.max_iter)
+        if self.multilabel_:
+            model = OneVsRestClassifier(model)
+        self.pipeline_ = Pipeline([*_standardising_steps(self.clip), ("logreg", model)])
         with _quiet_convergence():
             self.pipeline_.fit(X, encoded)
         return self
@@ -647,9 +732,11 @@ class LogRegHead(_Head):
 @contextlib.contextmanager
 def _quiet_convergence() -> Iterator[None]:
     # An iteration cap reached is the documented speed/accuracy trade-off of the defaults, not
-    # something a benchmark user can act on per fit.
+    # something a benchmark user can act on per fit; a class with no positive training clip
+    # is predicted constant by one-vs-rest, which is right and needs no warning either.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.filterwarnings("ignore", message="Label not .* present in all training")
         yield
 
 

@@ -14,11 +14,25 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import accuracy_score
+from sklearn.metrics import accuracy_score, average_precision_score
 
 from featurekit.errors import ConfigError
 
 Split = tuple[np.ndarray, np.ndarray]
+
+
+def oof_score(y: np.ndarray, proba: np.ndarray) -> float:
+    """The score every inner choice maximises: accuracy of the most probable class for class
+    labels ``y``; for a label-indicator matrix, macro average precision over the classes with
+    a positive row (multi-label tasks are ranked, not thresholded)."""
+    y, proba = np.asarray(y), np.asarray(proba)
+    if y.ndim == 2:
+        present = np.flatnonzero(y.sum(axis=0) > 0)
+        if present.size == 0:
+            return float("nan")
+        return float(np.mean(average_precision_score(y[:, present], proba[:, present],
+                                                     average=None)))
+    return float(accuracy_score(y, np.argmax(proba, axis=1)))
 
 
 @dataclass(frozen=True)
@@ -67,8 +81,9 @@ def select_by_inner_cv(candidates: Sequence[Any], build: Callable[[Any], Any], X
     Returns
     -------
     Selection
-        Accuracy is pooled over all scored validation rows (each row counts once). With a
-        single candidate nothing is fitted and its score is NaN.
+        Accuracy is pooled over all scored validation rows (each row counts once); for a
+        label-indicator ``y``, :func:`oof_score` of the pooled ``predict_proba``. With a single
+        candidate nothing is fitted and its score is NaN.
     """
     if not candidates:
         raise ConfigError("select_by_inner_cv needs at least one candidate")
@@ -77,18 +92,25 @@ def select_by_inner_cv(candidates: Sequence[Any], build: Callable[[Any], Any], X
     from featurekit.heads import fit_head, take_rows  # heads import this module
 
     y = np.asarray(y)
+    multilabel = y.ndim == 2
     scores = []
     for candidate in candidates:
         truth, predicted = [], []
         for train, val in splits:
-            if np.unique(y[train]).size < min_classes:
+            if not multilabel and np.unique(y[train]).size < min_classes:
                 continue
             model = fit_head(build(candidate), take_rows(X, train), y[train],
                              None if groups is None else np.asarray(groups)[train])
             truth.append(y[val])
-            predicted.append(model.predict(take_rows(X, val)))
-        scores.append(float(accuracy_score(np.concatenate(truth), np.concatenate(predicted)))
-                      if truth else float("nan"))
+            predicted.append(model.predict_proba(take_rows(X, val)) if multilabel
+                             else model.predict(take_rows(X, val)))
+        if not truth:
+            scores.append(float("nan"))
+        elif multilabel:
+            scores.append(oof_score(np.concatenate(truth), np.concatenate(predicted)))
+        else:
+            scores.append(float(accuracy_score(np.concatenate(truth),
+                                               np.concatenate(predicted))))
     return _best(candidates, scores)
 
 
@@ -106,15 +128,14 @@ def select_by_oof(candidates: Sequence[Any], probas: Sequence[np.ndarray],
         Names (or anything) of the candidates. At least one.
     probas : sequence of np.ndarray, each (n_rows, n_classes)
         Each candidate's out-of-fold probabilities of the same training rows.
-    y : np.ndarray of int, shape (n_rows,)
-        Class indices (columns of the probabilities).
+    y : np.ndarray of int, shape (n_rows,), or of {0, 1}, shape (n_rows, n_classes)
+        Class indices (columns of the probabilities), or label indicators (multi-label:
+        scored by macro average precision, :func:`oof_score`).
     """
     if not candidates or len(candidates) != len(probas):
         raise ConfigError("select_by_oof needs one probability array per candidate, and at "
                           "least one candidate")
-    y = np.asarray(y)
-    return _best(candidates, [float(accuracy_score(y, np.argmax(proba, axis=1)))
-                              for proba in probas])
+    return _best(candidates, [oof_score(y, proba) for proba in probas])
 
 
 def _best(candidates: Sequence[Any], scores: Sequence[float]) -> Selection:
@@ -124,4 +145,4 @@ def _best(candidates: Sequence[Any], scores: Sequence[float]) -> Selection:
     return Selection(candidates[index], index, tuple(float(s) for s in scores))
 
 
-__all__ = ["Selection", "select_by_inner_cv", "select_by_oof"]
+__all__ = ["Selection", "oof_score", "select_by_inner_cv", "select_by_oof"]

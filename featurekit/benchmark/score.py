@@ -10,6 +10,11 @@ with replacement, and within every test fold the source recordings are drawn wit
 unknown); the per-fold accuracy differences over the drawn units are averaged over folds. Both
 sources of noise that matter on small data -- which recordings happen to be in a fold, and the
 training randomness -- are in the interval, and a recording's correlated clips count once.
+
+Multi-label tasks (a label-indicator matrix per test fold) are scored by macro mean average
+precision (the primary metric), micro mAP, lwlrap and d′ (:func:`multilabel_metrics`); their
+comparisons resample the same units and recompute macro mAP in every resample
+(:func:`bootstrap_map_difference`), since a mean of per-clip outcomes does not exist for it.
 """
 
 from __future__ import annotations
@@ -23,10 +28,24 @@ from sklearn.metrics import (
     average_precision_score,
     confusion_matrix,
     f1_score,
+    roc_auc_score,
 )
 
 #: Metrics reported per fold, in table order.
 METRICS = ("accuracy", "macro_f1", "map")
+#: Metrics of multi-label tasks: macro mAP (primary) first.
+MULTILABEL_METRICS = ("map", "micro_map", "lwlrap", "dprime", "accuracy", "macro_f1")
+
+
+def primary_metric(multilabel: bool) -> str:
+    """The metric a comparison is made in: ``"map"`` (macro mAP) for multi-label tasks,
+    ``"accuracy"`` otherwise."""
+    return "map" if multilabel else "accuracy"
+
+
+def metric_names(multilabel: bool) -> tuple[str, ...]:
+    """Metrics reported per fold for a single-label or a multi-label task."""
+    return MULTILABEL_METRICS if multilabel else METRICS
 
 
 def fold_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
@@ -52,6 +71,108 @@ def fold_metrics(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float]:
             "macro_f1": float(f1_score(y_true, predicted, labels=present, average="macro",
                                        zero_division=0)),
             "map": float(np.mean(ap))}
+
+
+def _positive_classes(truth: np.ndarray) -> np.ndarray:
+    """Columns of a label-indicator matrix with at least one positive (AP is undefined for the
+    others, as in :func:`fold_metrics`)."""
+    return np.flatnonzero(np.asarray(truth).sum(axis=0) > 0)
+
+
+def per_class_ap(truth: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    """Average precision of each class (column), NaN for a class without positives.
+
+    Parameters
+    ----------
+    truth : np.ndarray of {0, 1}, shape (n_clips, n_classes)
+    proba : np.ndarray, shape (n_clips, n_classes)
+    """
+    truth = np.asarray(truth)
+    out = np.full(truth.shape[1], np.nan)
+    present = _positive_classes(truth)
+    if present.size:
+        out[present] = average_precision_score(truth[:, present], np.asarray(proba)[:, present],
+                                               average=None)
+    return out
+
+
+def lwlrap(truth: np.ndarray, proba: np.ndarray) -> float:
+    """Label-weighted label-ranking average precision (Fonseca et al., DCASE 2019 task 2).
+
+    For every (clip, true label) pair, the precision of the clip's ranking of labels at that
+    label's rank (the share of true labels among the labels scored at least as high); the mean
+    over all pairs, so each true label counts once and clips weigh by their number of labels.
+
+    Parameters
+    ----------
+    truth : np.ndarray of {0, 1}, shape (n_clips, n_classes)
+    proba : np.ndarray, shape (n_clips, n_classes)
+
+    Returns
+    -------
+    float
+        In (0, 1]; NaN when no clip has a label.
+    """
+    truth = np.asarray(truth) > 0
+    proba = np.asarray(proba, dtype=np.float64)
+    total, pairs = 0.0, 0
+    for scores, positive in zip(proba, truth, strict=True):
+        if not positive.any():
+            continue
+        at_least = scores[None, :] >= scores[positive][:, None]  # (true labels, classes)
+        rank = at_least.sum(axis=1)
+        hits = (at_least & positive[None, :]).sum(axis=1)
+        total += float(np.sum(hits / rank))
+        pairs += int(positive.sum())
+    return total / pairs if pairs else float("nan")
+
+
+def d_prime(auc: float) -> float:
+    """Sensitivity index d′ of a ranking with ROC AUC ``auc``: ``sqrt(2) * Φ⁻¹(auc)`` (equal-
+    variance Gaussian scores; the AudioSet papers report it from the macro AUC)."""
+    return float(np.sqrt(2.0) * stats.norm.ppf(auc))
+
+
+def multilabel_metrics(truth: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """Metrics of one multi-label test set.
+
+    Parameters
+    ----------
+    truth : np.ndarray of {0, 1}, shape (n_clips, n_classes)
+    proba : np.ndarray, shape (n_clips, n_classes)
+        Independent per-class probabilities.
+
+    Returns
+    -------
+    dict
+        ``map`` (macro mean average precision over classes with a positive clip, 0-1),
+        ``micro_map`` (AP of all (clip, class) pairs pooled), ``lwlrap``, ``dprime`` (d′ of the
+        macro ROC AUC over classes with positives and negatives), ``accuracy`` (share of clips
+        whose top-scoring class is one of their labels) and ``macro_f1`` (probabilities
+        thresholded at 0.5, classes with a positive clip).
+    """
+    truth = (np.asarray(truth) > 0).astype(np.int64)
+    proba = np.asarray(proba, dtype=np.float64)
+    present = _positive_classes(truth)
+    both = present[truth[:, present].sum(axis=0) < truth.shape[0]]
+    auc = (float(np.mean(roc_auc_score(truth[:, both], proba[:, both], average=None)))
+           if both.size else float("nan"))
+    top = np.argmax(proba, axis=1)
+    return {"map": float(np.nanmean(per_class_ap(truth, proba))),
+            "micro_map": float(average_precision_score(truth, proba, average="micro")),
+            "lwlrap": lwlrap(truth, proba),
+            "dprime": d_prime(auc) if both.size else float("nan"),
+            "accuracy": float(np.mean(truth[np.arange(truth.shape[0]), top])),
+            "macro_f1": float(f1_score(truth[:, present], (proba[:, present] >= 0.5)
+                                       .astype(np.int64), average="macro", zero_division=0))}
+
+
+def task_metrics(truth: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """:func:`multilabel_metrics` for a label-indicator matrix, :func:`fold_metrics` for class
+    indices."""
+    if np.ndim(truth) == 2:
+        return multilabel_metrics(truth, proba)
+    return fold_metrics(truth, proba)
 
 
 def per_class_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
@@ -127,6 +248,162 @@ def bootstrap_difference(correct_a: Sequence[np.ndarray], correct_b: Sequence[np
     return float(low), float(high)
 
 
+def weighted_average_precision(scores: np.ndarray, truth: np.ndarray,
+                               weights: np.ndarray) -> np.ndarray:
+    """Average precision of one class under many weightings of the clips at once.
+
+    The bootstrap's resamples are clip weights (how often each clip was drawn); AP with
+    ``sample_weight`` (scikit-learn's definition: precision at each distinct score, weighted
+    by the recall gained there) for every row of ``weights`` in one vectorised pass.
+
+    Parameters
+    ----------
+    scores : np.ndarray, shape (n_clips,)
+    truth : np.ndarray of bool, shape (n_clips,)
+    weights : np.ndarray, shape (n_weightings, n_clips)
+
+    Returns
+    -------
+    np.ndarray, shape (n_weightings,)
+        NaN where the weighted positives sum to zero.
+    """
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
+    sorted_scores = np.asarray(scores, dtype=np.float64)[order]
+    positive = np.asarray(truth, dtype=bool)[order]
+    w = np.asarray(weights, dtype=np.float64)[:, order]
+    # Clips with equal scores share one threshold: all take the precision at its last clip.
+    last_of_tie = np.r_[np.flatnonzero(np.diff(sorted_scores) != 0), sorted_scores.size - 1]
+    group_end = last_of_tie[np.searchsorted(last_of_tie, np.arange(sorted_scores.size))]
+    true_positives = np.cumsum(w * positive, axis=1)
+    predicted = np.cumsum(w, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # A clip drawn zero times adds nothing, even where no drawn clip precedes it.
+        precision = np.nan_to_num(true_positives[:, group_end] / predicted[:, group_end])
+        return (np.sum(np.where(positive, w * precision, 0.0), axis=1)
+                / true_positives[:, -1])
+
+
+def bootstrap_map(probas: Sequence[np.ndarray], truth: Sequence[np.ndarray],
+                  units: Sequence[np.ndarray], *, n_boot: int = 2000,
+                  random_state: int | None = 0) -> np.ndarray:
+    """Macro mAP of one system in each resample of the two-level bootstrap.
+
+    The resampling is :func:`bootstrap_difference`'s (repeats, and the units of each test
+    fold, drawn with replacement); in every resample each class's AP is recomputed on the drawn
+    clips (:func:`weighted_average_precision`), macro-averaged over the classes with a drawn
+    positive, averaged over the drawn repeats and then over folds. The draws depend only on
+    ``random_state``, the number of repeats and the units, so two systems resampled with the
+    same seed are paired, and the difference of their arrays is the paired difference (the
+    classes averaged over depend on the drawn clips alone).
+
+    Parameters
+    ----------
+    probas : sequence of np.ndarray, one per fold, (n_repeats, n_clips, n_classes)
+    truth : sequence of np.ndarray, one per fold, (n_clips, n_classes) of {0, 1}
+    units : sequence of np.ndarray, one per fold, (n_clips,)
+    n_boot, random_state :
+        As :func:`bootstrap_difference`.
+
+    Returns
+    -------
+    np.ndarray, shape (n_boot,)
+    """
+    rng = np.random.default_rng(random_state)
+    n_repeats = np.asarray(probas[0]).shape[0]
+    repeat_counts = np.stack([np.bincount(row, minlength=n_repeats) for row in
+                              rng.integers(0, n_repeats, size=(n_boot, n_repeats))])
+    totals = np.zeros(n_boot)
+    for proba, labels, unit in zip(probas, truth, units, strict=True):
+        proba, labels = np.asarray(proba), np.asarray(labels) > 0
+        codes = np.unique(np.asarray(unit), return_inverse=True)[1]
+        n_units = int(codes.max()) + 1
+        unit_counts = np.stack([np.bincount(row, minlength=n_units) for row in
+                                rng.integers(0, n_units, size=(n_boot, n_units))])
+        weights = unit_counts[:, codes]  # every clip of a drawn unit, as often as it is drawn
+        for repeat in range(n_repeats):
+            per_class = np.stack([weighted_average_precision(proba[repeat, :, c], labels[:, c],
+                                                             weights)
+                                  for c in range(labels.shape[1])], axis=1)
+            # Macro over the classes with a drawn positive (the others have no AP).
+            scored = np.maximum(np.sum(~np.isnan(per_class), axis=1), 1)
+            totals += repeat_counts[:, repeat] * np.nansum(per_class, axis=1) / scored
+    return totals / (n_repeats * len(probas))
+
+
+def _interval(resampled: np.ndarray, confidence: float) -> tuple[float, float]:
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(resampled, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
+def bootstrap_map_difference(proba_a: Sequence[np.ndarray], proba_b: Sequence[np.ndarray],
+                             truth: Sequence[np.ndarray], units: Sequence[np.ndarray], *,
+                             n_boot: int = 2000, confidence: float = 0.95,
+                             random_state: int | None = 0) -> tuple[float, float]:
+    """Two-level percentile bootstrap interval of the mean per-fold macro-mAP difference
+    (:func:`bootstrap_map` of both systems with the same draws).
+
+    Returns
+    -------
+    (low, high) : tuple of float
+        Bounds of ``mAP(a) - mAP(b)`` (0-1 scale).
+    """
+    def resampled(probas: Sequence[np.ndarray]) -> np.ndarray:
+        return bootstrap_map(probas, truth, units, n_boot=n_boot, random_state=random_state)
+
+    return _interval(resampled(proba_a) - resampled(proba_b), confidence)
+
+
+def _comparison_entry(name: str, reference: str, a: Sequence[float], b: Sequence[float],
+                      folds: Sequence[int], low: float, high: float) -> dict:
+    test = paired_fold_test(a, b)
+    return {"system": name, "reference": reference, "mean_pp": 100.0 * test["mean"],
+            "per_fold_pp": {str(f): 100.0 * (x - z) for f, x, z in zip(folds, a, b,
+                                                                        strict=True)},
+            "ci95_pp": [100.0 * low, 100.0 * high], "n_better": test["n_better"],
+            "n_worse": test["n_worse"], "sign_test_p": test["sign_test_p"],
+            "wilcoxon_p": test["wilcoxon_p"]}
+
+
+def compare_map(name: str, reference: str, probas: Mapping[str, Sequence[np.ndarray]],
+                truth: Sequence[np.ndarray], units: Sequence[np.ndarray], folds: Sequence[int],
+                *, n_boot: int, random_state: int | None,
+                memo: dict[str, tuple[list[float], np.ndarray]] | None = None) -> dict:
+    """Paired comparison of two systems of a multi-label task in macro-mAP points.
+
+    Parameters
+    ----------
+    probas : mapping of str to sequence of np.ndarray
+        Per system and fold, (n_repeats, n_clips, n_classes) probabilities.
+    truth : sequence of np.ndarray
+        Per fold, the (n_clips, n_classes) label indicators.
+    units, folds, n_boot, random_state :
+        As :func:`compare`.
+    memo : dict, optional
+        Filled with each system's per-fold mAP and :func:`bootstrap_map` resamples, so that
+        many comparisons of the same systems (same units and seed) resample each system once.
+
+    Returns
+    -------
+    dict
+        The keys of :func:`compare`; differences in points of macro mAP (x100).
+    """
+    memo = {} if memo is None else memo
+
+    def scores(system: str) -> tuple[list[float], np.ndarray]:
+        if system not in memo:
+            per_fold = [float(np.mean([np.nanmean(per_class_ap(labels, repeat))
+                                       for repeat in values]))
+                        for values, labels in zip(probas[system], truth, strict=True)]
+            memo[system] = (per_fold, bootstrap_map(probas[system], truth, units,
+                                                    n_boot=n_boot, random_state=random_state))
+        return memo[system]
+
+    (a, resampled_a), (b, resampled_b) = scores(name), scores(reference)
+    low, high = _interval(resampled_a - resampled_b, 0.95)
+    return _comparison_entry(name, reference, a, b, folds, low, high)
+
+
 def compare(name: str, reference: str, correct: Mapping[str, Sequence[np.ndarray]],
             units: Sequence[np.ndarray], folds: Sequence[int], *, n_boot: int,
             random_state: int | None) -> dict:
@@ -150,15 +427,9 @@ def compare(name: str, reference: str, correct: Mapping[str, Sequence[np.ndarray
     """
     a = [float(np.mean(values)) for values in correct[name]]
     b = [float(np.mean(values)) for values in correct[reference]]
-    test = paired_fold_test(a, b)
     low, high = bootstrap_difference(correct[name], correct[reference], units, n_boot=n_boot,
                                      random_state=random_state)
-    return {"system": name, "reference": reference, "mean_pp": 100.0 * test["mean"],
-            "per_fold_pp": {str(f): 100.0 * (x - z) for f, x, z in zip(folds, a, b,
-                                                                        strict=True)},
-            "ci95_pp": [100.0 * low, 100.0 * high], "n_better": test["n_better"],
-            "n_worse": test["n_worse"], "sign_test_p": test["sign_test_p"],
-            "wilcoxon_p": test["wilcoxon_p"]}
+    return _comparison_entry(name, reference, a, b, folds, low, high)
 
 
 def ci_method(recordings_known: bool, n_repeats: int, n_boot: int) -> str:

@@ -33,6 +33,7 @@ New rules register in :data:`FUSION_RULES` (name -> class with ``fit(oof, y, spl
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -41,11 +42,12 @@ from scipy.optimize import minimize, minimize_scalar
 from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
 from sklearn.utils.validation import check_is_fitted
 
 from featurekit.errors import ConfigError
-from featurekit.heads import Split, aligned_proba, inner_splits
-from featurekit.selection import select_by_inner_cv
+from featurekit.heads import Split, aligned_proba, inner_splits, stratification_labels
+from featurekit.selection import oof_score, select_by_inner_cv
 
 _EPS = 1e-12
 
@@ -70,12 +72,22 @@ class FusionRule(Protocol):
         ...
 
 
+def _truth_likelihood(proba: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The probability each row's labels get: of its class (class indices), or of each
+    class's observed outcome, ``p`` for a label and ``1 - p`` otherwise (label indicators).
+    Both are linear in ``proba``, so a convex mixture's log-loss depends on nothing else."""
+    proba = np.asarray(proba)
+    if np.ndim(y) == 2:
+        return np.where(np.asarray(y) > 0, proba, 1.0 - proba)
+    return proba[..., np.arange(np.size(y)), y]
+
+
 def _accuracy(proba: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.argmax(proba, axis=1) == y))
 
 
 def _log_loss(proba: np.ndarray, y: np.ndarray) -> float:
-    return float(-np.mean(np.log(np.clip(proba[np.arange(y.size), y], _EPS, None))))
+    return float(-np.mean(np.log(np.clip(_truth_likelihood(proba, y), _EPS, None))))
 
 
 class _WeightedAverage(BaseEstimator):
@@ -111,9 +123,9 @@ class WeightedFusion(_WeightedAverage):
         stacked = np.stack(oof)
         n_branches = stacked.shape[0]
 
-        # Probability each branch gives the true class: the log-loss of a convex mixture
-        # depends on nothing else. Weights are a softmax of free logits (no constraints).
-        true_class = np.clip(stacked[:, np.arange(y.size), y], _EPS, None)
+        # Probability each branch gives the truth: the log-loss of a convex mixture depends
+        # on nothing else. Weights are a softmax of free logits (no constraints).
+        true_class = np.clip(_truth_likelihood(stacked, y), _EPS, None).reshape(n_branches, -1)
 
         def loss_and_gradient(logits: np.ndarray) -> tuple[float, np.ndarray]:
             weights = softmax(logits)
@@ -130,7 +142,7 @@ class WeightedFusion(_WeightedAverage):
 
         def score(weights: np.ndarray) -> tuple[float, float]:
             fused = np.tensordot(weights, stacked, axes=1)
-            return _accuracy(fused, y), -_log_loss(fused, y)
+            return oof_score(y, fused), -_log_loss(fused, y)
 
         scores = [score(weights) for _, weights in candidates]
         best = max(range(len(candidates)), key=lambda i: (scores[i], -i))
@@ -151,13 +163,17 @@ class _BranchAlone(ClassifierMixin, BaseEstimator):
         self.classes_ = np.arange(self.n_classes)
         return self
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
         start = self.branch * self.n_classes
-        return np.argmax(np.asarray(X)[:, start:start + self.n_classes], axis=1)
+        return np.asarray(X)[:, start:start + self.n_classes]
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.argmax(self.predict_proba(X), axis=1)
 
 
 class StackingFusion(BaseEstimator):
-    """Multinomial logistic regression on concatenated out-of-fold probabilities.
+    """Multinomial logistic regression on concatenated out-of-fold probabilities (one-vs-rest
+    binary regressions, each reading every branch's every class, for label indicators).
 
     One inner cross-validation over the given splits
     (:func:`featurekit.selection.select_by_inner_cv`) chooses among the stacker with each
@@ -198,11 +214,14 @@ class StackingFusion(BaseEstimator):
                 return self._stacker(value)
             return _BranchAlone(value, self.n_classes_)
 
+        self.multilabel_ = np.ndim(y) == 2
         selection = select_by_inner_cv(candidates, build, features, np.asarray(y), splits)
         self.cv_accuracy_ = selection.scores
         kind, value = selection.best
         if kind == "stacker":
-            self.stacker_ = self._stacker(value).fit(features, y)
+            with warnings.catch_warnings():  # a class without positives is fitted constant
+                warnings.filterwarnings("ignore", message="Label not .* present")
+                self.stacker_ = self._stacker(value).fit(features, y)
             self.fallback_ = None
             self.choice_ = f"stacker C={value:g}"
         else:
@@ -211,9 +230,9 @@ class StackingFusion(BaseEstimator):
             self.choice_ = f"branch {self.fallback_}"
         return self
 
-    @staticmethod
-    def _stacker(C: float) -> LogisticRegression:
-        return LogisticRegression(C=C, solver="newton-cg", max_iter=200)
+    def _stacker(self, C: float) -> Any:
+        stacker = LogisticRegression(C=C, solver="newton-cg", max_iter=200)
+        return OneVsRestClassifier(stacker) if self.multilabel_ else stacker
 
     def combine(self, probas: Sequence[np.ndarray]) -> np.ndarray:
         check_is_fitted(self, "choice_")
@@ -332,6 +351,9 @@ class CalibratedFusion(BaseEstimator):
 
     def fit(self, oof: Sequence[np.ndarray], y: np.ndarray,
             splits: Sequence[Split]) -> CalibratedFusion:
+        if np.ndim(y) == 2:
+            raise ConfigError("the calibrated fusion pools softmax outputs of one class per "
+                              "clip; multi-label tasks fuse by mean, weighted or stacking")
         oof = [np.asarray(proba, dtype=np.float64) for proba in oof]
         fused = np.zeros_like(oof[0])
         single = np.zeros_like(oof[0])
@@ -448,8 +470,8 @@ def cross_fitted_proba(rule: str | FusionRule, oof: Sequence[np.ndarray], y: np.
     oof : sequence of np.ndarray, each (n_rows, n_classes)
         Each branch's inner out-of-fold probabilities (e.g. the seed mean of
         :attr:`FittedBranch.oof`).
-    y : np.ndarray of int, shape (n_rows,)
-        Class indices of the rows.
+    y : np.ndarray of int, shape (n_rows,), or of {0, 1}, shape (n_rows, n_classes)
+        Class indices of the rows, or their label indicators (multi-label).
     splits : sequence of (train, validation) index pairs
         The inner splits that produced ``oof``.
 
@@ -472,11 +494,12 @@ def cross_fitted_proba(rule: str | FusionRule, oof: Sequence[np.ndarray], y: np.
     if len({proba.shape for proba in oof}) != 1 or oof[0].ndim != 2:
         raise ValueError(f"branch probabilities must all be (n_rows, n_classes), got shapes "
                          f"{[proba.shape for proba in oof]}")
-    if y.shape != (oof[0].shape[0],):
-        raise ValueError(f"y has shape {y.shape}, expected ({oof[0].shape[0]},)")
+    if y.shape[:1] != (oof[0].shape[0],) or y.ndim not in (1, 2):
+        raise ValueError(f"y has shape {y.shape}, expected ({oof[0].shape[0]},) or "
+                         f"({oof[0].shape[0]}, n_classes)")
     fused = np.full(oof[0].shape, np.nan)
     for train, val in splits:
-        inner = restrict_splits(splits, train) or inner_splits(y[train])
+        inner = restrict_splits(splits, train) or inner_splits(stratification_labels(y[train]))
         fitted = _fresh_rule(rule).fit([proba[train] for proba in oof], y[train], inner)
         fused[val] = fitted.combine([proba[val] for proba in oof])
     return fused
