@@ -28,6 +28,7 @@ from pathlib import Path
 
 from featurekit.errors import DownloadError
 from featurekit.progress import progress_bar
+from featurekit.splitzip import open_split_zip, split_parts
 
 __all__ = ["checksum_mismatch", "download_file", "extract_archive", "file_checksum",
            "size_mismatch"]
@@ -269,7 +270,9 @@ def extract_archive(archive: str | os.PathLike[str], dest: str | os.PathLike[str
     Parameters
     ----------
     archive : path-like
-        ``.tar``, ``.tar.gz``, ``.tgz``, ``.tar.bz2``, ``.tar.xz`` or ``.zip`` file.
+        ``.tar``, ``.tar.gz``, ``.tgz``, ``.tar.bz2``, ``.tar.xz`` or ``.zip`` file; a
+        ``name.zip`` with ``name.z01``, ``name.z02``, ... beside it is read as the last part
+        of a split archive (:func:`featurekit.splitzip.open_split_zip`).
     dest : path-like
         Directory to extract into (created if missing).
 
@@ -291,7 +294,12 @@ def extract_archive(archive: str | os.PathLike[str], dest: str | os.PathLike[str
     staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=dest))
     try:
         try:
-            if zipfile.is_zipfile(archive):
+            parts = split_parts(archive) if archive.suffix.lower() == ".zip" else [archive]
+            if len(parts) > 1:  # name.z01, name.z02, ... beside name.zip: one split archive
+                with open_split_zip(parts) as handle:
+                    _check_zip(handle)
+                    handle.extractall(staging)
+            elif zipfile.is_zipfile(archive):
                 with zipfile.ZipFile(archive) as handle:
                     _check_zip(handle)
                     handle.extractall(staging)

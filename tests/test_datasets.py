@@ -226,7 +226,7 @@ def test_dataset_not_found_says_where_it_looked(tmp_path: Path) -> None:
 
 def test_unknown_dataset_lists_known_names(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="unknown dataset 'us8k'; known datasets: "
-                                           "esc10, esc50, urbansound8k, folder, csv"):
+                                           "esc10, esc50, urbansound8k, fsd50k, folder, csv"):
         load_dataset("us8k", tmp_path)
 
 

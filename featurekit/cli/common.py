@@ -10,7 +10,8 @@ from featurekit.config import ExtractionConfig
 def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     """``--dataset``, ``--data-dir`` and ``--store``: which clips, and where features go."""
     parser.add_argument("--dataset", required=True,
-                        help="dataset name (urbansound8k, esc50, esc10, folder, csv)")
+                        help="dataset name (urbansound8k, esc50, esc10, fsd50k, folder, csv; "
+                             "a csv with a labels column is multi-label)")
     parser.add_argument("--data-dir", required=True,
                         help="directory holding the dataset (with --dataset csv: the CSV "
                              "file, or a folder holding exactly one CSV)")

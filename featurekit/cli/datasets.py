@@ -24,9 +24,12 @@ def _list(args: argparse.Namespace) -> int:
               f"  {len(manifest.folds):2d} folds  {manifest.title}")
         print(f"{'':14s} license: {manifest.license}")
         print(f"{'':14s} {manifest.homepage}")
+    print(f"{'fsd50k':14s} 51197 clips 200 classes  multi-label, train/val/eval  FSD50K "
+          "(Zenodo 10.5281/zenodo.4060432)")
     print(f"{'folder':14s} your audio: DATA_DIR/<label>/<clip>.wav, optional DATA_DIR/folds.csv")
     print(f"{'csv':14s} your audio listed in a CSV: path,label[,fold][,clip_id]; paths "
-          "absolute or relative to the CSV's folder")
+          "absolute or relative to the CSV's folder; a labels column (comma-separated label "
+          "sets) instead of label makes it multi-label")
     return 0
 
 

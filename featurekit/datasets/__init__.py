@@ -12,6 +12,7 @@ import os
 from typing import TYPE_CHECKING
 
 from featurekit.datasets.fetch import (
+    FSD50K,
     VerificationReport,
     default_data_dir,
     download_dataset,
@@ -72,8 +73,12 @@ def load_dataset(name: str, data_dir: str | os.PathLike[str], download: bool = F
     name : str
         An official dataset (``urbansound8k``, ``esc50``, ``esc10``; see
         :func:`list_datasets`), ``"folder"`` (``data_dir`` holds one sub-folder per label)
-        or ``"csv"`` (``data_dir`` is a CSV with columns ``path,label[,fold][,clip_id]``, or
-        a folder holding exactly one; paths absolute or relative to the CSV's folder).
+        ``"fsd50k"`` (the official FSD50K layout, multi-label, train/val/eval split; see
+        :mod:`featurekit.datasets.fsd50k`), ``"folder"`` (``data_dir`` holds one sub-folder
+        per label) or ``"csv"`` (``data_dir`` is a CSV with columns
+        ``path,label[,fold][,clip_id]`` -- or ``labels``, comma-separated label sets, for a
+        multi-label dataset -- or a folder holding exactly one; paths absolute or relative to
+        the CSV's folder).
     data_dir : path-like
         Official datasets: the directory containing the dataset (e.g. the one holding
         ``UrbanSound8K/``) or the dataset directory itself.
@@ -111,6 +116,20 @@ def load_dataset(name: str, data_dir: str | os.PathLike[str], download: bool = F
     from featurekit.datasets.official import find_root, load_official
 
     official = manifest_names()
+    if name == FSD50K:
+        from featurekit.datasets.fsd50k import load_fsd50k
+
+        if dataset_name is not None or folds_csv is not None:
+            raise DatasetError("fsd50k has an official name and split; dataset_name and "
+                               "folds_csv apply to folder/csv datasets only")
+        if download:
+            from featurekit.datasets.fsd50k import find_fsd50k_root
+
+            try:
+                find_fsd50k_root(data_dir)
+            except DatasetError:
+                download_dataset(name, data_dir)
+        return load_fsd50k(data_dir)
     if name in GENERIC_ADAPTERS:
         if download:
             raise DatasetError(f"{name!r} datasets are local; only {', '.join(official)} "
@@ -124,7 +143,7 @@ def load_dataset(name: str, data_dir: str | os.PathLike[str], download: bool = F
         return load_csv(data_dir, name=dataset_name, reserved=official)
     if name not in official:
         raise DatasetError(f"unknown dataset {name!r}; known datasets: "
-                           f"{', '.join([*official, *GENERIC_ADAPTERS])}")
+                           f"{', '.join([*official, FSD50K, *GENERIC_ADAPTERS])}")
     if dataset_name is not None or folds_csv is not None:
         raise DatasetError(f"{name} has official names and folds; dataset_name and folds_csv "
                            "apply to folder/csv datasets only")

@@ -28,6 +28,9 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif")
 #: Columns every clips table starts with.
 CLIP_COLUMNS = ("clip_id", "path", "label", "label_id", "fold")
 LEAVE_ONE_FOLD_OUT = "leave-one-fold-out"
+TRAIN_VAL_EVAL = "train-val-eval"
+#: Separator of a clip's labels in a multi-label ``label`` value (and in a CSV's ``labels``).
+LABEL_SEPARATOR = ","
 _SHOWN = 5
 
 
@@ -55,7 +58,11 @@ class Dataset:
     root : Path
         Directory the dataset was read from.
     protocol : str
-        Evaluation protocol, ``"leave-one-fold-out"`` over the folds.
+        Evaluation protocol, ``"leave-one-fold-out"`` over the folds, or
+        ``"train-val-eval"`` (folds 1, 2, 3: the official train, validation and eval sets).
+    multilabel : bool
+        Clips carry label sets: ``label`` holds a clip's labels joined by commas (no class
+        name contains one) and ``label_id`` the class of the first.
     """
 
     name: str
@@ -64,6 +71,7 @@ class Dataset:
     expected_folds: list[int]
     root: Path
     protocol: str = LEAVE_ONE_FOLD_OUT
+    multilabel: bool = False
 
     @property
     def folds(self) -> list[int]:
@@ -132,6 +140,24 @@ def int_column(values: pd.Series, column: str, source: Path) -> np.ndarray:
         raise DatasetError(f"metadata file {source}: column {column!r} must hold integers; "
                            f"bad value(s): {preview(values[bad].map(repr).unique())}")
     return parsed.to_numpy(dtype=np.int64)
+
+
+def parse_label_sets(values: pd.Series, source: Path, *, first_line: int = 2) -> list[list[str]]:
+    """Label sets of comma-separated text values (duplicates dropped, order kept).
+
+    Raises
+    ------
+    DatasetError
+        For a value with no label, naming the file and the line numbers (``first_line`` is
+        the line of the first value).
+    """
+    sets = [list(dict.fromkeys(name.strip() for name in str(text).split(LABEL_SEPARATOR)
+                               if name.strip())) for text in values]
+    empty = [index + first_line for index, labels in enumerate(sets) if not labels]
+    if empty:
+        raise DatasetError(f"metadata file {source}: empty label set on line(s) "
+                           f"{preview(empty)}")
+    return sets
 
 
 def refuse_duplicates(clip_ids: pd.Series, source: Path) -> None:

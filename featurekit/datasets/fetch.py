@@ -17,6 +17,8 @@ logger = logging.getLogger(__name__)
 
 #: Environment variable naming the default data directory.
 DATA_DIR_ENV = "FEATUREKIT_DATA_DIR"
+#: The official dataset with an adapter and a download of its own (multi-part Zenodo record).
+FSD50K = "fsd50k"
 
 
 def default_data_dir() -> Path:
@@ -123,6 +125,10 @@ def verify_dataset(name: str, data_dir: str | os.PathLike[str], *,
     from featurekit.datasets.base import preview
     from featurekit.datasets.official import find_root, scan_official
 
+    if name == FSD50K:
+        from featurekit.datasets.fsd50k import verify_fsd50k
+
+        return verify_fsd50k(data_dir)
     manifest = load_manifest(name)
     data_dir = Path(data_dir).expanduser()
     root = find_root(manifest, data_dir)
@@ -161,7 +167,9 @@ def download_dataset(name: str, data_dir: str | os.PathLike[str] | None = None, 
     Parameters
     ----------
     name : str
-        ``urbansound8k``, ``esc50`` or ``esc10`` (which fetches ESC-50).
+        ``urbansound8k``, ``esc50``, ``esc10`` (which fetches ESC-50) or ``fsd50k``
+        (:func:`~featurekit.datasets.fsd50k.download_fsd50k`; ``url`` is then a mirror of
+        the Zenodo record's API address).
     data_dir : path-like, optional
         Where to put it; default :func:`default_data_dir`.
     url : str, keyword-only, optional
@@ -185,6 +193,11 @@ def download_dataset(name: str, data_dir: str | os.PathLike[str] | None = None, 
     """
     from featurekit.datasets.official import find_root  # pandas: see verify_dataset
 
+    if name == FSD50K:
+        from featurekit.datasets.fsd50k import ZENODO_RECORD, download_fsd50k
+
+        return download_fsd50k(data_dir, record_url=url or ZENODO_RECORD, progress=progress,
+                               keep_archives=keep_archive)
     manifest = load_manifest(name)
     data_dir = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     try:

@@ -16,12 +16,14 @@ import pandas as pd
 
 from featurekit.datasets.base import (
     AUDIO_EXTENSIONS,
+    LABEL_SEPARATOR,
     AudioFinder,
     Dataset,
     assign_folds,
     clips_frame,
     dataset_name,
     int_column,
+    parse_label_sets,
     preview,
     read_csv_text,
     refuse_duplicates,
@@ -43,8 +45,12 @@ def _strip_audio_suffix(relative: str) -> str:
 
 
 def _finish(name: str, root: Path, clip_ids: list[str], paths: list[str], labels: list[str],
-            folds: np.ndarray | None, source: str) -> Dataset:
-    classes = sorted(set(labels))
+            folds: np.ndarray | None, source: str, *, multilabel: bool = False) -> Dataset:
+    """The Dataset of a user's clips; ``labels`` of a multi-label dataset are comma-joined
+    label sets (classes: their union; ``label_id``: the first label's class)."""
+    firsts = [label.split(LABEL_SEPARATOR)[0] for label in labels] if multilabel else labels
+    classes = sorted({part for label in labels for part in label.split(LABEL_SEPARATOR)}
+                     if multilabel else set(labels))
     position = {label: index for index, label in enumerate(classes)}
     if folds is None:
         folds = assign_folds(clip_ids, labels, n_folds=ASSIGNED_FOLDS)
@@ -54,8 +60,9 @@ def _finish(name: str, root: Path, clip_ids: list[str], paths: list[str], labels
         expected = list(range(1, ASSIGNED_FOLDS + 1))
     else:
         expected = sorted(set(folds.tolist()))
-    clips = clips_frame(clip_ids, paths, labels, [position[label] for label in labels], folds)
-    return Dataset(name=name, clips=clips, classes=classes, expected_folds=expected, root=root)
+    clips = clips_frame(clip_ids, paths, labels, [position[label] for label in firsts], folds)
+    return Dataset(name=name, clips=clips, classes=classes, expected_folds=expected, root=root,
+                   multilabel=multilabel)
 
 
 def _read_folds_file(path: Path, clip_ids: Iterable[str]) -> np.ndarray:
@@ -179,7 +186,9 @@ def load_csv(csv_path: str | os.PathLike[str], *, name: str | None = None,
     """A dataset listed in a CSV with columns ``path,label`` and optional ``fold``, ``clip_id``.
 
     Paths are absolute or relative to the CSV's folder; audio is matched by file stem when
-    the extension differs. Rows without an audio file are dropped with one warning.
+    the extension differs. Rows without an audio file are dropped with one warning. A
+    ``labels`` column instead of ``label`` makes a multi-label dataset: each value is the
+    clip's comma-separated labels (quoted in the CSV), e.g. ``"dog_bark,siren"``.
 
     Parameters
     ----------
@@ -198,10 +207,17 @@ def load_csv(csv_path: str | os.PathLike[str], *, name: str | None = None,
         column folds are assigned with a warning.
     """
     csv_path = find_csv(csv_path)
-    table = read_csv_text(csv_path, ["path", "label"])
+    table = read_csv_text(csv_path, ["path"])
+    multilabel = "labels" in table.columns
+    if multilabel == ("label" in table.columns):
+        raise DatasetError(f"metadata file {csv_path} needs exactly one of the columns label "
+                           "(one class per clip) and labels (comma-separated label sets); "
+                           f"found: {', '.join(table.columns)}")
     root = csv_path.parent
     listed = table["path"].str.strip().str.replace("\\", "/")
-    labels = table["label"].str.strip()
+    labels = (pd.Series([LABEL_SEPARATOR.join(names) for names in
+                         parse_label_sets(table["labels"], csv_path)], index=table.index)
+              if multilabel else table["label"].str.strip())
     empty = np.flatnonzero((listed == "").to_numpy() | (labels == "").to_numpy())
     if len(empty):  # report CSV line numbers: header is line 1
         raise DatasetError(f"metadata file {csv_path}: empty path or label on line(s) "
@@ -225,4 +241,4 @@ def load_csv(csv_path: str | os.PathLike[str], *, name: str | None = None,
         raise DatasetError(f"metadata file {csv_path}: folds must be positive integers")
     return _finish(dataset_name(name, csv_path.stem, reserved), root,
                    clip_ids[present].tolist(), [str(p) for p in found if p is not None],
-                   labels[present].tolist(), folds, str(csv_path))
+                   labels[present].tolist(), folds, str(csv_path), multilabel=multilabel)
