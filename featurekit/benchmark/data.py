@@ -15,12 +15,57 @@ from featurekit.benchmark.config import (
     SEQUENCE_HEAD_NAMES,
     BenchmarkConfig,
 )
+from featurekit.datasets.base import LABEL_SEPARATOR
 from featurekit.errors import ConfigError, DatasetError
 from featurekit.fusion import Selector, resolve_columns
+from featurekit.heads import stratification_labels
 from featurekit.store import KEY_COLUMNS as STORE_KEY_COLUMNS
 
 #: Non-feature columns: a store read's keys, and ``recording`` (optional), each clip's source.
 KEY_COLUMNS = (*STORE_KEY_COLUMNS, "recording")
+#: Fusions that need one class per clip (a softmax over classes), refused for label sets.
+SINGLE_LABEL_FUSIONS = ("calibrated", "blend", "joint")
+
+
+def split_labels(text: str) -> list[str]:
+    """The labels of a ``label`` value of a multi-label clip, in their stored order."""
+    return [name.strip() for name in str(text).split(LABEL_SEPARATOR) if name.strip()]
+
+
+def label_matrix(label_sets: Sequence[Sequence[str]],
+                 classes: Sequence[str] | None = None) -> tuple[np.ndarray, list[str]]:
+    """Label-indicator matrix of label sets.
+
+    Parameters
+    ----------
+    label_sets : sequence of sequence of str
+        Labels of each clip.
+    classes : sequence of str, optional
+        Column order; default the sorted union of the labels.
+
+    Returns
+    -------
+    Y : np.ndarray of int64, shape (n_clips, n_classes)
+    classes : list of str
+
+    Raises
+    ------
+    DatasetError
+        A clip without labels, or a label not in ``classes``.
+    """
+    classes = sorted({name for labels in label_sets for name in labels}) if classes is None \
+        else list(classes)
+    position = {name: index for index, name in enumerate(classes)}
+    Y = np.zeros((len(label_sets), len(classes)), dtype=np.int64)
+    for row, labels in enumerate(label_sets):
+        if not labels:
+            raise DatasetError(f"clip {row} has an empty label set")
+        unknown = [name for name in labels if name not in position]
+        if unknown:
+            raise DatasetError(f"unknown label(s) {', '.join(unknown)}; classes are "
+                               f"{', '.join(classes[:10])}{' ...' if len(classes) > 10 else ''}")
+        Y[row, [position[name] for name in labels]] = 1
+    return Y, classes
 
 
 def branch_selectors(columns: Sequence[str]) -> dict[str, str]:
@@ -57,7 +102,8 @@ class BenchmarkData:
     X : np.ndarray, float32 (n_clips, n_features)
         Feature columns; infinities are NaN.
     y : np.ndarray of int
-        Class index of each clip (``0 .. n_classes - 1``).
+        Class index of each clip (``0 .. n_classes - 1``); multi-label: each clip's rarest
+        label (:func:`featurekit.heads.stratification_labels`), which stratifies splits.
     folds : np.ndarray of int
         Official fold of each clip.
     groups : np.ndarray of int
@@ -72,6 +118,8 @@ class BenchmarkData:
         Row of ``sequences`` of each sorted clip.
     classes : list of str
     clip_ids : np.ndarray of str
+    Y : np.ndarray of int, (n_clips, n_classes), optional
+        Multi-label tasks: each clip's label indicators, what heads fit and metrics score.
     """
 
     X: np.ndarray
@@ -84,10 +132,20 @@ class BenchmarkData:
     clip_ids: np.ndarray
     sequences: dict[str, np.ndarray] = field(default_factory=dict)
     sequence_rows: np.ndarray | None = None
+    Y: np.ndarray | None = None
 
     @property
     def n_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def multilabel(self) -> bool:
+        return self.Y is not None
+
+    @property
+    def targets(self) -> np.ndarray:
+        """What heads fit and metrics score: ``Y`` for multi-label tasks, else ``y``."""
+        return self.Y if self.Y is not None else self.y
 
     @property
     def branches(self) -> list[str]:
@@ -132,9 +190,24 @@ def _check_branch_sequences(sequences: Mapping[str, np.ndarray], selectors: Mapp
                                f"frames, dims), got {np.shape(values)}")
 
 
+def _check_multilabel_config(config: BenchmarkConfig, sequences: Mapping[str, Any]) -> None:
+    refused = [name for name in config.fusions if name in SINGLE_LABEL_FUSIONS]
+    if refused:
+        raise ConfigError(f"fusion(s) {', '.join(refused)} need one class per clip; a "
+                          "multi-label benchmark fuses by early, mean, weighted, stacking or "
+                          "oof_features")
+    if any(head in SEQUENCE_HEAD_NAMES for head in config.heads) or E2E_BRANCH in sequences:
+        raise ConfigError("the sequence head and the e2e stream are single-label for now; "
+                          "benchmark a multi-label task with xgb, mlp or logreg heads")
+    if config.tune:
+        raise ConfigError("the hyper-parameter search scores accuracy; it is single-label "
+                          "only for now (drop --tune)")
+
+
 def prepare_data(data: pd.DataFrame, config: BenchmarkConfig, *,
                  branches: Mapping[str, Selector] | None = None,
-                 sequences: Mapping[str, np.ndarray] | None = None) -> BenchmarkData:
+                 sequences: Mapping[str, np.ndarray] | None = None,
+                 multilabel: bool = False) -> BenchmarkData:
     """Check a features table (a store read) and turn it into :class:`BenchmarkData`.
 
     Parameters
@@ -147,6 +220,9 @@ def prepare_data(data: pd.DataFrame, config: BenchmarkConfig, *,
     sequences : mapping of str to np.ndarray, optional
         Branch -> frame sequences (n_clips, n_frames, n_dims) in ``data``'s row order. The
         ``e2e`` stream's log-mel frames make it a branch of its own (with no columns).
+    multilabel : bool
+        ``label`` holds each clip's label set, joined by :data:`LABEL_SEPARATOR`; classes are
+        the labels' sorted union and :attr:`BenchmarkData.Y` their indicators.
 
     Raises
     ------
@@ -154,9 +230,12 @@ def prepare_data(data: pd.DataFrame, config: BenchmarkConfig, *,
         Missing key columns, no rows, duplicate clip ids, clips without label or fold, no
         branch, sequences of the wrong shape.
     ConfigError
-        Sequences of an unknown branch, or the sequence head without sequences.
+        Sequences of an unknown branch, or the sequence head without sequences; for a
+        multi-label task, a fusion, head or option that needs one class per clip.
     """
     _validate_frame(data)
+    if multilabel:
+        _check_multilabel_config(config, sequences or {})
     # Sequences stay in the caller's row order; sequence_rows maps sorted rows to theirs.
     order = np.argsort(data["clip_id"].to_numpy(dtype=str), kind="stable")
     data = data.iloc[order].reset_index(drop=True)
@@ -180,8 +259,14 @@ def prepare_data(data: pd.DataFrame, config: BenchmarkConfig, *,
     recordings_known = "recording" in data.columns
     groups = (pd.factorize(data["recording"].astype(str))[0].astype(np.int64)
               if recordings_known else folds.copy())
+    classes = [str(names_by_id.get(i, i)) for i in label_ids]
+    Y = None
+    if multilabel:
+        if "label" not in data.columns:
+            raise DatasetError("a multi-label features table needs the label column")
+        Y, classes = label_matrix([split_labels(text) for text in data["label"]])
+        y = stratification_labels(Y)
     return BenchmarkData(X=X, y=y.astype(np.int64), folds=folds, groups=groups,
                          recordings_known=recordings_known, positions=positions,
-                         classes=[str(names_by_id.get(i, i)) for i in label_ids],
-                         clip_ids=data["clip_id"].to_numpy(dtype=str), sequences=sequences,
-                         sequence_rows=order)
+                         classes=classes, clip_ids=data["clip_id"].to_numpy(dtype=str),
+                         sequences=sequences, sequence_rows=order, Y=Y)

@@ -14,8 +14,9 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +32,10 @@ from featurekit.benchmark.config import (
     head_spec,
 )
 from featurekit.benchmark.curves import learning_curve
-from featurekit.benchmark.data import branch_selectors, prepare_data
+from featurekit.benchmark.data import SINGLE_LABEL_FUSIONS, branch_selectors, prepare_data
 from featurekit.benchmark.execute import execute
 from featurekit.benchmark.fuse import fuse
-from featurekit.benchmark.plan import make_plan
+from featurekit.benchmark.plan import LEAVE_ONE_FOLD_OUT, TRAIN_VAL_EVAL, make_plan, official_split
 from featurekit.benchmark.results import assemble_results, save_results
 from featurekit.errors import ConfigError, StoreError
 from featurekit.fusion import Selector
@@ -61,8 +62,11 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
                   progress: bool | None = None,
                   sequences: Mapping[str, np.ndarray] | None = None,
                   subsets: Mapping[tuple[str, ...], Sequence[str]] | None = None,
-                  pairs: Sequence[tuple[tuple[str, ...], str]] | None = None) -> dict[str, Any]:
-    """Evaluate every branch alone, together and left out, by leave-one-fold-out.
+                  pairs: Sequence[tuple[tuple[str, ...], str]] | None = None,
+                  multilabel: bool = False,
+                  protocol: str = LEAVE_ONE_FOLD_OUT) -> dict[str, Any]:
+    """Evaluate every branch alone, together and left out, by leave-one-fold-out (or on an
+    official train -> validation -> eval split).
 
     Parameters
     ----------
@@ -97,6 +101,15 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
     subsets, pairs : optional
         Branch subsets and comparison pairs of :func:`~featurekit.benchmark.plan.make_plan`
         (default: the ablation of handcrafted and neural branches).
+    multilabel : bool
+        Each clip's ``label`` is its label set joined by commas: heads fit label indicators,
+        fusions combine per-class probabilities, selections and comparisons use macro mAP.
+        The fusions that need one class per clip (``calibrated``, ``blend``, ``joint``) are
+        dropped from ``config`` with a warning.
+    protocol : {"leave-one-fold-out", "train-val-eval"}
+        ``train-val-eval``: folds 1, 2, 3 are the official train, validation and eval sets
+        (:func:`~featurekit.benchmark.plan.official_split`); the eval clips are scored once
+        and intervals resample them.
 
     Returns
     -------
@@ -107,14 +120,28 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
     """
     started = time.perf_counter()
     config = config or BenchmarkConfig()
+    if protocol not in (LEAVE_ONE_FOLD_OUT, TRAIN_VAL_EVAL):
+        raise ConfigError(f"unknown protocol {protocol!r}; choose {LEAVE_ONE_FOLD_OUT} or "
+                          f"{TRAIN_VAL_EVAL}")
+    if multilabel:
+        config = _multilabel_config(config)
     provenance = dict(provenance or {})
     _check_provenance(provenance)
-    table = prepare_data(data, config, branches=branches, sequences=sequences)
+    table = prepare_data(data, config, branches=branches, sequences=sequences,
+                         multilabel=multilabel)
     specs = {name: head_spec(name, head_specs) for name in config.heads}
     if E2E_BRANCH in table.branches:
         specs[E2E_HEAD] = head_spec(E2E_HEAD, head_specs)
+    outer, fixed_inner = (official_split(table.folds) if protocol == TRAIN_VAL_EVAL
+                          else (None, None))
     plan = make_plan(table.branches, config, table.folds,
-                     sequence_branches=list(table.sequences), subsets=subsets, pairs=pairs)
+                     sequence_branches=list(table.sequences), subsets=subsets, pairs=pairs,
+                     outer=outer)
+    if fixed_inner is not None:
+        if config.train_fractions:
+            raise ConfigError("learning curves subsample leave-one-fold-out training sets; "
+                              "they are not available on an official train-val-eval split")
+        plan = replace(plan, fixed_inner=fixed_inner)
     if config.train_fractions and not plan.branch_comparisons:
         raise ConfigError("learning curves compare handcrafted branches + each neural branch "
                           "against that branch alone: the benchmark needs both kinds")
@@ -156,6 +183,17 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
             f"{unit.fold}:{unit.repeat}:{'+'.join(unit.branches)}/{unit.head}/{unit.kind}":
                 output.params for unit, output in outputs.items()}
     return results
+
+
+def _multilabel_config(config: BenchmarkConfig) -> BenchmarkConfig:
+    """``config`` without the fusions that need one class per clip (warned about)."""
+    dropped = [name for name in config.fusions if name in SINGLE_LABEL_FUSIONS]
+    if not dropped:
+        return config
+    warnings.warn(f"multi-label task: fusion(s) {', '.join(dropped)} need one class per clip "
+                  "and are left out", UserWarning, stacklevel=3)
+    return replace(config, fusions=tuple(name for name in config.fusions
+                                         if name not in SINGLE_LABEL_FUSIONS))
 
 
 def read_features(store: Any, dataset: str, *, model: str | Sequence[str] | None = None,
@@ -232,7 +270,8 @@ def benchmark_store(store: Any, dataset: str, *, model: str | Sequence[str] | No
         Source recordings (``Dataset.clips["recording"]``): inner splits and early stopping
         keep them whole, and intervals resample them.
     **options
-        ``n_jobs``, ``backend``, ``scheduler``, ``progress`` of :func:`run_benchmark`.
+        ``n_jobs``, ``backend``, ``scheduler``, ``progress``, ``multilabel``, ``protocol`` of
+        :func:`run_benchmark`.
 
     Raises
     ------
@@ -334,7 +373,9 @@ def run(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLike
                               expected_folds=data.expected_folds,
                               recordings=data.clips.set_index("clip_id")["recording"],
                               n_jobs=n_jobs, backend=backend, scheduler=scheduler,
-                              progress=progress)
+                              progress=progress, multilabel=data.multilabel,
+                              protocol=(TRAIN_VAL_EVAL if data.protocol == TRAIN_VAL_EVAL
+                                        else LEAVE_ONE_FOLD_OUT))
     target = Path(out or f"benchmark-{data.name}")
     written = [save_results(results, target), *write_report(results, target).values()]
     return BenchmarkRun(results, written)

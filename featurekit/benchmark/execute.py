@@ -108,7 +108,7 @@ def fit_unit(unit: Unit, spec: HeadSpec, data: BenchmarkData, train: np.ndarray,
     else:
         columns = data.columns(unit.branches)
         X_train, X_test = data.X[np.ix_(train, columns)], data.X[np.ix_(test, columns)]
-    y_train, groups = data.y[train], data.groups[train]
+    y_train, groups = data.targets[train], data.groups[train]
     # One BLAS/OpenMP thread per unit: these matrices are small, parallelism comes from
     # running units side by side, and threads competing for two cores cost up to 10x.
     with threadpool_limits(limits=1):
@@ -198,8 +198,8 @@ def execute(plan: Plan, data: BenchmarkData, specs: Mapping[str, HeadSpec], *,
     repeats = sorted({unit.repeat for unit in plan.units})
     rows = {(fold, repeat): (plan.training(fold, repeat), test)
             for fold, test in tests.items() for repeat in repeats}
-    splits = {(fold, repeat): unit_splits(data, train, inner_splits_count,
-                                          seeds_of(repeat)[0])
+    splits = {(fold, repeat): plan.fixed_inner[fold] if plan.fixed_inner is not None
+              else unit_splits(data, train, inner_splits_count, seeds_of(repeat)[0])
               for (fold, repeat), (train, _) in rows.items()}
     outputs: dict[Unit, UnitOutput] = {}
 

@@ -11,7 +11,7 @@ and the selection rule of :func:`featurekit.selection.select_by_oof`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from joblib import delayed
@@ -21,9 +21,9 @@ from featurekit.benchmark.config import LATE_FUSIONS, OOF_FEATURES, unit_head
 from featurekit.benchmark.data import BenchmarkData
 from featurekit.benchmark.execute import UnitOutput, run_parallel
 from featurekit.benchmark.plan import Plan, System, Unit, oof_feature_target
-from featurekit.benchmark.score import fold_metrics
+from featurekit.benchmark.score import primary_metric, task_metrics
 from featurekit.fusion import blend_probabilities, cross_fitted_proba, make_fusion
-from featurekit.heads import Split
+from featurekit.heads import Split, inner_splits, stratification_labels
 from featurekit.selection import select_by_oof
 
 
@@ -101,18 +101,46 @@ def _fuse_system(system: System, y_train: np.ndarray, splits: Sequence[Split],
     return Prediction(test, inner, _named(rule.choice_, system.branches))
 
 
+def _validation_rows(y_train: np.ndarray, outputs: Mapping[Unit, UnitOutput],
+                     splits: Sequence[Split], groups: np.ndarray | None, seed: int
+                     ) -> tuple[np.ndarray, dict[Unit, UnitOutput], list[Split]]:
+    """Inner predictions restricted to the rows some inner split predicted.
+
+    Inner cross-validation predicts every training row, and nothing changes. A fixed train ->
+    validation split (:func:`~featurekit.benchmark.plan.official_split`) predicts only the
+    validation rows: fusions then learn, and selections score, on those rows alone, and the
+    rules' own choices (the stacker's ``C``, the guards) use group-aware splits of them.
+    """
+    covered = np.unique(np.concatenate([val for _, val in splits]))
+    if covered.size == len(y_train):
+        return y_train, dict(outputs), list(splits)
+    y_val = y_train[covered]
+    restricted = {unit: replace(output, oof=None if output.oof is None
+                                else output.oof[:, covered])
+                  for unit, output in outputs.items()}
+    val_splits = inner_splits(stratification_labels(y_val),
+                              None if groups is None else groups[covered], n_splits=3,
+                              random_state=seed)
+    return y_val, restricted, val_splits
+
+
 def fuse_fold(plan: Plan, y_train: np.ndarray, y_test: np.ndarray, fold: int, repeat: int,
               outputs: Mapping[Unit, UnitOutput], splits: Sequence[Split], n_classes: int,
-              seed: int) -> dict[Key, Prediction]:
+              seed: int, groups: np.ndarray | None = None) -> dict[Key, Prediction]:
     """Every system's prediction for one outer fold and repeat, and its selections.
 
     Each selection of :attr:`Plan.selections` (``auto``: the system among
     ``plan.auto_candidates`` whose inner out-of-fold probabilities of the training rows are
-    the most accurate; its reference, ``neural-auto`` or ``single-auto``, likewise among
+    the most accurate -- for label sets, of the highest macro average precision; its
+    reference, ``neural-auto`` or ``single-auto``, likewise among
     ``plan.reference_candidates``; the two sides of each branch comparison) sees training
-    rows only; its test probabilities are those of the chosen system.
+    rows only; its test probabilities are those of the chosen system. ``groups`` (source
+    recordings of the training rows) keep a recording whole in the splits drawn inside a
+    fixed validation set.
     """
     scored = {name for _, candidates in plan.selections for name in candidates}
+    y_train, outputs, splits = _validation_rows(y_train, outputs, splits, groups, seed)
+    metric = primary_metric(np.ndim(y_train) == 2)
     by_key = {(unit.head, unit.branches, unit.kind): output
               for unit, output in outputs.items()}
     predictions: dict[Key, Prediction] = {}
@@ -121,7 +149,7 @@ def fuse_fold(plan: Plan, y_train: np.ndarray, y_test: np.ndarray, fold: int, re
         for system in plan.systems:
             prediction = _fuse_system(system, y_train, splits, by_key, n_classes, seed,
                                       system.name in scored)
-            prediction.metrics = fold_metrics(y_test, prediction.test)
+            prediction.metrics = task_metrics(y_test, prediction.test)
             predictions[system.name, fold, repeat] = prediction
     for name, candidates in plan.selections:
         chosen = select_by_oof(candidates, [predictions[c, fold, repeat].inner
@@ -129,7 +157,7 @@ def fuse_fold(plan: Plan, y_train: np.ndarray, y_test: np.ndarray, fold: int, re
         best = predictions[chosen.best, fold, repeat]
         predictions[name, fold, repeat] = Prediction(
             best.test, None,
-            f"{chosen.best} (inner accuracy {100 * chosen.scores[chosen.index]:.1f} %)",
+            f"{chosen.best} (inner {metric} {100 * chosen.scores[chosen.index]:.1f} %)",
             chosen.best, best.metrics)
     return predictions
 
@@ -141,11 +169,12 @@ def fuse(plan: Plan, data: BenchmarkData, outputs: Mapping[Unit, UnitOutput],
     """Probabilities of every system of ``plan``, and of ``auto`` and its reference, for
     every outer fold and repeat (:func:`fuse_fold`, run in parallel like the units)."""
     tests = {fold: test for fold, _, test in plan.outer}
-    tasks = [delayed(fuse_fold)(plan, data.y[plan.training(fold, repeat)], data.y[tests[fold]],
-                                fold, repeat,
+    tasks = [delayed(fuse_fold)(plan, data.targets[plan.training(fold, repeat)],
+                                data.targets[tests[fold]], fold, repeat,
                                 {unit: output for unit, output in outputs.items()
                                  if (unit.fold, unit.repeat) == (fold, repeat)},
-                                inner, data.n_classes, seeds_of(repeat)[0])
+                                inner, data.n_classes, seeds_of(repeat)[0],
+                                data.groups[plan.training(fold, repeat)])
              for (fold, repeat), inner in splits.items()]
     predictions: dict[Key, Prediction] = {}
     for part in run_parallel(tasks, n_jobs=n_jobs, backend=backend, scheduler=scheduler):

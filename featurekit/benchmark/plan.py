@@ -151,6 +151,46 @@ def leave_one_fold_out(folds: np.ndarray, outer_folds: Sequence[int] | None = No
             for fold in chosen]
 
 
+#: Protocols: every fold the test set once, or one official train -> validation -> test split.
+LEAVE_ONE_FOLD_OUT, TRAIN_VAL_EVAL = "leave-one-fold-out", "train-val-eval"
+#: Folds of a dataset with an official split (:data:`TRAIN_VAL_EVAL`).
+TRAIN_FOLD, VALIDATION_FOLD, EVAL_FOLD = 1, 2, 3
+
+
+def official_split(folds: np.ndarray) -> tuple[list[tuple[int, np.ndarray, np.ndarray]],
+                                               dict[int, list[tuple[np.ndarray, np.ndarray]]]]:
+    """The one outer split of a dataset with an official train / validation / eval split.
+
+    Heads are fitted on the train clips (fold :data:`TRAIN_FOLD`) and predict the validation
+    clips (fold :data:`VALIDATION_FOLD`): those predictions are the inner ones that teach the
+    fusions and decide every selection. The systems are then refitted on train + validation
+    and score the eval clips (fold :data:`EVAL_FOLD`) once.
+
+    Returns
+    -------
+    outer : list of one (fold, train_index, test_index)
+        The eval fold, the train + validation rows, the eval rows.
+    inner : dict of int to list of (train, validation)
+        The eval fold -> its one inner split, as positions into the outer training rows.
+
+    Raises
+    ------
+    DatasetError
+        When the train, validation or eval clips are missing, or other folds are present.
+    """
+    folds = np.asarray(folds)
+    expected = (TRAIN_FOLD, VALIDATION_FOLD, EVAL_FOLD)
+    present = set(np.unique(folds).tolist())
+    if present != set(expected):
+        raise DatasetError(f"the train-val-eval protocol needs train (fold {TRAIN_FOLD}), "
+                           f"validation (fold {VALIDATION_FOLD}) and eval (fold {EVAL_FOLD}) "
+                           f"clips and nothing else; folds present: {sorted(present)}")
+    training = np.flatnonzero(folds != EVAL_FOLD)
+    inner = (np.flatnonzero(folds[training] == TRAIN_FOLD),
+             np.flatnonzero(folds[training] == VALIDATION_FOLD))
+    return [(EVAL_FOLD, training, np.flatnonzero(folds == EVAL_FOLD))], {EVAL_FOLD: [inner]}
+
+
 @dataclass(frozen=True)
 class System:
     """One evaluated system.
@@ -245,6 +285,9 @@ class Plan:
     train_rows : dict of (fold, repeat) to np.ndarray, optional
         Learning curves: the subsampled training rows of each outer fold and repeat
         (default: all of the fold's training rows).
+    fixed_inner : dict of int to list of (train, validation), optional
+        Official splits (:func:`official_split`): each outer fold's inner split, the same in
+        every repeat (default: group-aware inner splits drawn per repeat).
     """
 
     outer: list[tuple[int, np.ndarray, np.ndarray]]
@@ -255,6 +298,11 @@ class Plan:
     reference: str
     branch_comparisons: list[BranchComparison] = field(default_factory=list)
     train_rows: dict[tuple[int, int], np.ndarray] | None = None
+    fixed_inner: dict[int, list[tuple[np.ndarray, np.ndarray]]] | None = None
+
+    @property
+    def protocol(self) -> str:
+        return LEAVE_ONE_FOLD_OUT if self.fixed_inner is None else TRAIN_VAL_EVAL
 
     @property
     def folds(self) -> list[int]:

@@ -25,44 +25,56 @@ from featurekit.benchmark.data import BenchmarkData, is_neural
 from featurekit.benchmark.fuse import Key, Prediction
 from featurekit.benchmark.plan import BranchComparison, Plan, system_name
 from featurekit.benchmark.score import (
-    METRICS,
     ci_method,
     compare,
+    compare_map,
     confusion,
+    metric_names,
+    per_class_ap,
     per_class_f1,
+    primary_metric,
 )
 from featurekit.fsutil import atomic_write_text
+
+
+def _per_class(name: str, data: BenchmarkData, plan: Plan,
+               predictions: Mapping[Key, Prediction], repeats: int) -> dict[str, Any]:
+    """Per-class scores over all test folds: F1 and the confusion counts (per repeat) of a
+    single-label task; each class's average precision (mean over folds and repeats, NaN where
+    a class has no positive test clip) of a multi-label one."""
+    if data.multilabel:
+        ap = np.nanmean([per_class_ap(data.Y[test], predictions[name, fold, r].test)
+                         for fold, _, test in plan.outer for r in range(repeats)], axis=0)
+        return {"per_class_ap": dict(zip(data.classes, ap.round(6).tolist(), strict=True))}
+    truth = np.concatenate([data.y[test] for _, _, test in plan.outer for _ in range(repeats)])
+    predicted = np.concatenate([np.argmax(predictions[name, fold, r].test, axis=1)
+                                for fold, _, _ in plan.outer for r in range(repeats)])
+    return {"per_class_f1": dict(zip(data.classes, per_class_f1(
+                truth, predicted, data.n_classes).round(6).tolist(), strict=True)),
+            "confusion": (confusion(truth, predicted, data.n_classes) / repeats).tolist()}
 
 
 def _system_entry(name: str, branches: Sequence[str], head: str | None, fusion: str | None,
                   roles: Sequence[str], data: BenchmarkData, plan: Plan,
                   predictions: Mapping[Key, Prediction], repeats: int) -> dict[str, Any]:
+    metrics, primary = metric_names(data.multilabel), primary_metric(data.multilabel)
     per_fold, per_repeat = {}, np.zeros((repeats, len(plan.folds)))
-    truth, predicted = [], []
-    for index, (fold, _, test) in enumerate(plan.outer):
+    for index, (fold, _, _) in enumerate(plan.outer):
         scores = [predictions[name, fold, r].metrics for r in range(repeats)]
         per_fold[str(fold)] = {metric: float(np.mean([s[metric] for s in scores]))
-                               for metric in METRICS}
-        per_repeat[:, index] = [s["accuracy"] for s in scores]
-        for r in range(repeats):
-            truth.append(data.y[test])
-            predicted.append(np.argmax(predictions[name, fold, r].test, axis=1))
+                               for metric in metrics}
+        per_repeat[:, index] = [s[primary] for s in scores]
     values = {metric: np.array([scores[metric] for scores in per_fold.values()])
-              for metric in METRICS}
-    truth_all, predicted_all = np.concatenate(truth), np.concatenate(predicted)
-    repeat_accuracy = per_repeat.mean(axis=1)
+              for metric in metrics}
+    repeat_score = per_repeat.mean(axis=1)
     entry = {"name": name, "branches": list(branches), "head": head, "fusion": fusion,
              "per_fold": per_fold,
              "mean": {m: float(v.mean()) for m, v in values.items()},
              "std": {m: float(v.std(ddof=1)) if v.size > 1 else 0.0 for m, v in values.items()},
-             "repeats": {"accuracy": repeat_accuracy.tolist()},
-             "repeat_sd": {"accuracy": float(repeat_accuracy.std(ddof=1))
-                           if repeats > 1 else 0.0},
+             "repeats": {primary: repeat_score.tolist()},
+             "repeat_sd": {primary: float(repeat_score.std(ddof=1)) if repeats > 1 else 0.0},
              "ablation": list(roles),
-             "per_class_f1": dict(zip(data.classes, per_class_f1(
-                 truth_all, predicted_all, data.n_classes).round(6).tolist(), strict=True)),
-             "confusion": (confusion(truth_all, predicted_all, data.n_classes)
-                           / repeats).tolist()}
+             **_per_class(name, data, plan, predictions, repeats)}
     choices = {f"{fold}": [predictions[name, fold, r].choice for r in range(repeats)]
                for fold in plan.folds}
     if any(choice is not None for values in choices.values() for choice in values):
@@ -83,19 +95,15 @@ def assemble_results(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, 
                                      ("selected on inner cross-validation",), data, plan,
                                      predictions, repeats))
     by_name = {system["name"]: system for system in systems}
-    units = _bootstrap_units(plan, data)
-    correct = _correctness([system["name"] for system in systems], plan, data, predictions,
-                           repeats)
-
-    def comparison(name: str, reference: str) -> dict[str, Any]:
-        return compare(name, reference, correct, units, plan.folds,
-                       n_boot=config.n_bootstrap, random_state=config.seed)
+    comparison = _comparer([system["name"] for system in systems], plan, data, predictions,
+                           config)
+    metric = primary_metric(data.multilabel)
 
     primary = None
     if plan.auto_candidates and plan.reference_candidates:
         primary = comparison(AUTO, plan.reference)
         primary["gain_pp"] = primary.pop("mean_pp")
-        primary.update(selection="inner_cv", n_repeats=repeats,
+        primary.update(metric=metric, selection="inner_cv", n_repeats=repeats,
                        ci_method=ci_method(data.recordings_known, repeats, config.n_bootstrap),
                        choices={name: by_name[name]["fusion_choice"]
                                 for name in (AUTO, plan.reference)})
@@ -103,15 +111,15 @@ def assemble_results(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, 
     studied = [s for s in systems if s["head"] is not None]
     singles = [s for s in studied if s["fusion"] is None]
     fused = [s for s in studied if s["fusion"] is not None]
-    best_single = max(singles, key=lambda s: s["mean"]["accuracy"])["name"]
-    best_fusion = max(fused, key=lambda s: s["mean"]["accuracy"])["name"] if fused else None
+    best_single = max(singles, key=lambda s: s["mean"][metric])["name"]
+    best_fusion = max(fused, key=lambda s: s["mean"][metric])["name"] if fused else None
     comparisons = [comparison(s["name"], best_single) for s in fused]
     fusion_vs_own = []
     for system in fused:
         own = [by_name[system_name((name,), unit_head(system["head"], name), None)]
                for name in system["branches"]]
         fusion_vs_own.append(comparison(system["name"], max(
-            own, key=lambda s: s["mean"]["accuracy"])["name"]))
+            own, key=lambda s: s["mean"][metric])["name"]))
     sequence_vs_functionals = []
     for head in (h for h in config.heads if h in SEQUENCE_HEAD_NAMES):
         for name in data.branches:
@@ -119,21 +127,22 @@ def assemble_results(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, 
             functionals = [s for s in singles if s["branches"] == [name]
                            and s["head"] not in SEQUENCE_HEAD_NAMES]
             if learned and functionals:
-                reference = max(functionals, key=lambda s: s["mean"]["accuracy"])["name"]
+                reference = max(functionals, key=lambda s: s["mean"][metric])["name"]
                 sequence_vs_functionals.append({"branch": name,
                                                 **comparison(learned["name"], reference)})
     neural_singles = [s for s in singles if is_neural(s["branches"][0])]
     anchor = by_name[_most_chosen(predictions, plan) or best_fusion or best_single]
     return {
-        "dataset": dataset, "folds": plan.folds, "protocol": "leave-one-fold-out",
+        "dataset": dataset, "folds": plan.folds, "protocol": plan.protocol,
+        "multilabel": data.multilabel, "metric": metric,
         "primary": primary,
         "branch_comparisons": [_branch_comparison(c, by_name, comparison)
                                for c in plan.branch_comparisons],
         "systems": systems,
         "best_single": best_single, "best_fusion": best_fusion,
         "fusion_gain": next((c for c in comparisons if c["system"] == best_fusion), None),
-        "selection_note": "best_single, best_fusion, fusion_gain and comparisons pick systems "
-                          "by their test accuracy: exploratory, not the headline",
+        "selection_note": f"best_single, best_fusion, fusion_gain and comparisons pick systems "
+                          f"by their test {metric}: exploratory, not the headline",
         "classes": data.classes,
         "clips_per_fold": {str(fold): len(test) for fold, _, test in plan.outer},
         "n_clips": len(data.y),
@@ -145,8 +154,8 @@ def assemble_results(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, 
         "sequence_vs_functionals": sequence_vs_functionals,
         "sequence_dims": {name: list(np.shape(values)[1:])
                           for name, values in data.sequences.items()},
-        "contributions": _contributions(by_name, data.branches, plan.folds, anchor),
-        "reference_for_gain": (max(neural_singles, key=lambda s: s["mean"]["accuracy"])["name"]
+        "contributions": _contributions(by_name, data.branches, plan.folds, anchor, metric),
+        "reference_for_gain": (max(neural_singles, key=lambda s: s["mean"][metric])["name"]
                                if neural_singles else best_single),
     }
 
@@ -168,15 +177,35 @@ def _bootstrap_units(plan: Plan, data: BenchmarkData) -> list[np.ndarray]:
             for _, _, test in plan.outer]
 
 
-def _correctness(names: Sequence[str], plan: Plan, data: BenchmarkData,
-                 predictions: Mapping[Key, Prediction],
-                 repeats: int) -> dict[str, list[np.ndarray]]:
-    """Per system and outer fold, whether each repeat got each test clip right,
-    (n_repeats, n_test)."""
-    return {name: [np.stack([np.argmax(predictions[name, fold, r].test, axis=1)
-                             == data.y[test] for r in range(repeats)])
-                   for fold, _, test in plan.outer]
-            for name in names}
+def _comparer(names: Sequence[str], plan: Plan, data: BenchmarkData,
+              predictions: Mapping[Key, Prediction], config: BenchmarkConfig) -> Any:
+    """``comparison(name, reference)`` of two of ``names``: paired, in points of the task's
+    primary metric, with the two-level bootstrap over the test units and the repeats
+    (:func:`~featurekit.benchmark.score.compare`; for label sets
+    :func:`~featurekit.benchmark.score.compare_map`, which recomputes macro mAP in every
+    resample)."""
+    units = _bootstrap_units(plan, data)
+    repeats = range(config.repeats)
+    if data.multilabel:
+        probas = {name: [np.stack([predictions[name, fold, r].test for r in repeats])
+                         for fold, _, _ in plan.outer] for name in names}
+        truth = [data.Y[test] for _, _, test in plan.outer]
+        memo: dict[str, Any] = {}  # each system resampled once for all its comparisons
+
+        def comparison(name: str, reference: str) -> dict[str, Any]:
+            return compare_map(name, reference, probas, truth, units, plan.folds,
+                               n_boot=config.n_bootstrap, random_state=config.seed, memo=memo)
+        return comparison
+    # Per system and outer fold, whether each repeat got each test clip right.
+    correct = {name: [np.stack([np.argmax(predictions[name, fold, r].test, axis=1)
+                                == data.y[test] for r in repeats])
+                      for fold, _, test in plan.outer]
+               for name in names}
+
+    def comparison(name: str, reference: str) -> dict[str, Any]:
+        return compare(name, reference, correct, units, plan.folds,
+                       n_boot=config.n_bootstrap, random_state=config.seed)
+    return comparison
 
 
 def _branch_comparison(comparison: BranchComparison, by_name: Mapping[str, Mapping[str, Any]],
@@ -184,8 +213,11 @@ def _branch_comparison(comparison: BranchComparison, by_name: Mapping[str, Mappi
     """One :class:`BranchComparison` as results.json states it (accuracies 0-1, gain in
     percentage points)."""
     result = compare_systems(comparison.system, comparison.reference)
+    metric = next(iter(by_name[comparison.system]["repeats"]))
     return {"branch": comparison.branch, "system": comparison.system,
-            "reference": comparison.reference,
+            "reference": comparison.reference, "metric": metric,
+            "score": by_name[comparison.system]["mean"][metric],
+            "reference_score": by_name[comparison.reference]["mean"][metric],
             "accuracy": by_name[comparison.system]["mean"]["accuracy"],
             "reference_accuracy": by_name[comparison.reference]["mean"]["accuracy"],
             "gain_pp": result["mean_pp"], "ci95_pp": result["ci95_pp"],
@@ -206,13 +238,7 @@ def branch_comparisons(plan: Plan, data: BenchmarkData, predictions: Mapping[Key
     branches = _selection_branches(plan, data)
     by_name = {name: _system_entry(name, branches[name], None, name, (), data, plan,
                                    predictions, repeats) for name in names}
-    correct = _correctness(names, plan, data, predictions, repeats)
-    units = _bootstrap_units(plan, data)
-
-    def comparison(name: str, reference: str) -> dict[str, Any]:
-        return compare(name, reference, correct, units, plan.folds,
-                       n_boot=config.n_bootstrap, random_state=config.seed)
-
+    comparison = _comparer(names, plan, data, predictions, config)
     return [_branch_comparison(c, by_name, comparison) for c in plan.branch_comparisons]
 
 
@@ -226,9 +252,11 @@ def _most_chosen(predictions: Mapping[Key, Prediction], plan: Plan) -> str | Non
 
 
 def _contributions(by_name: Mapping[str, Mapping[str, Any]], branch_names: Sequence[str],
-                   fold_ids: Sequence[int], anchor: Mapping[str, Any]) -> dict[str, Any]:
+                   fold_ids: Sequence[int], anchor: Mapping[str, Any],
+                   metric: str = "accuracy") -> dict[str, Any]:
     """Each branch alone and its marginal value (all minus all-but-it), with ``anchor``'s head
-    and fusion, per fold and as mean and standard deviation over folds."""
+    and fusion, per fold and as mean and standard deviation over folds, in points of
+    ``metric`` (the keys keep their historical ``_pct`` names)."""
     head, fusion = anchor["head"], anchor["fusion"]
 
     def lookup(subset: Sequence[str]) -> Mapping[str, Any] | None:
@@ -243,7 +271,7 @@ def _contributions(by_name: Mapping[str, Mapping[str, Any]], branch_names: Seque
                 "std": float(array.std(ddof=1)) if array.size > 1 else 0.0}
 
     def accuracy(system: Mapping[str, Any]) -> list[float]:
-        return [100.0 * system["per_fold"][str(f)]["accuracy"] for f in fold_ids]
+        return [100.0 * system["per_fold"][str(f)][metric] for f in fold_ids]
 
     everything = lookup(branch_names)
     out: dict[str, Any] = {"head": head, "fusion": fusion, "branches": {}}

@@ -116,14 +116,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def summary_text(results: dict) -> str:
-    """The primary comparison first, then the exploratory best systems."""
-    accuracy = {s["name"]: 100 * s["mean"]["accuracy"] for s in results["systems"]}
+    """The primary comparison first, then the exploratory best systems (in macro mAP for a
+    multi-label task, accuracy otherwise)."""
+    metric = results.get("metric", "accuracy")
+    accuracy = {s["name"]: 100 * s["mean"][metric] for s in results["systems"]}
+    unit = " mAP" if metric == "map" else ""
     lines = []
     primary = results.get("primary")
     if primary:
         low, high = primary["ci95_pp"]
-        lines.append(f"primary: {primary['system']} {accuracy[primary['system']]:.1f} % vs "
-                     f"{primary['reference']} {accuracy[primary['reference']]:.1f} %: "
+        lines.append(f"primary: {primary['system']} {accuracy[primary['system']]:.1f} %{unit} vs "
+                     f"{primary['reference']} {accuracy[primary['reference']]:.1f} %{unit}: "
                      f"{primary['gain_pp']:+.2f} pp [95 % CI {low:+.2f}, {high:+.2f}] per fold "
                      + ", ".join(f"{k}: {v:+.2f}" for k, v in primary["per_fold_pp"].items())
                      + f" ({primary['n_repeats']} repeats; {primary['ci_method']})")
