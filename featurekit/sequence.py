@@ -63,7 +63,12 @@ from torch import nn
 
 from featurekit.benchmark.config import E2E_BRANCH
 from featurekit.errors import ConfigError, StoreError
-from featurekit.heads import HeadSpec, validation_split
+from featurekit.heads import (
+    HeadSpec,
+    check_label_matrix,
+    stratification_labels,
+    validation_split,
+)
 from featurekit.neural.embedding import torch_threads
 from featurekit.neural.logmel import LOGMEL_BRANCH
 
@@ -490,6 +495,44 @@ class EarlyStopping:
             network.load_state_dict(self.best_state)
 
 
+def encode_targets(y: Any, n_clips: int, who: str) -> tuple[np.ndarray, np.ndarray, bool]:
+    """``classes_``, the encoded targets and whether they are label sets, for a network head.
+
+    Class labels (1-D) are encoded as class indices; a label-indicator matrix (2-D) is kept
+    as 0/1, its columns the classes (multi-label: sigmoid outputs, binary cross-entropy).
+    """
+    y = np.asarray(y)
+    if y.shape[0] != n_clips:
+        raise ValueError(f"X has {n_clips} clips but y has {y.shape[0]}")
+    if y.ndim == 2:
+        encoded = check_label_matrix(y, who=who)
+        return np.arange(encoded.shape[1]), encoded, True
+    check_classification_targets(y)
+    classes, encoded = np.unique(y, return_inverse=True)
+    if classes.size < 2:
+        raise ValueError(f"{who} needs at least 2 classes, got {classes.size}")
+    return classes, encoded, False
+
+
+def target_tensor(encoded: np.ndarray, multilabel: bool, device: torch.device) -> torch.Tensor:
+    """Class indices (int64) or label indicators (float32) on ``device``."""
+    return torch.from_numpy(encoded.astype(np.float32 if multilabel else np.int64)).to(device)
+
+
+def target_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of class indices, or binary cross-entropy (per class, averaged) of label
+    indicators."""
+    if targets.dtype.is_floating_point:
+        return nn.functional.binary_cross_entropy_with_logits(logits, targets)
+    return nn.functional.cross_entropy(logits, targets)
+
+
+def logits_to_proba(logits: torch.Tensor, multilabel: bool) -> np.ndarray:
+    """Softmax class probabilities, or independent sigmoid probabilities of label sets."""
+    logits = logits.double()
+    return (torch.sigmoid(logits) if multilabel else torch.softmax(logits, dim=1)).cpu().numpy()
+
+
 # --------------------------------------------------------------------------------------------
 # The classifier
 # --------------------------------------------------------------------------------------------
@@ -693,16 +736,11 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         self._check_options()
         streams = _check_streams(X)
         n_clips = next(iter(streams.values())).shape[0]
-        y = np.asarray(y)
-        if y.shape[0] != n_clips:
-            raise ValueError(f"X has {n_clips} clips but y has {y.shape[0]}")
-        check_classification_targets(y)
-        self.classes_, encoded = np.unique(y, return_inverse=True)
-        if self.classes_.size < 2:
-            raise ValueError(f"SequenceClassifier needs at least 2 classes, got "
-                             f"{self.classes_.size}")
+        self.classes_, encoded, self.multilabel_ = encode_targets(y, n_clips,
+                                                                  "SequenceClassifier")
         seed = 0 if self.random_state is None else int(self.random_state)
-        split = validation_split(encoded, None if groups is None else np.asarray(groups),
+        split = validation_split(stratification_labels(encoded),
+                                 None if groups is None else np.asarray(groups),
                                  fraction=self.validation_fraction, random_state=seed)
         train, val = split if split is not None else (np.arange(n_clips), None)
         self.streams_ = list(streams)
@@ -723,8 +761,10 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
             optimiser = torch.optim.AdamW(self.network_.parameters(), lr=self.learning_rate,
                                           weight_decay=self.weight_decay)
             schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, self.max_epochs)
-            criterion = nn.CrossEntropyLoss(label_smoothing=self.label_smoothing)
-            targets = torch.from_numpy(encoded.astype(np.int64)).to(device)
+            # Label sets: binary cross-entropy per class (no smoothing of label sets).
+            criterion = (nn.BCEWithLogitsLoss() if self.multilabel_
+                         else nn.CrossEntropyLoss(label_smoothing=self.label_smoothing))
+            targets = target_tensor(encoded, self.multilabel_, device)
             stopping = EarlyStopping(self.patience)
             for epoch in range(1, self.max_epochs + 1):
                 self.network_.train()
@@ -744,7 +784,7 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
                 if val is None:
                     continue
                 logits = self._forward_rows(streams, val, device).logits
-                if stopping.update(epoch, float(nn.functional.cross_entropy(logits, targets[val])),
+                if stopping.update(epoch, float(target_loss(logits, targets[val])),
                                    self.network_):
                     break
             stopping.restore(self.network_)
@@ -767,13 +807,16 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
             return self._forward_rows(streams, np.arange(n_clips), device)
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities, shape (n_clips, n_classes), columns in ``classes_`` order."""
-        logits = self._outputs(X).logits
-        return torch.softmax(logits.double(), dim=1).cpu().numpy()
+        """Class probabilities, shape (n_clips, n_classes), columns in ``classes_`` order
+        (independent per-class probabilities when fitted on label sets)."""
+        return logits_to_proba(self._outputs(X).logits, self.multilabel_)
 
     def predict(self, X: Any) -> np.ndarray:
-        """Most probable class of each clip."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        """Most probable class of each clip; label sets: indicators of probabilities >= 0.5."""
+        proba = self.predict_proba(X)
+        if self.multilabel_:
+            return (proba >= 0.5).astype(np.int64)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def transform(self, X: Any) -> np.ndarray:
         """The learned (fused) embedding of each clip, shape (n_clips, embedding_dim),

@@ -24,7 +24,7 @@ from featurekit.store import KEY_COLUMNS as STORE_KEY_COLUMNS
 #: Non-feature columns: a store read's keys, and ``recording`` (optional), each clip's source.
 KEY_COLUMNS = (*STORE_KEY_COLUMNS, "recording")
 #: Fusions that need one class per clip (a softmax over classes), refused for label sets.
-SINGLE_LABEL_FUSIONS = ("calibrated", "blend", "joint")
+SINGLE_LABEL_FUSIONS = ("calibrated", "blend")
 
 
 def split_labels(text: str) -> list[str]:
@@ -190,15 +190,12 @@ def _check_branch_sequences(sequences: Mapping[str, np.ndarray], selectors: Mapp
                                f"frames, dims), got {np.shape(values)}")
 
 
-def _check_multilabel_config(config: BenchmarkConfig, sequences: Mapping[str, Any]) -> None:
+def _check_multilabel_config(config: BenchmarkConfig) -> None:
     refused = [name for name in config.fusions if name in SINGLE_LABEL_FUSIONS]
     if refused:
         raise ConfigError(f"fusion(s) {', '.join(refused)} need one class per clip; a "
-                          "multi-label benchmark fuses by early, mean, weighted, stacking or "
-                          "oof_features")
-    if any(head in SEQUENCE_HEAD_NAMES for head in config.heads) or E2E_BRANCH in sequences:
-        raise ConfigError("the sequence head and the e2e stream are single-label for now; "
-                          "benchmark a multi-label task with xgb, mlp or logreg heads")
+                          "multi-label benchmark fuses by early, mean, weighted, stacking, "
+                          "oof_features or joint")
     if config.tune:
         raise ConfigError("the hyper-parameter search scores accuracy; it is single-label "
                           "only for now (drop --tune)")
@@ -235,7 +232,7 @@ def prepare_data(data: pd.DataFrame, config: BenchmarkConfig, *,
     """
     _validate_frame(data)
     if multilabel:
-        _check_multilabel_config(config, sequences or {})
+        _check_multilabel_config(config)
     # Sequences stay in the caller's row order; sequence_rows maps sorted rows to theirs.
     order = np.argsort(data["clip_id"].to_numpy(dtype=str), kind="stable")
     data = data.iloc[order].reset_index(drop=True)

@@ -104,8 +104,8 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
     multilabel : bool
         Each clip's ``label`` is its label set joined by commas: heads fit label indicators,
         fusions combine per-class probabilities, selections and comparisons use macro mAP.
-        The fusions that need one class per clip (``calibrated``, ``blend``, ``joint``) are
-        dropped from ``config`` with a warning.
+        The fusions that need one class per clip (``calibrated``, ``blend``) are dropped
+        from ``config`` with a warning.
     protocol : {"leave-one-fold-out", "train-val-eval"}
         ``train-val-eval``: folds 1, 2, 3 are the official train, validation and eval sets
         (:func:`~featurekit.benchmark.plan.official_split`); the eval clips are scored once

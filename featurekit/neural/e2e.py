@@ -39,18 +39,21 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from featurekit.errors import ConfigError
-from featurekit.heads import HeadSpec, validation_split
+from featurekit.heads import HeadSpec, stratification_labels, validation_split
 from featurekit.neural.embedding import torch_threads
 from featurekit.sequence import (
     EarlyStopping,
     StreamScaling,
     check_sequences,
     deterministic_torch,
+    encode_targets,
+    logits_to_proba,
+    target_loss,
+    target_tensor,
 )
 
 __all__ = ["E2ECNN", "E2E_HEADS", "E2EClassifier"]
@@ -268,16 +271,11 @@ class E2EClassifier(ClassifierMixin, BaseEstimator):
         labels ``y``; ``groups`` (source recordings) shape the early-stopping split."""
         self._check_options()
         X = check_sequences(X)
-        y = np.asarray(y)
-        if y.shape[0] != X.shape[0]:
-            raise ValueError(f"X has {X.shape[0]} clips but y has {y.shape[0]}")
-        check_classification_targets(y)
-        self.classes_, encoded = np.unique(y, return_inverse=True)
-        if self.classes_.size < 2:
-            raise ValueError(f"E2EClassifier needs at least 2 classes, got "
-                             f"{self.classes_.size}")
+        self.classes_, encoded, self.multilabel_ = encode_targets(y, X.shape[0],
+                                                                  "E2EClassifier")
         seed = 0 if self.random_state is None else int(self.random_state)
-        split = validation_split(encoded, None if groups is None else np.asarray(groups),
+        split = validation_split(stratification_labels(encoded),
+                                 None if groups is None else np.asarray(groups),
                                  fraction=self.validation_fraction, random_state=seed)
         train, val = split if split is not None else (np.arange(X.shape[0]), None)
         self.scaling_ = StreamScaling(X, train, None)
@@ -292,7 +290,7 @@ class E2EClassifier(ClassifierMixin, BaseEstimator):
             optimiser = torch.optim.AdamW(self.network_.parameters(), lr=self.learning_rate,
                                           weight_decay=self.weight_decay)
             schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, self.max_epochs)
-            targets = torch.from_numpy(encoded.astype(np.int64)).to(device)
+            targets = target_tensor(encoded, self.multilabel_, device)
             stopping = EarlyStopping(self.patience)
             for epoch in range(1, self.max_epochs + 1):
                 self.network_.train()
@@ -313,7 +311,7 @@ class E2EClassifier(ClassifierMixin, BaseEstimator):
                                         (targets[rows][partner], 1.0 - weight)]
                     optimiser.zero_grad()
                     logits = self.network_(values, mask)
-                    loss = sum(share * nn.functional.cross_entropy(logits, target)
+                    loss = sum(share * target_loss(logits, target)
                                for target, share in loss_targets)
                     loss.backward()
                     optimiser.step()
@@ -321,8 +319,7 @@ class E2EClassifier(ClassifierMixin, BaseEstimator):
                 self.n_epochs_ = epoch
                 if val is None:
                     continue
-                val_loss = float(nn.functional.cross_entropy(self._logits(X, val, device),
-                                                             targets[val]))
+                val_loss = float(target_loss(self._logits(X, val, device), targets[val]))
                 if stopping.update(epoch, val_loss, self.network_):
                     break
             stopping.restore(self.network_)
@@ -339,16 +336,20 @@ class E2EClassifier(ClassifierMixin, BaseEstimator):
         return X
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities (n_clips, n_classes), columns in ``classes_`` order."""
+        """Class probabilities (n_clips, n_classes), columns in ``classes_`` order
+        (independent per-class probabilities when fitted on label sets)."""
         X = self._checked(X)
         device = next(self.network_.parameters()).device
         with torch_threads(self.n_jobs):
             logits = self._logits(X, np.arange(X.shape[0]), device)
-        return torch.softmax(logits.double(), dim=1).cpu().numpy()
+        return logits_to_proba(logits, self.multilabel_)
 
     def predict(self, X: Any) -> np.ndarray:
-        """Most probable class of each clip."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        """Most probable class of each clip; label sets: indicators of probabilities >= 0.5."""
+        proba = self.predict_proba(X)
+        if self.multilabel_:
+            return (proba >= 0.5).astype(np.int64)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def transform(self, X: Any) -> np.ndarray:
         """Clip embeddings (n_clips, 2 * last channels): mean and maximum of the frames."""
