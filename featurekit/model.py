@@ -656,7 +656,7 @@ def train(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLi
     Raises
     ------
     ConfigError
-        Unknown system or folds.
+        Unknown system or folds, or a multi-label dataset.
     StoreError
         The store holds another configuration, or computing a branch failed.
     """
@@ -667,6 +667,9 @@ def train(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLi
     if n_jobs == 0 or n_jobs < -1:
         raise ConfigError("n_jobs must be a positive count or -1")
     data = load_dataset(dataset, data_dir)
+    if data.multilabel:  # its label column holds label sets; a classifier here has one class
+        raise ConfigError(f"{data.name} is multi-label; featurekit train fits single-label "
+                          "classifiers (featurekit benchmark evaluates multi-label systems)")
     present = data.folds
     wanted = present if folds is None else sorted(set(int(f) for f in folds))
     unknown = sorted(set(wanted) - set(present))

@@ -687,3 +687,13 @@ def test_download_fsd50k_refuses_a_part_with_the_wrong_checksum(tmp_path: Path,
     with pytest.raises(DownloadError, match=r"FSD50K.dev_audio.z02.*(md5|checksum)"):
         download_fsd50k(tmp_path / "data", record_url=record, progress=False)
     assert not (tmp_path / "data" / "FSD50K.dev_audio").exists()
+
+
+def test_featurekit_train_refuses_a_multilabel_dataset(tmp_path: Path) -> None:
+    from featurekit.model import train
+
+    make_fsd50k(tmp_path, dev=DEV, evaluation=EVAL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DatasetWarning)
+        with pytest.raises(ConfigError, match="multi-label"):
+            train("fsd50k", tmp_path, tmp_path / "store", model=None)

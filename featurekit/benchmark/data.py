@@ -261,7 +261,12 @@ def prepare_data(data: pd.DataFrame, config: BenchmarkConfig, *,
     if multilabel:
         if "label" not in data.columns:
             raise DatasetError("a multi-label features table needs the label column")
-        Y, classes = label_matrix([split_labels(text) for text in data["label"]])
+        label_sets = [split_labels(text) for text in data["label"]]
+        empty = [clip for clip, labels in zip(data["clip_id"], label_sets, strict=True)
+                 if not labels]
+        if empty:
+            raise DatasetError(f"clip(s) without labels: {', '.join(map(str, empty[:5]))}")
+        Y, classes = label_matrix(label_sets)
         y = stratification_labels(Y)
     return BenchmarkData(X=X, y=y.astype(np.int64), folds=folds, groups=groups,
                          recordings_known=recordings_known, positions=positions,

@@ -55,6 +55,9 @@ class Prediction:
 
 
 Key = tuple[str, int, int]  # system name, fold, repeat
+#: Splits of a fixed validation set for the fusion rules' own choices (as many as the
+#: benchmark's default inner splits).
+VALIDATION_SPLITS = 3
 UnitKey = tuple[str, tuple[str, ...], str]  # head, branches, kind: one unit per fold and repeat
 
 
@@ -119,8 +122,8 @@ def _validation_rows(y_train: np.ndarray, outputs: Mapping[Unit, UnitOutput],
                                 else output.oof[:, covered])
                   for unit, output in outputs.items()}
     val_splits = inner_splits(stratification_labels(y_val),
-                              None if groups is None else groups[covered], n_splits=3,
-                              random_state=seed)
+                              None if groups is None else groups[covered],
+                              n_splits=VALIDATION_SPLITS, random_state=seed)
     return y_val, restricted, val_splits
 
 

@@ -136,7 +136,7 @@ def assemble_results(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, 
         "dataset": dataset, "folds": plan.folds, "protocol": plan.protocol,
         "multilabel": data.multilabel, "metric": metric,
         "primary": primary,
-        "branch_comparisons": [_branch_comparison(c, by_name, comparison)
+        "branch_comparisons": [_branch_comparison(c, by_name, comparison, metric)
                                for c in plan.branch_comparisons],
         "systems": systems,
         "best_single": best_single, "best_fusion": best_fusion,
@@ -209,11 +209,10 @@ def _comparer(names: Sequence[str], plan: Plan, data: BenchmarkData,
 
 
 def _branch_comparison(comparison: BranchComparison, by_name: Mapping[str, Mapping[str, Any]],
-                       compare_systems: Any) -> dict[str, Any]:
-    """One :class:`BranchComparison` as results.json states it (accuracies 0-1, gain in
-    percentage points)."""
+                       compare_systems: Any, metric: str) -> dict[str, Any]:
+    """One :class:`BranchComparison` as results.json states it (accuracies and ``metric``'s
+    scores 0-1, gain in points of ``metric``)."""
     result = compare_systems(comparison.system, comparison.reference)
-    metric = next(iter(by_name[comparison.system]["repeats"]))
     return {"branch": comparison.branch, "system": comparison.system,
             "reference": comparison.reference, "metric": metric,
             "score": by_name[comparison.system]["mean"][metric],
@@ -239,7 +238,8 @@ def branch_comparisons(plan: Plan, data: BenchmarkData, predictions: Mapping[Key
     by_name = {name: _system_entry(name, branches[name], None, name, (), data, plan,
                                    predictions, repeats) for name in names}
     comparison = _comparer(names, plan, data, predictions, config)
-    return [_branch_comparison(c, by_name, comparison) for c in plan.branch_comparisons]
+    return [_branch_comparison(c, by_name, comparison, primary_metric(data.multilabel))
+            for c in plan.branch_comparisons]
 
 
 def _most_chosen(predictions: Mapping[Key, Prediction], plan: Plan) -> str | None:
