@@ -221,3 +221,22 @@ def test_report_shows_the_branch_comparisons_and_plots_the_curve(tmp_path) -> No
     for entry in results["learning_curve"]:
         assert f"| {entry['fraction']:g} | {entry['train_clips']:.0f} | `{entry['branch']}` |" \
             in text
+
+
+def test_oof_features_with_the_e2e_stream_extend_the_handcrafted_columns() -> None:
+    from featurekit.benchmark.plan import oof_feature_target
+
+    assert oof_feature_target(("pitch", "timbre", E2E_BRANCH)) == ("pitch", "timbre")
+    assert oof_feature_target(("pitch", "neural.m", E2E_BRANCH)) == ("neural.m",)
+    assert oof_feature_target(("pitch", "timbre")) == ()
+    assert oof_feature_target((E2E_BRANCH,)) == ()
+    frame, sequences = _frame_and_sequences()
+    config = BenchmarkConfig(heads=("logreg",), fusions=("oof_features",))
+    data = prepare_data(frame, config, sequences=sequences)
+    plan = make_plan(data.branches, config, data.folds, sequence_branches=list(data.sequences))
+    assert "pitch+timbre+e2e/logreg/oof_features" in [s.name for s in plan.systems]
+    # The CNN's out-of-fold probabilities are read; the handcrafted heads are not fitted
+    # alone for it.
+    units = {(u.head, u.branches, u.kind) for u in plan.units if u.fold == 1 and u.repeat == 0}
+    assert (E2E_HEAD, (E2E_BRANCH,), "branch") in units
+    assert ("logreg", ("pitch", "timbre", E2E_BRANCH), "oof_features") in units

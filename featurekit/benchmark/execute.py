@@ -99,8 +99,8 @@ def fit_unit(unit: Unit, spec: HeadSpec, data: BenchmarkData, train: np.ndarray,
         X_test = data.streams(unit.branches, test)
     elif unit.kind == OOF_FEATURES:
         target = oof_feature_target(unit.branches)
-        others = [other_outputs[name] for name in unit.branches if name != target]
-        target_columns = data.X[:, data.positions[target]]
+        others = [other_outputs[name] for name in unit.branches if name not in target]
+        target_columns = data.X[:, data.columns(target)]
         X_train = log_probability_features(target_columns[train],
                                            [part.oof.mean(axis=0) for part in others])
         X_test = log_probability_features(target_columns[test],
@@ -209,7 +209,7 @@ def execute(plan: Plan, data: BenchmarkData, specs: Mapping[str, HeadSpec], *,
             target = oof_feature_target(unit.branches)
             others = {name: outputs[Unit(unit.fold, unit.repeat, unit_head(unit.head, name),
                                          (name,), "branch", True)]
-                      for name in unit.branches if name != target}
+                      for name in unit.branches if name not in target}
         return delayed(fit_unit)(unit, specs[unit.head], data, *rows[unit.fold, unit.repeat],
                                  seeds=seeds_of(unit.repeat),
                                  splits=splits[unit.fold, unit.repeat], tune=tune,

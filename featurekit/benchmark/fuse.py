@@ -80,8 +80,8 @@ def _fuse_system(system: System, y_train: np.ndarray, splits: Sequence[Split],
                     system.branches, output.stream_weights, strict=True))
         elif system.fusion == OOF_FEATURES:
             target = oof_feature_target(system.branches)
-            choice = (f"{target} features + out-of-fold log-probabilities of "
-                      + ", ".join(name for name in system.branches if name != target))
+            choice = (f"{'+'.join(target)} features + out-of-fold log-probabilities of "
+                      + ", ".join(name for name in system.branches if name not in target))
         inner = output.oof.mean(axis=0) if scored and output.oof is not None else None
         return Prediction(output.test.mean(axis=0), inner, choice)
     parts = [outputs[unit_head(head, name), (name,), "branch"] for name in system.branches]

@@ -81,12 +81,20 @@ def system_name(subset: Sequence[str], head: str, fusion: str | None) -> str:
     return "/".join(["+".join(subset), head] + ([fusion] if fusion else []))
 
 
-def oof_feature_target(subset: Sequence[str]) -> str | None:
-    """The branch whose head reads the others' log-probabilities under ``oof_features``: the
-    subset's only pretrained neural branch, beside at least one other branch (the ``e2e``
-    stream has no features to extend, but its probabilities may be read)."""
-    neural = [name for name in subset if is_neural(name) and name != E2E_BRANCH]
-    return neural[0] if len(neural) == 1 and len(subset) > 1 else None
+def oof_feature_target(subset: Sequence[str]) -> tuple[str, ...]:
+    """The branches whose concatenated columns a head reads, with the others'
+    log-probabilities, under ``oof_features``; empty where the fusion does not apply.
+
+    The subset's only pretrained neural branch, beside at least one other branch; without a
+    pretrained one, every branch with columns beside the ``e2e`` stream (which has no
+    features to extend, but whose probabilities can be read).
+    """
+    pretrained = [name for name in subset if is_neural(name) and name != E2E_BRANCH]
+    if len(pretrained) == 1 and len(subset) > 1:
+        return (pretrained[0],)
+    if not pretrained and E2E_BRANCH in subset and len(subset) > 1:
+        return tuple(name for name in subset if name != E2E_BRANCH)
+    return ()
 
 
 def subsample_training(y: np.ndarray, groups: np.ndarray, fraction: float, *,
@@ -447,7 +455,7 @@ def make_plan(branches: Sequence[str], config: BenchmarkConfig, folds: np.ndarra
                     continue
                 # Late rules, blend and oof_features read their branches' inner predictions.
                 for name in system.branches:
-                    if system.fusion == OOF_FEATURES and name == oof_feature_target(
+                    if system.fusion == OOF_FEATURES and name in oof_feature_target(
                             system.branches):
                         continue
                     stage1[(fold, repeat, unit_head(system.head, name), (name,), "branch")] = \
