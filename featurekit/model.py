@@ -128,8 +128,8 @@ def _system_estimator(system: System, columns: Mapping[str, np.ndarray],
     if system.fusion in LATE_FUSIONS:
         return LateFusionClassifier(branches, head, system.fusion, **options)
     if system.fusion == OOF_FEATURES:
-        return OOFFeaturesClassifier(branches, oof_feature_target(system.branches), head,
-                                     **options)
+        target, = oof_feature_target(system.branches)  # one branch without the e2e stream
+        return OOFFeaturesClassifier(branches, target, head, **options)
     raise ConfigError(f"system {system.name!r}: training {system.fusion!r} systems is not "
                       f"supported (functionals heads with early, late or oof_features "
                       f"fusion are)")
@@ -660,12 +660,17 @@ def train(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLi
     StoreError
         The store holds another configuration, or computing a branch failed.
     """
+    from featurekit.benchmark.config import E2E_BRANCH
     from featurekit.benchmark.driver import fill_store, read_features
     from featurekit.datasets import load_dataset
     from featurekit.store import FeatureStore
 
     if n_jobs == 0 or n_jobs < -1:
         raise ConfigError("n_jobs must be a positive count or -1")
+    if E2E_BRANCH in ([model] if isinstance(model, str) else list(model or [])):
+        raise ConfigError("featurekit train fits systems of clip-level features; the e2e "
+                          "stream (a CNN trained from scratch) is evaluated by featurekit "
+                          "benchmark --model e2e only")
     data = load_dataset(dataset, data_dir)
     if data.multilabel:  # its label column holds label sets; a classifier here has one class
         raise ConfigError(f"{data.name} is multi-label; featurekit train fits single-label "

@@ -240,3 +240,10 @@ def test_oof_features_with_the_e2e_stream_extend_the_handcrafted_columns() -> No
     units = {(u.head, u.branches, u.kind) for u in plan.units if u.fold == 1 and u.repeat == 0}
     assert (E2E_HEAD, (E2E_BRANCH,), "branch") in units
     assert ("logreg", ("pitch", "timbre", E2E_BRANCH), "oof_features") in units
+
+
+def test_train_refuses_the_e2e_stream_with_a_clear_error(tmp_path) -> None:
+    from featurekit.model import train
+
+    with pytest.raises(ConfigError, match="benchmark --model e2e"):
+        train("urbansound8k", tmp_path, tmp_path / "store", model=["mn04_as", E2E_BRANCH])
