@@ -24,6 +24,18 @@ REPORT_FILE = "report.md"
 CONTRIBUTION_PLOT = "branch_contributions.png"
 CONFUSION_PLOT = "confusion_best.png"
 GAIN_PLOT = "per_class_gain.png"
+AP_PLOT = "per_class_ap.png"
+#: How the primary metric of results.json (``"metric"``) is named in the report.
+METRIC_NAMES = {"accuracy": "accuracy", "map": "macro mAP"}
+
+
+def _metric(results: Mapping[str, Any]) -> str:
+    """The metric comparisons are made in: ``accuracy``, or ``map`` for multi-label tasks."""
+    return results.get("metric", "accuracy")
+
+
+def _per_class_key(results: Mapping[str, Any]) -> str:
+    return "per_class_ap" if results.get("multilabel") else "per_class_f1"
 
 
 def _pct(value: float) -> str:
@@ -47,11 +59,11 @@ def _folds_text(folds: Sequence[int]) -> str:
 
 
 def headline_system(results: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The primary comparison's system, else the one with the highest mean accuracy."""
+    """The primary comparison's system, else the one with the highest mean primary metric."""
     primary = results.get("primary")
     if primary:
         return next(s for s in results["systems"] if s["name"] == primary["system"])
-    return max(results["systems"], key=lambda system: system["mean"]["accuracy"])
+    return max(results["systems"], key=lambda system: system["mean"][_metric(results)])
 
 
 def _primary_section(results: Mapping[str, Any],
@@ -62,8 +74,11 @@ def _primary_section(results: Mapping[str, Any],
     if not primary:
         return [*lines, "None: it needs at least two branches and a fusion.", ""]
     system, reference = systems[primary["system"]], systems[primary["reference"]]
-    lines += [f"**`{primary['system']}` {_pct(system['mean']['accuracy'])} % against "
-              f"`{primary['reference']}` {_pct(reference['mean']['accuracy'])} %: "
+    metric = _metric(results)
+    name = METRIC_NAMES.get(metric, metric)
+    shown = "" if metric == "accuracy" else f"{name} "  # accuracy is the unnamed default
+    lines += [f"**`{primary['system']}` {shown}{_pct(system['mean'][metric])} % against "
+              f"`{primary['reference']}` {shown}{_pct(reference['mean'][metric])} %: "
               f"{_pp(primary['gain_pp'])} pp (95 % CI {_pp(primary['ci95_pp'][0])} to "
               f"{_pp(primary['ci95_pp'][1])} pp; per fold "
               + ", ".join(f"{k}: {_pp(v)}" for k, v in primary["per_fold_pp"].items())
@@ -71,7 +86,7 @@ def _primary_section(results: Mapping[str, Any],
               f"Fixed before any test score is seen: in each outer fold and repeat, "
               f"`{primary['system']}` is the head x fusion over every branch, and "
               f"`{primary['reference']}` the single neural-branch system (every single branch "
-              "when there is no neural one), with the best inner out-of-fold accuracy on the "
+              f"when there is no neural one), with the best inner out-of-fold {name} on the "
               "training folds. Interval: " + primary["ci_method"] + ".", ""]
     rows = [[fold, choices_auto, primary["choices"][primary["reference"]][fold]]
             for fold, choices_auto in primary["choices"][primary["system"]].items()]
@@ -101,15 +116,24 @@ def render_markdown(results: Mapping[str, Any], plots: Mapping[str, str] | None 
     heads = list(dict.fromkeys(system["head"] for system in results["systems"]
                                if system["head"] is not None))
     folds = results["folds"]
+    metric = _metric(results)
+    metric_name = METRIC_NAMES.get(metric, metric)
     lines = [f"# featurekit benchmark: {results['dataset']}", ""]
 
     protocol = (f"**Protocol.** {results['protocol']} over folds {_folds_text(folds)} "
                 f"({results.get('n_clips', '?')} clips, {len(results.get('classes', []))} "
                 f"classes; clips per fold: "
                 + ", ".join(f"{k}: {v}" for k, v in results.get("clips_per_fold", {}).items())
-                + "). Each fold is the test set once; scaling, imputation, early stopping, "
-                  "hyper-parameters, fusion weights and stackers are fitted on the training "
-                  "folds only, second-level learners on inner out-of-fold predictions.")
+                + "). " + ("Official split: heads are fitted on the train clips (fold 1) and "
+                           "predict the validation clips (fold 2), on which fusion weights, "
+                           "stackers and every selection are learned; the systems are then "
+                           "refitted on train + validation and score the eval clips (fold 3) "
+                           "once; intervals resample the eval clips."
+                           if results["protocol"] == "train-val-eval" else
+                           "Each fold is the test set once; scaling, imputation, early "
+                           "stopping, hyper-parameters, fusion weights and stackers are fitted "
+                           "on the training folds only, second-level learners on inner "
+                           "out-of-fold predictions."))
     lines += [protocol, ""]
     missing = results.get("missing_folds") or []
     if missing:
@@ -137,15 +161,15 @@ def render_markdown(results: Mapping[str, Any], plots: Mapping[str, str] | None 
 
     lines += _primary_section(results, systems)
     lines += sets_section(results)
-    lines += ["## Exploratory: the best systems by test accuracy", ""]
+    lines += [f"## Exploratory: the best systems by test {metric_name}", ""]
     best_single = systems[results["best_single"]]
-    lines.append(f"- Best single branch: `{best_single['name']}`, accuracy "
-                 f"{_mean_sd(best_single)} %")
+    lines.append(f"- Best single branch: `{best_single['name']}`, {metric_name} "
+                 f"{_mean_sd(best_single, metric)} %")
     gain = results.get("fusion_gain")
     if results.get("best_fusion"):
         best_fusion = systems[results["best_fusion"]]
-        lines.append(f"- Best fusion: `{best_fusion['name']}`, accuracy "
-                     f"{_mean_sd(best_fusion)} %")
+        lines.append(f"- Best fusion: `{best_fusion['name']}`, {metric_name} "
+                     f"{_mean_sd(best_fusion, metric)} %")
         lines.append(f"- Its gain over the best single branch: {_pp(gain['mean_pp'])} pp "
                      f"(95 % CI {_pp(gain['ci95_pp'][0])} to "
                      f"{_pp(gain['ci95_pp'][1])} pp; per fold "
@@ -154,7 +178,7 @@ def render_markdown(results: Mapping[str, Any], plots: Mapping[str, str] | None 
         n_fused = sum(s["fusion"] is not None and s["head"] is not None
                       for s in systems.values())
         n_single = sum(s["fusion"] is None for s in systems.values())
-        lines.append("- **Exploratory.** Both are picked by their test accuracy among "
+        lines.append(f"- **Exploratory.** Both are picked by their test {metric_name} among "
                      f"{n_fused} fused and {n_single} single systems, "
                      "so this gain is the most favourable of many comparisons and its interval "
                      "does not account for that choice. The primary comparison above is the "
@@ -163,7 +187,7 @@ def render_markdown(results: Mapping[str, Any], plots: Mapping[str, str] | None 
         lines.append("- No fusion was run (a single branch, or no fusion requested).")
     lines.append("")
 
-    lines += ["## Ablation: accuracy (%) by branch set, head and fusion", "",
+    lines += [f"## Ablation: {metric_name} (%) by branch set, head and fusion", "",
               "Mean ± standard deviation over folds.", ""]
     rows = []
     subsets = list(dict.fromkeys(tuple(system["branches"]) for system in results["systems"]))
@@ -174,7 +198,7 @@ def render_markdown(results: Mapping[str, Any], plots: Mapping[str, str] | None 
             for head in heads:
                 match = [s for s in results["systems"] if tuple(s["branches"]) == subset
                          and s["head"] == head and s["fusion"] == fusion]
-                cells.append(_mean_sd(match[0]) if match else "")
+                cells.append(_mean_sd(match[0], metric) if match else "")
             if any(cells):
                 example = next(s for s in results["systems"] if tuple(s["branches"]) == subset)
                 rows.append(["+".join(subset), ", ".join(example["ablation"]),
@@ -185,7 +209,8 @@ def render_markdown(results: Mapping[str, Any], plots: Mapping[str, str] | None 
     if contributions.get("branches"):
         lines += ["## Branch contributions", "",
                   f"Head `{contributions['head']}`, fusion `{contributions['fusion']}` (those of "
-                  "the best fusion). *Alone*: the branch's own accuracy; *marginal*: accuracy of "
+                  f"the best fusion). *Alone*: the branch's own {metric_name}; *marginal*: "
+                  f"{metric_name} of "
                   "all branches minus all but this one. ± is the standard deviation over folds.",
                   ""]
         rows = []
@@ -200,14 +225,16 @@ def render_markdown(results: Mapping[str, Any], plots: Mapping[str, str] | None 
     if results.get("comparisons"):
         lines += ["## Every fusion against the best single branch", "",
                   f"Reference: `{results['best_single']}`, the single branch with the best "
-                  "mean test accuracy (equally tuned and ensembled; choosing it on the test "
+                  f"mean test {metric_name} (equally tuned and ensembled; choosing it on the "
+                  "test "
                   "folds favours the reference, so gains are conservative).",
                   ""]
         rows = [[f"`{c['system']}`", _pp(c["mean_pp"]),
                  f"{_pp(c['ci95_pp'][0])} to {_pp(c['ci95_pp'][1])}",
                  f"{c['n_better']}/{c['n_worse']}", _p(c["sign_test_p"]), _p(c["wilcoxon_p"])]
                 for c in sorted(results["comparisons"], key=lambda c: -c["mean_pp"])]
-        lines += _table(["Fusion", "Δ accuracy (pp)", "95 % CI (pp)", "folds better/worse",
+        lines += _table(["Fusion", f"Δ {metric_name} (pp)", "95 % CI (pp)",
+                         "folds better/worse",
                          "sign p", "Wilcoxon p"], rows)
 
     if results.get("fusion_vs_own_branches"):
@@ -219,7 +246,7 @@ def render_markdown(results: Mapping[str, Any], plots: Mapping[str, str] | None 
                  f"{_pp(c['ci95_pp'][0])} to {_pp(c['ci95_pp'][1])}",
                  " / ".join(_pp(v) for v in c["per_fold_pp"].values())]
                 for c in sorted(results["fusion_vs_own_branches"], key=lambda c: -c["mean_pp"])]
-        lines += _table(["Fusion", "Best own branch", "Δ accuracy (pp)", "95 % CI (pp)",
+        lines += _table(["Fusion", "Best own branch", f"Δ {metric_name} (pp)", "95 % CI (pp)",
                          f"Δ per fold ({' / '.join(str(f) for f in folds)})"], rows)
 
     everything = max((s["branches"] for s in results["systems"]), key=len)
@@ -248,24 +275,36 @@ def render_markdown(results: Mapping[str, Any], plots: Mapping[str, str] | None 
         lines += _table(["Branch", "Functionals", "Learned", "Δ accuracy (pp)", "95 % CI (pp)",
                          "folds better/worse"], rows)
 
+    metric = _metric(results)
+    shown = (("map", "macro mAP"), ("micro_map", "micro mAP"), ("lwlrap", "lwlrap"),
+             ("accuracy", "top-1 hit")) if results.get("multilabel") else (
+             ("accuracy", "Accuracy"), ("macro_f1", "Macro-F1"), ("map", "mAP"))
     lines += ["## All systems", "", "Mean ± sd over folds (%), each fold's score the mean over "
-              "repeats; repeat sd: standard deviation (pp) of the accuracy over repeats.", ""]
-    rows = [[f"`{s['name']}`", _mean_sd(s), _mean_sd(s, "macro_f1"), _mean_sd(s, "map"),
-             f"{100.0 * s.get('repeat_sd', {}).get('accuracy', 0.0):.2f}",
-             " / ".join(_pct(s["per_fold"][str(f)]["accuracy"]) for f in folds)]
+              f"repeats; repeat sd: standard deviation (pp) of the {METRIC_NAMES[metric]} over "
+              "repeats." + (" Multi-label: d′ from the macro ROC AUC; top-1 hit: share of "
+                            "clips whose best-scored class is one of theirs."
+                            if results.get("multilabel") else ""), ""]
+    rows = [[f"`{s['name']}`", *(_mean_sd(s, key) for key, _ in shown),
+             *([f"{s['mean']['dprime']:.2f}"] if results.get("multilabel") else []),
+             f"{100.0 * s.get('repeat_sd', {}).get(metric, 0.0):.2f}",
+             " / ".join(_pct(s["per_fold"][str(f)][metric]) for f in folds)]
             for s in results["systems"]]
-    lines += _table(["System", "Accuracy", "Macro-F1", "mAP", "Repeat sd",
-                     f"Accuracy per fold ({' / '.join(str(f) for f in folds)})"], rows)
+    lines += _table(["System", *(title for _, title in shown),
+                     *(["d′"] if results.get("multilabel") else []), "Repeat sd",
+                     f"{METRIC_NAMES[metric]} per fold ({' / '.join(str(f) for f in folds)})"],
+                    rows)
 
     best_fusion_name, reference = (_gain_pair(results) if results.get("best_fusion")
                                    else (None, None))
     if best_fusion_name and reference:
         fused, base = systems[best_fusion_name], systems[reference]
-        lines += ["## Per-class F1", "",
-                  f"`{best_fusion_name}` against `{reference}` (F1 over all test folds).", ""]
-        rows = [[name, f"{base['per_class_f1'][name]:.3f}",
-                 f"{fused['per_class_f1'][name]:.3f}",
-                 f"{fused['per_class_f1'][name] - base['per_class_f1'][name]:+.3f}"]
+        key = _per_class_key(results)
+        score = "AP" if key == "per_class_ap" else "F1"
+        lines += [f"## Per-class {score}", "",
+                  f"`{best_fusion_name}` against `{reference}` ({score} over all test folds).",
+                  ""]
+        rows = [[name, f"{base[key][name]:.3f}", f"{fused[key][name]:.3f}",
+                 f"{fused[key][name] - base[key][name]:+.3f}"]
                 for name in results["classes"]]
         lines += _table(["Class", reference, best_fusion_name, "Gain"], rows)
 
@@ -353,11 +392,12 @@ def _gain_pair(results: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def plot_per_class_gain(results: Mapping[str, Any], target: Path) -> None:
-    """Per-class F1 gain of the primary system over its reference."""
+    """Per-class F1 (multi-label: AP) gain of the primary system over its reference."""
     systems = {system["name"]: system for system in results["systems"]}
     fused_name, base_name = _gain_pair(results)
-    fused = systems[fused_name]["per_class_f1"]
-    base = systems[base_name]["per_class_f1"]
+    key = _per_class_key(results)
+    fused = systems[fused_name][key]
+    base = systems[base_name][key]
     classes = results["classes"]
     gains = [fused[name] - base[name] for name in classes]
     figure = Figure(figsize=(6.0, 1.5 + 0.3 * len(classes)), layout="constrained")
@@ -367,8 +407,33 @@ def plot_per_class_gain(results: Mapping[str, Any], target: Path) -> None:
     axis.axvline(0.0, color="black", linewidth=0.8)
     axis.set_yticks(np.arange(len(classes)), classes, fontsize=8)
     axis.invert_yaxis()
-    axis.set_xlabel("F1 gain")
+    axis.set_xlabel("AP gain" if key == "per_class_ap" else "F1 gain")
     axis.set_title(f"{fused_name}\nover {base_name}", fontsize=9)
+    _save(figure, target)
+
+
+def plot_per_class_ap(results: Mapping[str, Any], target: Path) -> None:
+    """Average precision of each class for the headline system and, with a primary
+    comparison, its reference (multi-label results)."""
+    systems = [headline_system(results)]
+    primary = results.get("primary")
+    if primary:
+        systems.append(next(s for s in results["systems"]
+                            if s["name"] == primary["reference"]))
+    classes = results["classes"]
+    rows = np.arange(len(classes))
+    height = 0.8 / len(systems)
+    figure = Figure(figsize=(6.0, 1.5 + 0.3 * len(classes)), layout="constrained")
+    axis = figure.subplots()
+    for index, system in enumerate(systems):
+        values = [system["per_class_ap"][name] for name in classes]
+        axis.barh(rows + index * height, np.nan_to_num(values, nan=0.0), height=height,
+                  label=f"{system['name']} (mAP {_pct(system['mean']['map'])} %)")
+    axis.set_yticks(rows + height * (len(systems) - 1) / 2, classes, fontsize=8)
+    axis.invert_yaxis()
+    axis.set_xlim(0.0, 1.0)
+    axis.set_xlabel("average precision")
+    axis.legend(fontsize=7, loc="lower right")
     _save(figure, target)
 
 
@@ -380,8 +445,8 @@ def write_report(results: Mapping[str, Any],
     -------
     dict of str to Path
         ``report`` and one entry per plot written (``contributions``, ``feature_sets`` for a
-        comparison of sets, ``confusion``, ``per_class_gain`` -- the last only when a fusion
-        was run).
+        comparison of sets, ``confusion`` (multi-label: ``per_class_ap``), ``per_class_gain``
+        -- the last only when a fusion was run).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -395,13 +460,19 @@ def write_report(results: Mapping[str, Any],
         plot_sets(results, out / SETS_PLOT)
         written["feature_sets"] = out / SETS_PLOT
         plots["Feature sets side by side"] = SETS_PLOT
-    plot_confusion(results, out / CONFUSION_PLOT)
-    written["confusion"] = out / CONFUSION_PLOT
-    plots["Confusion matrix of the headline system"] = CONFUSION_PLOT
+    if results.get("multilabel"):  # label sets have no confusion matrix
+        plot_per_class_ap(results, out / AP_PLOT)
+        written["per_class_ap"] = out / AP_PLOT
+        plots["Per-class average precision"] = AP_PLOT
+    else:
+        plot_confusion(results, out / CONFUSION_PLOT)
+        written["confusion"] = out / CONFUSION_PLOT
+        plots["Confusion matrix of the headline system"] = CONFUSION_PLOT
     if results.get("best_fusion") and results.get("reference_for_gain"):
         plot_per_class_gain(results, out / GAIN_PLOT)
         written["per_class_gain"] = out / GAIN_PLOT
-        plots["Per-class F1 gain of the primary comparison"] = GAIN_PLOT
+        plots[f"Per-class {'AP' if results.get('multilabel') else 'F1'} gain of the "
+              "primary comparison"] = GAIN_PLOT
     atomic_write_text(out / REPORT_FILE, render_markdown(results, plots))
     written["report"] = out / REPORT_FILE
     return written
