@@ -70,8 +70,6 @@ class HearModel(nn.Module):
         # The neuralogram has the channels of the last feature map, which every registered
         # model pools into an embedding of the same size.
         self.timestamp_embedding_size = tagger.embedding_dim
-        # Rows are frame_period apart; delays of whole samples keep the grid exact to 1/sr.
-        self._frame_samples = round(tagger.frame_period_s * tagger.sample_rate)
         self.n_shifts = math.ceil(tagger.frame_period_s * 1000 / hop_ms - 1e-9)
         self.timestamp_hop_ms = tagger.frame_period_s * 1000 / self.n_shifts
 
@@ -126,7 +124,9 @@ def get_timestamp_embeddings(audio: torch.Tensor,
     if n_sounds == 0:
         return (torch.empty((0, 0, model.timestamp_embedding_size), device=audio.device),
                 torch.empty((0, 0), device=audio.device))
-    sr, period = model.sample_rate, model._frame_samples
+    sr = model.sample_rate
+    period = round(model.tagger.frame_period_s * sr)  # samples between neuralogram rows
+    # Delays of whole samples: the interleaved grid is regular to within one sample.
     delays = [round(k * period / model.n_shifts) for k in range(model.n_shifts)]
     # Zeros behind the sound so that every pass has rows up to its end (and at least the
     # clip policy's shortest input); rows past the end are dropped below.
