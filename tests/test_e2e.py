@@ -13,7 +13,7 @@ from sklearn.base import clone
 from featurekit.benchmark import BenchmarkConfig, run_benchmark
 from featurekit.benchmark.config import E2E_BRANCH, E2E_HEAD
 from featurekit.benchmark.data import prepare_data
-from featurekit.benchmark.plan import make_plan, subsample_training
+from featurekit.benchmark.plan import make_plan, oof_feature_target, subsample_training
 from featurekit.errors import ConfigError
 from featurekit.heads import HeadSpec
 from featurekit.neural.e2e import E2EClassifier
@@ -133,8 +133,11 @@ def test_the_e2e_branch_has_one_head_and_only_probability_fusions() -> None:
     assert [n for n in names if n.startswith("e2e/")] == ["e2e/cnn"]
     with_e2e = [s for s in plan.systems if E2E_BRANCH in s.branches and len(s.branches) > 1]
     assert with_e2e and all(s.fusion != "early" for s in with_e2e)
-    # oof_features extends the pretrained branch's features, never the CNN's.
-    assert all(s.fusion != "oof_features" or "neural.tiny" in s.branches for s in with_e2e)
+    # oof_features extends columns (the pretrained branch's, else the handcrafted ones), never
+    # the CNN, which has none.
+    assert all(E2E_BRANCH not in oof_feature_target(s.branches) for s in with_e2e)
+    assert all(oof_feature_target(s.branches) == ("neural.tiny",) for s in with_e2e
+               if s.fusion == "oof_features" and "neural.tiny" in s.branches)
     assert {u.head for u in plan.units if u.branches == (E2E_BRANCH,)} == {E2E_HEAD}
     assert all(E2E_BRANCH not in u.branches or u.head == E2E_HEAD or u.kind != "branch"
                for u in plan.units)
@@ -224,8 +227,6 @@ def test_report_shows_the_branch_comparisons_and_plots_the_curve(tmp_path) -> No
 
 
 def test_oof_features_with_the_e2e_stream_extend_the_handcrafted_columns() -> None:
-    from featurekit.benchmark.plan import oof_feature_target
-
     assert oof_feature_target(("pitch", "timbre", E2E_BRANCH)) == ("pitch", "timbre")
     assert oof_feature_target(("pitch", "neural.m", E2E_BRANCH)) == ("neural.m",)
     assert oof_feature_target(("pitch", "timbre")) == ()
@@ -247,3 +248,47 @@ def test_train_refuses_the_e2e_stream_with_a_clear_error(tmp_path) -> None:
 
     with pytest.raises(ConfigError, match="benchmark --model e2e"):
         train("urbansound8k", tmp_path, tmp_path / "store", model=["mn04_as", E2E_BRANCH])
+
+
+def test_sequence_heads_read_the_cnn_frames_of_the_e2e_stream(monkeypatch) -> None:
+    import featurekit.benchmark.execute as execute_module
+    from featurekit.sequence import SequenceClassifier
+
+    frame, sequences = _frame_and_sequences()
+    rng = np.random.default_rng(5)
+    y = frame["label_id"].to_numpy()
+    pitch = rng.normal(size=(len(frame), 10, 3)).astype(np.float32)
+    pitch[np.arange(len(frame)), :, y] += 2.0
+    sequences["pitch"] = pitch
+    heads = {E2E_HEAD: HeadSpec(E2E_HEAD, functools.partial(E2EClassifier, **TINY),
+                                seeded=True),
+             "seq": HeadSpec("seq", functools.partial(SequenceClassifier, width=8,
+                                                      embedding_dim=8, max_epochs=3),
+                             seeded=True)}
+    seen: dict[tuple[str, ...], object] = {}
+    fit_unit = execute_module.fit_unit
+
+    def spy(unit, spec, data, train, test, **options):
+        output = fit_unit(unit, spec, data, train, test, **options)
+        if unit.head == "seq":
+            seen[unit.branches] = options["other_outputs"]
+        return output
+
+    monkeypatch.setattr(execute_module, "fit_unit", spy)
+    config = BenchmarkConfig(heads=("logreg", "seq"), fusions=("weighted", "joint", "blend"),
+                             repeats=1, n_bootstrap=100)
+    results = run_benchmark(frame.drop(columns=["neural.tiny.emb_000"]), dataset="synthetic",
+                            config=config, head_specs=heads, sequences=sequences,
+                            progress=False,
+                            branches={"pitch": "pitch.", "timbre": "timbre."})
+    names = {system["name"] for system in results["systems"]}
+    assert {"e2e/cnn", "e2e/seq", "pitch+e2e/seq/joint"} <= names
+    assert not any(name.endswith("/blend") and "e2e" in name for name in names)
+    # The e2e stream the sequence heads read is the CNN's 16-channel frames, not the 6 bands.
+    e2e_output = seen[(E2E_BRANCH,)][E2E_BRANCH]
+    train_frames, test_frames = e2e_output.frames
+    assert train_frames.shape[2] == test_frames.shape[2] == TINY["channels"][-1]
+    assert train_frames.shape[0] == 40 and test_frames.shape[0] == 20
+    assert seen[("pitch", E2E_BRANCH)][E2E_BRANCH] is not None
+    comparison = next(c for c in results["sequence_vs_functionals"] if c["branch"] == E2E_BRANCH)
+    assert (comparison["system"], comparison["reference"]) == ("e2e/seq", "e2e/cnn")

@@ -18,6 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from featurekit.benchmark.config import (
     BACKENDS,
+    E2E_BRANCH,
     E2E_HEAD,
     OOF_FEATURES,
     SEQUENCE_HEAD_NAMES,
@@ -50,6 +51,9 @@ class UnitOutput:
         The same twins' embeddings of the test clips.
     stream_weights : np.ndarray, optional, (n_branches,)
         Joint model: mean gate weight of each branch on the test clips.
+    frames : (np.ndarray, np.ndarray), optional
+        The e2e CNN's frame sequences of the training and test clips (its first member's),
+        which sequence heads read as the ``e2e`` stream.
     n_fits : int
         Heads fitted: the members and their inner twins (a search's fits not counted).
     """
@@ -62,6 +66,7 @@ class UnitOutput:
     oof_embedding: np.ndarray | None = None
     test_embedding: np.ndarray | None = None
     stream_weights: np.ndarray | None = None
+    frames: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def unit_splits(data: BenchmarkData, train: np.ndarray, n_splits: int,
@@ -81,22 +86,34 @@ def _scatter(blocks: Sequence[np.ndarray], indices: Sequence[np.ndarray],
     return out
 
 
+def _with_stream(branches: Sequence[str], X: Any, name: str, values: np.ndarray) -> Any:
+    """A sequence head's input (one array, or a mapping by branch) with ``name``'s stream
+    replaced by ``values``."""
+    return values if len(branches) == 1 else {**X, name: values}
+
+
 def fit_unit(unit: Unit, spec: HeadSpec, data: BenchmarkData, train: np.ndarray,
              test: np.ndarray, *, seeds: Sequence[int], splits: Sequence[Split],
-             tune: bool, tune_splits: int, with_embeddings: bool,
+             tune: bool, tune_splits: int, with_embeddings: bool, with_frames: bool = False,
              other_outputs: Mapping[str, UnitOutput] | None = None) -> UnitOutput:
     """Fit one unit on ``train`` rows and predict ``test`` rows.
 
     ``splits`` are the inner splits of ``train`` for this repeat (used when ``unit.inner``,
     and by the search). ``other_outputs`` (``oof_features`` units): the stage-1 outputs of the
     unit's other branches, whose out-of-fold (training rows) and test probabilities become
-    log-probability features of the target branch.
+    log-probability features of the target branch; (sequence heads on the ``e2e`` stream) the
+    e2e CNN's output, whose frames are that stream. ``with_frames`` (e2e CNN units): keep the
+    first member's frames of the training and test clips.
     """
     started = time.perf_counter()
     sequence = unit.head in SEQUENCE_HEAD_NAMES
     if sequence or unit.head == E2E_HEAD:
         X_train = data.streams(unit.branches, train)
         X_test = data.streams(unit.branches, test)
+        if sequence and E2E_BRANCH in unit.branches:  # the CNN's frames, not its log-mel input
+            X_train, X_test = (_with_stream(unit.branches, X, E2E_BRANCH, frames) for X, frames
+                               in zip((X_train, X_test), other_outputs[E2E_BRANCH].frames,
+                                      strict=True))
     elif unit.kind == OOF_FEATURES:
         target = oof_feature_target(unit.branches)
         others = [other_outputs[name] for name in unit.branches if name not in target]
@@ -119,6 +136,10 @@ def fit_unit(unit: Unit, spec: HeadSpec, data: BenchmarkData, train: np.ndarray,
         output = UnitOutput(test=predict_members(fitted.members, X_test, data.n_classes),
                             oof=fitted.oof, params=fitted.params, seconds=0.0,
                             n_fits=len(fitted.members) * (1 + (len(splits) if unit.inner else 0)))
+        if with_frames:
+            # One network's frames: the channels of different seeds' networks do not match.
+            output.frames = (fitted.members[0].frames(X_train),
+                             fitted.members[0].frames(X_test))
         if unit.kind == "joint":
             output.stream_weights = np.mean([member.stream_weights(X_test).mean(axis=0)
                                              for member in fitted.members], axis=0)
@@ -203,18 +224,30 @@ def execute(plan: Plan, data: BenchmarkData, specs: Mapping[str, HeadSpec], *,
               for (fold, repeat), (train, _) in rows.items()}
     outputs: dict[Unit, UnitOutput] = {}
 
+    def branch_output(unit: Unit, head: str, name: str) -> UnitOutput:
+        """The stage-1 output of ``head`` on branch ``name`` in ``unit``'s fold and repeat."""
+        return next(output for done, output in outputs.items()
+                    if (done.fold, done.repeat, done.head, done.branches, done.kind)
+                    == (unit.fold, unit.repeat, head, (name,), "branch"))
+
+    sequence_on_e2e = any(unit.head in SEQUENCE_HEAD_NAMES and E2E_BRANCH in unit.branches
+                          for unit in plan.units)
+
     def task(unit: Unit) -> Any:
         others = None
         if unit.kind == OOF_FEATURES:
             target = oof_feature_target(unit.branches)
-            others = {name: outputs[Unit(unit.fold, unit.repeat, unit_head(unit.head, name),
-                                         (name,), "branch", True)]
+            others = {name: branch_output(unit, unit_head(unit.head, name), name)
                       for name in unit.branches if name not in target}
+        elif unit.head in SEQUENCE_HEAD_NAMES and E2E_BRANCH in unit.branches:
+            others = {E2E_BRANCH: branch_output(unit, E2E_HEAD, E2E_BRANCH)}
         return delayed(fit_unit)(unit, specs[unit.head], data, *rows[unit.fold, unit.repeat],
                                  seeds=seeds_of(unit.repeat),
                                  splits=splits[unit.fold, unit.repeat], tune=tune,
                                  tune_splits=inner_splits_count,
-                                 with_embeddings=with_embeddings, other_outputs=others)
+                                 with_embeddings=with_embeddings,
+                                 with_frames=sequence_on_e2e and unit.head == E2E_HEAD,
+                                 other_outputs=others)
 
     with progress_bar(total=len(plan.units), desc=desc, unit="fit",
                       disable=None if progress is None else not progress) as bar:

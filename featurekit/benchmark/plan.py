@@ -282,7 +282,8 @@ class Plan:
     outer : list of (fold, train_index, test_index)
     systems : list of System
     stages : list of list of Unit
-        Stage 2 (``oof_features``) reads stage 1's out-of-fold probabilities.
+        Stage 2 reads stage 1: ``oof_features`` its out-of-fold probabilities, sequence heads
+        on the ``e2e`` stream its CNN's frames.
     auto_candidates : list of str
         Systems over every branch, any requested head and fusion with an inner score.
     reference_candidates : list of str
@@ -347,18 +348,20 @@ def _fusions_of(subset: Sequence[str], head: str, config: BenchmarkConfig) -> li
             if (name == "early" and not sequence and columns)
             or name in LATE_FUSIONS
             or (name == OOF_FEATURES and not sequence and oof_feature_target(subset))
-            or (name in ("blend", "joint") and sequence)]
+            or (name == "joint" and sequence)
+            # The blend reads inner twins' embeddings, which the CNN's frames do not have.
+            or (name == "blend" and sequence and columns)]
 
 
 def _heads_of(subset: Sequence[str], config: BenchmarkConfig,
               sequence_branches: Sequence[str]) -> list[str]:
-    """Heads of the systems over ``subset``: the CNN alone for the e2e stream alone; sequence
-    heads only where every branch has frames (and never on the e2e stream)."""
+    """Heads of the systems over ``subset``: for the e2e stream alone its CNN (and the
+    sequence heads, on the CNN's frames); sequence heads only where every branch has frames."""
+    sequence_heads = [head for head in config.heads if head in SEQUENCE_HEAD_NAMES]
     if tuple(subset) == (E2E_BRANCH,):
-        return [E2E_HEAD]
+        return [E2E_HEAD, *sequence_heads]
     return [head for head in config.heads
-            if head not in SEQUENCE_HEAD_NAMES
-            or all(b in sequence_branches and b != E2E_BRANCH for b in subset)]
+            if head not in SEQUENCE_HEAD_NAMES or all(b in sequence_branches for b in subset)]
 
 
 def make_plan(branches: Sequence[str], config: BenchmarkConfig, folds: np.ndarray, *,
@@ -463,6 +466,10 @@ def make_plan(branches: Sequence[str], config: BenchmarkConfig, folds: np.ndarra
                 if system.fusion == OOF_FEATURES:
                     stage2[(fold, repeat, system.head, system.branches, OOF_FEATURES)] = \
                         candidate
+    # A sequence head reads the e2e stream as the frames of its CNN, fitted in stage 1.
+    for key in [key for key in stage1 if key[2] in SEQUENCE_HEAD_NAMES and E2E_BRANCH in key[3]]:
+        stage2[key] = stage1.pop(key)
+        stage1.setdefault((key[0], key[1], E2E_HEAD, (E2E_BRANCH,), "branch"), False)
     stages = [[Unit(fold, repeat, head, subset, kind, inner)
                for (fold, repeat, head, subset, kind), inner in table.items()]
               for table in (stage1, stage2) if table]

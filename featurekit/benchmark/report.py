@@ -24,6 +24,7 @@ REPORT_FILE = "report.md"
 CONTRIBUTION_PLOT = "branch_contributions.png"
 CONFUSION_PLOT = "confusion_best.png"
 GAIN_PLOT = "per_class_gain.png"
+CURVE_PLOT = "learning_curve.png"
 AP_PLOT = "per_class_ap.png"
 #: How the primary metric of results.json (``"metric"``) is named in the report.
 METRIC_NAMES = {"accuracy": "accuracy", "map": "macro mAP"}
@@ -95,6 +96,44 @@ def _primary_section(results: Mapping[str, Any],
     return lines
 
 
+def _comparison_row(entry: Mapping[str, Any]) -> list[str]:
+    # Multi-label entries carry their primary metric as score (accuracy is top-1 hit there).
+    return [f"`{entry['system']}`", _pct(entry.get("score", entry["accuracy"])),
+            f"`{entry['reference']}`",
+            _pct(entry.get("reference_score", entry["reference_accuracy"])),
+            _pp(entry["gain_pp"]),
+            f"{_pp(entry['ci95_pp'][0])} to {_pp(entry['ci95_pp'][1])}",
+            ", ".join(f"{k}: {_pp(v)}" for k, v in entry["per_fold_pp"].items())]
+
+
+_COMPARISON_HEADER = ["System", "%", "Reference", "%", "Gain (pp)", "95 % CI (pp)",
+                      "Per fold (pp)"]
+
+
+def _branch_section(results: Mapping[str, Any]) -> list[str]:
+    """Handcrafted + each neural branch against it alone; and the learning curve."""
+    entries = results.get("branch_comparisons") or []
+    if len(entries) < 2 and not results.get("learning_curve"):
+        return []  # one neural branch: the primary comparison says it all
+    lines = ["## Handcrafted branches next to each neural branch", "",
+             "For each neural branch (a pretrained embedding, or `e2e`, the CNN trained from "
+             "scratch on the training folds): the handcrafted branches + it against it alone, "
+             "each side chosen in every outer fold and repeat by inner cross-validation on the "
+             "training folds (intervals as in the primary comparison).", ""]
+    lines += _table(["Branch", *_COMPARISON_HEADER],
+                    [[f"`{e['branch']}`", *_comparison_row(e)] for e in entries])
+    curve = results.get("learning_curve") or []
+    if curve:
+        lines += ["### Learning curve", "",
+                  "The same comparisons with each outer fold's training set cut to a fraction of "
+                  "its source recordings (stratified by class, drawn anew in every repeat); "
+                  "the test folds are untouched.", ""]
+        lines += _table(["Fraction", "Training clips", "Branch", *_COMPARISON_HEADER],
+                        [[f"{e['fraction']:g}", f"{e['train_clips']:.0f}", f"`{e['branch']}`",
+                          *_comparison_row(e)] for e in curve])
+    return lines
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -160,6 +199,7 @@ def render_markdown(results: Mapping[str, Any], plots: Mapping[str, str] | None 
                   ""]
 
     lines += _primary_section(results, systems)
+    lines += _branch_section(results)
     lines += sets_section(results)
     lines += [f"## Exploratory: the best systems by test {metric_name}", ""]
     best_single = systems[results["best_single"]]
@@ -357,6 +397,33 @@ def plot_contributions(results: Mapping[str, Any], target: Path) -> None:
     _save(figure, target)
 
 
+def plot_learning_curve(results: Mapping[str, Any], target: Path) -> None:
+    """Gain of handcrafted + each neural branch over it alone against the training fraction,
+    95 % intervals as error bars."""
+    curve = results["learning_curve"]
+    figure = Figure(figsize=(5.5, 3.6), layout="constrained")
+    axis = figure.subplots()
+    branches = list(dict.fromkeys(entry["branch"] for entry in curve))
+    for offset, branch in zip(np.linspace(-0.015, 0.015, len(branches)), branches,
+                              strict=True):
+        points = sorted((e for e in curve if e["branch"] == branch),
+                        key=lambda e: e["fraction"])
+        x = np.array([e["fraction"] for e in points]) * (1.0 + offset)
+        gains = np.array([e["gain_pp"] for e in points])
+        bounds = np.array([e["ci95_pp"] for e in points])
+        axis.errorbar(x, gains, yerr=[gains - bounds[:, 0], bounds[:, 1] - gains], capsize=4,
+                      marker="o", label=f"handcrafted + {branch} vs {branch}")
+    axis.axhline(0.0, color="black", linewidth=0.8)
+    axis.set_xscale("log")
+    fractions = sorted({e["fraction"] for e in curve})
+    axis.set_xticks(fractions, [f"{f:g}" for f in fractions])
+    axis.set_xlabel("fraction of the training recordings")
+    axis.set_ylabel("accuracy gain (pp)")
+    axis.legend(fontsize=8)
+    figure.suptitle(f"{results['dataset']}: what the handcrafted branches add (95 % CI)")
+    _save(figure, target)
+
+
 def plot_confusion(results: Mapping[str, Any], target: Path) -> None:
     """Row-normalised confusion matrix of the headline system over all test folds."""
     system = headline_system(results)
@@ -445,8 +512,8 @@ def write_report(results: Mapping[str, Any],
     -------
     dict of str to Path
         ``report`` and one entry per plot written (``contributions``, ``feature_sets`` for a
-        comparison of sets, ``confusion`` (multi-label: ``per_class_ap``), ``per_class_gain``
-        -- the last only when a fusion was run).
+        comparison of sets, ``learning_curve`` with train fractions, ``confusion`` (multi-label:
+        ``per_class_ap``), ``per_class_gain`` -- the last only when a fusion was run).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -460,6 +527,10 @@ def write_report(results: Mapping[str, Any],
         plot_sets(results, out / SETS_PLOT)
         written["feature_sets"] = out / SETS_PLOT
         plots["Feature sets side by side"] = SETS_PLOT
+    if results.get("learning_curve"):
+        plot_learning_curve(results, out / CURVE_PLOT)
+        written["learning_curve"] = out / CURVE_PLOT
+        plots["Learning curve: gain of the handcrafted branches"] = CURVE_PLOT
     if results.get("multilabel"):  # label sets have no confusion matrix
         plot_per_class_ap(results, out / AP_PLOT)
         written["per_class_ap"] = out / AP_PLOT
