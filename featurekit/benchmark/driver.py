@@ -173,7 +173,7 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
         "provenance": provenance,
         "timings_s": {"total": time.perf_counter() - started, "fits": fit_seconds,
                       **{f"fit_{head}": sum(output.seconds for unit, output in outputs.items()
-                                            if unit.head == head) for head in config.heads},
+                                            if unit.head == head) for head in specs},
                       "learning_curve": curve_seconds,
                       "fusion_and_statistics": (time.perf_counter() - started - fit_seconds
                                                 - curve_seconds)},
