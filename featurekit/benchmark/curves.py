@@ -6,7 +6,8 @@ for every repeat, so the draw's noise enters the intervals with the training noi
 rows the benchmark runs only the systems of each :class:`~featurekit.benchmark.plan.
 BranchComparison` (handcrafted + a neural branch against that branch alone, each chosen by
 inner cross-validation of the subsample) and scores them on the full, untouched test folds. A
-fraction of 1 is the full benchmark's own comparison.
+fraction of 1 is the full benchmark's own comparison. The draws of different fractions are
+independent (each seeded by the base seed, fold and repeat), not nested subsets of each other.
 """
 
 from __future__ import annotations

@@ -52,8 +52,9 @@ class UnitOutput:
     stream_weights : np.ndarray, optional, (n_branches,)
         Joint model: mean gate weight of each branch on the test clips.
     frames : (np.ndarray, np.ndarray), optional
-        The e2e CNN's frame sequences of the training and test clips (its first member's),
-        which sequence heads read as the ``e2e`` stream.
+        The e2e CNN's frame sequences of the training and test clips (its first member's, so
+        with ``n_seeds > 1`` the sequence heads' seeds do not vary the CNN), which sequence
+        heads read as the ``e2e`` stream.
     n_fits : int
         Heads fitted: the members and their inner twins (a search's fits not counted).
     """

@@ -417,9 +417,12 @@ def make_plan(branches: Sequence[str], config: BenchmarkConfig, folds: np.ndarra
 
     def selectable(subset: tuple[str, ...]) -> list[str]:
         """Systems over ``subset`` an inner-CV choice picks from: every fusion but the blend
-        (it has no inner predictions), or every head of a single branch."""
+        (it has no inner predictions), or every head of a single branch. Sequence heads on
+        the e2e stream are left out: the CNN whose frames they read was fitted on every
+        training row, inner validation rows included, so their inner scores flatter them."""
         return [s.name for s in systems if s.branches == subset
-                and (len(subset) == 1 or (s.fusion and s.fusion != "blend"))]
+                and (len(subset) == 1 or (s.fusion and s.fusion != "blend"))
+                and not (s.head in SEQUENCE_HEAD_NAMES and E2E_BRANCH in subset)]
 
     auto_candidates = selectable(everything) if len(everything) > 1 else []
     neural = [b for b in branches if is_neural(b)]

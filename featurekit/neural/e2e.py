@@ -33,7 +33,7 @@ accuracy alone and its cost are in ``benchmarks/notes/e2e.md``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -118,10 +118,17 @@ class E2ECNN(nn.Module):
         count is a multiple of :attr:`time_step`, and its mask (batch, steps)."""
         h = x.transpose(1, 2).unsqueeze(1)  # (batch, 1, bands, frames)
         for stage in self.stages:
-            h = stage(h)
-        for _ in range(self.n_pools):
-            mask = _pool_mask(mask)
-        return h.mean(dim=2).transpose(1, 2), mask[:, : h.shape[3]]
+            for layer in stage:
+                h = layer(h)
+                if isinstance(layer, (nn.ReLU, nn.AvgPool2d)):
+                    # Padding back to zero after every layer that can make it non-zero (batch
+                    # norm shifts it), so that the next convolution reads the same zeros at a
+                    # clip's end whatever the longest clip of its batch: a clip's outputs do
+                    # not depend on the clips it is batched with.
+                    while mask.shape[1] > h.shape[3]:
+                        mask = _pool_mask(mask)
+                    h = h * mask[:, None, None, :].to(h.dtype)
+        return h.mean(dim=2).transpose(1, 2), mask
 
     def embed(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Mean and maximum of the frames over real steps, (batch, 2 * width)."""
@@ -142,15 +149,21 @@ class E2EClassifier(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     channels : tuple of int
+        Channels of each convolution stage (see :class:`E2ECNN`).
     convs_per_stage : tuple of int
+        3x3 convolutions in each stage.
     dropout : float
+        Dropout before the class layer.
     max_epochs : int
         Upper bound of training epochs (the cosine schedule spans them).
     patience : int
         Epochs without a better validation loss before training stops.
     batch_size : int
+        Training clips per step.
     learning_rate : float
+        Initial AdamW step (cosine-annealed to 0 over ``max_epochs``).
     weight_decay : float
+        AdamW weight decay.
     mixup_alpha : float
         Beta parameter of the mixup weight; 0 turns mixup off.
     time_masks, freq_masks : int
@@ -168,15 +181,28 @@ class E2EClassifier(ClassifierMixin, BaseEstimator):
     device : str, optional
         ``"cpu"``, ``"cuda"``, …; default CUDA when available.
     random_state : int, optional
+        Seed of the initialisation, batch order, augmentation and early-stopping split;
+        ``None`` means seed 0, so that a refit gives the same network (on the CPU).
 
     Attributes
     ----------
     classes_ : np.ndarray
+    multilabel_ : bool
+        Whether ``y`` was a label-indicator matrix (sigmoid outputs) rather than labels.
+    n_bands_ : int
+        Bands per input frame.
     network_ : E2ECNN
     scaling_ : featurekit.sequence.StreamScaling
+        Per-band standardisation learned from the training clips' real frames.
     n_parameters_ : int
     best_epoch_, n_epochs_ : int
         Epoch whose weights were kept, and epochs run.
+
+    Notes
+    -----
+    A clip's outputs do not depend on the other clips of its batch: padding is kept at zero
+    through the network (:meth:`E2ECNN.frames`). Batch-normalisation statistics during
+    training do include padded frames.
     """
 
     def __init__(self, *, channels: tuple[int, ...] = (16, 32, 64, 128),
@@ -258,12 +284,18 @@ class E2EClassifier(ClassifierMixin, BaseEstimator):
         keep = ~(hidden[:, :, None] | silenced[:, None, :])
         return values * torch.from_numpy(keep).to(values.device, values.dtype)
 
-    def _logits(self, X: np.ndarray, rows: np.ndarray, device: torch.device) -> torch.Tensor:
+    def _eval_batches(self, X: np.ndarray, rows: np.ndarray,
+                      device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Inputs and masks of clips ``rows`` in prediction batches, the network in eval mode
+        and without gradients."""
         self.network_.eval()
         with torch.no_grad():
-            return torch.cat([self.network_(*self._batch(X, rows[start:start + PREDICT_BATCH],
-                                                         device))
-                              for start in range(0, rows.size, PREDICT_BATCH)])
+            for start in range(0, rows.size, PREDICT_BATCH):
+                yield self._batch(X, rows[start:start + PREDICT_BATCH], device)
+
+    def _logits(self, X: np.ndarray, rows: np.ndarray, device: torch.device) -> torch.Tensor:
+        return torch.cat([self.network_(values, mask)
+                          for values, mask in self._eval_batches(X, rows, device)])
 
     # --------------------------------------------------------------------- API
     def fit(self, X: Any, y: Any, groups: np.ndarray | None = None) -> E2EClassifier:
@@ -338,10 +370,7 @@ class E2EClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities (n_clips, n_classes), columns in ``classes_`` order
         (independent per-class probabilities when fitted on label sets)."""
-        X = self._checked(X)
-        device = next(self.network_.parameters()).device
-        with torch_threads(self.n_jobs):
-            logits = self._logits(X, np.arange(X.shape[0]), device)
+        logits = torch.cat([self.network_(values, mask) for values, mask in self._batches_of(X)])
         return logits_to_proba(logits, self.multilabel_)
 
     def predict(self, X: Any) -> np.ndarray:
@@ -353,35 +382,28 @@ class E2EClassifier(ClassifierMixin, BaseEstimator):
 
     def transform(self, X: Any) -> np.ndarray:
         """Clip embeddings (n_clips, 2 * last channels): mean and maximum of the frames."""
-        return self._forward(X, "embed")
+        return np.concatenate([self.network_.embed(values, mask).cpu().numpy()
+                               for values, mask in self._batches_of(X)]).astype(np.float32)
 
     def frames(self, X: Any) -> np.ndarray:
         """The stream's frame sequences (n_clips, steps, last channels), float32, NaN-padded:
         the last feature map averaged over frequency, one frame per ``2 ** (stages - 1)``
         input frames."""
-        return self._forward(X, "frames")
-
-    def _forward(self, X: Any, what: str) -> np.ndarray:
-        X = self._checked(X)
-        device = next(self.network_.parameters()).device
-        self.network_.eval()
         parts = []
-        with torch_threads(self.n_jobs), torch.no_grad():
-            for start in range(0, X.shape[0], PREDICT_BATCH):
-                values, mask = self._batch(X, np.arange(start, min(start + PREDICT_BATCH,
-                                                                   X.shape[0])), device)
-                if what == "embed":
-                    parts.append(self.network_.embed(values, mask).cpu().numpy())
-                    continue
-                frames, steps = self.network_.frames(values, mask)
-                frames = frames.masked_fill(~steps.unsqueeze(-1), math.nan)
-                parts.append(frames.cpu().numpy())
-        if what == "embed":
-            return np.concatenate(parts).astype(np.float32)
+        for values, mask in self._batches_of(X):
+            frames, steps = self.network_.frames(values, mask)
+            parts.append(frames.masked_fill(~steps.unsqueeze(-1), math.nan).cpu().numpy())
         longest = max(part.shape[1] for part in parts)
         return np.concatenate([np.pad(part, ((0, 0), (0, longest - part.shape[1]), (0, 0)),
                                       constant_values=np.nan) for part in parts]
                               ).astype(np.float32)
+
+    def _batches_of(self, X: Any) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Prediction batches of checked inputs ``X``."""
+        X = self._checked(X)
+        device = next(self.network_.parameters()).device
+        with torch_threads(self.n_jobs):
+            yield from self._eval_batches(X, np.arange(X.shape[0]), device)
 
 
 #: The benchmark's head of the ``e2e`` branch (its only head).
