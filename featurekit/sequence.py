@@ -533,6 +533,13 @@ def logits_to_proba(logits: torch.Tensor, multilabel: bool) -> np.ndarray:
     return (torch.sigmoid(logits) if multilabel else torch.softmax(logits, dim=1)).cpu().numpy()
 
 
+def proba_to_labels(proba: np.ndarray, classes: np.ndarray, multilabel: bool) -> np.ndarray:
+    """Most probable class of each clip; for label sets, indicators of probabilities >= 0.5."""
+    if multilabel:
+        return (proba >= 0.5).astype(np.int64)
+    return classes[np.argmax(proba, axis=1)]
+
+
 # --------------------------------------------------------------------------------------------
 # The classifier
 # --------------------------------------------------------------------------------------------
@@ -813,10 +820,7 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """Most probable class of each clip; label sets: indicators of probabilities >= 0.5."""
-        proba = self.predict_proba(X)
-        if self.multilabel_:
-            return (proba >= 0.5).astype(np.int64)
-        return self.classes_[np.argmax(proba, axis=1)]
+        return proba_to_labels(self.predict_proba(X), self.classes_, self.multilabel_)
 
     def transform(self, X: Any) -> np.ndarray:
         """The learned (fused) embedding of each clip, shape (n_clips, embedding_dim),

@@ -52,6 +52,7 @@ from featurekit.sequence import (
     deterministic_torch,
     encode_targets,
     logits_to_proba,
+    proba_to_labels,
     target_loss,
     target_tensor,
 )
@@ -375,10 +376,7 @@ class E2EClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """Most probable class of each clip; label sets: indicators of probabilities >= 0.5."""
-        proba = self.predict_proba(X)
-        if self.multilabel_:
-            return (proba >= 0.5).astype(np.int64)
-        return self.classes_[np.argmax(proba, axis=1)]
+        return proba_to_labels(self.predict_proba(X), self.classes_, self.multilabel_)
 
     def transform(self, X: Any) -> np.ndarray:
         """Clip embeddings (n_clips, 2 * last channels): mean and maximum of the frames."""
