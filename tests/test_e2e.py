@@ -104,19 +104,6 @@ def test_cnn_frames_embeddings_and_input_checks() -> None:
     assert not hasattr(clone(model), "network_")
 
 
-def test_a_clip_gets_the_same_output_alone_and_beside_longer_clips() -> None:
-    y = np.arange(24) % 2
-    X = band_sequences(y, n_frames=40)
-    X[0, 13:] = np.nan  # 13 real frames, in a batch padded to 40
-    model = E2EClassifier(**TINY, random_state=0).fit(X, y)
-    alone, batched = model.predict_proba(X[:1]), model.predict_proba(X[:6])[:1]
-    np.testing.assert_allclose(alone, batched, atol=1e-6)
-    frames_alone, frames_batched = model.frames(X[:1]), model.frames(X[:6])[:1]
-    np.testing.assert_allclose(frames_alone, frames_batched[:, :frames_alone.shape[1]],
-                               atol=1e-5)
-    assert np.isnan(frames_batched[0, frames_alone.shape[1]:]).all()
-
-
 def test_default_network_stays_under_a_million_parameters() -> None:
     y = np.arange(400) % 200
     model = E2EClassifier(max_epochs=1, batch_size=200).fit(
