@@ -203,6 +203,13 @@ def paired_fold_test(a: Sequence[float], b: Sequence[float]) -> dict[str, float]
             "sign_test_p": sign_p, "wilcoxon_p": wilcoxon_p}
 
 
+def _draw_counts(rng: np.random.Generator, n_items: int, n_boot: int) -> np.ndarray:
+    """How often each of ``n_items`` is drawn in each of ``n_boot`` resamples with replacement
+    of ``n_items`` draws, (n_boot, n_items)."""
+    return np.stack([np.bincount(row, minlength=n_items)
+                     for row in rng.integers(0, n_items, size=(n_boot, n_items))])
+
+
 def bootstrap_difference(correct_a: Sequence[np.ndarray], correct_b: Sequence[np.ndarray],
                          units: Sequence[np.ndarray], *, n_boot: int = 2000,
                          confidence: float = 0.95,
@@ -228,8 +235,7 @@ def bootstrap_difference(correct_a: Sequence[np.ndarray], correct_b: Sequence[np
     rng = np.random.default_rng(random_state)
     n_repeats = np.asarray(correct_a[0]).shape[0]
     # The same repeat draws serve every fold: a repeat is one refit of the whole protocol.
-    repeat_counts = np.stack([np.bincount(row, minlength=n_repeats) for row in
-                              rng.integers(0, n_repeats, size=(n_boot, n_repeats))])
+    repeat_counts = _draw_counts(rng, n_repeats, n_boot)
     totals = np.zeros(n_boot)
     for a, b, unit in zip(correct_a, correct_b, units, strict=True):
         diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
@@ -238,14 +244,10 @@ def bootstrap_difference(correct_a: Sequence[np.ndarray], correct_b: Sequence[np
         sizes = np.bincount(codes, minlength=n_units).astype(float)
         # Per repeat and unit: summed differences of the unit's clips.
         sums = np.stack([np.bincount(codes, weights=row, minlength=n_units) for row in diff])
-        unit_counts = np.stack([np.bincount(row, minlength=n_units) for row in
-                                rng.integers(0, n_units, size=(n_boot, n_units))])
+        unit_counts = _draw_counts(rng, n_units, n_boot)
         numerator = np.einsum("br,ru,bu->b", repeat_counts, sums, unit_counts)
         totals += numerator / (n_repeats * (unit_counts @ sizes))
-    totals /= len(correct_a)
-    tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(totals, [tail, 1.0 - tail])
-    return float(low), float(high)
+    return _interval(totals / len(correct_a), confidence)
 
 
 def weighted_average_precision(scores: np.ndarray, truth: np.ndarray,
@@ -310,15 +312,13 @@ def bootstrap_map(probas: Sequence[np.ndarray], truth: Sequence[np.ndarray],
     """
     rng = np.random.default_rng(random_state)
     n_repeats = np.asarray(probas[0]).shape[0]
-    repeat_counts = np.stack([np.bincount(row, minlength=n_repeats) for row in
-                              rng.integers(0, n_repeats, size=(n_boot, n_repeats))])
+    repeat_counts = _draw_counts(rng, n_repeats, n_boot)
     totals = np.zeros(n_boot)
     for proba, labels, unit in zip(probas, truth, units, strict=True):
         proba, labels = np.asarray(proba), np.asarray(labels) > 0
         codes = np.unique(np.asarray(unit), return_inverse=True)[1]
         n_units = int(codes.max()) + 1
-        unit_counts = np.stack([np.bincount(row, minlength=n_units) for row in
-                                rng.integers(0, n_units, size=(n_boot, n_units))])
+        unit_counts = _draw_counts(rng, n_units, n_boot)
         weights = unit_counts[:, codes]  # every clip of a drawn unit, as often as it is drawn
         for repeat in range(n_repeats):
             per_class = np.stack([weighted_average_precision(proba[repeat, :, c], labels[:, c],
