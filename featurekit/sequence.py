@@ -51,7 +51,7 @@ import contextlib
 import copy
 import fnmatch
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -540,6 +540,47 @@ def proba_to_labels(proba: np.ndarray, classes: np.ndarray, multilabel: bool) ->
     return classes[np.argmax(proba, axis=1)]
 
 
+def train_epochs(network: nn.Module, *, train: np.ndarray, val: np.ndarray | None,
+                 step: Callable[[np.ndarray], torch.Tensor],
+                 validation_loss: Callable[[np.ndarray], float], rng: np.random.Generator,
+                 batch_size: int, max_epochs: int, learning_rate: float, weight_decay: float,
+                 patience: int) -> tuple[int, int]:
+    """Train ``network`` with AdamW and a cosine schedule, stopping early on ``val``.
+
+    Each epoch visits the ``train`` rows in a fresh order drawn from ``rng``, in batches of
+    ``batch_size``; a last batch of one row is skipped (normalisation statistics and the loss
+    of one clip are noise). ``step(rows)`` returns the batch's loss. With ``val``, training
+    stops ``patience`` epochs after the lowest ``validation_loss(val)`` and that epoch's
+    weights are restored (:class:`EarlyStopping`).
+
+    Returns
+    -------
+    (n_epochs, best_epoch) : tuple of int
+        Epochs run, and the epoch whose weights the network holds.
+    """
+    optimiser = torch.optim.AdamW(network.parameters(), lr=learning_rate,
+                                  weight_decay=weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, max_epochs)
+    stopping = EarlyStopping(patience)
+    n_epochs = 0
+    for epoch in range(1, max_epochs + 1):
+        network.train()
+        order = rng.permutation(train)
+        for start in range(0, order.size, batch_size):
+            rows = order[start:start + batch_size]
+            if rows.size < 2 and order.size > 1:
+                continue
+            optimiser.zero_grad()
+            step(rows).backward()
+            optimiser.step()
+        schedule.step()
+        n_epochs = epoch
+        if val is not None and stopping.update(epoch, validation_loss(val), network):
+            break
+    stopping.restore(network)
+    return n_epochs, stopping.best_epoch or n_epochs
+
+
 # --------------------------------------------------------------------------------------------
 # The classifier
 # --------------------------------------------------------------------------------------------
@@ -765,37 +806,25 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
                                      self.dropout).to(device)
             self.n_parameters_ = sum(p.numel() for name, p in self.network_.named_parameters()
                                      if name.startswith(("encoders.", "gate.")))
-            optimiser = torch.optim.AdamW(self.network_.parameters(), lr=self.learning_rate,
-                                          weight_decay=self.weight_decay)
-            schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, self.max_epochs)
             # Label sets: binary cross-entropy per class (no smoothing of label sets).
             criterion = (nn.BCEWithLogitsLoss() if self.multilabel_
                          else nn.CrossEntropyLoss(label_smoothing=self.label_smoothing))
             targets = target_tensor(encoded, self.multilabel_, device)
-            stopping = EarlyStopping(self.patience)
-            for epoch in range(1, self.max_epochs + 1):
-                self.network_.train()
-                order = rng.permutation(train)
-                # A last batch of one clip would make LayerNorm statistics and the loss noisy.
-                for start in range(0, order.size, self.batch_size):
-                    rows = order[start:start + self.batch_size]
-                    if rows.size < 2 and order.size > 1:
-                        continue
-                    optimiser.zero_grad()
-                    outputs = self.network_(self._inputs(streams, rows, device, rng),
-                                            self._hidden_streams(rows.size, rng, device))
-                    self._loss(outputs, targets[rows], criterion).backward()
-                    optimiser.step()
-                schedule.step()
-                self.n_epochs_ = epoch
-                if val is None:
-                    continue
-                logits = self._forward_rows(streams, val, device).logits
-                if stopping.update(epoch, float(target_loss(logits, targets[val])),
-                                   self.network_):
-                    break
-            stopping.restore(self.network_)
-            self.best_epoch_ = stopping.best_epoch or self.n_epochs_
+
+            def step(rows: np.ndarray) -> torch.Tensor:
+                outputs = self.network_(self._inputs(streams, rows, device, rng),
+                                        self._hidden_streams(rows.size, rng, device))
+                return self._loss(outputs, targets[rows], criterion)
+
+            def validation_loss(rows: np.ndarray) -> float:
+                logits = self._forward_rows(streams, rows, device).logits
+                return float(target_loss(logits, targets[rows]))
+
+            self.n_epochs_, self.best_epoch_ = train_epochs(
+                self.network_, train=train, val=val, step=step,
+                validation_loss=validation_loss, rng=rng, batch_size=self.batch_size,
+                max_epochs=self.max_epochs, learning_rate=self.learning_rate,
+                weight_decay=self.weight_decay, patience=self.patience)
         self.network_.eval()
         return self
 

@@ -46,7 +46,6 @@ from featurekit.errors import ConfigError
 from featurekit.heads import HeadSpec, stratification_labels, validation_split
 from featurekit.neural.embedding import torch_threads
 from featurekit.sequence import (
-    EarlyStopping,
     StreamScaling,
     check_sequences,
     deterministic_torch,
@@ -55,6 +54,7 @@ from featurekit.sequence import (
     proba_to_labels,
     target_loss,
     target_tensor,
+    train_epochs,
 )
 
 __all__ = ["E2ECNN", "E2E_HEADS", "E2EClassifier"]
@@ -317,43 +317,29 @@ class E2EClassifier(ClassifierMixin, BaseEstimator):
                                    convs_per_stage=self.convs_per_stage,
                                    dropout=self.dropout).to(device)
             self.n_parameters_ = sum(p.numel() for p in self.network_.parameters())
-            optimiser = torch.optim.AdamW(self.network_.parameters(), lr=self.learning_rate,
-                                          weight_decay=self.weight_decay)
-            schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, self.max_epochs)
             targets = target_tensor(encoded, self.multilabel_, device)
-            stopping = EarlyStopping(self.patience)
-            for epoch in range(1, self.max_epochs + 1):
-                self.network_.train()
-                order = rng.permutation(train)
-                for start in range(0, order.size, self.batch_size):
-                    rows = order[start:start + self.batch_size]
-                    if rows.size < 2:  # batch normalisation needs two clips
-                        continue
-                    values, mask = self._batch(X, rows, device)
-                    values = self._augment(values, mask, rng)
-                    loss_targets = [(targets[rows], 1.0)]
-                    if self.mixup_alpha > 0.0:
-                        weight = float(rng.beta(self.mixup_alpha, self.mixup_alpha))
-                        partner = torch.from_numpy(rng.permutation(rows.size)).to(device)
-                        values = weight * values + (1.0 - weight) * values[partner]
-                        mask = mask | mask[partner]
-                        loss_targets = [(targets[rows], weight),
-                                        (targets[rows][partner], 1.0 - weight)]
-                    optimiser.zero_grad()
-                    logits = self.network_(values, mask)
-                    loss = sum(share * target_loss(logits, target)
-                               for target, share in loss_targets)
-                    loss.backward()
-                    optimiser.step()
-                schedule.step()
-                self.n_epochs_ = epoch
-                if val is None:
-                    continue
-                val_loss = float(target_loss(self._logits(X, val, device), targets[val]))
-                if stopping.update(epoch, val_loss, self.network_):
-                    break
-            stopping.restore(self.network_)
-            self.best_epoch_ = stopping.best_epoch or self.n_epochs_
+
+            def step(rows: np.ndarray) -> torch.Tensor:
+                values, mask = self._batch(X, rows, device)
+                values = self._augment(values, mask, rng)
+                shares = [(targets[rows], 1.0)]
+                if self.mixup_alpha > 0.0:
+                    weight = float(rng.beta(self.mixup_alpha, self.mixup_alpha))
+                    partner = torch.from_numpy(rng.permutation(rows.size)).to(device)
+                    values = weight * values + (1.0 - weight) * values[partner]
+                    mask = mask | mask[partner]
+                    shares = [(targets[rows], weight), (targets[rows][partner], 1.0 - weight)]
+                logits = self.network_(values, mask)
+                return sum(share * target_loss(logits, target) for target, share in shares)
+
+            def validation_loss(rows: np.ndarray) -> float:
+                return float(target_loss(self._logits(X, rows, device), targets[rows]))
+
+            self.n_epochs_, self.best_epoch_ = train_epochs(
+                self.network_, train=train, val=val, step=step,
+                validation_loss=validation_loss, rng=rng, batch_size=self.batch_size,
+                max_epochs=self.max_epochs, learning_rate=self.learning_rate,
+                weight_decay=self.weight_decay, patience=self.patience)
         self.network_.eval()
         return self
 
