@@ -104,8 +104,11 @@ def preview(names: Iterable[object], count: int | None = None) -> str:
     return f"{shown}, ... ({count} in total)" if count > _SHOWN else shown
 
 
-def read_csv_text(path: Path, required: Sequence[str]) -> pd.DataFrame:
+def read_csv_text(path: Path, required: Sequence[str], *, header: bool = True) -> pd.DataFrame:
     """Read a metadata CSV as text columns, checking that ``required`` columns exist.
+
+    With ``header=False`` the file has no header line and the columns are numbered from 0
+    (``required`` then names none).
 
     Raises
     ------
@@ -117,12 +120,13 @@ def read_csv_text(path: Path, required: Sequence[str]) -> pd.DataFrame:
         raise DatasetError(f"metadata file {path} not found")
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True,
-                            encoding="utf-8")
+                            encoding="utf-8", header=0 if header else None)
     except (OSError, UnicodeDecodeError, pd.errors.ParserError,
             pd.errors.EmptyDataError) as exc:
         raise DatasetError(f"metadata file {path} cannot be read: "
                            f"{str(exc).strip() or type(exc).__name__}") from exc
-    table.columns = [str(column).strip() for column in table.columns]
+    if header:
+        table.columns = [str(column).strip() for column in table.columns]
     missing = [column for column in required if column not in table.columns]
     if missing:
         raise DatasetError(f"metadata file {path} lacks column(s) {', '.join(missing)} "

@@ -89,15 +89,8 @@ def find_fsd50k_root(data_dir: str | os.PathLike[str]) -> Path:
 
 def _vocabulary(path: Path) -> list[str]:
     """Class names in ``index`` order from the header-less ``vocabulary.csv``."""
-    if not path.is_file():
-        raise DatasetError(f"metadata file {path} not found")
-    try:
-        table = pd.read_csv(path, header=None, dtype=str, keep_default_na=False,
-                            encoding="utf-8")
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError,
-            pd.errors.EmptyDataError) as exc:
-        raise DatasetError(f"metadata file {path} cannot be read: {exc}") from exc
-    if table.shape[1] != 3 or table.empty:
+    table = read_csv_text(path, (), header=False)
+    if table.shape[1] != 3:
         raise DatasetError(f"metadata file {path} must have three columns index,label,mid "
                            f"and no header; found {table.shape[1]} column(s)")
     index = pd.to_numeric(table[0].str.strip(), errors="coerce")
