@@ -661,13 +661,13 @@ def train(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLi
         The store holds another configuration, or computing a branch failed.
     """
     from featurekit.benchmark.config import E2E_BRANCH
-    from featurekit.benchmark.driver import fill_store, read_features
+    from featurekit.benchmark.driver import fill_store, model_names, read_features
     from featurekit.datasets import load_dataset
     from featurekit.store import FeatureStore
 
     if n_jobs == 0 or n_jobs < -1:
         raise ConfigError("n_jobs must be a positive count or -1")
-    if E2E_BRANCH in ([model] if isinstance(model, str) else list(model or [])):
+    if E2E_BRANCH in model_names(model):
         raise ConfigError("featurekit train fits systems of clip-level features; the e2e "
                           "stream (a CNN trained from scratch) is evaluated by featurekit "
                           "benchmark --model e2e only")

@@ -230,7 +230,7 @@ def read_features(store: Any, dataset: str, *, model: str | Sequence[str] | None
     ConfigError
         A neural branch was computed with untrained weights.
     """
-    models = _model_names(model)
+    models = model_names(model)
     wanted = list(branches) + [LOGMEL_BRANCH if name == E2E_BRANCH else f"neural.{name}"
                                for name in models]
     present = store.branches(dataset)
@@ -285,7 +285,7 @@ def benchmark_store(store: Any, dataset: str, *, model: str | Sequence[str] | No
     store = store if isinstance(store, FeatureStore) else FeatureStore(store)
     started = time.perf_counter()
     data, provenance = read_features(store, dataset, model=model, recordings=recordings)
-    streams = [E2E_BRANCH] if E2E_BRANCH in _model_names(model) else []
+    streams = [E2E_BRANCH] if E2E_BRANCH in model_names(model) else []
     if any(head in SEQUENCE_HEAD_NAMES for head in (config or BenchmarkConfig()).heads):
         streams += list(branch_selectors([str(c) for c in data.columns]))
     sequences = None
@@ -301,7 +301,7 @@ def benchmark_store(store: Any, dataset: str, *, model: str | Sequence[str] | No
     return results
 
 
-def _model_names(model: str | Sequence[str] | None) -> list[str]:
+def model_names(model: str | Sequence[str] | None) -> list[str]:
     """Model names of a ``model`` argument (``e2e`` for the end-to-end stream)."""
     return [model] if isinstance(model, str) else list(model or [])
 
@@ -363,7 +363,7 @@ def run(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLike
     config = config or BenchmarkConfig()
     data = load_dataset(dataset, data_dir)
     feature_store = FeatureStore(store)
-    models = _model_names(model)
+    models = model_names(model)
     # The sequence head learns from frame-level descriptors: compute (and keep computing)
     # frames whenever it is asked for or a branch already holds them.
     fill_store(data, feature_store, model=models, weights=weights, extraction=extraction,
@@ -419,7 +419,7 @@ def fill_store(data: Any, feature_store: Any, *, model: str | Sequence[str] | No
     from featurekit.handcrafted import HandcraftedBranch
     from featurekit.runner import run_branch
 
-    models = _model_names(model)
+    models = model_names(model)
     pretrained = [name for name in models if name != E2E_BRANCH]
     if extraction is None:
         extraction = (ExtractionConfig.from_dict(feature_store.provenance(

@@ -279,6 +279,7 @@ def run_sets(dataset: str, data_dir: str | os.PathLike[str], store: str | os.Pat
     from featurekit.benchmark.driver import (
         BenchmarkRun,
         fill_store,
+        model_names,
         read_features,
         run_benchmark,
     )
@@ -299,7 +300,7 @@ def run_sets(dataset: str, data_dir: str | os.PathLike[str], store: str | os.Pat
     computers = [set_computer(name) for name in names if name != FEATUREKIT_SET]  # fail early
     data = load_dataset(dataset, data_dir)
     feature_store = FeatureStore(store)
-    models = [model] if isinstance(model, str) else list(model or [])
+    models = model_names(model)
     # featurekit's branch and the embeddings, then each reference set.
     fill_store(data, feature_store, model=models, weights=weights, extraction=extraction,
                n_jobs=n_jobs, backend=backend, scheduler=scheduler, progress=progress)
