@@ -23,7 +23,8 @@ of up to ``freq_mask_bands`` bands set to the training mean), then mixed with an
 the batch (mixup, weight drawn from Beta(``mixup_alpha``, ``mixup_alpha``)). AdamW with a cosine
 schedule over ``max_epochs``; early stopping on the validation loss of held-out source
 recordings (:func:`featurekit.heads.validation_split` with ``groups``), keeping the best
-epoch's weights. On CPU a fixed ``random_state`` gives the same network on every run; it uses
+epoch's weights. On CPU a fixed ``random_state`` and ``n_jobs`` give the same network on every
+run (the thread count changes float rounding, which moves a small network); it uses
 CUDA when present (``device=None``).
 
 The recipe is a standard one fixed before any benchmark (not tuned on any test fold); its
@@ -176,7 +177,8 @@ class E2EClassifier(ClassifierMixin, BaseEstimator):
         ``"cpu"``, ``"cuda"``, …; default CUDA when available.
     random_state : int, optional
         Seed of the initialisation, batch order, augmentation and early-stopping split;
-        ``None`` means seed 0, so that a refit gives the same network (on the CPU).
+        ``None`` means seed 0, so that a refit gives the same network (on the CPU, with the
+        same ``n_jobs``).
 
     Attributes
     ----------
