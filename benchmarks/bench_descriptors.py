@@ -26,11 +26,11 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from featurekit import ExtractionConfig, load_audio
-from featurekit.analysis import Analysis
+from featurekit.computers.sets import FEATURE_SETS, FEATUREKIT_SET, set_computer
 from featurekit.config import FAMILIES
 from featurekit.descriptors import clip_vector, feature_names
+from featurekit.dsp.analysis import Analysis
 from featurekit.errors import MissingDependencyError
-from featurekit.feature_sets import FEATURE_SETS, FEATUREKIT_SET, set_computer
 
 SR = 22050
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3"}

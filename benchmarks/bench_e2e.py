@@ -40,10 +40,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from featurekit.datasets import load_dataset
-    from featurekit.neural.e2e import E2EClassifier
-    from featurekit.neural.logmel import LOGMEL_BRANCH
-    from featurekit.sequence import load_sequences
-    from featurekit.store import FeatureStore
+    from featurekit.learn.torch.e2e import E2EClassifier
+    from featurekit.names import LOGMEL_BRANCH
+    from featurekit.store.reader import FeatureStore
+    from featurekit.store.sequences import load_sequences
 
     store = FeatureStore(args.store)
     table = store.read(args.dataset, branches=[LOGMEL_BRANCH])

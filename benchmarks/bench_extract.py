@@ -2,7 +2,8 @@
 
 Each job count extracts the handcrafted branch (or, with ``--set``, a reference feature set's
 branch) of the dataset into a fresh temporary store
-through :func:`featurekit.runner.run_branch` (the code path of ``featurekit extract``), while
+through :func:`featurekit.computers.runner.run_branch` (the code path of ``featurekit extract``),
+while
 a sampler thread sums the resident memory (RSS) of this process and all its children (the
 worker processes) every 0.2 s. Reported: wall time, clips/s, speed-up over the first job
 count, RSS when 10% and 100% of the clips are done (equal values = memory does not grow with
@@ -37,8 +38,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from featurekit.branch import BranchComputer
-from featurekit.runner import run_branch
+from featurekit.computers.base import BranchComputer
+from featurekit.computers.runner import run_branch
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "urbansound8k-subset"
 SAMPLE_EVERY_S = 0.2
@@ -191,9 +192,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = parser.parse_args(argv)
 
+    from featurekit.computers.sets import set_computer
     from featurekit.config import ExtractionConfig
     from featurekit.datasets import load_dataset
-    from featurekit.feature_sets import set_computer
 
     config = ExtractionConfig.from_toml(args.config) if args.config else None
     dataset = load_dataset(args.dataset, args.data_dir)

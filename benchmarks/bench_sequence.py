@@ -2,7 +2,8 @@
 
 Reads frame sequences from a feature store filled with ``featurekit extract --frames`` and
 ``featurekit embed --frames`` (or by ``featurekit benchmark --heads seq``), trains the default
-:class:`featurekit.sequence.SequenceClassifier` on one fold's clips, and prints, per stream
+:class:`featurekit.learn.torch.sequence.SequenceClassifier` on one fold's clips, and prints, per
+stream
 (and for the joint model of all streams): sequence shape, encoder parameters, epochs run,
 wall seconds of ``fit`` and the accuracy on the next fold. The issue's budget is < 0.5 M
 parameters per encoder and < 2 minutes per fold on 2 cores.
@@ -20,8 +21,9 @@ import time
 
 import numpy as np
 
-from featurekit.sequence import HANDCRAFTED_STREAMS, SequenceClassifier, load_sequences
-from featurekit.store import FeatureStore
+from featurekit.learn.torch.sequence import SequenceClassifier
+from featurekit.store.reader import FeatureStore
+from featurekit.store.sequences import HANDCRAFTED_STREAMS, load_sequences
 
 
 def main() -> None:

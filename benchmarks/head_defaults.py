@@ -41,7 +41,8 @@ from sklearn.model_selection import StratifiedGroupKFold
 from threadpoolctl import threadpool_limits
 
 from featurekit import FeatureStore, load_dataset
-from featurekit.heads import MLPHead, XGBHead
+from featurekit.learn.heads.mlp import MLPHead
+from featurekit.learn.heads.xgb import XGBHead
 
 BRANCHES = {"timbre": ("timbre.",), "spectral": ("spectral.",),
             "neural": ("neural.mn04_as.",),
@@ -148,7 +149,7 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any], str]] = {
                                        max_bin=16, colsample_bytree=0.1, max_depth=3),
     "xgb-fixed70-lr3-b16-c1-ss5": _xgb(early_stopping=False, n_estimators=70, learning_rate=0.3,
                                        max_bin=16, colsample_bytree=0.1, subsample=0.5),
-    # the current defaults of featurekit.heads, whatever they are
+    # the current defaults of featurekit.learn.heads, whatever they are
     "xgb": ("xgb", {}, "recs"),
     "mlp": ("mlp", {}, "recs"),
 }

@@ -28,8 +28,9 @@ import numpy as np
 import pandas as pd
 
 from featurekit.datasets import load_dataset
-from featurekit.sequence import SequenceClassifier, load_sequences
-from featurekit.store import FeatureStore
+from featurekit.learn.torch.sequence import SequenceClassifier
+from featurekit.store.reader import FeatureStore
+from featurekit.store.sequences import load_sequences
 
 
 def ensemble_accuracy(streams: dict[str, np.ndarray], labels: np.ndarray, groups: np.ndarray,

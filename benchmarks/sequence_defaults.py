@@ -1,6 +1,7 @@
 """Defaults of the sequence head (pooling, stream dropout), leave-one-fold-out on ESC-10.
 
-Candidates of :class:`featurekit.sequence.SequenceClassifier` are fitted once per outer fold
+Candidates of :class:`featurekit.learn.torch.sequence.SequenceClassifier` are fitted once per outer
+fold
 and seed on the other folds' clips, with the clips' source recordings as ``groups`` (the
 early-stopping split keeps recordings together, as in the benchmark), one torch thread per fit
 and ``--jobs`` fits in parallel; everything else is the class default. Candidates:
@@ -35,8 +36,9 @@ from joblib import Parallel, delayed
 from sklearn.metrics import accuracy_score, f1_score, log_loss
 
 from featurekit.datasets import load_dataset
-from featurekit.sequence import SequenceClassifier, load_sequences
-from featurekit.store import FeatureStore
+from featurekit.learn.torch.sequence import SequenceClassifier
+from featurekit.store.reader import FeatureStore
+from featurekit.store.sequences import load_sequences
 
 JOINT_STREAMS = ("timbre", "spectral")
 

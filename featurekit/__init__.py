@@ -6,22 +6,22 @@ torch or xgboost until they are used.
 
 from __future__ import annotations
 
-from featurekit.lazy import lazy_getattr
+from featurekit._util.lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "load_audio": "featurekit.audio",
+    "load_audio": "featurekit.io.audio",
     "ExtractionConfig": "featurekit.config",
     "FeatureExtractor": "featurekit.extractor",
-    "frame_descriptors": "featurekit.handcrafted",
-    "feature_catalog": "featurekit.handcrafted",
+    "frame_descriptors": "featurekit.computers.handcrafted",
+    "feature_catalog": "featurekit.computers.handcrafted",
     "load_dataset": "featurekit.datasets",
-    "FeatureStore": "featurekit.store",
+    "FeatureStore": "featurekit.store.reader",
     "PretrainedEmbedder": "featurekit.neural.embedder",
     "LateFusionClassifier": "featurekit.fusion",
-    "AudioClassifier": "featurekit.model",
-    "load_model": "featurekit.model",
+    "AudioClassifier": "featurekit.model.classifier",
+    "load_model": "featurekit.model.load",
 }
 
 __all__ = ["__version__", *sorted(_PUBLIC)]

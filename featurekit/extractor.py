@@ -13,10 +13,10 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from featurekit.computers.handcrafted import AudioSource, extract_clip
 from featurekit.config import FAMILIES, FUNCTIONALS, ExtractionConfig
 from featurekit.descriptors import feature_names
 from featurekit.errors import ConfigError
-from featurekit.handcrafted import AudioSource, extract_clip
 
 __all__ = ["FeatureExtractor"]
 

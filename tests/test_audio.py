@@ -7,8 +7,8 @@ import pytest
 import soundfile as sf
 
 from featurekit import load_audio
-from featurekit.audio import load_audio_with_info, prepare_waveform
 from featurekit.errors import AudioError
+from featurekit.io.audio import load_audio_with_info, prepare_waveform
 
 
 def tone(sr: int, seconds: float = 0.5, freq: float = 440.0, amp: float = 0.5) -> np.ndarray:

@@ -32,11 +32,14 @@ from featurekit.benchmark.score import (
     paired_fold_test,
     per_class_f1,
 )
-from featurekit.branch import ClipResult
 from featurekit.errors import ConfigError, DatasetError, StoreError
 from featurekit.fusion import log_probability_features
-from featurekit.heads import HEADS, HeadSpec, MLPHead, XGBHead
-from featurekit.store import FeatureStore
+from featurekit.learn.heads.base import HeadSpec
+from featurekit.learn.heads.mlp import MLPHead
+from featurekit.learn.heads.registry import HEADS
+from featurekit.learn.heads.xgb import XGBHead
+from featurekit.store.reader import FeatureStore
+from featurekit.store.records import ClipResult
 
 KEYS = ["clip_id", "fold", "label", "label_id"]
 FOUR_BRANCHES = {"pitch": 4, "timbre": 4, "spectral": 4, "neural.tiny": 6}
@@ -125,8 +128,9 @@ def test_no_test_fold_row_reaches_any_fit(monkeypatch: pytest.MonkeyPatch) -> No
                           signal={"pitch": (full_label, 2.0)}, id_column=True)
     raw_rows: list[np.ndarray] = []
     stacker_sizes: list[int] = []
-    monkeypatch.setattr("featurekit.heads.StandardScaler", _recorder(raw_rows, StandardScaler))
-    monkeypatch.setattr("featurekit.heads.XGBClassifier",
+    monkeypatch.setattr("featurekit.learn.heads.base.StandardScaler",
+                        _recorder(raw_rows, StandardScaler))
+    monkeypatch.setattr("featurekit.learn.heads.xgb.XGBClassifier",
                         _recorder(raw_rows, xgboost.XGBClassifier))
 
     class RecordingStacker(LogisticRegression):
@@ -322,7 +326,8 @@ def test_oof_features_fits_never_see_their_test_fold(monkeypatch: pytest.MonkeyP
                           widths={"pitch": 3, "neural.m": 3},
                           signal={"pitch": (full_label, 2.0)}, id_column=True)
     raw_rows: list[np.ndarray] = []
-    monkeypatch.setattr("featurekit.heads.StandardScaler", _recorder(raw_rows, StandardScaler))
+    monkeypatch.setattr("featurekit.learn.heads.base.StandardScaler",
+                        _recorder(raw_rows, StandardScaler))
     config = BenchmarkConfig(heads=("logreg",), fusions=("oof_features",), repeats=1,
                              n_bootstrap=100)
     run(frame, config=config)

@@ -32,7 +32,8 @@ from featurekit.benchmark.data import prepare_data
 from featurekit.benchmark.execute import execute
 from featurekit.benchmark.fuse import fuse
 from featurekit.benchmark.plan import make_plan
-from featurekit.heads import HeadSpec, inner_splits, validation_split
+from featurekit.learn.heads.base import HeadSpec
+from featurekit.learn.splits import inner_splits, validation_split
 
 N_CLIPS, N_FOLDS, N_CLASSES = 72, 3, 3
 

@@ -11,7 +11,8 @@ import pytest
 from fixtures_features import feature_frame, full_label, high_bit, low_bit
 
 from featurekit.benchmark import BenchmarkConfig, load_results, run_benchmark, save_results
-from featurekit.heads import HeadSpec, XGBHead
+from featurekit.learn.heads.base import HeadSpec
+from featurekit.learn.heads.xgb import XGBHead
 
 CONFIG = BenchmarkConfig(heads=("logreg",), fusions=("early", "weighted"), repeats=2,
                          n_bootstrap=200)

@@ -8,18 +8,13 @@ import pytest
 from fixtures_features import feature_frame, full_label, high_bit, low_bit
 
 from featurekit.benchmark import BenchmarkConfig
-from featurekit.benchmark.driver import run_benchmark
+from featurekit.benchmark.driver import run
+from featurekit.benchmark.engine import run_benchmark
 from featurekit.benchmark.report import render_markdown, write_report
-from featurekit.benchmark.sets import (
-    SETS_PLOT,
-    run_sets,
-    set_ablation,
-    set_selectors,
-    sets_rows,
-    sets_summary,
-)
+from featurekit.benchmark.report.sets import SETS_PLOT, sets_rows, sets_summary
+from featurekit.benchmark.sets import set_ablation, set_selectors
 from featurekit.errors import ConfigError, StoreError
-from featurekit.store import FeatureStore
+from featurekit.store.reader import FeatureStore
 
 
 # -- side by side in the benchmark ----------------------------------------------------------
@@ -78,14 +73,14 @@ def test_sets_side_by_side_on_known_signals(tmp_path: Path) -> None:
     assert written["feature_sets"].stat().st_size > 0
 
 
-def test_run_sets_end_to_end(tmp_path: Path, urbansound8k_dir: Path) -> None:
+def test_sets_end_to_end(tmp_path: Path, urbansound8k_dir: Path) -> None:
     pytest.importorskip("essentia")
     pytest.importorskip("opensmile")
     config = BenchmarkConfig(heads=("logreg",), fusions=("mean",), repeats=1, n_bootstrap=100,
                              inner_splits=2)
-    outcome = run_sets("urbansound8k", urbansound8k_dir, tmp_path / "store",
-                       sets="featurekit,essentia,opensmile.egemaps", model=None, config=config,
-                       out=tmp_path / "out", progress=False)
+    outcome = run("urbansound8k", urbansound8k_dir, tmp_path / "store",
+                  sets="featurekit,essentia,opensmile.egemaps", model=None, config=config,
+                  out=tmp_path / "out", progress=False)
     store = FeatureStore(tmp_path / "store")
     assert {"handcrafted", "essentia", "opensmile.egemaps"} <= set(store.branches(
         "urbansound8k"))
@@ -95,5 +90,5 @@ def test_run_sets_end_to_end(tmp_path: Path, urbansound8k_dir: Path) -> None:
             "auto(featurekit)", "auto(essentia)"} <= {s["name"] for s in results["systems"]}
     assert "## Feature sets side by side" in (tmp_path / "out" / "report.md").read_text()
     with pytest.raises(ConfigError, match="sequence head"):
-        run_sets("urbansound8k", urbansound8k_dir, tmp_path / "store", sets="featurekit",
-                 model=None, config=BenchmarkConfig(heads=("seq",)))
+        run("urbansound8k", urbansound8k_dir, tmp_path / "store", sets="featurekit",
+            model=None, config=BenchmarkConfig(heads=("seq",)))

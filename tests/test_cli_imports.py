@@ -18,7 +18,7 @@ from featurekit.cli import iter_commands
 #: Modules that must not be imported to build parsers or print help.
 HEAVY = ("torch", "sklearn", "xgboost", "pandas", "pyarrow", "librosa", "scipy", "numba",
          "joblib", "dask", "distributed", "opensmile", "essentia", "matplotlib",
-         "featurekit.benchmark.driver", "featurekit.runner", "featurekit.store")
+         "featurekit.benchmark.driver", "featurekit.computers.runner", "featurekit.store")
 
 _PROBE = textwrap.dedent("""
     import contextlib, io, json, sys

@@ -21,13 +21,7 @@ from fixtures_audio import (
 )
 
 import featurekit
-from featurekit.datasets import (
-    Dataset,
-    DatasetWarning,
-    assign_folds,
-    list_datasets,
-    load_dataset,
-)
+from featurekit.datasets import Dataset, DatasetWarning, assign_folds, list_datasets, load_dataset
 from featurekit.errors import DatasetError
 
 US8K_META = Path("UrbanSound8K", "metadata", "UrbanSound8K.csv")
@@ -230,6 +224,16 @@ def test_unknown_dataset_lists_known_names(tmp_path: Path) -> None:
         load_dataset("us8k", tmp_path)
 
 
+def test_warnings_name_the_line_that_loaded_the_dataset(urbansound8k_dir: Path,
+                                                       tmp_path: Path) -> None:
+    """However deep inside the package the adapter warns, the warning points at the caller."""
+    folder = make_folder_dataset(tmp_path / "set", clips_per_class=2)
+    for name, root in (("urbansound8k", urbansound8k_dir), ("folder", folder)):
+        with pytest.warns(DatasetWarning) as caught:
+            load_dataset(name, root)
+        assert {w.filename for w in caught} == {__file__}, name
+
+
 def test_official_datasets_refuse_generic_options(urbansound8k_dir: Path) -> None:
     with pytest.raises(DatasetError, match="folder/csv datasets only"):
         load_dataset("urbansound8k", urbansound8k_dir, dataset_name="mine")
@@ -281,7 +285,8 @@ def test_folder_dataset_errors(tmp_path: Path) -> None:
         load_dataset("folder", tmp_path / "empty")
     with pytest.raises(DatasetError, match="reserved"):
         load_dataset("folder", make_folder_dataset(tmp_path / "x"), dataset_name="esc50")
-    with pytest.raises(DatasetError, match="only esc10, esc50, urbansound8k can be downloaded"):
+    with pytest.raises(DatasetError,
+                       match="only esc10, esc50, urbansound8k, fsd50k can be downloaded"):
         load_dataset("folder", tmp_path, download=True)
 
 

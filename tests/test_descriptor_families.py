@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from featurekit import ExtractionConfig
-from featurekit.analysis import Analysis
+from featurekit.computers.handcrafted import extract_clip
 from featurekit.descriptors import catalog, clip_vector, feature_names, frame_names
 from featurekit.descriptors.loudness import ABSOLUTE_GATE, k_weighting_gain
 from featurekit.descriptors.modulation import modulation_spectrum
 from featurekit.descriptors.rhythm import autocorrelation, main_periodicity
-from featurekit.handcrafted import extract_clip
+from featurekit.dsp.analysis import Analysis
 
 SR = 22050
 CONFIG = ExtractionConfig()

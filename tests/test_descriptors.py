@@ -8,7 +8,6 @@ import pytest
 import scipy.signal
 
 from featurekit import ExtractionConfig, frame_descriptors
-from featurekit.analysis import Analysis
 from featurekit.descriptors import clip_vector, feature_names, frame_names
 from featurekit.descriptors.spectral import (
     spectral_centroid,
@@ -18,6 +17,7 @@ from featurekit.descriptors.spectral import (
     zero_crossing_rate,
 )
 from featurekit.descriptors.timbre import delta
+from featurekit.dsp.analysis import Analysis
 
 SR = 22050
 CONFIG = ExtractionConfig()

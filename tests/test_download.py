@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 from fixtures_audio import make_urbansound8k
 
-import featurekit.datasets
-import featurekit.datasets.fetch as fetch
+import featurekit.datasets.registry as registry
 from featurekit.datasets import (
     DatasetManifest,
     DatasetWarning,
@@ -28,8 +27,8 @@ from featurekit.datasets import (
     load_manifest,
     verify_dataset,
 )
-from featurekit.download import download_file, extract_archive
 from featurekit.errors import DatasetError, DownloadError
+from featurekit.io.download import download_file, extract_archive
 
 
 class FileServer(ThreadingHTTPServer):
@@ -321,17 +320,20 @@ def test_download_dataset_checksum_mismatch_extracts_nothing(served_us8k, tmp_pa
 
 def test_download_dataset_end_to_end(mini_manifest, tmp_path: Path,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fetch, "load_manifest", lambda name: mini_manifest)
     target = tmp_path / "data"
-    root = download_dataset("urbansound8k", target, progress=False)
-    assert root == target / "UrbanSound8K"
-    assert sorted(p.name for p in target.iterdir()) == ["UrbanSound8K", "UrbanSound8K.tar.gz"]
-    report = verify_dataset("urbansound8k", target)
-    assert report.ok, str(report)
-    assert "checksum matches" in str(report)
+    with monkeypatch.context() as mini:
+        mini.setattr(registry, "load_manifest", lambda name: mini_manifest)
+        root = download_dataset("urbansound8k", target, progress=False)
+        assert root == target / "UrbanSound8K"
+        assert sorted(p.name for p in target.iterdir()) == ["UrbanSound8K",
+                                                            "UrbanSound8K.tar.gz"]
+        report = verify_dataset("urbansound8k", target)
+        assert report.ok, str(report)
+        assert "checksum matches" in str(report)
     with pytest.warns(DatasetWarning, match="12 of 8732 clips"):  # the real manifest
         dataset = load_dataset("urbansound8k", target)
     assert len(dataset.clips) == 12
+    monkeypatch.setattr(registry, "load_manifest", lambda name: mini_manifest)
     # a second call finds the copy and downloads nothing
     assert download_dataset("urbansound8k", target, progress=False) == root
     # verification notices a damaged archive and missing audio
@@ -347,12 +349,23 @@ def test_download_dataset_end_to_end(mini_manifest, tmp_path: Path,
 
 def test_load_dataset_downloads_when_asked(mini_manifest, tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fetch, "load_manifest", lambda name: mini_manifest)
-    monkeypatch.setattr(featurekit.datasets, "load_manifest", lambda name: mini_manifest)
+    monkeypatch.setattr(registry, "load_manifest", lambda name: mini_manifest)
     with warnings.catch_warnings():
         warnings.simplefilter("error", DatasetWarning)  # complete for this manifest
         dataset = load_dataset("urbansound8k", tmp_path / "new", download=True)
     assert len(dataset.clips) == 12 and dataset.folds == [1, 2, 3]
+
+
+def test_only_official_releases_are_verified_or_downloaded(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="'csv' datasets are local; only esc10, esc50, "
+                                           "urbansound8k, fsd50k can be verified"):
+        verify_dataset("csv", tmp_path)
+    with pytest.raises(DatasetError, match=r"'folder' datasets are local; .* can be downloaded"):
+        download_dataset("folder", tmp_path)
+    with pytest.raises(DatasetError, match="unknown dataset 'nope'; known datasets: esc10, "
+                                           "esc50, urbansound8k, fsd50k, folder, csv"):
+        download_dataset("nope", tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_verify_reports_counts_against_the_manifest(tmp_path: Path) -> None:
@@ -368,7 +381,7 @@ def test_verify_reports_counts_against_the_manifest(tmp_path: Path) -> None:
 
 def test_server_errors_are_retried_and_client_errors_are_not(server: FileServer, tmp_path: Path,
                                                              monkeypatch) -> None:
-    monkeypatch.setattr("featurekit.download.RETRY_DELAY_S", 0.01)
+    monkeypatch.setattr("featurekit.io.download.RETRY_DELAY_S", 0.01)
     data = payload(10_000)
     server.files["/a.bin"] = data
     server.fail_next = [503, 500]
@@ -385,7 +398,7 @@ def test_server_errors_are_retried_and_client_errors_are_not(server: FileServer,
 
 
 def test_unreachable_host_is_retried_then_reported(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("featurekit.download.RETRY_DELAY_S", 0.01)
+    monkeypatch.setattr("featurekit.io.download.RETRY_DELAY_S", 0.01)
     with socket.socket() as probe:  # a port on 127.0.0.1 that nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

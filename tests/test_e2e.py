@@ -11,13 +11,13 @@ from fixtures_features import feature_frame, full_label
 from sklearn.base import clone
 
 from featurekit.benchmark import BenchmarkConfig, run_benchmark
-from featurekit.benchmark.config import E2E_BRANCH, E2E_HEAD
 from featurekit.benchmark.data import prepare_data
 from featurekit.benchmark.plan import make_plan, oof_feature_target, subsample_training
+from featurekit.computers.logmel import LogMelBranch
 from featurekit.errors import ConfigError
-from featurekit.heads import HeadSpec
-from featurekit.neural.e2e import E2EClassifier
-from featurekit.neural.logmel import LogMelBranch
+from featurekit.learn.heads.base import HeadSpec
+from featurekit.learn.torch.e2e import E2EClassifier
+from featurekit.names import E2E_BRANCH, E2E_HEAD
 
 TINY = {"channels": (4, 8, 8, 16), "max_epochs": 4, "batch_size": 16, "freq_mask_bands": 1}
 
@@ -52,7 +52,7 @@ def test_logmel_branch_puts_a_tone_in_its_mel_band_and_records_failures(tmp_path
     assert frames.shape == (1 + int(1.5 * 16000) // 320, 1 + 64)
     assert np.diff(frames["time_s"].to_numpy()) == pytest.approx(0.02, abs=1e-6)
     # The loudest band of the steady part holds 1 kHz (mel scale on 0-8 kHz, 64 bands).
-    from featurekit.filterbanks import hz_to_mel
+    from featurekit.dsp.filterbanks import hz_to_mel
 
     edges = np.linspace(0.0, float(hz_to_mel(np.array(8000.0))), 66)
     loudest = int(np.median(frames.iloc[10:-10, 1:].to_numpy().argmax(axis=1)))
@@ -244,7 +244,7 @@ def test_oof_features_with_the_e2e_stream_extend_the_handcrafted_columns() -> No
 
 
 def test_train_refuses_the_e2e_stream_with_a_clear_error(tmp_path) -> None:
-    from featurekit.model import train
+    from featurekit.model.train import train
 
     with pytest.raises(ConfigError, match="benchmark --model e2e"):
         train("urbansound8k", tmp_path, tmp_path / "store", model=["mn04_as", E2E_BRANCH])
@@ -252,7 +252,7 @@ def test_train_refuses_the_e2e_stream_with_a_clear_error(tmp_path) -> None:
 
 def test_sequence_heads_read_the_cnn_frames_of_the_e2e_stream(monkeypatch) -> None:
     import featurekit.benchmark.execute as execute_module
-    from featurekit.sequence import SequenceClassifier
+    from featurekit.learn.torch.sequence import SequenceClassifier
 
     frame, sequences = _frame_and_sequences()
     rng = np.random.default_rng(5)

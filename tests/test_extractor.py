@@ -17,9 +17,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from featurekit import ExtractionConfig, FeatureExtractor, feature_catalog
-from featurekit.branch import BranchComputer, ClipResult
+from featurekit.computers.base import BranchComputer
+from featurekit.computers.handcrafted import HandcraftedBranch, SilentAudio, extract_clip
 from featurekit.errors import AudioError, ConfigError
-from featurekit.handcrafted import HandcraftedBranch, SilentAudio, extract_clip
+from featurekit.store.records import ClipResult
 
 SR = 22050
 
@@ -185,7 +186,7 @@ def test_frame_descriptors_match_the_stored_frames():
 def test_unexpected_errors_become_per_clip_failures(tmp_path, monkeypatch):
     good = tmp_path / "good.wav"
     sf.write(good, tone(440), SR)
-    import featurekit.handcrafted as module
+    import featurekit.computers.handcrafted as module
 
     real = module.extract_clip
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import soundfile
 
+from featurekit.computers.handcrafted import HandcraftedBranch
+from featurekit.computers.runner import run_branch
+from featurekit.computers.sets import FEATURE_SETS, parse_sets, set_columns, set_computer
 from featurekit.datasets import load_dataset
 from featurekit.errors import ConfigError, MissingDependencyError, StoreError
-from featurekit.feature_sets import FEATURE_SETS, parse_sets, set_columns, set_computer
-from featurekit.handcrafted import HandcraftedBranch
-from featurekit.runner import run_branch
-from featurekit.store import FeatureStore
+from featurekit.store.reader import FeatureStore
 
 SR = 22050
 

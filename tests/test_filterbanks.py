@@ -6,7 +6,7 @@ import librosa
 import numpy as np
 import pytest
 
-from featurekit.filterbanks import chroma_filterbank, hz_to_mel, mel_filterbank, mel_to_hz
+from featurekit.dsp.filterbanks import chroma_filterbank, hz_to_mel, mel_filterbank, mel_to_hz
 
 
 @pytest.mark.parametrize(("sr", "n_fft", "n_mels", "fmax"),

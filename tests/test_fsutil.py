@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from featurekit.fsutil import atomic_path, atomic_write_text
+from featurekit._util.fsutil import atomic_path, atomic_write_text
 
 
 def test_written_file_has_default_permissions(tmp_path):

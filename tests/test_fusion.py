@@ -26,7 +26,8 @@ from featurekit.fusion import (
     make_fusion,
     resolve_columns,
 )
-from featurekit.heads import LogRegHead, inner_splits
+from featurekit.learn.heads.logreg import LogRegHead
+from featurekit.learn.splits import inner_splits
 
 BRANCHES = {"pitch": "pitch.", "spectral": "spectral."}
 

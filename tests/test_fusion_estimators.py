@@ -28,7 +28,7 @@ from featurekit.fusion import (
     predict_members,
     restrict_splits,
 )
-from featurekit.heads import inner_splits
+from featurekit.learn.splits import inner_splits
 
 N_CLASSES = 4
 #: Column positions of the two branches of :func:`half_known`.

@@ -9,20 +9,14 @@ from sklearn.dummy import DummyClassifier
 from threadpoolctl import threadpool_limits
 
 from featurekit.errors import ConfigError
-from featurekit.heads import (
-    HEADS,
-    HeadSpec,
-    LogRegHead,
-    MLPHead,
-    XGBHead,
-    aligned_proba,
-    fit_head,
-    get_head_spec,
-    inner_splits,
-    make_head,
-    tune_head,
-    validation_split,
-)
+from featurekit.learn.fitting import aligned_proba, fit_head
+from featurekit.learn.heads.base import HeadSpec
+from featurekit.learn.heads.logreg import LogRegHead
+from featurekit.learn.heads.mlp import MLPHead
+from featurekit.learn.heads.registry import HEADS, get_head_spec, make_head
+from featurekit.learn.heads.xgb import XGBHead
+from featurekit.learn.splits import inner_splits, validation_split
+from featurekit.learn.tuning import tune_head
 
 
 @pytest.fixture(autouse=True)
@@ -146,16 +140,16 @@ def test_xgb_stops_early_on_a_validation_split() -> None:
 @pytest.fixture
 def xgb_fit_calls(monkeypatch: pytest.MonkeyPatch) -> list:
     """Rows and eval_set of every XGBClassifier.fit the heads make."""
-    import featurekit.heads as heads_module
+    import featurekit.learn.heads.xgb as xgb_module
 
     calls: list = []
-    original_fit = heads_module.XGBClassifier.fit
+    original_fit = xgb_module.XGBClassifier.fit
 
     def fit_spy(self: object, X_fit: np.ndarray, y_fit: np.ndarray, **kwargs: object) -> object:
         calls.append((X_fit.shape[0], kwargs.get("eval_set")))
         return original_fit(self, X_fit, y_fit, **kwargs)
 
-    monkeypatch.setattr(heads_module.XGBClassifier, "fit", fit_spy)
+    monkeypatch.setattr(xgb_module.XGBClassifier, "fit", fit_spy)
     return calls
 
 
@@ -232,17 +226,17 @@ def recordings_problem(n_groups: int = 40, per_group: int = 4, n_classes: int = 
 @pytest.fixture
 def split_spy(monkeypatch: pytest.MonkeyPatch) -> list:
     """Records every split that heads draw through ``validation_split``."""
-    import featurekit.heads as heads_module
+    import featurekit.learn.splits as splits_module
 
     drawn: list = []
-    original = heads_module.validation_split
+    original = splits_module.validation_split
 
     def spy(*args: object, **kwargs: object) -> object:
         split = original(*args, **kwargs)
         drawn.append(split)
         return split
 
-    monkeypatch.setattr(heads_module, "validation_split", spy)
+    monkeypatch.setattr(splits_module, "validation_split", spy)
     return drawn
 
 
@@ -280,18 +274,18 @@ def test_xgb_scores_rounds_on_exactly_the_held_out_rows(xgb_fit_calls: list) -> 
 
 
 def test_mlp_scores_epochs_on_exactly_the_held_out_rows(monkeypatch: pytest.MonkeyPatch) -> None:
-    import featurekit.heads as heads_module
+    import featurekit.learn.heads.mlp as mlp_module
 
     X, y, groups = recordings_problem()
     seen: list = []
-    original = heads_module._Network.train_with_validation
+    original = mlp_module._Network.train_with_validation
 
     def spy(self: object, Z: np.ndarray, encoded: np.ndarray, Z_val: np.ndarray,
             encoded_val: np.ndarray) -> object:
         seen.append((Z.shape[0], encoded_val.copy()))
         return original(self, Z, encoded, Z_val, encoded_val)
 
-    monkeypatch.setattr(heads_module._Network, "train_with_validation", spy)
+    monkeypatch.setattr(mlp_module._Network, "train_with_validation", spy)
     head = MLPHead(random_state=2, max_iter=30).fit(X, y, groups=groups)
     ((n_train, encoded_val),) = seen
     val = head.validation_rows_
@@ -332,12 +326,12 @@ def test_heads_learn_with_recording_groups_either_way(head_class: type, refit: b
 
 
 def test_stopping_metric_error_breaks_ties_by_log_loss() -> None:
-    from featurekit.heads import _stopping_point
+    from featurekit.learn.heads.base import stopping_point
 
     losses = [0.9, 0.7, 0.5, 0.6]
     errors = [0.3, 0.1, 0.1, 0.1]
-    assert _stopping_point(losses, errors, "error") == 2
-    assert _stopping_point([0.9, 0.4, 0.5], [0.3, 0.2, 0.1], "logloss") == 1
+    assert stopping_point(losses, errors, "error") == 2
+    assert stopping_point([0.9, 0.4, 0.5], [0.3, 0.2, 0.1], "logloss") == 1
     with pytest.raises(ConfigError, match="stopping_metric"):
         XGBHead(stopping_metric="auc").fit(*blobs(n=40))
 
@@ -360,8 +354,8 @@ def test_validation_split_many_groups_is_stratified_by_group_class() -> None:
 
 
 def test_tune_head_goes_through_select_by_inner_cv(monkeypatch: pytest.MonkeyPatch) -> None:
-    import featurekit.heads as heads_module
-    from featurekit.selection import select_by_inner_cv
+    import featurekit.learn.tuning as tuning_module
+    from featurekit.learn.selection import select_by_inner_cv
 
     calls: list = []
 
@@ -370,7 +364,7 @@ def test_tune_head_goes_through_select_by_inner_cv(monkeypatch: pytest.MonkeyPat
         calls.append((candidates, splits, kwargs))
         return select_by_inner_cv(candidates, build, X, y, splits, **kwargs)
 
-    monkeypatch.setattr(heads_module, "select_by_inner_cv", spy)
+    monkeypatch.setattr(tuning_module, "select_by_inner_cv", spy)
     X, y = blobs(n=60)
     groups = np.arange(60) // 20
     assert tune_head("logreg", X, y, groups) in [{"C": c} for c in (0.01, 0.1, 1.0, 10.0)]

@@ -15,14 +15,18 @@ import soundfile as sf
 from fixtures_audio import bad_clip_ids, class_signal, make_urbansound8k
 
 import featurekit
-import featurekit.model as model_module
+import featurekit.model.artifact as artifact_module
+import featurekit.model.load as load_module
 from featurekit.benchmark import BenchmarkConfig
 from featurekit.benchmark import run as run_benchmark_on
 from featurekit.cli import main
 from featurekit.config import ExtractionConfig
 from featurekit.datasets import load_dataset
 from featurekit.errors import ArtifactError, AudioError, ConfigError
-from featurekit.model import AudioClassifier, load_model, read_header, train
+from featurekit.model.artifact import read_header
+from featurekit.model.classifier import AudioClassifier
+from featurekit.model.load import load_model
+from featurekit.model.train import train
 
 pytestmark = pytest.mark.filterwarnings("ignore::featurekit.datasets.DatasetWarning")
 
@@ -135,7 +139,7 @@ def test_truncated_corrupt_and_foreign_files_are_refused_before_unpickling(
     with pytest.raises(ArtifactError, match="checksum"):
         load_model(flipped)
     header_only = _rewrite(saved, tmp_path / "header.fk",
-                           lambda data: data[:len(model_module.ARTIFACT_MAGIC) + 10])
+                           lambda data: data[:len(artifact_module.ARTIFACT_MAGIC) + 10])
     with pytest.raises(ArtifactError, match="corrupt artifact header"):
         load_model(header_only)
     foreign = _rewrite(saved, tmp_path / "foreign.fk", lambda data: pickle.dumps([1, 2]))
@@ -152,14 +156,14 @@ def test_truncated_corrupt_and_foreign_files_are_refused_before_unpickling(
 def test_artifacts_of_an_incompatible_featurekit_are_refused(
         saved: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: object,
         message: str) -> None:
-    monkeypatch.setattr(model_module, name, value)  # as a later featurekit would read it
+    monkeypatch.setattr(load_module, name, value)  # as a later featurekit would read it
     with pytest.raises(ArtifactError, match=message):
         load_model(saved)
 
 
 def test_another_patch_release_loads(saved: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     major, minor, _ = featurekit.__version__.split(".")
-    monkeypatch.setattr(model_module, "__version__", f"{major}.{minor}.99")
+    monkeypatch.setattr(load_module, "__version__", f"{major}.{minor}.99")
     assert load_model(saved).system_ == SYSTEM
 
 

@@ -41,20 +41,17 @@ from featurekit.cli import main
 from featurekit.datasets import DatasetWarning, load_dataset, verify_dataset
 from featurekit.datasets.fsd50k import download_fsd50k
 from featurekit.datasets.mixtures import mix_pair, plan_mixtures, write_mixture_set
-from featurekit.download import extract_archive
 from featurekit.errors import ConfigError, DatasetError, DownloadError
 from featurekit.fusion import make_fusion
-from featurekit.heads import (
-    HeadSpec,
-    LogRegHead,
-    MLPHead,
-    XGBHead,
-    inner_splits,
-    stratification_labels,
-)
-from featurekit.neural.e2e import E2EClassifier
-from featurekit.sequence import SequenceClassifier
-from featurekit.splitzip import open_split_zip, split_parts
+from featurekit.io.download import extract_archive
+from featurekit.io.splitzip import open_split_zip, split_parts
+from featurekit.learn.heads.base import HeadSpec
+from featurekit.learn.heads.logreg import LogRegHead
+from featurekit.learn.heads.mlp import MLPHead
+from featurekit.learn.heads.xgb import XGBHead
+from featurekit.learn.splits import inner_splits, stratification_labels
+from featurekit.learn.torch.e2e import E2EClassifier
+from featurekit.learn.torch.sequence import SequenceClassifier
 
 SPLITS = {1: "train", 2: "train", 3: "train", 4: "val", 5: "eval"}
 
@@ -694,7 +691,7 @@ def test_download_fsd50k_refuses_a_part_with_the_wrong_checksum(tmp_path: Path,
 
 
 def test_featurekit_train_refuses_a_multilabel_dataset(tmp_path: Path) -> None:
-    from featurekit.model import train
+    from featurekit.model.train import train
 
     make_fsd50k(tmp_path, dev=DEV, evaluation=EVAL)
     with warnings.catch_warnings():

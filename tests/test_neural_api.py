@@ -11,10 +11,12 @@ import soundfile as sf
 import torch
 from sklearn.base import clone
 
-from featurekit.branch import BranchComputer, ClipResult
+from featurekit.computers.base import BranchComputer
+from featurekit.computers.neural import NeuralBranch
 from featurekit.errors import AudioError, ConfigError
-from featurekit.neural import NeuralBranch, PretrainedEmbedder, audioset_labels, hear
+from featurekit.neural import PretrainedEmbedder, audioset_labels, hear
 from featurekit.neural.embedding import embed_waveforms, torch_threads
+from featurekit.store.records import ClipResult
 
 SR_FILE = 22050
 

@@ -15,7 +15,7 @@ def test_cli_embed_fills_the_store_resumes_and_flags_untrained(tmp_path, capsys,
     from fixtures_audio import bad_clip_ids, make_urbansound8k
 
     from featurekit.cli import main
-    from featurekit.store import FeatureStore
+    from featurekit.store.reader import FeatureStore
 
     monkeypatch.setenv("FEATUREKIT_NO_PROGRESS", "1")
     data = make_urbansound8k(tmp_path / "data", folds=(1, 2), clips_per_fold=2,

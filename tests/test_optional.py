@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from test_store import FakeBranch, make_dataset
 
+from featurekit._util.optional import require
+from featurekit._util.parallel import dask_client
+from featurekit.computers.runner import run_branch
 from featurekit.errors import FeaturekitError, MissingDependencyError
-from featurekit.optional import require
-from featurekit.runner import dask_client, run_branch
 
 #: Import names of the optional engines, and the extra that installs each.
 EXTRAS = {"distributed": "dask", "dask": "dask", "opensmile": "opensmile",

@@ -9,7 +9,7 @@ import pytest
 from featurekit.benchmark import BenchmarkConfig
 from featurekit.benchmark.data import prepare_data
 from featurekit.datasets import load_dataset
-from featurekit.heads import inner_splits
+from featurekit.learn.splits import inner_splits
 
 
 def test_official_adapters_name_the_source_recording(urbansound8k_dir, esc50_dir):

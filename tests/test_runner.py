@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 from test_store import FakeBranch, make_dataset, run, write_tone
 
-from featurekit.branch import ClipResult
-from featurekit.errors import DatasetError, StoreError
-from featurekit.runner import RunSummary, default_batch_size
-from featurekit.store import FeatureStore
+from featurekit.computers.runner import RunSummary, default_batch_size
+from featurekit.errors import ConfigError, DatasetError, StoreError
+from featurekit.store.reader import FeatureStore
+from featurekit.store.records import ClipResult
 
 BAD_KINDS = ("corrupt", "empty", "silent", "nan", "missing")
 
@@ -173,9 +173,9 @@ def test_dataset_and_option_validation(tmp_path: Path) -> None:
             store)
     with pytest.raises(StoreError, match="n_jobs"):
         run(FakeBranch(), dataset, store, n_jobs=0)
-    with pytest.raises(StoreError, match="unknown backend"):
+    with pytest.raises(ConfigError, match="unknown backend"):
         run(FakeBranch(), dataset, store, backend="spark")
-    with pytest.raises(StoreError, match="needs backend='dask'"):
+    with pytest.raises(ConfigError, match="needs backend='dask'"):
         run(FakeBranch(), dataset, store, scheduler="tcp://127.0.0.1:1")
     assert default_batch_size(1761, 2) == 32 and default_batch_size(10, 2) == 2
 
@@ -204,7 +204,7 @@ from types import SimpleNamespace
 import pandas as pd
 sys.path.insert(0, {tests!r})
 from test_store import FakeBranch
-from featurekit.runner import run_branch
+from featurekit.computers.runner import run_branch
 clips = pd.read_csv({clips!r}, dtype={{"clip_id": str}})
 run_branch(FakeBranch(delay_s=0.05), SimpleNamespace(name="mini", clips=clips), {store!r},
            batch_size=2, progress=False)
@@ -296,8 +296,8 @@ def test_cli_extract_end_to_end(tmp_path: Path, capsys) -> None:
     from fixtures_audio import bad_clip_ids, make_urbansound8k
 
     from featurekit.cli import main
+    from featurekit.computers.handcrafted import HandcraftedBranch
     from featurekit.config import ExtractionConfig
-    from featurekit.handcrafted import HandcraftedBranch
 
     data = make_urbansound8k(tmp_path / "data", folds=(1, 2), clips_per_fold=2,
                              with_bad_files=True)
@@ -341,8 +341,8 @@ def test_cli_extract_end_to_end(tmp_path: Path, capsys) -> None:
 @pytest.mark.realdata
 def test_real_urbansound8k_subset_extracts_completely(shared_data_dir: Path,
                                                       tmp_path: Path) -> None:
+    from featurekit.computers.handcrafted import HandcraftedBranch
     from featurekit.datasets import load_dataset
-    from featurekit.handcrafted import HandcraftedBranch
 
     with pytest.warns(UserWarning, match="partial copy"):
         dataset = load_dataset("urbansound8k", shared_data_dir / "urbansound8k-subset")

@@ -12,17 +12,14 @@ import pytest
 from fixtures_features import feature_frame, high_bit, low_bit
 
 from featurekit.benchmark import BenchmarkConfig, run_benchmark
-from featurekit.branch import ClipResult
 from featurekit.errors import ConfigError, StoreError
 from featurekit.fusion import EmbeddingBlendClassifier
-from featurekit.heads import HeadSpec
-from featurekit.sequence import (
-    ENCODERS,
-    SequenceClassifier,
-    load_sequences,
-    stream_columns,
-)
-from featurekit.store import FeatureStore
+from featurekit.learn.heads.base import HeadSpec
+from featurekit.learn.torch.encoders import ENCODERS
+from featurekit.learn.torch.sequence import SequenceClassifier
+from featurekit.store.reader import FeatureStore
+from featurekit.store.records import ClipResult
+from featurekit.store.sequences import load_sequences, stream_columns
 
 FAST = {"max_epochs": 12, "patience": 4, "width": 32, "embedding_dim": 16}
 

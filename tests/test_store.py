@@ -1,6 +1,7 @@
 """FeatureStore: layout, reads (pandas, arrays, other Parquet readers), metadata, lock.
 
-Stores are filled by :func:`featurekit.runner.run_branch` with :class:`FakeBranch`, a small
+Stores are filled by :func:`featurekit.computers.runner.run_branch` with :class:`FakeBranch`, a
+small
 deterministic BranchComputer defined here (also used by ``test_runner.py``), so these tests do
 not depend on the handcrafted extractor.
 """
@@ -21,11 +22,12 @@ import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 
-from featurekit.audio import load_audio_with_info
-from featurekit.branch import BranchComputer, ClipResult
+from featurekit.computers.base import BranchComputer
+from featurekit.computers.runner import run_branch
 from featurekit.errors import AudioError, StoreError
-from featurekit.runner import run_branch
-from featurekit.store import ClipFailure, FeatureStore
+from featurekit.io.audio import load_audio_with_info
+from featurekit.store.reader import FeatureStore
+from featurekit.store.records import ClipFailure, ClipResult
 
 FAKE_RATE = 8000
 

@@ -27,17 +27,16 @@ Entry points: :func:`run` (a dataset directory, as ``featurekit benchmark``),
 :func:`benchmark_store` (a feature store) and :func:`run_benchmark` (a features table).
 """
 
+from featurekit._util.lazy import lazy_getattr
+from featurekit._util.parallel import BACKENDS
 from featurekit.benchmark.config import (
     AUTO,
-    BACKENDS,
     BENCHMARK_FUSIONS,
-    HANDCRAFTED_BRANCH,
     HANDCRAFTED_FAMILIES,
     NEURAL_AUTO,
-    SEQUENCE_HEAD_NAMES,
     BenchmarkConfig,
 )
-from featurekit.lazy import lazy_getattr
+from featurekit.names import HANDCRAFTED_BRANCH, SEQUENCE_HEAD_NAMES
 
 # The stages (pandas, scikit-learn, XGBoost) are imported on first use: the configuration is
 # enough to build the CLI's parser.
@@ -46,7 +45,7 @@ __getattr__ = lazy_getattr(__name__, {
     "BenchmarkRun": "featurekit.benchmark.driver",
     "benchmark_store": "featurekit.benchmark.driver",
     "run": "featurekit.benchmark.driver",
-    "run_benchmark": "featurekit.benchmark.driver",
+    "run_benchmark": "featurekit.benchmark.engine",
     "ablation_subsets": "featurekit.benchmark.plan",
     "system_name": "featurekit.benchmark.plan",
     "load_results": "featurekit.benchmark.results",

@@ -4,27 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from featurekit.config import FAMILIES
 from featurekit.errors import ConfigError
+from featurekit.names import E2E_BRANCH, E2E_HEAD, SEQUENCE_HEAD_NAMES, is_neural
 
 if TYPE_CHECKING:
-    from featurekit.heads import HeadSpec
+    from featurekit.learn.heads.base import HeadSpec
 
 # Light on purpose: the CLI builds its parser from these defaults, so the heads (scikit-learn,
 # XGBoost) are imported only by the methods that need them.
 
 #: Families of the store's ``handcrafted`` branch, each a benchmark branch of its own.
 HANDCRAFTED_FAMILIES = FAMILIES
-#: Store branch holding the handcrafted families.
-HANDCRAFTED_BRANCH = "handcrafted"
-#: Where the units run: joblib processes on this machine, or a Dask cluster.
-BACKENDS = ("loky", "dask")
-#: Heads that learn from frame sequences rather than clip-level features.
-SEQUENCE_HEAD_NAMES = ("seq",)
 #: Late-fusion rules (see :mod:`featurekit.fusion`).
 LATE_FUSIONS = ("mean", "weighted", "stacking", "calibrated")
 #: A neural branch's head reading the other branches' out-of-fold log-probabilities.
@@ -38,10 +33,6 @@ BENCHMARK_FUSIONS = ("early", *LATE_FUSIONS, OOF_FEATURES, *SEQUENCE_FUSIONS)
 #: cross-validation of the training folds, against the single branch that does (among neural
 #: branches when there are any).
 AUTO, NEURAL_AUTO, SINGLE_AUTO = "auto", "neural-auto", "single-auto"
-#: The end-to-end stream: a branch with no clip-level columns whose only head is a CNN trained
-#: from scratch on the ``logmel`` frames (:mod:`featurekit.neural.e2e`). In a fused system
-#: ``handcrafted+e2e/xgb/stacking`` the handcrafted branches use ``xgb`` and ``e2e`` its CNN.
-E2E_BRANCH, E2E_HEAD = "e2e", "cnn"
 
 
 def unit_head(head: str, branch: str) -> str:
@@ -55,6 +46,48 @@ def selection_name(branches: tuple[str, ...] | list[str]) -> str:
     return f"{AUTO}({'+'.join(branches)})"
 
 
+def in_order(names: Sequence[str], branches: Sequence[str]) -> tuple[str, ...]:
+    """The branch subset ``names`` in benchmark-branch order, as the plan names its systems.
+
+    Parameters
+    ----------
+    names : sequence of str
+        Branches of the subset, in any order.
+    branches : sequence of str
+        Every benchmark branch, in order.
+
+    Returns
+    -------
+    tuple of str
+    """
+    return tuple(branch for branch in branches if branch in names)
+
+
+def side_name(subset: Sequence[str], branches: Sequence[str]) -> str:
+    """The name :func:`featurekit.benchmark.plan.make_plan` gives the side of a
+    :class:`~featurekit.benchmark.plan.BranchComparison` over ``subset``.
+
+    Parameters
+    ----------
+    subset : sequence of str
+        The side's branches, in benchmark-branch order (:func:`in_order`).
+    branches : sequence of str
+        Every benchmark branch, in order.
+
+    Returns
+    -------
+    str
+        ``auto`` for every branch, ``neural-auto`` for the only neural branch, else
+        :func:`~featurekit.benchmark.config.selection_name`.
+    """
+    if tuple(subset) == tuple(branches):
+        return AUTO
+    neural = [name for name in branches if is_neural(name)]
+    if len(subset) == 1 and neural == list(subset):
+        return NEURAL_AUTO
+    return selection_name(tuple(subset))
+
+
 @dataclass(frozen=True)
 class BenchmarkConfig:
     """What a benchmark runs; everything that changes its numbers (hashed into the results).
@@ -62,7 +95,8 @@ class BenchmarkConfig:
     Attributes
     ----------
     heads : tuple of str
-        Head names of :data:`featurekit.heads.HEADS`, ``seq`` (the sequence head), or of
+        Head names of :data:`featurekit.learn.heads.registry.HEADS`, ``seq`` (the sequence head),
+        or of
         ``head_specs`` given to :func:`featurekit.benchmark.run_benchmark`.
     fusions : tuple of str
         Any of :data:`BENCHMARK_FUSIONS`: ``early``, the late rules, ``oof_features``
@@ -140,7 +174,7 @@ class BenchmarkConfig:
 
     def config_hash(self, head_specs: Mapping[str, HeadSpec] | None = None) -> str:
         """Stable short hash of :meth:`to_dict` and of the heads' default parameters."""
-        from featurekit.heads import HEADS
+        from featurekit.learn.heads.registry import HEADS
 
         specs = {name: head_spec(name, head_specs) for name in self.heads
                  if name in HEADS or name in SEQUENCE_HEAD_NAMES or name in (head_specs or {})}
@@ -155,13 +189,15 @@ def head_spec(name: str, head_specs: Mapping[str, HeadSpec] | None = None) -> He
     if head_specs and name in head_specs:
         return head_specs[name]
     if name in SEQUENCE_HEAD_NAMES:
-        from featurekit.sequence import SEQUENCE_HEADS  # torch: imported only when asked for
+        from featurekit.learn.torch.sequence import (
+            SEQUENCE_HEADS,  # torch: imported only when asked for
+        )
 
         return SEQUENCE_HEADS[name]
     if name == E2E_HEAD:
-        from featurekit.neural.e2e import E2E_HEADS
+        from featurekit.learn.torch.e2e import E2E_HEADS
 
         return E2E_HEADS[name]
-    from featurekit.heads import get_head_spec
+    from featurekit.learn.heads.registry import get_head_spec
 
     return get_head_spec(name)

@@ -23,7 +23,7 @@ from featurekit.benchmark.execute import execute
 from featurekit.benchmark.fuse import Key, Prediction, fuse
 from featurekit.benchmark.plan import Plan, make_plan, subsample_training
 from featurekit.benchmark.results import branch_comparisons
-from featurekit.heads import HeadSpec
+from featurekit.learn.heads.base import HeadSpec
 
 
 def subsampled_rows(plan: Plan, data: BenchmarkData, fraction: float,

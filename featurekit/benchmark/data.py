@@ -9,17 +9,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from featurekit.benchmark.config import (
-    E2E_BRANCH,
-    HANDCRAFTED_FAMILIES,
-    SEQUENCE_HEAD_NAMES,
-    BenchmarkConfig,
-)
+from featurekit.benchmark.config import HANDCRAFTED_FAMILIES, BenchmarkConfig
 from featurekit.datasets.base import LABEL_SEPARATOR
 from featurekit.errors import ConfigError, DatasetError
 from featurekit.fusion import Selector, resolve_columns
-from featurekit.heads import stratification_labels
-from featurekit.store import KEY_COLUMNS as STORE_KEY_COLUMNS
+from featurekit.learn.splits import stratification_labels
+from featurekit.names import E2E_BRANCH, SEQUENCE_HEAD_NAMES
+from featurekit.store.layout import KEY_COLUMNS as STORE_KEY_COLUMNS
 
 #: Non-feature columns: a store read's keys, and ``recording`` (optional), each clip's source.
 KEY_COLUMNS = (*STORE_KEY_COLUMNS, "recording")
@@ -87,12 +83,6 @@ def branch_selectors(columns: Sequence[str]) -> dict[str, str]:
     return selectors
 
 
-def is_neural(branch: str) -> bool:
-    """Whether a benchmark branch is a network's: a pretrained embedding (``neural.<model>``)
-    or the end-to-end stream trained on the task (``e2e``)."""
-    return branch.startswith("neural.") or branch == E2E_BRANCH
-
-
 @dataclass
 class BenchmarkData:
     """Arrays of one benchmark, rows sorted by clip id.
@@ -103,7 +93,7 @@ class BenchmarkData:
         Feature columns; infinities are NaN.
     y : np.ndarray of int
         Class index of each clip (``0 .. n_classes - 1``); multi-label: each clip's rarest
-        label (:func:`featurekit.heads.stratification_labels`), which stratifies splits.
+        label (:func:`featurekit.learn.splits.stratification_labels`), which stratifies splits.
     folds : np.ndarray of int
         Official fold of each clip.
     groups : np.ndarray of int

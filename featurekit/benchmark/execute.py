@@ -8,28 +8,24 @@ training rows. Only training rows reach any ``fit``: the test rows are only pred
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from joblib import Parallel, delayed, effective_n_jobs, parallel_config
+from joblib import delayed
 from threadpoolctl import threadpool_limits
 
-from featurekit.benchmark.config import (
-    BACKENDS,
-    E2E_BRANCH,
-    E2E_HEAD,
-    OOF_FEATURES,
-    SEQUENCE_HEAD_NAMES,
-    unit_head,
-)
+from featurekit._util.parallel import check_backend, run_tasks
+from featurekit._util.progress import progress_bar
+from featurekit.benchmark.config import OOF_FEATURES, unit_head
 from featurekit.benchmark.data import BenchmarkData
 from featurekit.benchmark.plan import Plan, Unit, oof_feature_target
-from featurekit.errors import ConfigError
 from featurekit.fusion import fit_branch, log_probability_features, predict_members
-from featurekit.heads import HeadSpec, Split, inner_splits, take_rows
-from featurekit.progress import progress_bar
+from featurekit.learn.fitting import take_rows
+from featurekit.learn.heads.base import HeadSpec
+from featurekit.learn.splits import Split, inner_splits
+from featurekit.names import E2E_BRANCH, E2E_HEAD, SEQUENCE_HEAD_NAMES
 
 
 @dataclass
@@ -156,31 +152,6 @@ def fit_unit(unit: Unit, spec: HeadSpec, data: BenchmarkData, train: np.ndarray,
     return output
 
 
-def check_backend(backend: str, scheduler: str | None) -> None:
-    """Refuse an unknown backend, or a scheduler address without the Dask backend."""
-    if backend not in BACKENDS:
-        raise ConfigError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
-    if scheduler is not None and backend != "dask":
-        raise ConfigError("a scheduler address needs backend='dask'")
-
-
-def run_parallel(tasks: Sequence[Any], *, n_jobs: int, backend: str = "loky",
-                 scheduler: str | None = None) -> Iterator[Any]:
-    """Results of joblib ``delayed`` tasks, in task order, on processes or a Dask cluster."""
-    if backend == "loky":
-        if effective_n_jobs(n_jobs) == 1:
-            for function, args, kwargs in tasks:
-                yield function(*args, **kwargs)
-            return
-        with parallel_config(backend="loky", inner_max_num_threads=1):
-            yield from Parallel(n_jobs=n_jobs, return_as="generator")(tasks)
-        return
-    from featurekit.runner import dask_client
-
-    with dask_client(scheduler, effective_n_jobs(n_jobs)), parallel_config(backend="dask"):
-        yield from Parallel(n_jobs=-1, return_as="generator")(tasks)
-
-
 def execute(plan: Plan, data: BenchmarkData, specs: Mapping[str, HeadSpec], *,
             seeds_of: Callable[[int], list[int]], inner_splits_count: int, tune: bool,
             with_embeddings: bool, n_jobs: int = 1, backend: str = "loky",
@@ -253,7 +224,7 @@ def execute(plan: Plan, data: BenchmarkData, specs: Mapping[str, HeadSpec], *,
     with progress_bar(total=len(plan.units), desc=desc, unit="fit",
                       disable=None if progress is None else not progress) as bar:
         for stage in plan.stages:
-            results = run_parallel([task(unit) for unit in stage], n_jobs=n_jobs,
+            results = run_tasks([task(unit) for unit in stage], n_jobs=n_jobs,
                                    backend=backend, scheduler=scheduler)
             for unit, output in zip(stage, results, strict=True):
                 outputs[unit] = output

@@ -5,7 +5,7 @@ the late rules, the blend and the primary comparison's ``auto`` choices are fitt
 units' inner out-of-fold predictions of the training rows, with the estimators' own steps from
 :mod:`featurekit.fusion` (:func:`~featurekit.fusion.make_fusion` rules,
 :func:`~featurekit.fusion.cross_fitted_proba`, :func:`~featurekit.fusion.blend_probabilities`)
-and the selection rule of :func:`featurekit.selection.select_by_oof`.
+and the selection rule of :func:`featurekit.learn.selection.select_by_oof`.
 """
 
 from __future__ import annotations
@@ -17,14 +17,15 @@ import numpy as np
 from joblib import delayed
 from threadpoolctl import threadpool_limits
 
+from featurekit._util.parallel import run_tasks
 from featurekit.benchmark.config import LATE_FUSIONS, OOF_FEATURES, unit_head
 from featurekit.benchmark.data import BenchmarkData
-from featurekit.benchmark.execute import UnitOutput, run_parallel
+from featurekit.benchmark.execute import UnitOutput
 from featurekit.benchmark.plan import Plan, System, Unit, oof_feature_target
 from featurekit.benchmark.score import primary_metric, task_metrics
 from featurekit.fusion import blend_probabilities, cross_fitted_proba, make_fusion
-from featurekit.heads import Split, inner_splits, stratification_labels
-from featurekit.selection import select_by_oof
+from featurekit.learn.selection import select_by_oof
+from featurekit.learn.splits import Split, inner_splits, stratification_labels
 
 
 @dataclass
@@ -180,6 +181,6 @@ def fuse(plan: Plan, data: BenchmarkData, outputs: Mapping[Unit, UnitOutput],
                                 data.groups[plan.training(fold, repeat)])
              for (fold, repeat), inner in splits.items()]
     predictions: dict[Key, Prediction] = {}
-    for part in run_parallel(tasks, n_jobs=n_jobs, backend=backend, scheduler=scheduler):
+    for part in run_tasks(tasks, n_jobs=n_jobs, backend=backend, scheduler=scheduler):
         predictions.update(part)
     return predictions

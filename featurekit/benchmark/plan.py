@@ -18,20 +18,17 @@ import numpy as np
 
 from featurekit.benchmark.config import (
     AUTO,
-    E2E_BRANCH,
-    E2E_HEAD,
     HANDCRAFTED_FAMILIES,
     LATE_FUSIONS,
     NEURAL_AUTO,
     OOF_FEATURES,
-    SEQUENCE_HEAD_NAMES,
     SINGLE_AUTO,
     BenchmarkConfig,
     selection_name,
     unit_head,
 )
-from featurekit.benchmark.data import is_neural
 from featurekit.errors import ConfigError, DatasetError
+from featurekit.names import E2E_BRANCH, E2E_HEAD, SEQUENCE_HEAD_NAMES, is_neural
 
 #: Unit kinds: one branch, early fusion, the joint sequence model, out-of-fold features.
 UNIT_KINDS = ("branch", "early", "joint", OOF_FEATURES)

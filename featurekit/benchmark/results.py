@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from featurekit.benchmark.config import AUTO, SEQUENCE_HEAD_NAMES, BenchmarkConfig, unit_head
-from featurekit.benchmark.data import BenchmarkData, is_neural
+from featurekit._util.fsutil import atomic_write_text
+from featurekit.benchmark.config import AUTO, BenchmarkConfig, unit_head
+from featurekit.benchmark.data import BenchmarkData
 from featurekit.benchmark.fuse import Key, Prediction
 from featurekit.benchmark.plan import BranchComparison, Plan, system_name
 from featurekit.benchmark.score import (
@@ -34,7 +35,7 @@ from featurekit.benchmark.score import (
     per_class_f1,
     primary_metric,
 )
-from featurekit.fsutil import atomic_write_text
+from featurekit.names import SEQUENCE_HEAD_NAMES, is_neural
 
 
 def _per_class(name: str, data: BenchmarkData, plan: Plan,

@@ -89,12 +89,6 @@ def run(args: argparse.Namespace) -> int:
     from featurekit.benchmark import BenchmarkConfig
     from featurekit.benchmark import run as benchmark_dataset
 
-    if args.sets:
-        from functools import partial
-
-        from featurekit.benchmark.sets import run_sets
-
-        benchmark_dataset = partial(run_sets, sets=args.sets)
     config = BenchmarkConfig(heads=_names(args.heads), fusions=_names(args.fusions),
                              repeats=args.repeats, n_seeds=args.seeds, seed=args.seed,
                              inner_splits=args.inner_splits, tune=args.tune,
@@ -105,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
                                                    _names(args.train_fractions or "")))
     models = [] if args.model == NO_MODEL else list(_names(args.model))
     outcome = benchmark_dataset(args.dataset, args.data_dir, args.store, model=models,
+                                sets=args.sets or None,
                                 weights=args.weights, config=config,
                                 extraction=(config_from_args(args)
                                             if args.config or args.families else None),
@@ -142,7 +137,7 @@ def summary_text(results: dict) -> str:
                      f"{entry['reference']} {100 * entry['reference_accuracy']:.1f} %: "
                      f"{entry['gain_pp']:+.2f} pp [{low:+.2f}, {high:+.2f}]")
     if results.get("feature_sets"):
-        from featurekit.benchmark.sets import sets_summary
+        from featurekit.benchmark.report.sets import sets_summary
 
         lines += sets_summary(results)
     return "\n".join(lines)

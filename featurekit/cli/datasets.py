@@ -4,32 +4,20 @@ from __future__ import annotations
 
 import argparse
 
-from featurekit.datasets import (
-    GENERIC_ADAPTERS,
-    default_data_dir,
-    download_dataset,
-    list_datasets,
-    load_manifest,
-    verify_dataset,
-)
-from featurekit.datasets.fetch import DATA_DIR_ENV
+from featurekit.datasets import default_data_dir, download_dataset, verify_dataset
+from featurekit.datasets.registry import adapters
+from featurekit.datasets.verify import DATA_DIR_ENV
+from featurekit.names import GENERIC_ADAPTERS
 
 _NAME_HELP = "official dataset (see `featurekit datasets list`)"
 
 
 def _list(args: argparse.Namespace) -> int:
-    for name in list_datasets():
-        manifest = load_manifest(name)
-        print(f"{name:14s} {manifest.expected_clips:5d} clips  {len(manifest.classes):2d} classes"
-              f"  {len(manifest.folds):2d} folds  {manifest.title}")
-        print(f"{'':14s} license: {manifest.license}")
-        print(f"{'':14s} {manifest.homepage}")
-    print(f"{'fsd50k':14s} 51197 clips 200 classes  multi-label, train/val/eval  FSD50K "
-          "(Zenodo 10.5281/zenodo.4060432)")
-    print(f"{'folder':14s} your audio: DATA_DIR/<label>/<clip>.wav, optional DATA_DIR/folds.csv")
-    print(f"{'csv':14s} your audio listed in a CSV: path,label[,fold][,clip_id]; paths "
-          "absolute or relative to the CSV's folder; a labels column (comma-separated label "
-          "sets) instead of label makes it multi-label")
+    for name, adapter in adapters().items():
+        first, *more = adapter.summary(name)
+        print(f"{name:14s} {first}")
+        for line in more:
+            print(f"{'':14s} {line}")
     return 0
 
 

@@ -47,10 +47,10 @@ def run(args: argparse.Namespace) -> int:
     """Handler of ``featurekit embed``."""
     from joblib import effective_n_jobs
 
+    from featurekit.computers.neural import NeuralBranch
+    from featurekit.computers.runner import run_branch
     from featurekit.datasets import load_dataset
     from featurekit.errors import ConfigError
-    from featurekit.neural.branch import NeuralBranch
-    from featurekit.runner import run_branch
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from featurekit.cli.common import add_config_arguments, add_dataset_arguments, config_from_args
+from featurekit.computers.sets import FEATURE_SETS, FEATUREKIT_SET
 from featurekit.errors import ConfigError
-from featurekit.feature_sets import FEATURE_SETS, FEATUREKIT_SET
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,9 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``featurekit extract``."""
+    from featurekit.computers.runner import run_branch
+    from featurekit.computers.sets import set_computer
     from featurekit.datasets import load_dataset
-    from featurekit.feature_sets import set_computer
-    from featurekit.runner import run_branch
 
     if args.scheduler and args.backend != "dask":
         raise ConfigError("--scheduler needs --backend dask")

@@ -22,8 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from featurekit.computers.handcrafted import feature_catalog
     from featurekit.extractor import FeatureExtractor
-    from featurekit.handcrafted import feature_catalog
 
     config = config_from_args(args)
     if args.show_config:

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     from featurekit.cli import EXIT_FAILED, EXIT_OK
     from featurekit.errors import ConfigError
-    from featurekit.model import load_model
+    from featurekit.model.load import load_model
 
     if args.jobs == 0 or args.jobs < -1:
         raise ConfigError("--jobs must be a positive count or -1")

@@ -23,7 +23,7 @@ def run_info(args: argparse.Namespace) -> int:
     """Handler of ``featurekit store info``."""
     from pathlib import Path
 
-    from featurekit.store import FeatureStore
+    from featurekit.store.reader import FeatureStore
 
     if not Path(args.store).is_dir():
         raise StoreError(f"no feature store at {args.store}")

@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Handler of ``featurekit train``."""
     from featurekit.benchmark.config import BenchmarkConfig
-    from featurekit.model import train
+    from featurekit.model.train import train
 
     config = BenchmarkConfig(heads=_names(args.heads), fusions=_names(args.fusions),
                              seed=args.seed, inner_splits=args.inner_splits)

@@ -1,5 +1,9 @@
-"""Datasets: official ones described by manifests (UrbanSound8K, ESC-50, ESC-10) and user
-datasets (a folder per label, or a CSV), all loaded into one :class:`Dataset` shape.
+"""Datasets: official ones (UrbanSound8K, ESC-50, ESC-10 described by manifests; FSD50K) and
+user datasets (a folder per label, or a CSV), all loaded into one :class:`Dataset` shape.
+
+Layout: :mod:`~featurekit.datasets.registry` maps each name to its adapter (:mod:`.official`
+with :mod:`.fetch` for the manifest datasets, :mod:`.fsd50k`, :mod:`.generic`); the adapters
+share :mod:`.base` (clips table, missing audio) and :mod:`.verify` (report, data directory).
 
 >>> ds = load_dataset("urbansound8k", "~/data")        # doctest: +SKIP
 >>> ds.clips.columns[:5].tolist()                       # doctest: +SKIP
@@ -9,18 +13,14 @@ datasets (a folder per label, or a CSV), all loaded into one :class:`Dataset` sh
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from featurekit.datasets.fetch import (
-    FSD50K,
-    VerificationReport,
-    default_data_dir,
-    download_dataset,
-    verify_dataset,
-)
-from featurekit.datasets.manifest import DatasetManifest, load_manifest, manifest_names
-from featurekit.errors import DatasetError
-from featurekit.lazy import lazy_getattr
+from featurekit._util.lazy import lazy_getattr
+from featurekit.datasets.manifest import DatasetManifest, load_manifest
+from featurekit.datasets.registry import ManifestRelease, adapter, adapters, release
+from featurekit.datasets.verify import VerificationReport, default_data_dir
+from featurekit.names import GENERIC_ADAPTERS
 
 if TYPE_CHECKING:
     from featurekit.datasets.base import Dataset
@@ -51,16 +51,19 @@ __all__ = [
     "verify_dataset",
 ]
 
-#: Names that load user datasets rather than an official one.
-GENERIC_ADAPTERS = ("folder", "csv")
-
 
 def list_datasets() -> list[str]:
-    """Names of the official datasets (those with a manifest), sorted.
+    """Names of the official datasets described by a manifest, sorted.
 
-    :func:`load_dataset` also accepts the generic adapters in :data:`GENERIC_ADAPTERS`.
+    :func:`load_dataset` also accepts ``"fsd50k"`` and the generic adapters in
+    :data:`GENERIC_ADAPTERS`.
+
+    Returns
+    -------
+    list of str
+        ``esc10``, ``esc50``, ``urbansound8k`` with the shipped manifests.
     """
-    return manifest_names()
+    return [name for name, found in adapters().items() if isinstance(found, ManifestRelease)]
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike[str], download: bool = False, *,
@@ -72,13 +75,12 @@ def load_dataset(name: str, data_dir: str | os.PathLike[str], download: bool = F
     ----------
     name : str
         An official dataset (``urbansound8k``, ``esc50``, ``esc10``; see
-        :func:`list_datasets`), ``"folder"`` (``data_dir`` holds one sub-folder per label)
-        ``"fsd50k"`` (the official FSD50K layout, multi-label, train/val/eval split; see
-        :mod:`featurekit.datasets.fsd50k`), ``"folder"`` (``data_dir`` holds one sub-folder
-        per label) or ``"csv"`` (``data_dir`` is a CSV with columns
-        ``path,label[,fold][,clip_id]`` -- or ``labels``, comma-separated label sets, for a
-        multi-label dataset -- or a folder holding exactly one; paths absolute or relative to
-        the CSV's folder).
+        :func:`list_datasets`), ``"fsd50k"`` (the official FSD50K layout, multi-label,
+        train/val/eval split; see :mod:`featurekit.datasets.fsd50k`), ``"folder"``
+        (``data_dir`` holds one sub-folder per label) or ``"csv"`` (``data_dir`` is a CSV
+        with columns ``path,label[,fold][,clip_id]`` -- or ``labels``, comma-separated label
+        sets, for a multi-label dataset -- or a folder holding exactly one; paths absolute or
+        relative to the CSV's folder).
     data_dir : path-like
         Official datasets: the directory containing the dataset (e.g. the one holding
         ``UrbanSound8K/``) or the dataset directory itself.
@@ -112,45 +114,79 @@ def load_dataset(name: str, data_dir: str | os.PathLike[str], download: bool = F
         Unknown name (the message lists the known ones), dataset not found, malformed
         metadata, duplicate clip ids, paths leaving the data directory, or no audio at all.
     """
-    from featurekit.datasets.generic import load_csv, load_folder
-    from featurekit.datasets.official import find_root, load_official
+    return adapter(name).load(name, data_dir, download=download, dataset_name=dataset_name,
+                              folds_csv=folds_csv)
 
-    official = manifest_names()
-    if name == FSD50K:
-        from featurekit.datasets.fsd50k import load_fsd50k
 
-        if dataset_name is not None or folds_csv is not None:
-            raise DatasetError("fsd50k has an official name and split; dataset_name and "
-                               "folds_csv apply to folder/csv datasets only")
-        if download:
-            from featurekit.datasets.fsd50k import find_fsd50k_root
+def verify_dataset(name: str, data_dir: str | os.PathLike[str], *,
+                   check_archive: bool = True) -> VerificationReport:
+    """Compare a copy of an official dataset with its complete form.
 
-            try:
-                find_fsd50k_root(data_dir)
-            except DatasetError:
-                download_dataset(name, data_dir)
-        return load_fsd50k(data_dir)
-    if name in GENERIC_ADAPTERS:
-        if download:
-            raise DatasetError(f"{name!r} datasets are local; only {', '.join(official)} "
-                               "can be downloaded")
-        if name == "folder":
-            return load_folder(data_dir, name=dataset_name, folds_csv=folds_csv,
-                               reserved=official)
-        if folds_csv is not None:
-            raise DatasetError("folds_csv applies to folder datasets; put a fold column in "
-                               "the CSV instead")
-        return load_csv(data_dir, name=dataset_name, reserved=official)
-    if name not in official:
-        raise DatasetError(f"unknown dataset {name!r}; known datasets: "
-                           f"{', '.join([*official, FSD50K, *GENERIC_ADAPTERS])}")
-    if dataset_name is not None or folds_csv is not None:
-        raise DatasetError(f"{name} has official names and folds; dataset_name and folds_csv "
-                           "apply to folder/csv datasets only")
-    manifest = load_manifest(name)
-    if download:
-        try:
-            find_root(manifest, data_dir)
-        except DatasetError:
-            download_dataset(name, data_dir)
-    return load_official(manifest, data_dir)
+    For a manifest dataset: the archive (checksum and size, when the archive is in
+    ``data_dir`` and the manifest has them), that the metadata parses and agrees with the
+    manifest's classes and folds, the clip count and per-fold counts of the metadata, and
+    that every listed clip has its audio file. For FSD50K: see
+    :func:`~featurekit.datasets.fsd50k.verify_fsd50k`.
+
+    Parameters
+    ----------
+    name : str
+        ``urbansound8k``, ``esc50``, ``esc10`` or ``fsd50k``.
+    data_dir : path-like
+        Directory holding the dataset (or the dataset root itself).
+    check_archive : bool, keyword-only
+        Whether to checksum the archive when present (slow for large archives).
+
+    Returns
+    -------
+    VerificationReport
+        Never raises for a mismatch; see :attr:`VerificationReport.ok`.
+
+    Raises
+    ------
+    DatasetError
+        For an unknown name or a generic adapter's, or when no copy of the dataset is found.
+    """
+    return release(name, "verified").verify(name, data_dir, check_archive=check_archive)
+
+
+def download_dataset(name: str, data_dir: str | os.PathLike[str] | None = None, *,
+                     url: str | None = None, progress: bool = True,
+                     keep_archive: bool = True) -> Path:
+    """Download, extract and verify an official dataset.
+
+    Nothing is downloaded when a copy is already in ``data_dir``; either way the copy is
+    verified. The archive download resumes after an interruption and is checked against the
+    manifest's checksum and size when it has them (ESC-50 publishes none: its extracted clip
+    count, per-fold counts and metadata are verified instead).
+
+    Parameters
+    ----------
+    name : str
+        ``urbansound8k``, ``esc50``, ``esc10`` (which fetches ESC-50) or ``fsd50k``
+        (:func:`~featurekit.datasets.fsd50k.download_fsd50k`; ``url`` is then a mirror of
+        the Zenodo record's API address).
+    data_dir : path-like, optional
+        Where to put it; default :func:`default_data_dir`.
+    url : str, keyword-only, optional
+        A mirror of the official archive (still checked against the manifest).
+    progress : bool, keyword-only
+        Show a download progress bar.
+    keep_archive : bool, keyword-only
+        Keep the archive after extraction (lets ``verify`` re-check the checksum).
+
+    Returns
+    -------
+    Path
+        The dataset root (pass it, or ``data_dir``, to :func:`featurekit.load_dataset`).
+
+    Raises
+    ------
+    DownloadError
+        Network failure, checksum mismatch or unsafe archive (nothing is extracted).
+    DatasetError
+        For an unknown name or a generic adapter's, or when the result does not match the
+        manifest.
+    """
+    return release(name, "downloaded").download(name, data_dir, url=url, progress=progress,
+                                                keep_archive=keep_archive)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sys
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,8 @@ TRAIN_VAL_EVAL = "train-val-eval"
 #: Separator of a clip's labels in a multi-label ``label`` value (and in a CSV's ``labels``).
 LABEL_SEPARATOR = ","
 _SHOWN = 5
+#: Directory of this package: frames in it are not the caller a warning is attributed to.
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 class DatasetWarning(UserWarning):
@@ -92,8 +95,18 @@ class Dataset:
 
 
 def warn(message: str) -> None:
-    """Issue a :class:`DatasetWarning` attributed to the caller of the public loader."""
-    warnings.warn(message, DatasetWarning, stacklevel=4)
+    """Issue a :class:`DatasetWarning` attributed to the caller of the public loader.
+
+    The frames inside this package are skipped, however deep the adapter issuing the warning
+    sits (the registry, an adapter, a shared helper), so the warning names the user's line.
+    """
+    frame = sys._getframe(1)
+    level = 2  # stacklevel 2 is the frame that called warn()
+    while frame.f_back is not None and \
+            os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == _PACKAGE_DIR:
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, DatasetWarning, stacklevel=level)
 
 
 def preview(names: Iterable[object], count: int | None = None) -> str:
@@ -228,6 +241,72 @@ class AudioFinder:
         best = min(candidates, key=lambda name: AUDIO_EXTENSIONS.index(
             os.path.splitext(name)[1].lower()))
         return path.parent / best
+
+
+def drop_missing_audio(found: Sequence[object], names: Sequence[str], *, none_found: str,
+                       skipped: Callable[[int], str],
+                       folds: Sequence[int] | None = None) -> np.ndarray:
+    """Which listed clips to keep: those whose audio file was found.
+
+    Every adapter treats missing audio alike: no audio at all is an error, and the listed
+    clips without audio are dropped with one :class:`DatasetWarning` naming them.
+
+    Parameters
+    ----------
+    found : sequence
+        Per listed clip, the audio file found, or ``None`` (or NaN) when there is none.
+    names : sequence of str
+        Per listed clip, how the warning names it (clip id, or the path the user listed).
+    none_found : str
+        Message of the error raised when no listed clip has audio.
+    skipped : callable
+        ``skipped(count)`` starts the warning (the adapter's wording, e.g. ``"esc50: 3
+        clip(s) listed in ... have no audio file and are skipped"``); the names follow.
+    folds : sequence of int, optional
+        Per listed clip, its fold. A clip of a fold with no audio at all is dropped without
+        being named: the whole fold is absent, which the adapter reports as a partial copy.
+
+    Returns
+    -------
+    np.ndarray
+        Boolean mask of the clips to keep, one per listed clip.
+
+    Raises
+    ------
+    DatasetError
+        ``none_found``, when no listed clip has an audio file.
+    """
+    present = np.asarray(pd.notna(np.asarray(found, dtype=object)), dtype=bool)
+    if not present.any():
+        raise DatasetError(none_found)
+    named = ~present
+    if folds is not None:
+        fold_values = np.asarray(folds)
+        named &= np.isin(fold_values, fold_values[present])
+    if named.any():
+        warn(f"{skipped(int(named.sum()))}: "
+             f"{preview(np.asarray(names, dtype=object)[named].tolist())}")
+    return present
+
+
+def audio_check(rows: pd.DataFrame) -> tuple[bool, str]:
+    """The ``audio files`` check of a verification report: whether every listed clip has
+    its audio file, and the detail line (naming the missing clips).
+
+    Parameters
+    ----------
+    rows : pandas.DataFrame
+        Listed clips: ``clip_id`` and ``path`` (``None`` where the audio is missing).
+
+    Returns
+    -------
+    (bool, str)
+        ``(passed, detail)`` for :meth:`~featurekit.datasets.VerificationReport.add`.
+    """
+    missing = rows[rows["path"].isna()]
+    return missing.empty, (f"{len(rows) - len(missing)} of {len(rows)} listed clips found"
+                           + (f"; missing: {preview(missing['clip_id'].tolist())}"
+                              if len(missing) else ""))
 
 
 def assign_folds(keys: Sequence[str], labels: Sequence[str], *, n_folds: int = 5) -> np.ndarray:

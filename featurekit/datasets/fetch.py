@@ -1,71 +1,26 @@
-"""Download and verify official datasets as their manifests describe them."""
+"""Download and verify the official datasets that a manifest describes (UrbanSound8K, ESC-50,
+ESC-10), as their manifests describe them."""
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from featurekit.datasets.manifest import DatasetManifest, load_manifest
-from featurekit.download import checksum_mismatch, download_file, extract_archive, size_mismatch
+from featurekit.datasets.base import audio_check
+from featurekit.datasets.manifest import DatasetManifest
+from featurekit.datasets.official import find_root, scan_official
+from featurekit.datasets.verify import VerificationReport, default_data_dir
 from featurekit.errors import DatasetError
+from featurekit.io.download import checksum_mismatch, download_file, extract_archive, size_mismatch
 
-__all__ = ["VerificationReport", "default_data_dir", "download_dataset", "verify_dataset"]
+__all__ = ["download_official", "verify_official"]
 
 logger = logging.getLogger(__name__)
 
-#: Environment variable naming the default data directory.
-DATA_DIR_ENV = "FEATUREKIT_DATA_DIR"
-#: The official dataset with an adapter and a download of its own (multi-part Zenodo record).
-FSD50K = "fsd50k"
-
-
-def default_data_dir() -> Path:
-    """``$FEATUREKIT_DATA_DIR``, else ``~/featurekit_data``."""
-    return Path(os.environ.get(DATA_DIR_ENV) or Path.home() / "featurekit_data").expanduser()
-
-
-@dataclass
-class VerificationReport:
-    """Outcome of :func:`verify_dataset`: one line per check.
-
-    Attributes
-    ----------
-    name : str
-        Dataset checked.
-    root : Path
-        Dataset root found.
-    checks : list of (str, bool, str)
-        ``(what, passed, detail)`` per check.
-    """
-
-    name: str
-    root: Path
-    checks: list[tuple[str, bool, str]] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """Whether every check passed."""
-        return all(passed for _, passed, _ in self.checks)
-
-    @property
-    def problems(self) -> list[str]:
-        """``what: detail`` of each failed check."""
-        return [f"{what}: {detail}" for what, passed, detail in self.checks if not passed]
-
-    def add(self, what: str, passed: bool, detail: str) -> None:
-        self.checks.append((what, passed, detail))
-
-    def __str__(self) -> str:
-        lines = [f"{self.name} at {self.root}"]
-        lines += [f"  {'ok  ' if passed else 'FAIL'} {what}: {detail}"
-                  for what, passed, detail in self.checks]
-        lines.append(f"{self.name}: {'complete and consistent' if self.ok else 'PROBLEMS FOUND'}")
-        return "\n".join(lines)
-
 
 def _archive_path(manifest: DatasetManifest, data_dir: Path, root: Path) -> Path | None:
+    """The archive, if it was kept next to the dataset (in ``data_dir`` or above the root)."""
     for directory in (data_dir, root.parent):
         if (directory / manifest.archive.filename).is_file():
             return directory / manifest.archive.filename
@@ -74,6 +29,7 @@ def _archive_path(manifest: DatasetManifest, data_dir: Path, root: Path) -> Path
 
 def _check_archive(report: VerificationReport, manifest: DatasetManifest,
                    archive: Path | None) -> None:
+    """Add the archive's size and checksum check (passed, with a note, when there is none)."""
     spec = manifest.archive
     if archive is None:
         report.add("archive", True, f"{spec.filename} not present, not checked")
@@ -89,12 +45,13 @@ def _check_archive(report: VerificationReport, manifest: DatasetManifest,
 
 
 def _fold_mismatches(counts: dict[int, int], manifest: DatasetManifest) -> list[str]:
+    """``fold F: n (expected m)`` for each official fold whose clip count differs."""
     return [f"fold {fold}: {counts.get(fold, 0)} (expected {expected})"
             for fold, expected in manifest.fold_counts.items() if counts.get(fold, 0) != expected]
 
 
-def verify_dataset(name: str, data_dir: str | os.PathLike[str], *,
-                   check_archive: bool = True) -> VerificationReport:
+def verify_official(manifest: DatasetManifest, data_dir: str | os.PathLike[str], *,
+                    check_archive: bool = True) -> VerificationReport:
     """Compare a copy of an official dataset with its manifest.
 
     Checks the archive (checksum and size, when the archive is in ``data_dir`` and the
@@ -104,8 +61,8 @@ def verify_dataset(name: str, data_dir: str | os.PathLike[str], *,
 
     Parameters
     ----------
-    name : str
-        ``urbansound8k``, ``esc50`` or ``esc10``.
+    manifest : DatasetManifest
+        The dataset's manifest.
     data_dir : path-like
         Directory holding the dataset (or the dataset root itself).
     check_archive : bool, keyword-only
@@ -119,20 +76,11 @@ def verify_dataset(name: str, data_dir: str | os.PathLike[str], *,
     Raises
     ------
     DatasetError
-        When no copy of the dataset is found, or its metadata cannot be read at all.
+        When no copy of the dataset is found.
     """
-    # pandas, for the metadata; imported here so that the CLI builds its parsers without it
-    from featurekit.datasets.base import preview
-    from featurekit.datasets.official import find_root, scan_official
-
-    if name == FSD50K:
-        from featurekit.datasets.fsd50k import verify_fsd50k
-
-        return verify_fsd50k(data_dir)
-    manifest = load_manifest(name)
     data_dir = Path(data_dir).expanduser()
     root = find_root(manifest, data_dir)
-    report = VerificationReport(name=name, root=root)
+    report = VerificationReport(name=manifest.name, root=root)
     if check_archive:
         _check_archive(report, manifest, _archive_path(manifest, data_dir, root))
     try:
@@ -147,42 +95,32 @@ def verify_dataset(name: str, data_dir: str | os.PathLike[str], *,
                f"{len(rows)} (expected {manifest.expected_clips})")
     listed = _fold_mismatches(rows["fold"].value_counts().to_dict(), manifest)
     report.add("clips per fold", not listed, "; ".join(listed) or "all folds as expected")
-    missing = rows[rows["path"].isna()]
-    report.add("audio files", missing.empty,
-               f"{len(rows) - len(missing)} of {len(rows)} listed clips found"
-               + (f"; missing: {preview(missing['clip_id'].tolist())}" if len(missing) else ""))
+    report.add("audio files", *audio_check(rows))
     return report
 
 
-def download_dataset(name: str, data_dir: str | os.PathLike[str] | None = None, *,
-                     url: str | None = None, progress: bool = True,
-                     keep_archive: bool = True) -> Path:
-    """Download, extract and verify an official dataset.
-
-    Nothing is downloaded when a copy is already in ``data_dir``; either way the copy is
-    verified. The archive download resumes after an interruption and is checked against the
-    manifest's checksum and size when it has them (ESC-50 publishes none: its extracted clip
-    count, per-fold counts and metadata are verified instead).
+def download_official(manifest: DatasetManifest, data_dir: str | os.PathLike[str] | None, *,
+                      url: str | None, progress: bool, keep_archive: bool) -> Path:
+    """Download, extract and verify an official dataset; see
+    :func:`featurekit.datasets.download_dataset`.
 
     Parameters
     ----------
-    name : str
-        ``urbansound8k``, ``esc50``, ``esc10`` (which fetches ESC-50) or ``fsd50k``
-        (:func:`~featurekit.datasets.fsd50k.download_fsd50k`; ``url`` is then a mirror of
-        the Zenodo record's API address).
-    data_dir : path-like, optional
-        Where to put it; default :func:`default_data_dir`.
-    url : str, keyword-only, optional
+    manifest : DatasetManifest
+        The dataset's manifest (ESC-10's names the ESC-50 archive).
+    data_dir : path-like or None
+        Where to put it; ``None`` for :func:`~featurekit.datasets.default_data_dir`.
+    url : str or None, keyword-only
         A mirror of the official archive (still checked against the manifest).
     progress : bool, keyword-only
         Show a download progress bar.
     keep_archive : bool, keyword-only
-        Keep the archive after extraction (lets ``verify`` re-check the checksum).
+        Keep the archive after extraction.
 
     Returns
     -------
     Path
-        The dataset root (pass it, or ``data_dir``, to :func:`featurekit.load_dataset`).
+        The dataset root.
 
     Raises
     ------
@@ -191,14 +129,7 @@ def download_dataset(name: str, data_dir: str | os.PathLike[str] | None = None, 
     DatasetError
         When the result does not match the manifest.
     """
-    from featurekit.datasets.official import find_root  # pandas: see verify_dataset
-
-    if name == FSD50K:
-        from featurekit.datasets.fsd50k import ZENODO_RECORD, download_fsd50k
-
-        return download_fsd50k(data_dir, record_url=url or ZENODO_RECORD, progress=progress,
-                               keep_archives=keep_archive)
-    manifest = load_manifest(name)
+    name = manifest.name
     data_dir = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     try:
         root = find_root(manifest, data_dir)
@@ -213,7 +144,7 @@ def download_dataset(name: str, data_dir: str | os.PathLike[str] | None = None, 
             archive.unlink()
         root = find_root(manifest, data_dir)
         downloaded = True
-    report = verify_dataset(name, root, check_archive=False)
+    report = verify_official(manifest, root, check_archive=False)
     if not report.ok:
         state = "downloaded to" if downloaded else "an existing copy is at"
         raise DatasetError(f"{name}: {state} {root}, but it does not match the manifest: "

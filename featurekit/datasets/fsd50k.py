@@ -16,7 +16,7 @@ official protocol is one split: train on ``train``, early stopping and every cho
 :func:`download_fsd50k` fetches the Zenodo record (10.5281/zenodo.4060432): its file list with
 each file's MD5 and size comes from the record's API, every part is downloaded with resume and
 checked, and the split archives (``.z01``, ``.z02``, ..., ``.zip``) are read in place
-(:mod:`featurekit.splitzip`) and extracted safely.
+(:mod:`featurekit.io.splitzip`) and extracted safely.
 """
 
 from __future__ import annotations
@@ -38,21 +38,23 @@ from featurekit.datasets.base import (
     TRAIN_VAL_EVAL,
     AudioFinder,
     Dataset,
+    audio_check,
     clips_frame,
+    drop_missing_audio,
     parse_label_sets,
     preview,
     read_csv_text,
     refuse_duplicates,
     warn,
 )
-from featurekit.datasets.fetch import VerificationReport, default_data_dir
-from featurekit.download import download_file, extract_archive
+from featurekit.datasets.verify import VerificationReport, default_data_dir
 from featurekit.errors import DatasetError, DownloadError
+from featurekit.io.download import download_file, extract_archive
+from featurekit.names import FSD50K
 
-__all__ = ["FSD50K", "FSD50K_CLIPS", "ZENODO_RECORD", "RemoteFile", "download_fsd50k",
+__all__ = ["FSD50K_CLIPS", "ZENODO_RECORD", "RemoteFile", "download_fsd50k",
            "find_fsd50k_root", "load_fsd50k", "record_files", "verify_fsd50k"]
 
-FSD50K = "fsd50k"
 #: Clips of the complete release: 40,966 dev (train + val) and 10,231 eval.
 FSD50K_CLIPS = {"dev": 40966, "eval": 10231}
 GROUND_TRUTH = "FSD50K.ground_truth"
@@ -176,14 +178,12 @@ def load_fsd50k(data_dir: str | os.PathLike[str]) -> Dataset:
         duplicate clip ids, no audio at all.
     """
     root, classes, rows = _scan(data_dir)
-    has_audio = rows["path"].notna()
-    if not has_audio.any():
-        raise DatasetError(f"fsd50k: none of the {len(rows)} listed clips has an audio file "
-                           f"in {root / AUDIO_DIRS['dev']} or {root / AUDIO_DIRS['eval']}")
-    if not has_audio.all():
-        warn(f"fsd50k: {int((~has_audio).sum())} listed clip(s) have no audio file and are "
-             f"skipped: {preview(rows.loc[~has_audio, 'clip_id'].tolist())}")
-    rows = rows[has_audio]
+    rows = rows[drop_missing_audio(
+        rows["path"], rows["clip_id"],
+        none_found=f"fsd50k: none of the {len(rows)} listed clips has an audio file in "
+                   f"{root / AUDIO_DIRS['dev']} or {root / AUDIO_DIRS['eval']}",
+        skipped=lambda count: f"fsd50k: {count} listed clip(s) have no audio file and are "
+                              "skipped")]
     position = {name: index for index, name in enumerate(classes)}
     clips = clips_frame(rows["clip_id"].tolist(), rows["path"].tolist(), rows["label"].tolist(),
                         rows["first"].map(position).tolist(), rows["fold"].to_numpy(),
@@ -228,10 +228,7 @@ def verify_fsd50k(data_dir: str | os.PathLike[str]) -> VerificationReport:
         listed = int((rows["subset"] == subset).sum())
         report.add(f"{subset} clips listed", listed == expected,
                    f"{listed} (expected {expected})")
-    missing = rows[rows["path"].isna()]
-    report.add("audio files", missing.empty,
-               f"{len(rows) - len(missing)} of {len(rows)} listed clips found"
-               + (f"; missing: {preview(missing['clip_id'].tolist())}" if len(missing) else ""))
+    report.add("audio files", *audio_check(rows))
     return report
 
 
@@ -292,7 +289,7 @@ def download_fsd50k(data_dir: str | os.PathLike[str] | None = None, *,
     Each archive part goes to ``DATA_DIR/FSD50K.archives/`` with resume after an interruption
     and is checked against the size and MD5 the record publishes; a split archive is then read
     in place from its parts and extracted with the checks of
-    :func:`featurekit.download.extract_archive`.
+    :func:`featurekit.io.download.extract_archive`.
 
     Parameters
     ----------

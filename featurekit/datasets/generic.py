@@ -22,6 +22,7 @@ from featurekit.datasets.base import (
     assign_folds,
     clips_frame,
     dataset_name,
+    drop_missing_audio,
     int_column,
     parse_label_sets,
     preview,
@@ -228,13 +229,12 @@ def load_csv(csv_path: str | os.PathLike[str], *, name: str | None = None,
     refuse_duplicates(clip_ids, csv_path)
     finder = AudioFinder()
     found = [finder.find(path) for path in paths]
-    present = np.array([path is not None for path in found])
-    if not present.any():
-        raise DatasetError(f"metadata file {csv_path}: none of the {len(table)} listed files "
-                           f"exists (e.g. {paths[0]})")
-    if not present.all():
-        warn(f"{csv_path}: {int((~present).sum())} listed file(s) not found, skipped: "
-             f"{preview(listed[~present].tolist())}")
+    # the user's own spelling of a missing path says best which line of the CSV to fix
+    present = drop_missing_audio(
+        found, listed,
+        none_found=f"metadata file {csv_path}: none of the {len(table)} listed files exists "
+                   f"(e.g. {paths[0]})",
+        skipped=lambda count: f"{csv_path}: {count} listed file(s) not found, skipped")
     folds = (int_column(table["fold"], "fold", csv_path)[present]
              if "fold" in table.columns else None)
     if folds is not None and (folds < 1).any():

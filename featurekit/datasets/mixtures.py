@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 import soundfile
 
-from featurekit.audio import load_audio
 from featurekit.datasets.base import LABEL_SEPARATOR, Dataset
 from featurekit.datasets.fsd50k import AUDIO_DIRS, GROUND_TRUTH
 from featurekit.errors import DatasetError
+from featurekit.io.audio import load_audio
 
 __all__ = ["mix_pair", "plan_mixtures", "write_mixture_set"]
 

@@ -18,6 +18,7 @@ from featurekit.datasets.base import (
     Dataset,
     clips_frame,
     confined_path,
+    drop_missing_audio,
     int_column,
     preview,
     read_csv_text,
@@ -161,18 +162,15 @@ def load_official(manifest: DatasetManifest, data_dir: str | os.PathLike[str]) -
     """
     scan = scan_official(manifest, data_dir)
     rows = scan.rows
-    has_audio = rows["path"].notna()
-    if not has_audio.any():
-        raise DatasetError(f"{manifest.name}: none of the {len(rows)} clips listed in "
-                           f"{scan.metadata_path} has an audio file (e.g. "
-                           f"{rows['expected_path'].iloc[0]} or the same name with another "
-                           "audio extension)")
-    folds_with_audio = set(rows.loc[has_audio, "fold"].tolist())
-    missing = rows[~has_audio & rows["fold"].isin(folds_with_audio)]
-    if len(missing):
-        warn(f"{manifest.name}: {len(missing)} clip(s) listed in {scan.metadata_path} have no "
-             f"audio file and are skipped: {preview(missing['clip_id'].tolist())}")
-    clips = rows[has_audio].drop(columns="expected_path").reset_index(drop=True)
+    keep = drop_missing_audio(
+        rows["path"], rows["clip_id"], folds=rows["fold"],
+        none_found=f"{manifest.name}: none of the {len(rows)} clips listed in "
+                   f"{scan.metadata_path} has an audio file (e.g. "
+                   f"{rows['expected_path'].iloc[0]} or the same name with another audio "
+                   "extension)",
+        skipped=lambda count: f"{manifest.name}: {count} clip(s) listed in "
+                              f"{scan.metadata_path} have no audio file and are skipped")
+    clips = rows[keep].drop(columns="expected_path").reset_index(drop=True)
     dataset = Dataset(name=manifest.name, clips=clips, classes=list(manifest.classes),
                       expected_folds=list(manifest.folds), root=scan.root,
                       protocol=manifest.protocol)

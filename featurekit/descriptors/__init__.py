@@ -29,7 +29,7 @@ from featurekit.descriptors import (
 from featurekit.descriptors.base import FUNCTIONAL_MEANINGS, Descriptor, apply_functionals
 
 if TYPE_CHECKING:
-    from featurekit.analysis import Analysis
+    from featurekit.dsp.analysis import Analysis
 
 __all__ = ["FAMILY_MODULES", "CatalogEntry", "catalog", "clip_vector", "feature_names",
            "frame_matrix", "frame_names"]
@@ -105,7 +105,7 @@ def clip_vector(analysis: Analysis) -> np.ndarray:
     ------
     FloatingPointError
         If any value is not finite. Inputs that could cause it (NaN/Inf, magnitudes beyond
-        :data:`featurekit.audio.MAX_ABS_SAMPLE`) are refused by the loader, so this is a bug.
+        :data:`featurekit.io.audio.MAX_ABS_SAMPLE`) are refused by the loader, so this is a bug.
     """
     config = analysis.config
     parts: list[np.ndarray | None] = []

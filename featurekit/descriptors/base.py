@@ -1,7 +1,7 @@
 """What a descriptor is, how its columns are named, and the functionals that summarise it.
 
 Each family module declares its descriptors as :class:`Descriptor` records (name, meaning, unit,
-how it is summarised) and computes their values from an :class:`~featurekit.analysis.Analysis`.
+how it is summarised) and computes their values from an :class:`~featurekit.dsp.analysis.Analysis`.
 Column names and values are generated from the same records, so they cannot drift apart.
 """
 

@@ -22,7 +22,7 @@ import numpy as np
 from featurekit.descriptors.base import Descriptor
 
 if TYPE_CHECKING:
-    from featurekit.analysis import Analysis
+    from featurekit.dsp.analysis import Analysis
 
 __all__ = ["DESCRIPTORS", "FAMILY", "block_mean_squares", "compute", "frame_mean_squares",
            "gated_loudness", "k_weighting_gain", "loudness_range"]

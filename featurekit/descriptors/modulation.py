@@ -1,6 +1,6 @@
 """Modulation descriptors: how fast the energy of each mel-band group fluctuates, 0.5-32 Hz.
 
-The amplitude envelope of each band group (:attr:`~featurekit.analysis.Analysis.envelopes`) is
+The amplitude envelope of each band group (:attr:`~featurekit.dsp.analysis.Analysis.envelopes`) is
 Fourier-transformed over the whole clip (a modulation spectrum, after Atlas & Shamma, 2003, and
 the texture statistics of McDermott & Simoncelli, 2011) and integrated over octave-wide
 modulation bands centred on 0.5, 1, 2, 4, 8, 16 and 32 Hz; each group also gets the centroid
@@ -19,7 +19,7 @@ import scipy.fft
 from featurekit.descriptors.base import Descriptor
 
 if TYPE_CHECKING:
-    from featurekit.analysis import Analysis
+    from featurekit.dsp.analysis import Analysis
 
 __all__ = ["DESCRIPTORS", "FAMILY", "MODULATION_CENTRES_HZ", "compute", "modulation_bands",
            "modulation_spectrum"]

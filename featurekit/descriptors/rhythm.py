@@ -17,7 +17,7 @@ import scipy.fft
 from featurekit.descriptors.base import Descriptor
 
 if TYPE_CHECKING:
-    from featurekit.analysis import Analysis
+    from featurekit.dsp.analysis import Analysis
 
 __all__ = ["DESCRIPTORS", "FAMILY", "autocorrelation", "compute", "main_periodicity",
            "onset_rate", "onset_strength", "smooth"]

@@ -17,7 +17,7 @@ import numpy as np
 from featurekit.descriptors.base import Descriptor
 
 if TYPE_CHECKING:
-    from featurekit.analysis import Analysis
+    from featurekit.dsp.analysis import Analysis
 
 __all__ = [
     "DESCRIPTORS", "FAMILY", "compute", "spectral_centroid", "spectral_contrast",

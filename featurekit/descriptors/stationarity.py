@@ -18,7 +18,7 @@ import numpy as np
 from featurekit.descriptors.base import Descriptor
 
 if TYPE_CHECKING:
-    from featurekit.analysis import Analysis
+    from featurekit.dsp.analysis import Analysis
 
 __all__ = ["DESCRIPTORS", "FAMILY", "compute", "energy_evenness", "envelope_correlation",
            "spectral_change"]

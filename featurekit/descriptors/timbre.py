@@ -14,7 +14,7 @@ import numpy as np
 from featurekit.descriptors.base import Descriptor, apply_functionals
 
 if TYPE_CHECKING:
-    from featurekit.analysis import Analysis
+    from featurekit.dsp.analysis import Analysis
 
 __all__ = ["DESCRIPTORS", "FAMILY", "attack_descriptors", "compute", "delta",
            "harmonic_descriptors"]

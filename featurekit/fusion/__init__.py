@@ -27,13 +27,15 @@ training rows, with :func:`restrict_splits`), :func:`log_probability_features` a
 :func:`fit_blender` / :func:`blend_probabilities`.
 
 Modules: :mod:`~featurekit.fusion.branches`, :mod:`~featurekit.fusion.rules`,
-:mod:`~featurekit.fusion.estimators`, :mod:`~featurekit.fusion.oof_features`,
-:mod:`~featurekit.fusion.blend` and :mod:`~featurekit.fusion.joint`. The last two are loaded
-on first use of their names, so ``import featurekit.fusion`` does not import torch.
+:mod:`~featurekit.fusion.crossfit`, :mod:`~featurekit.fusion.estimators`,
+:mod:`~featurekit.fusion.oof_features`, :mod:`~featurekit.fusion.blend` and
+:mod:`~featurekit.fusion.joint`. The last two are loaded on first use of their names, so
+``import featurekit.fusion`` does not import torch.
 """
 
 from __future__ import annotations
 
+from featurekit._util.lazy import lazy_getattr
 from featurekit.fusion.branches import (
     FittedBranch,
     Head,
@@ -45,6 +47,7 @@ from featurekit.fusion.branches import (
     predict_members,
     resolve_columns,
 )
+from featurekit.fusion.crossfit import cross_fitted_proba, restrict_splits
 from featurekit.fusion.estimators import EarlyFusionClassifier, LateFusionClassifier
 from featurekit.fusion.oof_features import OOFFeaturesClassifier, log_probability_features
 from featurekit.fusion.rules import (
@@ -55,12 +58,9 @@ from featurekit.fusion.rules import (
     MeanFusion,
     StackingFusion,
     WeightedFusion,
-    cross_fitted_proba,
     fit_temperature,
     make_fusion,
-    restrict_splits,
 )
-from featurekit.lazy import lazy_getattr
 
 #: Names of the sequence-model fusions, by module (loaded on first use: torch).
 _LAZY = {

@@ -1,6 +1,7 @@
 """The blend of frozen per-stream sequence embeddings (the "diverse embeddings" method).
 
-One :class:`~featurekit.sequence.SequenceClassifier` per stream learns a 64-d embedding of its
+One :class:`~featurekit.learn.torch.sequence.SequenceClassifier` per stream learns a 64-d embedding
+of its
 frame sequences; the encoders are then frozen and a linear classifier is fitted on their
 concatenated embeddings. Embedding coordinates are specific to the encoder that produced them,
 so the blend is fitted *per inner split*: each blender is trained on the out-of-fold
@@ -23,11 +24,12 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from featurekit.heads import Split, aligned_proba, inner_splits
-from featurekit.selection import select_by_inner_cv
+from featurekit.learn.fitting import aligned_proba
+from featurekit.learn.selection import select_by_inner_cv
+from featurekit.learn.splits import Split, inner_splits
 
 if TYPE_CHECKING:
-    from featurekit.sequence import SequenceClassifier
+    from featurekit.learn.torch.sequence import SequenceClassifier
 
 
 def _blender(C: float) -> Pipeline:
@@ -46,7 +48,7 @@ def fit_blender(Z: np.ndarray, y: np.ndarray, *, C_grid: Sequence[float] = (0.01
     y : np.ndarray of int, shape (n_clips,)
     C_grid : sequence of float
         Inverse L2 strengths tried by a stratified cross-validation over ``Z``'s rows
-        (:func:`featurekit.selection.select_by_inner_cv`); the first is used when the rows are
+        (:func:`featurekit.learn.selection.select_by_inner_cv`); the first is used when the rows are
         too few to split.
     random_state : int, optional
         Seed of that cross-validation's shuffling.
@@ -98,8 +100,9 @@ def blend_probabilities(val_embeddings: Sequence[np.ndarray], val_labels: Sequen
 class EmbeddingBlendClassifier(ClassifierMixin, BaseEstimator):
     """Per-stream sequence encoders, frozen, blended by a linear classifier.
 
-    For each inner split of the training clips (:func:`featurekit.heads.inner_splits`,
-    whole folds when ``groups`` allow it), one :class:`~featurekit.sequence.SequenceClassifier`
+    For each inner split of the training clips (:func:`featurekit.learn.splits.inner_splits`,
+    whole folds when ``groups`` allow it), one
+    :class:`~featurekit.learn.torch.sequence.SequenceClassifier`
     per stream is trained on the split's training clips; the concatenated embeddings of its
     validation clips train that split's blender (:func:`fit_blender`). Prediction averages the
     splits' blended probabilities.
@@ -107,7 +110,7 @@ class EmbeddingBlendClassifier(ClassifierMixin, BaseEstimator):
     Parameters
     ----------
     encoder_params : mapping, optional
-        Parameters of every stream's :class:`~featurekit.sequence.SequenceClassifier`
+        Parameters of every stream's :class:`~featurekit.learn.torch.sequence.SequenceClassifier`
         (``random_state`` is set from this estimator's).
     n_splits : int
         Inner splits.
@@ -147,9 +150,10 @@ class EmbeddingBlendClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any, groups: np.ndarray | None = None) -> EmbeddingBlendClassifier:
         """Train the encoders of each inner split and the blenders on their held-out clips."""
-        from featurekit.sequence import SequenceClassifier, _check_streams  # torch: on use
+        from featurekit.learn.torch.inputs import check_streams
+        from featurekit.learn.torch.sequence import SequenceClassifier
 
-        streams = _check_streams(X)
+        streams = check_streams(X)
         y = np.asarray(y)
         n_clips = next(iter(streams.values())).shape[0]
         if y.shape[0] != n_clips:
@@ -181,10 +185,10 @@ class EmbeddingBlendClassifier(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Mean blended probabilities over the inner splits, shape (n_clips, n_classes)."""
-        from featurekit.sequence import _check_streams  # torch: on use
+        from featurekit.learn.torch.inputs import check_streams  # torch: on use
 
         check_is_fitted(self, "blenders_")
-        streams = _check_streams(X)
+        streams = check_streams(X)
         if list(streams) != self.streams_:
             raise ValueError(f"expected streams {self.streams_}, got {list(streams)}")
         classes = np.arange(self.classes_.size)

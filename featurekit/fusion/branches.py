@@ -16,21 +16,16 @@ from typing import Any
 import numpy as np
 
 from featurekit.errors import ConfigError
-from featurekit.heads import (
-    HeadSpec,
-    Split,
-    aligned_proba,
-    clone_head,
-    fit_head,
-    get_head_spec,
-    make_head,
-    take_rows,
-    tune_head,
-)
+from featurekit.learn.fitting import aligned_proba, clone_head, fit_head, take_rows
+from featurekit.learn.heads.base import HeadSpec
+from featurekit.learn.heads.registry import get_head_spec, make_head
+from featurekit.learn.splits import Split
+from featurekit.learn.tuning import tune_head
 
 #: A branch's columns: a column-name prefix, a list of column names, or positions.
 Selector = str | Sequence[str] | Sequence[int] | np.ndarray
-#: A head: a registry name, a :class:`~featurekit.heads.HeadSpec`, or an unfitted estimator.
+#: A head: a registry name, a :class:`~featurekit.learn.heads.base.HeadSpec`, or an unfitted
+# estimator.
 Head = str | HeadSpec | Any
 
 
@@ -158,7 +153,7 @@ def fit_branch(head: Head, X: Any, y: np.ndarray, groups: np.ndarray | None = No
     splits : sequence of (train, validation) index pairs, optional
         Inner splits of the training rows; when given, out-of-fold probabilities are computed.
     tune : bool
-        Run :func:`featurekit.heads.tune_head` first (registry heads only).
+        Run :func:`featurekit.learn.tuning.tune_head` first (registry heads only).
     tune_splits, tune_random_state :
         Inner cross-validation of the search.
     keep_twins : bool

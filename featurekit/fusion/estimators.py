@@ -6,7 +6,7 @@ branch and combines their class probabilities with a rule of
 :data:`featurekit.fusion.FUSION_RULES`, fitted on the branches' inner out-of-fold
 probabilities.
 
-Inner out-of-fold probabilities come from :func:`featurekit.heads.inner_splits` over the
+Inner out-of-fold probabilities come from :func:`featurekit.learn.splits.inner_splits` over the
 training rows only -- whole folds when ``groups`` (the training clips' folds) are given, a
 stratified k-fold otherwise -- so no second-level learner ever sees a prediction made on a
 clip its head was trained on, and no test clip reaches any ``fit``.
@@ -26,7 +26,7 @@ from sklearn.utils.validation import check_is_fitted
 from featurekit.errors import ConfigError
 from featurekit.fusion.branches import Head, Selector, fit_branch, predict_members, resolve_columns
 from featurekit.fusion.rules import make_fusion
-from featurekit.heads import Split, inner_splits
+from featurekit.learn.splits import Split, inner_splits
 
 
 class _BranchClassifier(ClassifierMixin, BaseEstimator):

@@ -1,6 +1,6 @@
 """The joint fusion: one sequence model trained on several streams at once.
 
-Importing this module imports torch (through :mod:`featurekit.sequence`);
+Importing this module imports torch (through :mod:`featurekit.learn.torch.sequence`);
 :mod:`featurekit.fusion` loads it only when :class:`JointSequenceClassifier` is asked for.
 """
 
@@ -11,13 +11,14 @@ from typing import Any
 
 import numpy as np
 
-from featurekit.sequence import SequenceClassifier
+from featurekit.learn.torch.sequence import SequenceClassifier
 
 
 class JointSequenceClassifier(SequenceClassifier):
     """Several frame-sequence streams fused inside one jointly trained model.
 
-    Each stream has its own encoder (see :class:`~featurekit.sequence.SequenceClassifier`);
+    Each stream has its own encoder (see
+    :class:`~featurekit.learn.torch.sequence.SequenceClassifier`);
     all of them are trained together by cross-entropy on a fused embedding:
 
     * a learned per-clip *gate* -- a softmax over streams computed from the concatenated
@@ -29,13 +30,15 @@ class JointSequenceClassifier(SequenceClassifier):
     * *stream dropout* (``stream_dropout``) leaves streams out of a training clip's blend at
       random (never all of them), so the gate cannot come to rely on one stream alone.
 
-    This is :class:`~featurekit.sequence.SequenceClassifier` given a mapping of streams, as an
+    This is :class:`~featurekit.learn.torch.sequence.SequenceClassifier` given a mapping of
+    streams, as an
     estimator of its own that refuses anything else.
 
     Parameters
     ----------
     **params
-        Those of :class:`~featurekit.sequence.SequenceClassifier` (``encoder``, ``width``,
+        Those of :class:`~featurekit.learn.torch.sequence.SequenceClassifier` (``encoder``,
+        ``width``,
         ``embedding_dim``, ``stream_dropout``, ``aux_weight``, ``max_epochs``,
         ``random_state``, ...).
 

@@ -53,7 +53,7 @@ def log_probability_features(features: np.ndarray, probas: Sequence[np.ndarray])
 class OOFFeaturesClassifier(_BranchClassifier):
     """A target branch's head on its own columns plus the other branches' log-probabilities.
 
-    ``fit`` draws inner splits of the training rows (:func:`featurekit.heads.inner_splits`),
+    ``fit`` draws inner splits of the training rows (:func:`featurekit.learn.splits.inner_splits`),
     fits every branch other than ``target`` with its out-of-fold twins
     (:func:`featurekit.fusion.fit_branch`), appends their seed-mean out-of-fold probabilities
     to the target's columns (:func:`log_probability_features`) and fits the target's head on

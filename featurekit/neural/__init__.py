@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from featurekit.lazy import lazy_getattr
+from featurekit._util.lazy import lazy_getattr
 from featurekit.neural.registry import (
     UNTRAINED,
     ModelInfo,
@@ -25,11 +25,10 @@ from featurekit.neural.registry import (
 # model choices) is enough to build parsers.
 __getattr__ = lazy_getattr(__name__, {
     "AudioTagger": "featurekit.neural.base",
-    "NeuralBranch": "featurekit.neural.branch",
-    "embedding_names": "featurekit.neural.branch",
+    "embedding_names": "featurekit.neural.embedding",
     "PretrainedEmbedder": "featurekit.neural.embedder",
 }, globals())
 
-__all__ = ["UNTRAINED", "AudioTagger", "ModelInfo", "NeuralBranch", "PretrainedEmbedder",
+__all__ = ["UNTRAINED", "AudioTagger", "ModelInfo", "PretrainedEmbedder",
            "audioset_labels", "available_models", "embedding_names", "load_pretrained",
            "model_info", "resolve_weights", "weights_cache_dir"]

@@ -11,9 +11,14 @@ from joblib import effective_n_jobs
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from featurekit.audio import load_audio, prepare_waveform
 from featurekit.errors import ConfigError
-from featurekit.neural.embedding import MIN_DURATION_S, embed_waveforms, torch_threads
+from featurekit.io.audio import load_audio, prepare_waveform
+from featurekit.neural.embedding import (
+    MIN_DURATION_S,
+    embed_waveforms,
+    embedding_names,
+    torch_threads,
+)
 
 __all__ = ["PretrainedEmbedder"]
 
@@ -70,7 +75,6 @@ class PretrainedEmbedder(TransformerMixin, BaseEstimator):
 
     def fit(self, X: Any = None, y: Any = None) -> PretrainedEmbedder:
         """Load the model; ``X`` and ``y`` are ignored (nothing is learned)."""
-        from featurekit.neural.branch import embedding_names
         from featurekit.neural.registry import load_pretrained
 
         if not isinstance(self.batch_size, int) or self.batch_size < 1:

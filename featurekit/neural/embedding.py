@@ -27,8 +27,8 @@ import torch
 from featurekit.errors import FeaturekitError
 from featurekit.neural.base import AudioTagger
 
-__all__ = ["MIN_DURATION_S", "WINDOW_S", "ClipEmbedding", "embed_waveforms", "torch_threads",
-           "window_starts"]
+__all__ = ["MIN_DURATION_S", "WINDOW_S", "ClipEmbedding", "embed_waveforms", "embedding_names",
+           "indexed_names", "torch_threads", "window_starts"]
 
 #: Shorter clips are zero-padded to this length, seconds.
 MIN_DURATION_S = 1.0
@@ -196,3 +196,16 @@ def _combine(windows: list[tuple[int, dict[str, np.ndarray] | BaseException]], s
                          frame_times_s=np.concatenate(times),
                          frames=np.concatenate(rows).astype(np.float32, copy=False),
                          n_windows=len(windows))
+
+
+def indexed_names(prefix: str, count: int) -> list[str]:
+    """``prefix_000`` ... ``prefix_<count - 1>``."""
+    # At least three digits, more when needed, so that names sort in index order.
+    width = max(3, len(str(count - 1)))
+    return [f"{prefix}_{i:0{width}d}" for i in range(count)]
+
+
+def embedding_names(model: str, dim: int, *, tags: int = 0) -> list[str]:
+    """Column names ``neural.<model>.emb_000`` … then ``neural.<model>.tag_000`` … (tags are
+    AudioSet class indices, see :func:`featurekit.neural.audioset_labels`)."""
+    return indexed_names(f"neural.{model}.emb", dim) + indexed_names(f"neural.{model}.tag", tags)

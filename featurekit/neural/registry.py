@@ -214,7 +214,7 @@ def resolve_weights(name: str, weights: str | os.PathLike[str] | None = None, *,
             f"({OFFLINE_VAR} or offline=True); download {info.url} and put it under "
             f"${WEIGHTS_DIR_VAR} (currently {search_root or 'unset'}) or {cached.parent}, "
             f"or pass its path explicitly")
-    from featurekit.download import download_file
+    from featurekit.io.download import download_file
 
     cached.parent.mkdir(parents=True, exist_ok=True)
     return download_file(info.url, cached, sha256=info.sha256, md5=info.md5,
@@ -232,7 +232,7 @@ def _verified(info: ModelInfo, path: Path) -> Path:
 
 @cache
 def _file_checksums(path: Path, size: int, mtime_ns: int) -> tuple[str, str]:
-    from featurekit.download import file_checksum
+    from featurekit.io.download import file_checksum
 
     return file_checksum(path, "sha256"), file_checksum(path, "md5")
 

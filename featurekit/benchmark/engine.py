@@ -1,0 +1,180 @@
+"""The engine's one pass over a features table: plan -> execute -> fuse -> score -> results.
+
+:func:`run_benchmark` evaluates every feature group alone, together and left out, by
+leave-one-fold-out or on an official train -> validation -> eval split; the drivers
+(:mod:`featurekit.benchmark.driver`, :mod:`featurekit.benchmark.sets`) feed it a store read.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from featurekit._util.versions import package_versions
+from featurekit.benchmark.config import BenchmarkConfig, head_spec
+from featurekit.benchmark.curves import learning_curve
+from featurekit.benchmark.data import SINGLE_LABEL_FUSIONS, prepare_data
+from featurekit.benchmark.execute import execute
+from featurekit.benchmark.fuse import fuse
+from featurekit.benchmark.plan import LEAVE_ONE_FOLD_OUT, TRAIN_VAL_EVAL, make_plan, official_split
+from featurekit.benchmark.results import assemble_results
+from featurekit.errors import ConfigError
+from featurekit.fusion import Selector
+from featurekit.learn.heads.base import HeadSpec
+from featurekit.names import (
+    E2E_BRANCH,
+    E2E_HEAD,
+)
+from featurekit.pipeline import (
+    check_provenance,
+)
+
+
+def run_benchmark(data: pd.DataFrame, *, dataset: str,
+                  branches: Mapping[str, Selector] | None = None,
+                  config: BenchmarkConfig | None = None,
+                  head_specs: Mapping[str, HeadSpec] | None = None,
+                  provenance: Mapping[str, Mapping[str, Any]] | None = None,
+                  expected_folds: Sequence[int] | None = None, n_jobs: int = 1,
+                  backend: str = "loky", scheduler: str | None = None,
+                  progress: bool | None = None,
+                  sequences: Mapping[str, np.ndarray] | None = None,
+                  subsets: Mapping[tuple[str, ...], Sequence[str]] | None = None,
+                  pairs: Sequence[tuple[tuple[str, ...], str]] | None = None,
+                  multilabel: bool = False,
+                  protocol: str = LEAVE_ONE_FOLD_OUT) -> dict[str, Any]:
+    """Evaluate every branch alone, together and left out, by leave-one-fold-out (or on an
+    official train -> validation -> eval split).
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        ``clip_id, fold, label, label_id`` (and ``recording``, each clip's source recording,
+        when known) then feature columns (a store read). NaN features are allowed;
+        infinities are treated as NaN.
+    dataset : str
+        Dataset name recorded in the results.
+    branches : mapping of str to selector, optional
+        Benchmark branches and their columns; default
+        :func:`~featurekit.benchmark.branch_selectors`.
+    config : BenchmarkConfig, optional
+    head_specs : mapping of str to HeadSpec, optional
+        Extra or replacement heads by name (looked up before the registry).
+    provenance : mapping of str to dict, optional
+        Store branch -> its provenance; a branch marked ``untrained`` is refused.
+    expected_folds : sequence of int, optional
+        The dataset's complete fold list, to report missing folds.
+    n_jobs : int
+        Parallel fits (-1: all cores). Results do not depend on it, nor on the backend.
+    backend : {"loky", "dask"}
+        joblib processes on this machine, or a Dask cluster (``scheduler``; a LocalCluster of
+        ``n_jobs`` workers without one).
+    scheduler : str, optional
+        Address of a running Dask scheduler.
+    progress : bool, optional
+        Progress bar on stderr (default: on unless ``FEATUREKIT_NO_PROGRESS`` is set).
+    sequences : mapping of str to np.ndarray, optional
+        Branch -> frame sequences (n_clips, n_frames, n_dims), NaN-padded, rows in ``data``'s
+        order (:func:`featurekit.store.sequences.load_sequences`); the sequence head needs them.
+    subsets, pairs : optional
+        Branch subsets and comparison pairs of :func:`~featurekit.benchmark.plan.make_plan`
+        (default: the ablation of handcrafted and neural branches).
+    multilabel : bool
+        Each clip's ``label`` is its label set joined by commas: heads fit label indicators,
+        fusions combine per-class probabilities, selections and comparisons use macro mAP.
+        The fusions that need one class per clip (``calibrated``, ``blend``) are dropped
+        from ``config`` with a warning.
+    protocol : {"leave-one-fold-out", "train-val-eval"}
+        ``train-val-eval``: folds 1, 2, 3 are the official train, validation and eval sets
+        (:func:`~featurekit.benchmark.plan.official_split`); the eval clips are scored once
+        and intervals resample them.
+
+    Returns
+    -------
+    dict
+        The results (:mod:`featurekit.benchmark.results`): ``primary`` first, then every
+        system with per-fold and per-repeat scores, comparisons, contributions, versions,
+        config hashes and timings.
+    """
+    started = time.perf_counter()
+    config = config or BenchmarkConfig()
+    if protocol not in (LEAVE_ONE_FOLD_OUT, TRAIN_VAL_EVAL):
+        raise ConfigError(f"unknown protocol {protocol!r}; choose {LEAVE_ONE_FOLD_OUT} or "
+                          f"{TRAIN_VAL_EVAL}")
+    if multilabel:
+        config = _multilabel_config(config)
+    provenance = dict(provenance or {})
+    check_provenance(provenance)
+    table = prepare_data(data, config, branches=branches, sequences=sequences,
+                         multilabel=multilabel)
+    specs = {name: head_spec(name, head_specs) for name in config.heads}
+    if E2E_BRANCH in table.branches:
+        specs[E2E_HEAD] = head_spec(E2E_HEAD, head_specs)
+    outer, fixed_inner = (official_split(table.folds) if protocol == TRAIN_VAL_EVAL
+                          else (None, None))
+    plan = make_plan(table.branches, config, table.folds,
+                     sequence_branches=list(table.sequences), subsets=subsets, pairs=pairs,
+                     outer=outer)
+    if fixed_inner is not None:
+        if config.train_fractions:
+            raise ConfigError("learning curves subsample leave-one-fold-out training sets; "
+                              "they are not available on an official train-val-eval split")
+        plan = replace(plan, fixed_inner=fixed_inner)
+    if config.train_fractions and not plan.branch_comparisons:
+        raise ConfigError("learning curves compare handcrafted branches + each neural branch "
+                          "against that branch alone: the benchmark needs both kinds")
+    outputs, splits = execute(
+        plan, table, specs, seeds_of=config.seeds, inner_splits_count=config.inner_splits,
+        tune=config.tune, with_embeddings="blend" in config.fusions, n_jobs=n_jobs,
+        backend=backend, scheduler=scheduler, progress=progress, desc=f"benchmark {dataset}")
+    fit_seconds = time.perf_counter() - started
+    predictions = fuse(plan, table, outputs, splits, config.seeds, n_jobs=n_jobs,
+                       backend=backend, scheduler=scheduler)
+    results = assemble_results(plan, table, predictions, config, dataset=dataset)
+    curve_fits, curve_seconds = 0, 0.0
+    if config.train_fractions:
+        curve_started = time.perf_counter()
+        results["learning_curve"], curve_fits = learning_curve(
+            plan, table, predictions, config, specs, n_jobs=n_jobs, backend=backend,
+            scheduler=scheduler, progress=progress)
+        curve_seconds = time.perf_counter() - curve_started
+    present = [int(f) for f in np.unique(table.folds)]
+    results.update({
+        "expected_folds": sorted(int(f) for f in expected_folds) if expected_folds else present,
+        "missing_folds": sorted(set(int(f) for f in expected_folds or ()) - set(present)),
+        "n_fits": sum(output.n_fits for output in outputs.values()) + curve_fits,
+        "versions": package_versions("featurekit", "numpy", "pandas", "scipy", "scikit-learn",
+                                     "xgboost", "torch"),
+        "config_hashes": {"benchmark": config.config_hash(head_specs),
+                          **{branch: facts.get("config_hash")
+                             for branch, facts in provenance.items()}},
+        "provenance": provenance,
+        "timings_s": {"total": time.perf_counter() - started, "fits": fit_seconds,
+                      **{f"fit_{head}": sum(output.seconds for unit, output in outputs.items()
+                                            if unit.head == head) for head in specs},
+                      "learning_curve": curve_seconds,
+                      "fusion_and_statistics": (time.perf_counter() - started - fit_seconds
+                                                - curve_seconds)},
+    })
+    if config.tune:
+        results["tuned_params"] = {
+            f"{unit.fold}:{unit.repeat}:{'+'.join(unit.branches)}/{unit.head}/{unit.kind}":
+                output.params for unit, output in outputs.items()}
+    return results
+
+
+def _multilabel_config(config: BenchmarkConfig) -> BenchmarkConfig:
+    """``config`` without the fusions that need one class per clip (warned about)."""
+    dropped = [name for name in config.fusions if name in SINGLE_LABEL_FUSIONS]
+    if not dropped:
+        return config
+    warnings.warn(f"multi-label task: fusion(s) {', '.join(dropped)} need one class per clip "
+                  "and are left out", UserWarning, stacklevel=3)
+    return replace(config, fusions=tuple(name for name in config.fusions
+                                         if name not in SINGLE_LABEL_FUSIONS))

@@ -1,0 +1,44 @@
+"""Names that several layers share, each defined once: store branches, streams, heads, datasets.
+
+Words with one meaning each:
+
+*store branch*
+    a folder of a feature store (``handcrafted``, ``neural.<model>``, ``logmel``,
+    ``sets.<name>``), filled by one computer;
+*feature group*
+    what the benchmark ablates: a descriptor family, a neural branch, ``e2e``;
+*stream*
+    a frame sequence that the sequence heads read (``pitch``, ``neural.<model>``, ``e2e``);
+*member*
+    one fitted head.
+"""
+
+from __future__ import annotations
+
+#: Store branch of the handcrafted descriptor families (and of their frames).
+HANDCRAFTED_BRANCH = "handcrafted"
+#: Prefix of a pretrained model's store branch and feature group: ``neural.<model>``.
+NEURAL_PREFIX = "neural."
+#: Store branch of the log-mel frames the end-to-end stream learns from.
+LOGMEL_BRANCH = "logmel"
+#: The end-to-end stream: a feature group with no clip-level columns whose only head is a CNN
+#: trained from scratch on the ``logmel`` frames (:mod:`featurekit.learn.torch.e2e`).
+E2E_BRANCH = "e2e"
+#: The head of the ``e2e`` feature group.
+E2E_HEAD = "cnn"
+#: Heads that learn from frame sequences rather than clip-level features.
+SEQUENCE_HEAD_NAMES = ("seq",)
+#: The multi-label dataset with an official train / validation / eval split.
+FSD50K = "fsd50k"
+#: Datasets that load the user's own audio rather than an official release.
+GENERIC_ADAPTERS = ("folder", "csv")
+
+
+def neural_branch(model: str) -> str:
+    """Store branch (and feature group) of a pretrained model's embeddings."""
+    return f"{NEURAL_PREFIX}{model}"
+
+
+def is_neural(group: str) -> bool:
+    """Whether a feature group or stream is a neural one (a pretrained model's, or ``e2e``)."""
+    return group.startswith(NEURAL_PREFIX) or group == E2E_BRANCH

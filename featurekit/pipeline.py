@@ -1,0 +1,183 @@
+"""Dataset -> feature store -> features table: the one path that the benchmark, the feature-set
+comparison and the trained model all take.
+
+* :func:`fill_store` computes whatever a store lacks of a dataset's branches (handcrafted
+  descriptors, each pretrained model's embeddings, the end-to-end stream's log-mel frames,
+  reference feature sets), resumably, with per-clip error records;
+* :func:`read_features` reads those branches back as one table keyed by clip, with each clip's
+  source recording, refusing branches computed with untrained weights.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from featurekit.computers.base import BranchComputer
+from featurekit.computers.factory import make_computer
+from featurekit.computers.runner import run_branch
+from featurekit.config import ExtractionConfig
+from featurekit.errors import ConfigError, StoreError
+from featurekit.names import E2E_BRANCH, HANDCRAFTED_BRANCH, LOGMEL_BRANCH, neural_branch
+
+__all__ = ["check_n_jobs", "check_provenance", "fill_store", "model_branches", "model_names",
+           "read_features", "stored_extraction"]
+
+
+def model_names(model: str | Sequence[str] | None) -> list[str]:
+    """Model names of a ``model`` argument (``e2e`` for the end-to-end stream)."""
+    return [model] if isinstance(model, str) else list(model or [])
+
+
+def model_branches(model: str | Sequence[str] | None) -> list[str]:
+    """Store branches of a ``model`` argument: ``neural.<model>`` for each pretrained model,
+    ``logmel`` (the end-to-end stream's input) for ``e2e``."""
+    return [LOGMEL_BRANCH if name == E2E_BRANCH else neural_branch(name)
+            for name in model_names(model)]
+
+
+def check_provenance(provenance: Mapping[str, Mapping[str, Any]]) -> None:
+    """Refuse branches computed with untrained (random) weights.
+
+    Raises
+    ------
+    ConfigError
+        A branch's provenance is marked ``untrained``.
+    """
+    for branch, facts in provenance.items():
+        if facts.get("untrained"):
+            raise ConfigError(f"branch {branch!r} was computed with untrained (random) weights; "
+                              "the benchmark only runs on pretrained embeddings (re-embed "
+                              "with real weights)")
+
+
+def stored_extraction(store: Any, dataset: str) -> ExtractionConfig:
+    """The handcrafted configuration already stored for ``dataset``, else the defaults."""
+    if HANDCRAFTED_BRANCH in store.branches(dataset):
+        return ExtractionConfig.from_dict(store.provenance(dataset, HANDCRAFTED_BRANCH)["config"])
+    return ExtractionConfig()
+
+
+def fill_store(data: Any, feature_store: Any, *, model: str | Sequence[str] | None,
+               branches: Sequence[str] = (HANDCRAFTED_BRANCH,), weights: str | None = None,
+               extraction: ExtractionConfig | None = None, frames: bool = False,
+               n_jobs: int = 1, backend: str = "loky", scheduler: str | None = None,
+               progress: bool | None = None) -> list[BranchComputer]:
+    """Compute whatever ``feature_store`` lacks of a dataset's branches.
+
+    Parameters
+    ----------
+    data : Dataset
+        From :func:`featurekit.load_dataset`.
+    feature_store : FeatureStore
+    model : str or sequence of str, optional
+        Pretrained model(s) of the neural branch(es); ``e2e`` adds the ``logmel`` branch.
+    branches : sequence of str
+        Store branches computed besides the models' (default ``handcrafted``; reference
+        feature sets' branches for a comparison of sets).
+    weights : str, optional
+        Checkpoint file of the model (default: resolved as by ``featurekit embed``).
+    extraction : ExtractionConfig, optional
+        Handcrafted configuration; default: the one already stored, else the defaults.
+    frames : bool
+        Frame-level descriptors are needed (kept computing for a branch that holds them).
+    n_jobs, backend, scheduler, progress :
+        Parallelism of extraction and embedding
+        (:func:`featurekit.computers.runner.run_branch`).
+
+    Returns
+    -------
+    list of BranchComputer
+        The computers, in the order of ``branches`` then the models'.
+
+    Raises
+    ------
+    StoreError
+        Frames are needed from a branch stored without them, or computing a branch failed.
+    """
+    from joblib import effective_n_jobs
+
+    if extraction is None:
+        extraction = stored_extraction(feature_store, data.name)
+    # Every computer is built before any work: an unknown branch or a missing engine stops
+    # the run before an hour of extraction rather than after it.
+    computers = [make_computer(branch, extraction=extraction, weights=weights,
+                               n_threads=effective_n_jobs(n_jobs))
+                 for branch in [*branches, *model_branches(model)]]
+    for computer in computers:
+        stored = computer.branch in feature_store.branches(data.name)
+        # The e2e stream's branch is nothing but frames.
+        has_frames = computer.branch == LOGMEL_BRANCH or (
+            stored and bool(feature_store.metadata(data.name, computer.branch).get("frames")))
+        if frames and stored and not has_frames:
+            command = "extract" if computer.branch == HANDCRAFTED_BRANCH else "embed"
+            raise StoreError(f"the sequence head needs frame-level descriptors, but "
+                             f"{data.name}/{computer.branch} in store {feature_store.path} was "
+                             f"computed without them; use another store, or recompute the "
+                             f"branch with `featurekit {command} --frames --overwrite`")
+        summary = run_branch(computer, data, feature_store, n_jobs=n_jobs,
+                             frames=frames or has_frames, backend=backend,
+                             scheduler=scheduler, progress=progress is not False)
+        print(summary, file=sys.stderr)
+        if summary.exit_code:
+            raise StoreError(f"computing {data.name}/{computer.branch} failed: {summary}")
+    return computers
+
+
+def read_features(store: Any, dataset: str, *, model: str | Sequence[str] | None = None,
+                  recordings: Mapping[str, str] | pd.Series | None = None,
+                  branches: Sequence[str] = (HANDCRAFTED_BRANCH,),
+                  ) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
+    """The features table of a dataset's branches in a store.
+
+    Parameters
+    ----------
+    store : FeatureStore
+    dataset : str
+    model : str or sequence of str, optional
+        Neural model(s) whose branch ``neural.<model>`` joins ``branches``; ``e2e`` (the
+        end-to-end stream) reads the ``logmel`` branch, so that only clips with log-mel frames
+        are kept.
+    recordings : mapping of clip_id to recording id, optional
+        Inserted as the ``recording`` column (a clip without one is its own recording).
+    branches : sequence of str
+        Store branches read beside the neural ones (default ``handcrafted``; the reference
+        feature sets' branches for a comparison of sets).
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        ``clip_id, fold, label, label_id`` (``recording``) then feature columns.
+    provenance : dict
+        Store branch -> its provenance.
+
+    Raises
+    ------
+    StoreError
+        A branch is missing from the store.
+    ConfigError
+        A neural branch was computed with untrained weights.
+    """
+    wanted = [*branches, *model_branches(model)]
+    present = store.branches(dataset)
+    missing = [branch for branch in wanted if branch not in present]
+    if missing:
+        raise StoreError(f"store {store.path} lacks branch(es) {', '.join(missing)} of "
+                         f"dataset {dataset!r}; run featurekit extract / embed first")
+    provenance = {branch: store.provenance(dataset, branch) for branch in wanted}
+    check_provenance(provenance)
+    data = store.read(dataset, branches=wanted)
+    if recordings is not None:
+        mapped = data["clip_id"].map(pd.Series(recordings) if isinstance(recordings, Mapping)
+                                     else recordings)
+        data.insert(4, "recording", mapped.fillna(data["clip_id"]).astype(str))
+    return data, provenance
+
+
+def check_n_jobs(n_jobs: int) -> None:
+    """Refuse a worker count that is neither positive nor -1 (all cores)."""
+    if n_jobs == 0 or n_jobs < -1:
+        raise ConfigError("n_jobs must be a positive count or -1")
