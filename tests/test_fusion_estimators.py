@@ -128,7 +128,7 @@ def test_oof_features_configuration_is_checked() -> None:
     with pytest.raises(ValueError, match="groups must have one entry per row"):
         OOFFeaturesClassifier(BRANCHES, target="a").fit(X, y, groups=np.zeros(3))
     model = OOFFeaturesClassifier(BRANCHES, target="a").fit(X, y)
-    with pytest.raises(ValueError, match="8 columns"):
+    with pytest.raises(ValueError, match="expecting 8 features"):
         model.predict_proba(X[:, :5])
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from featurekit.errors import ConfigError
 from featurekit.fusion.branches import Head, Selector, fit_branch, predict_members, resolve_columns
@@ -39,18 +39,13 @@ class _BranchClassifier(ClassifierMixin, BaseEstimator):
     def _fit_input(self, X: Any, y: Any,
                    groups: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Validated float array, class indices and groups; sets ``classes_``,
-        ``n_features_in_``, ``feature_names_in_`` (DataFrame input) and ``columns_``."""
-        if isinstance(X, pd.DataFrame):
-            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
-            columns: list[str] | None = [str(c) for c in X.columns]
-        else:
-            columns = None
-        array = np.asarray(X, dtype=np.float64)
-        if array.ndim != 2:
-            raise ValueError(f"X must be 2-D, got shape {array.shape}")
-        y = np.asarray(y)
-        if y.shape[0] != array.shape[0]:
-            raise ValueError(f"X has {array.shape[0]} rows but y has {y.shape[0]}")
+        ``n_features_in_``, ``feature_names_in_`` (DataFrame input with string column names) and
+        ``columns_``."""
+        columns = [str(c) for c in X.columns] if isinstance(X, pd.DataFrame) else None
+        # validate_data: sklearn's checks and messages (2-D, no sparse, no inf, y given and
+        # one per row), n_features_in_ and feature_names_in_ (string column names); NaN
+        # passes to the heads, which impute it.
+        array, y = validate_data(self, X, y, dtype=np.float64, ensure_all_finite="allow-nan")
         if groups is not None:
             groups = np.asarray(groups)
             if groups.shape != (array.shape[0],):
@@ -58,7 +53,6 @@ class _BranchClassifier(ClassifierMixin, BaseEstimator):
                                  f"got shape {groups.shape}")
         check_classification_targets(y)
         self.classes_, encoded = np.unique(y, return_inverse=True)
-        self.n_features_in_ = array.shape[1]
         if not self.branches:
             raise ConfigError("no branch given")
         self.columns_ = {name: resolve_columns(selector, columns, array.shape[1])
@@ -68,12 +62,9 @@ class _BranchClassifier(ClassifierMixin, BaseEstimator):
     def _predict_input(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "classes_")
         if isinstance(X, pd.DataFrame) and hasattr(self, "feature_names_in_"):
-            X = X[list(self.feature_names_in_)]
-        array = np.asarray(X, dtype=np.float64)
-        if array.ndim != 2 or array.shape[1] != self.n_features_in_:
-            raise ValueError(f"X must have {self.n_features_in_} columns, got shape "
-                             f"{array.shape}")
-        return array
+            X = X[list(self.feature_names_in_)]  # the training columns, in training order
+        return validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan",
+                             reset=False)
 
     def _seed(self) -> int:
         return 0 if self.random_state is None else int(self.random_state)
@@ -115,7 +106,13 @@ class _BranchClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """Most probable class of each row."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)  # first: an unfitted estimator raises NotFittedError
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # passed to the heads, which impute it
+        return tags
 
 
 class LateFusionClassifier(_BranchClassifier):
