@@ -149,10 +149,12 @@ class FeatureExtractor(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "config_")
         return self.feature_names_out_.copy()
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
+        # Clips (paths or waveforms), not a matrix of features: a 2-D array is read as one
+        # waveform per row. transform needs fit (it builds config_), so requires_fit stays.
         tags.input_tags.two_d_array = False
-        tags.requires_fit = False
+        tags.input_tags.string = True
         return tags
 
 

@@ -198,7 +198,16 @@ class EmbeddingBlendClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """Most probable class of each clip."""
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)  # first: an unfitted estimator raises NotFittedError
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        # A mapping of stream name to NaN-padded 3-D (clips, frames, dims) arrays.
+        tags.input_tags.two_d_array = False
+        tags.input_tags.dict = True
+        tags.input_tags.allow_nan = True
+        return tags
 
 
 __all__ = ["EmbeddingBlendClassifier", "blend_probabilities", "fit_blender"]

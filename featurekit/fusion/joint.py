@@ -74,5 +74,10 @@ class JointSequenceClassifier(SequenceClassifier):
         super().fit(X, y, groups)
         return self
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = False  # a mapping of streams, never one array
+        return tags
+
 
 __all__ = ["JointSequenceClassifier"]

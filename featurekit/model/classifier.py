@@ -393,6 +393,14 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         proba = self.predict_proba(X, sr=sr)
         return self.classes_[np.argmax(proba, axis=1)]
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        # Clips (paths or waveforms), not a matrix of features: a 2-D array is read as one
+        # waveform per row.
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        return tags
+
     # ----------------------------------------------------------------------------------------
     # Artifact
     # ----------------------------------------------------------------------------------------

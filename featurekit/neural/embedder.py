@@ -136,3 +136,11 @@ class PretrainedEmbedder(TransformerMixin, BaseEstimator):
         """Output column names (``input_features`` is ignored: inputs are clips)."""
         check_is_fitted(self, "feature_names_out_")
         return self.feature_names_out_.copy()
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        # Clips (paths or waveforms), not a matrix of features: a 2-D array is read as one
+        # waveform per row.
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        return tags

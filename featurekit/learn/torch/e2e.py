@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils import TransformerTags
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
@@ -365,6 +366,24 @@ class E2EClassifier(ClassifierMixin, BaseEstimator):
         """Clip embeddings (n_clips, 2 * last channels): mean and maximum of the frames."""
         return np.concatenate([self.network_.embed(values, mask).cpu().numpy()
                                for values, mask in self._batches_of(X)]).astype(np.float32)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """``e2e_emb_000`` ... names of the :meth:`transform` columns (frame means, then
+        maxima)."""
+        check_is_fitted(self, "network_")
+        n_columns = 2 * self.channels[-1]
+        width = max(2, len(str(n_columns - 1)))
+        return np.array([f"e2e_emb_{i:0{width}d}" for i in range(n_columns)], dtype=object)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        # Clips are NaN-padded 3-D (clips, frames, bands) arrays; transform embeds them
+        # (always float32).
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        tags.input_tags.allow_nan = True
+        tags.transformer_tags = TransformerTags(preserves_dtype=["float32"])
+        return tags
 
     def frames(self, X: Any) -> np.ndarray:
         """The stream's frame sequences (n_clips, steps, last channels), float32, NaN-padded:

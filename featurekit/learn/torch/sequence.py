@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils import TransformerTags
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
@@ -377,6 +378,17 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         width = max(2, len(str(self.embedding_dim - 1)))
         return np.array([f"seq_emb_{i:0{width}d}" for i in range(self.embedding_dim)],
                         dtype=object)
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        # Clips are 3-D (clips, frames, dims) arrays, or a mapping of stream name to them,
+        # NaN frames being padding; transform embeds them (always float32).
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        tags.input_tags.dict = True
+        tags.input_tags.allow_nan = True
+        tags.transformer_tags = TransformerTags(preserves_dtype=["float32"])
+        return tags
 
 
 #: The benchmark's sequence head (looked up by :mod:`featurekit.benchmark` next to
