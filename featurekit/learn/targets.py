@@ -59,7 +59,7 @@ def encode_targets(y: Any, *, who: str,
     check_classification_targets(y)
     classes, encoded = np.unique(y, return_inverse=True)
     if classes.size < 2:
-        raise ValueError(f"{who} needs at least 2 classes in y, got {classes.size}")
+        raise ValueError(f"{who} needs at least 2 classes in y, got {classes.size} class")
     return classes, encoded, False
 
 

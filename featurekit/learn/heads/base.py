@@ -26,8 +26,9 @@ class BaseHead(ClassifierMixin, BaseEstimator):
     """
 
     def _validate_fit_input(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        # np.asarray, not np.ndim: array-likes that only implement __array__ must work too.
         X, y = validate_data(self, X, y, dtype=np.float64, ensure_all_finite="allow-nan",
-                             multi_output=np.ndim(y) == 2)
+                             multi_output=np.asarray(y).ndim == 2)
         self.classes_, encoded, self.multilabel_ = encode_targets(y, who=type(self).__name__)
         return X, encoded
 

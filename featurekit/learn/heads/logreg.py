@@ -29,6 +29,14 @@ class LogRegHead(BaseHead):
         L-BFGS iterations.
     clip : float
         Standardised inputs are clipped to ``[-clip, clip]``.
+
+    Attributes
+    ----------
+    classes_ : np.ndarray
+    pipeline_ : sklearn.pipeline.Pipeline
+        Imputation, standardisation, clipping and the regression(s).
+    n_iter_ : int
+        L-BFGS iterations run (the most of the one-vs-rest regressions when multi-label).
     """
 
     def __init__(self, *, C: float = 0.1, max_iter: int = 500, clip: float = 5.0) -> None:
@@ -45,11 +53,17 @@ class LogRegHead(BaseHead):
         self.pipeline_ = Pipeline([*standardising_steps(self.clip), ("logreg", model)])
         with _quiet_convergence():
             self.pipeline_.fit(X, encoded)
+        fitted = self.pipeline_[-1]
+        # A label column without positives gets a constant predictor, which never iterates.
+        regressions = fitted.estimators_ if self.multilabel_ else [fitted]
+        self.n_iter_ = max((int(np.max(r.n_iter_)) for r in regressions
+                            if hasattr(r, "n_iter_")), default=0)
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order."""
-        return self.pipeline_.predict_proba(self._validate_predict_input(X))
+        X = self._validate_predict_input(X)  # first: an unfitted head raises NotFittedError
+        return self.pipeline_.predict_proba(X)
 
 
 @contextlib.contextmanager
