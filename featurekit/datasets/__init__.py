@@ -78,9 +78,10 @@ def load_dataset(name: str, data_dir: str | os.PathLike[str], download: bool = F
         :func:`list_datasets`), ``"fsd50k"`` (the official FSD50K layout, multi-label,
         train/val/eval split; see :mod:`featurekit.datasets.fsd50k`), ``"folder"``
         (``data_dir`` holds one sub-folder per label) or ``"csv"`` (``data_dir`` is a CSV
-        with columns ``path,label[,fold][,clip_id]`` -- or ``labels``, comma-separated label
-        sets, for a multi-label dataset -- or a folder holding exactly one; paths absolute or
-        relative to the CSV's folder).
+        with columns ``path,label[,fold][,clip_id][,recording]`` -- or ``labels``,
+        comma-separated label sets, for a multi-label dataset -- or a folder holding exactly
+        one; paths absolute or relative to the CSV's folder; ``recording`` names each clip's
+        source recording).
     data_dir : path-like
         Official datasets: the directory containing the dataset (e.g. the one holding
         ``UrbanSound8K/``) or the dataset directory itself.
@@ -89,8 +90,9 @@ def load_dataset(name: str, data_dir: str | os.PathLike[str], download: bool = F
     dataset_name : str, keyword-only, optional
         Name of a folder/CSV dataset (default: the directory name / CSV file stem).
     folds_csv : path-like, keyword-only, optional
-        Folder datasets: CSV with columns ``path,fold`` (default ``DATA_DIR/folds.csv`` if it
-        exists). Without folds, 5 folds are assigned deterministically, stratified by label,
+        Folder datasets: CSV with columns ``path`` and ``fold`` and/or ``recording`` (each
+        clip's source recording; default ``DATA_DIR/folds.csv`` if it exists). Without folds,
+        5 folds are assigned deterministically, stratified by label, each recording whole,
         with a warning (see :func:`assign_folds`).
 
     Returns
@@ -112,7 +114,8 @@ def load_dataset(name: str, data_dir: str | os.PathLike[str], download: bool = F
     ------
     DatasetError
         Unknown name (the message lists the known ones), dataset not found, malformed
-        metadata, duplicate clip ids, paths leaving the data directory, or no audio at all.
+        metadata, duplicate clip ids, paths leaving the data directory, no audio at all, or
+        a folder/CSV dataset's recording in more than one fold (naming them).
     """
     return adapter(name).load(name, data_dir, download=download, dataset_name=dataset_name,
                               folds_csv=folds_csv)

@@ -13,6 +13,7 @@ import os
 import re
 import sys
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -309,23 +310,32 @@ def audio_check(rows: pd.DataFrame) -> tuple[bool, str]:
                               if len(missing) else ""))
 
 
-def assign_folds(keys: Sequence[str], labels: Sequence[str], *, n_folds: int = 5) -> np.ndarray:
+def assign_folds(keys: Sequence[str], labels: Sequence[str], *, n_folds: int = 5,
+                 groups: Sequence[str] | None = None) -> np.ndarray:
     """Deterministic, label-stratified fold assignment for datasets without official folds.
 
-    Within each label, clips are ordered by the SHA-1 of their key (e.g. the path relative to
-    the dataset root) and dealt to folds ``1..n_folds`` in turn. The result depends only on
-    the keys and labels, not on file-system order, machine or random state, and every fold
-    gets an equal share (±1) of each label. Clips of one recording may still land in
-    different folds: prefer official or recording-aware folds when they exist.
+    Clips are dealt in units: each group (a source recording) whole, else each clip. A unit
+    belongs to the label most of its clips have (the first in sorted order on a tie). Within
+    each label the units are ordered by size, largest first, then by the SHA-1 of their key,
+    and each goes to the fold holding the fewest clips of that label so far (the lowest such
+    fold on a tie). Without groups this deals each label's clips to folds ``1..n_folds`` in
+    turn, so every fold gets an equal share (±1) of each label; with groups the shares are
+    as equal as whole recordings allow. The result depends only on the keys, labels and
+    groups, not on file-system order, machine or random state.
 
     Parameters
     ----------
     keys : sequence of str
-        Stable identifier per clip.
+        Stable identifier per clip (e.g. the path relative to the dataset root).
     labels : sequence of str
         Label per clip, same length.
     n_folds : int, keyword-only
         Number of folds.
+    groups : sequence of str, keyword-only, optional
+        Source recording per clip, same length: a recording's clips share a fold (clips of
+        one recording in training and test would score what the model has heard). Default:
+        every clip on its own, in which case clips of one recording may land in different
+        folds.
 
     Returns
     -------
@@ -334,17 +344,56 @@ def assign_folds(keys: Sequence[str], labels: Sequence[str], *, n_folds: int = 5
     """
     if len(keys) != len(labels):
         raise ValueError(f"keys and labels differ in length: {len(keys)} != {len(labels)}")
+    if groups is not None and len(groups) != len(keys):
+        raise ValueError(f"keys and groups differ in length: {len(keys)} != {len(groups)}")
     if n_folds < 2:
         raise ValueError(f"n_folds must be at least 2, got {n_folds}")
-    digests = [hashlib.sha1(str(key).encode("utf-8")).hexdigest() for key in keys]
+    members: dict[str, list[int]] = {}
+    for index, group in enumerate(keys if groups is None else groups):
+        members.setdefault(str(group), []).append(index)
+    label_of: dict[str, str] = {}
+    for group, indices in members.items():
+        counts = Counter(str(labels[i]) for i in indices)
+        label_of[group] = min(counts, key=lambda label: (-counts[label], label))
+    order = sorted(members, key=lambda group: (
+        label_of[group], -len(members[group]),
+        hashlib.sha1(group.encode("utf-8")).hexdigest(), group))
     folds = np.zeros(len(keys), dtype=np.int64)
-    order = sorted(range(len(keys)), key=lambda i: (str(labels[i]), digests[i], str(keys[i])))
-    position_in_label: dict[str, int] = {}
-    for index in order:
-        rank = position_in_label.get(str(labels[index]), 0)
-        folds[index] = rank % n_folds + 1
-        position_in_label[str(labels[index])] = rank + 1
+    per_label: dict[str, np.ndarray] = {}
+    for group in order:
+        counts = per_label.setdefault(label_of[group], np.zeros(n_folds, dtype=np.int64))
+        fold = int(np.argmin(counts))  # the first of the least filled folds
+        folds[members[group]] = fold + 1
+        counts[fold] += len(members[group])
     return folds
+
+
+def refuse_split_recordings(recordings: Sequence[str], folds: Sequence[int],
+                            source: Path) -> None:
+    """Raise a DatasetError naming the recordings whose clips lie in more than one fold.
+
+    Clips of one recording share its source, background and microphone: one in a test fold
+    and another in training would score what the model has heard, and nothing would say so.
+
+    Parameters
+    ----------
+    recordings : sequence of str
+        Source recording per clip.
+    folds : sequence of int
+        Fold per clip, same length.
+    source : Path
+        The file that says so, named in the message.
+    """
+    spread = pd.DataFrame({"recording": np.asarray(recordings, dtype=str),
+                           "fold": np.asarray(folds, dtype=np.int64)}
+                          ).groupby("recording", sort=True)["fold"].unique()
+    split = spread[spread.map(len) > 1]
+    if len(split):
+        named = [f"{recording} (folds {', '.join(str(f) for f in sorted(found))})"
+                 for recording, found in split.items()]
+        raise DatasetError(f"{source}: recording(s) in more than one fold: {preview(named)}; "
+                           "a recording's clips must share a fold, or the test fold holds "
+                           "clips of recordings the model was trained on")
 
 
 _UNSAFE_NAME_CHARS = re.compile(r"[^a-z0-9_.-]+")

@@ -2,7 +2,10 @@
 
 Without folds, clips are dealt to 5 folds by :func:`~featurekit.datasets.base.assign_folds`
 (deterministic and stratified by label; never a random split) with a warning, because
-recording-aware folds are better when the user has them.
+recording-aware folds are better when the user has them. An optional ``recording`` column
+names each clip's source recording: assigned folds keep a recording whole, given folds that
+split one are refused, and the benchmark's inner splits and intervals treat a recording's
+clips as one unit, as they do the official datasets'.
 """
 
 from __future__ import annotations
@@ -28,16 +31,20 @@ from featurekit.datasets.base import (
     preview,
     read_csv_text,
     refuse_duplicates,
+    refuse_split_recordings,
     warn,
 )
 from featurekit.errors import DatasetError
 
-__all__ = ["ASSIGNED_FOLDS", "FOLDS_FILE", "find_csv", "load_csv", "load_folder"]
+__all__ = ["ASSIGNED_FOLDS", "FOLDS_FILE", "RECORDING_COLUMN", "find_csv", "load_csv",
+           "load_folder"]
 
 #: Number of folds assigned when a folder/CSV dataset gives none.
 ASSIGNED_FOLDS = 5
 #: Name of the optional folds file read from a folder dataset's root.
 FOLDS_FILE = "folds.csv"
+#: Optional column of a CSV dataset or a ``folds.csv``: each clip's source recording.
+RECORDING_COLUMN = "recording"
 
 
 def _strip_audio_suffix(relative: str) -> str:
@@ -46,43 +53,93 @@ def _strip_audio_suffix(relative: str) -> str:
 
 
 def _finish(name: str, root: Path, clip_ids: list[str], paths: list[str], labels: list[str],
-            folds: np.ndarray | None, source: str, *, multilabel: bool = False) -> Dataset:
+            folds: np.ndarray | None, source: str, *, multilabel: bool = False,
+            recordings: list[str] | None = None) -> Dataset:
     """The Dataset of a user's clips; ``labels`` of a multi-label dataset are comma-joined
-    label sets (classes: their union; ``label_id``: the first label's class)."""
+    label sets (classes: their union; ``label_id``: the first label's class); ``recordings``
+    name each clip's source (default: the clip itself)."""
     firsts = [label.split(LABEL_SEPARATOR)[0] for label in labels] if multilabel else labels
     classes = sorted({part for label in labels for part in label.split(LABEL_SEPARATOR)}
                      if multilabel else set(labels))
     position = {label: index for index, label in enumerate(classes)}
     if folds is None:
-        folds = assign_folds(clip_ids, labels, n_folds=ASSIGNED_FOLDS)
-        warn(f"{name}: {source} gives no folds; assigned {ASSIGNED_FOLDS} folds by a hash of "
-             "each clip's path, stratified by label (deterministic). Official or "
-             "recording-aware folds are preferred: clips of one recording should share a fold")
+        folds = assign_folds(clip_ids, labels, n_folds=ASSIGNED_FOLDS, groups=recordings)
+        if recordings is None:
+            warn(f"{name}: {source} gives no folds; assigned {ASSIGNED_FOLDS} folds by a hash "
+                 "of each clip's path, stratified by label (deterministic). Official or "
+                 "recording-aware folds are preferred: clips of one recording should share a "
+                 f"fold (add a {RECORDING_COLUMN} column)")
+        else:
+            warn(f"{name}: {source} gives no folds; assigned {ASSIGNED_FOLDS} folds by "
+                 f"{RECORDING_COLUMN}, each recording whole, stratified by label "
+                 "(deterministic)")
         expected = list(range(1, ASSIGNED_FOLDS + 1))
     else:
         expected = sorted(set(folds.tolist()))
-    clips = clips_frame(clip_ids, paths, labels, [position[label] for label in firsts], folds)
+    clips = clips_frame(clip_ids, paths, labels, [position[label] for label in firsts], folds,
+                        recordings=recordings)
     return Dataset(name=name, clips=clips, classes=classes, expected_folds=expected, root=root,
                    multilabel=multilabel)
 
 
-def _read_folds_file(path: Path, clip_ids: Iterable[str]) -> np.ndarray:
-    """Folds for ``clip_ids`` from a CSV with columns ``path,fold`` (paths relative to root)."""
-    table = read_csv_text(path, ["path", "fold"])
+def _recordings(table: pd.DataFrame, source: Path) -> pd.Series | None:
+    """The optional :data:`RECORDING_COLUMN` of a metadata table, stripped.
+
+    Raises
+    ------
+    DatasetError
+        A blank value (naming the CSV line numbers): a clip's recording is left unsaid.
+    """
+    if RECORDING_COLUMN not in table.columns:
+        return None
+    values = table[RECORDING_COLUMN].str.strip()
+    blank = np.flatnonzero((values == "").to_numpy())
+    if len(blank):  # header is line 1
+        raise DatasetError(f"metadata file {source}: empty {RECORDING_COLUMN} on line(s) "
+                           f"{preview((blank + 2).tolist())}; name the source recording of "
+                           "every clip (a clip cut from no longer recording is its own)")
+    return values
+
+
+def _read_folds_file(path: Path, clip_ids: Iterable[str]
+                     ) -> tuple[np.ndarray | None, list[str] | None]:
+    """Folds and source recordings of ``clip_ids`` from a CSV with columns ``path`` (relative
+    to the root) and ``fold`` and/or :data:`RECORDING_COLUMN` (None for a column it lacks).
+
+    Raises
+    ------
+    DatasetError
+        Neither column, a clip not listed, a fold that is not a positive integer, a blank
+        recording, or a recording in more than one fold.
+    """
+    table = read_csv_text(path, ["path"])
+    if "fold" not in table.columns and RECORDING_COLUMN not in table.columns:
+        raise DatasetError(f"metadata file {path} needs a fold or a {RECORDING_COLUMN} column "
+                           f"beside path (found: {', '.join(table.columns)})")
     keys = table["path"].str.strip().str.replace("\\", "/").map(_strip_audio_suffix)
     refuse_duplicates(keys, path)
-    by_key = dict(zip(keys, int_column(table["fold"], "fold", path)))
+    listed = pd.DataFrame(index=keys.to_numpy())
+    if "fold" in table.columns:
+        listed["fold"] = int_column(table["fold"], "fold", path)
+    recordings = _recordings(table, path)
+    if recordings is not None:
+        listed[RECORDING_COLUMN] = recordings.to_numpy()
     clip_ids = list(clip_ids)
-    unlisted = [clip_id for clip_id in clip_ids if clip_id not in by_key]
+    unlisted = [clip_id for clip_id in clip_ids if clip_id not in listed.index]
     if unlisted:
-        raise DatasetError(f"{path}: no fold for {preview(unlisted)}; list every audio file")
-    stale = sorted(set(by_key) - set(clip_ids))
+        raise DatasetError(f"{path}: no {listed.columns[0]} for {preview(unlisted)}; list "
+                           "every audio file")
+    stale = sorted(set(listed.index) - set(clip_ids))
     if stale:
         warn(f"{path}: {len(stale)} listed file(s) not found, ignored: {preview(stale)}")
-    folds = np.array([by_key[clip_id] for clip_id in clip_ids], dtype=np.int64)
-    if (folds < 1).any():
+    rows = listed.loc[clip_ids]
+    folds = rows["fold"].to_numpy(dtype=np.int64) if "fold" in rows.columns else None
+    if folds is not None and (folds < 1).any():
         raise DatasetError(f"{path}: folds must be positive integers")
-    return folds
+    found = (rows[RECORDING_COLUMN].tolist() if RECORDING_COLUMN in rows.columns else None)
+    if folds is not None and found is not None:
+        refuse_split_recordings(found, folds, path)
+    return folds, found
 
 
 def load_folder(root: str | os.PathLike[str], *, name: str | None = None,
@@ -97,9 +154,11 @@ def load_folder(root: str | os.PathLike[str], *, name: str | None = None,
     name : str, keyword-only, optional
         Dataset name; defaults to the directory name.
     folds_csv : path-like, keyword-only, optional
-        CSV with columns ``path,fold`` (paths relative to ``root``, extension optional).
-        Defaults to ``ROOT/folds.csv`` when it exists; without one, folds are assigned (see
-        :func:`~featurekit.datasets.base.assign_folds`) with a warning.
+        CSV with columns ``path`` (relative to ``root``, extension optional) and ``fold``
+        and/or ``recording`` (each clip's source recording; a recording in two folds is
+        refused). Defaults to ``ROOT/folds.csv`` when it exists; without folds, folds are
+        assigned (see :func:`~featurekit.datasets.base.assign_folds`, each recording whole)
+        with a warning.
     reserved : iterable of str, keyword-only
         Names the dataset may not take (the official dataset names).
 
@@ -133,9 +192,10 @@ def load_folder(root: str | os.PathLike[str], *, name: str | None = None,
     refuse_duplicates(pd.Series(clip_ids), root)
     if folds_csv is None and (root / FOLDS_FILE).is_file():
         folds_csv = root / FOLDS_FILE
-    folds = None if folds_csv is None else _read_folds_file(Path(folds_csv), clip_ids)
+    folds, recordings = ((None, None) if folds_csv is None
+                         else _read_folds_file(Path(folds_csv), clip_ids))
     return _finish(dataset_name(name, root.name, reserved), root, clip_ids, paths, labels,
-                   folds, str(root))
+                   folds, str(root), recordings=recordings)
 
 
 def find_csv(path: str | os.PathLike[str]) -> Path:
@@ -150,8 +210,8 @@ def find_csv(path: str | os.PathLike[str]) -> Path:
     path = Path(os.path.abspath(Path(path).expanduser()))
     if path.is_file():
         return path
-    expected = ("expected a CSV file with columns path,label[,fold][,clip_id], or a folder "
-                "holding exactly one such CSV")
+    expected = ("expected a CSV file with columns path,label[,fold][,clip_id][,recording], or "
+                "a folder holding exactly one such CSV")
     if not path.is_dir():
         raise DatasetError(f"{path} does not exist; {expected}")
     found = sorted(entry for entry in path.iterdir() if entry.is_file()
@@ -184,12 +244,16 @@ def _default_clip_id(root: Path, path: Path) -> str:
 
 def load_csv(csv_path: str | os.PathLike[str], *, name: str | None = None,
              reserved: Iterable[str] = ()) -> Dataset:
-    """A dataset listed in a CSV with columns ``path,label`` and optional ``fold``, ``clip_id``.
+    """A dataset listed in a CSV with columns ``path,label`` and optional ``fold``, ``clip_id``,
+    ``recording``.
 
     Paths are absolute or relative to the CSV's folder; audio is matched by file stem when
     the extension differs. Rows without an audio file are dropped with one warning. A
     ``labels`` column instead of ``label`` makes a multi-label dataset: each value is the
-    clip's comma-separated labels (quoted in the CSV), e.g. ``"dog_bark,siren"``.
+    clip's comma-separated labels (quoted in the CSV), e.g. ``"dog_bark,siren"``. A
+    ``recording`` column names each clip's source recording: a recording in two folds is
+    refused, assigned folds keep each recording whole, and the benchmark's inner splits and
+    intervals keep a recording's clips together.
 
     Parameters
     ----------
@@ -204,8 +268,15 @@ def load_csv(csv_path: str | os.PathLike[str], *, name: str | None = None,
     -------
     Dataset
         ``clip_id`` from the ``clip_id`` column, else the path without extension (relative to
-        the CSV's folder when inside it); classes are the labels, sorted. Without a ``fold``
-        column folds are assigned with a warning.
+        the CSV's folder when inside it); classes are the labels, sorted; ``recording`` from
+        the ``recording`` column, else the clip id. Without a ``fold`` column folds are
+        assigned with a warning.
+
+    Raises
+    ------
+    DatasetError
+        Malformed CSV, empty values, duplicate clip ids, no audio at all, or a recording
+        in more than one fold (naming them).
     """
     csv_path = find_csv(csv_path)
     table = read_csv_text(csv_path, ["path"])
@@ -223,6 +294,7 @@ def load_csv(csv_path: str | os.PathLike[str], *, name: str | None = None,
     if len(empty):  # report CSV line numbers: header is line 1
         raise DatasetError(f"metadata file {csv_path}: empty path or label on line(s) "
                            f"{preview((empty + 2).tolist())}")
+    recordings = _recordings(table, csv_path)
     paths = [_listed_path(root, text) for text in listed]
     clip_ids = (table["clip_id"].str.strip() if "clip_id" in table.columns
                 else pd.Series([_default_clip_id(root, path) for path in paths]))
@@ -239,6 +311,11 @@ def load_csv(csv_path: str | os.PathLike[str], *, name: str | None = None,
              if "fold" in table.columns else None)
     if folds is not None and (folds < 1).any():
         raise DatasetError(f"metadata file {csv_path}: folds must be positive integers")
+    if recordings is not None:
+        recordings = recordings[present]
+        if folds is not None:
+            refuse_split_recordings(recordings.tolist(), folds, csv_path)
     return _finish(dataset_name(name, csv_path.stem, reserved), root,
                    clip_ids[present].tolist(), [str(p) for p in found if p is not None],
-                   labels[present].tolist(), folds, str(csv_path), multilabel=multilabel)
+                   labels[present].tolist(), folds, str(csv_path), multilabel=multilabel,
+                   recordings=None if recordings is None else recordings.tolist())

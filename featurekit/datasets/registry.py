@@ -228,11 +228,13 @@ class FolderAdapter(LocalAdapter):
         return load_folder(data_dir, name=dataset_name, folds_csv=folds_csv, reserved=reserved)
 
     def summary(self, name: str) -> list[str]:
-        return ["your audio: DATA_DIR/<label>/<clip>.wav, optional DATA_DIR/folds.csv"]
+        return ["your audio: DATA_DIR/<label>/<clip>.wav, optional DATA_DIR/folds.csv "
+                "(path,fold and/or recording)"]
 
 
 class CsvAdapter(LocalAdapter):
-    """Clips listed in a CSV (``path,label[,fold][,clip_id]``, or ``labels`` sets)."""
+    """Clips listed in a CSV (``path,label[,fold][,clip_id][,recording]``, or ``labels``
+    sets)."""
 
     def load_local(self, data_dir: str | os.PathLike[str], *, dataset_name: str | None,
                    folds_csv: str | os.PathLike[str] | None, reserved: list[str]) -> Dataset:
@@ -244,9 +246,9 @@ class CsvAdapter(LocalAdapter):
         return load_csv(data_dir, name=dataset_name, reserved=reserved)
 
     def summary(self, name: str) -> list[str]:
-        return ["your audio listed in a CSV: path,label[,fold][,clip_id]; paths absolute or "
-                "relative to the CSV's folder; a labels column (comma-separated label sets) "
-                "instead of label makes it multi-label"]
+        return ["your audio listed in a CSV: path,label[,fold][,clip_id][,recording]; paths "
+                "absolute or relative to the CSV's folder; a labels column (comma-separated "
+                "label sets) instead of label makes it multi-label"]
 
 
 @lru_cache(maxsize=1)
