@@ -23,13 +23,40 @@ from featurekit.config import ExtractionConfig
 from featurekit.errors import ConfigError, StoreError
 from featurekit.names import E2E_BRANCH, HANDCRAFTED_BRANCH, LOGMEL_BRANCH, neural_branch
 
-__all__ = ["check_n_jobs", "check_provenance", "fill_store", "model_branches", "model_names",
-           "read_features", "stored_extraction"]
+__all__ = ["check_models", "check_n_jobs", "check_provenance", "fill_store", "model_branches",
+           "model_names", "read_features", "stored_extraction"]
 
 
 def model_names(model: str | Sequence[str] | None) -> list[str]:
     """Model names of a ``model`` argument (``e2e`` for the end-to-end stream)."""
     return [model] if isinstance(model, str) else list(model or [])
+
+
+def check_models(model: str | Sequence[str] | None) -> list[str]:
+    """Model names of a ``model`` argument, each checked before any work starts.
+
+    Returns
+    -------
+    list of str
+        As :func:`model_names`.
+
+    Raises
+    ------
+    ConfigError
+        A name that is neither a registered pretrained model
+        (:func:`featurekit.neural.registry.available_models`) nor ``e2e`` (naming it and
+        every choice), or a name given twice.
+    """
+    from featurekit.neural.registry import available_models
+
+    names = model_names(model)
+    known = [*available_models(), E2E_BRANCH]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ConfigError(f"unknown model {unknown[0]!r}; choose from {', '.join(known)}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"models repeat a name: {', '.join(names)}")
+    return names
 
 
 def model_branches(model: str | Sequence[str] | None) -> list[str]:

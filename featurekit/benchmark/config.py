@@ -162,6 +162,31 @@ class BenchmarkConfig:
         if len(set(self.train_fractions)) != len(self.train_fractions):
             raise ConfigError(f"train fractions repeat a value: {list(self.train_fractions)}")
 
+    def validate(self, head_specs: Mapping[str, HeadSpec] | None = None) -> None:
+        """Refuse a head that nothing knows, before any work starts.
+
+        The other fields are checked when the configuration is made; the heads only here,
+        because ``head_specs`` given to :func:`~featurekit.benchmark.run_benchmark` may name
+        heads of their own.
+
+        Parameters
+        ----------
+        head_specs : mapping of str to HeadSpec, optional
+            Extra heads by name, beside :data:`~featurekit.learn.heads.registry.HEADS` and
+            the sequence head.
+
+        Raises
+        ------
+        ConfigError
+            Naming the first unknown head and every valid choice.
+        """
+        from featurekit.learn.heads.registry import HEADS
+
+        known = list(dict.fromkeys([*HEADS, *SEQUENCE_HEAD_NAMES, *(head_specs or {})]))
+        unknown = [name for name in self.heads if name not in known]
+        if unknown:
+            raise ConfigError(f"unknown head {unknown[0]!r}; choose from {', '.join(known)}")
+
     def seeds(self, repeat: int) -> list[int]:
         """Member seeds of repeat ``repeat``."""
         base = self.seed + 1000 * repeat

@@ -21,9 +21,38 @@ from featurekit.benchmark.config import BenchmarkConfig
 from featurekit.benchmark.data import BenchmarkData
 from featurekit.benchmark.execute import execute
 from featurekit.benchmark.fuse import Key, Prediction, fuse
-from featurekit.benchmark.plan import Plan, make_plan, subsample_training
+from featurekit.benchmark.plan import TRAIN_VAL_EVAL, Plan, make_plan, subsample_training
 from featurekit.benchmark.results import branch_comparisons
+from featurekit.errors import ConfigError
 from featurekit.learn.heads.base import HeadSpec
+
+
+def check_curve(config: BenchmarkConfig, *, protocol: str, comparisons: bool) -> None:
+    """Refuse a learning curve that cannot be drawn (the drivers call it before any work).
+
+    Parameters
+    ----------
+    config : BenchmarkConfig
+        Its ``train_fractions`` ask for the curve.
+    protocol : str
+        The evaluation protocol: curves subsample leave-one-fold-out training sets.
+    comparisons : bool
+        Whether the benchmark compares branches (handcrafted + a neural branch against that
+        branch alone): the only systems a curve runs.
+
+    Raises
+    ------
+    ConfigError
+        Fractions with the official train-val-eval split, or with nothing to compare.
+    """
+    if not config.train_fractions:
+        return
+    if protocol == TRAIN_VAL_EVAL:
+        raise ConfigError("learning curves subsample leave-one-fold-out training sets; "
+                          "they are not available on an official train-val-eval split")
+    if not comparisons:
+        raise ConfigError("learning curves compare handcrafted branches + each neural branch "
+                          "against that branch alone: the benchmark needs both kinds")
 
 
 def subsampled_rows(plan: Plan, data: BenchmarkData, fraction: float,

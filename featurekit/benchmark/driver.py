@@ -23,10 +23,12 @@ from typing import Any
 
 import pandas as pd
 
+from featurekit._util.parallel import check_backend
 from featurekit.benchmark.config import BenchmarkConfig
+from featurekit.benchmark.curves import check_curve
 from featurekit.benchmark.data import branch_selectors
 from featurekit.benchmark.engine import run_benchmark
-from featurekit.benchmark.plan import LEAVE_ONE_FOLD_OUT, TRAIN_VAL_EVAL
+from featurekit.benchmark.plan import LEAVE_ONE_FOLD_OUT, TRAIN_VAL_EVAL, leave_one_fold_out
 from featurekit.benchmark.results import save_results
 from featurekit.computers.sets import FEATURE_SETS, parse_sets
 from featurekit.errors import ConfigError
@@ -34,8 +36,10 @@ from featurekit.names import (
     E2E_BRANCH,
     HANDCRAFTED_BRANCH,
     SEQUENCE_HEAD_NAMES,
+    neural_branch,
 )
 from featurekit.pipeline import (
+    check_models,
     check_n_jobs,
     fill_store,
     model_names,
@@ -148,26 +152,39 @@ def run(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLike
     StoreError
         The sequence head needs frames that a stored branch was computed without.
     ConfigError
-        Bad parallelism or configuration; unknown sets, or sets with the sequence head (sets
-        are compared on clip-level functionals).
+        Bad parallelism, backend or configuration (unknown heads, fusions or models, outer
+        folds the dataset lacks, a learning curve it cannot draw); unknown sets, or sets with
+        the sequence head (sets are compared on clip-level functionals). All of these are
+        raised before the store is opened.
     MissingDependencyError
         A set's engine is not installed (the message names the extra).
     """
     from featurekit.benchmark.report import write_report
-    from featurekit.benchmark.sets import benchmark_sets
+    from featurekit.benchmark.sets import benchmark_sets, set_ablation
     from featurekit.datasets import load_dataset
     from featurekit.store.reader import FeatureStore
 
+    # Every argument is checked before the store is touched: extraction and embedding take
+    # hours on a full dataset, and a typo found after them costs all of it.
     check_n_jobs(n_jobs)
+    check_backend(backend, scheduler)
     config = config or BenchmarkConfig()
+    config.validate()
+    models = check_models(model)
     frames = any(head in SEQUENCE_HEAD_NAMES for head in config.heads)
     names = None if sets is None else parse_sets(sets)
     if names is not None and frames:
         raise ConfigError("feature sets are compared on clip-level functionals: drop the "
                           "sequence head from --heads")
     data = load_dataset(dataset, data_dir)
+    protocol = TRAIN_VAL_EVAL if data.protocol == TRAIN_VAL_EVAL else LEAVE_ONE_FOLD_OUT
+    if protocol == LEAVE_ONE_FOLD_OUT:
+        leave_one_fold_out(data.clips["fold"].to_numpy(), config.outer_folds)
+    neural = [E2E_BRANCH if name == E2E_BRANCH else neural_branch(name) for name in models]
+    check_curve(config, protocol=protocol,
+                comparisons=bool(neural) if names is None
+                else bool(set_ablation([*names, *neural])[1]))
     feature_store = FeatureStore(store)
-    models = model_names(model)
     # The sequence head learns from frame-level descriptors: compute (and keep computing)
     # frames whenever it is asked for or a branch already holds them.
     fill_store(data, feature_store, model=models, weights=weights, extraction=extraction,
@@ -184,9 +201,7 @@ def run(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLike
         results = benchmark_store(feature_store, data.name, model=models, config=config,
                                   expected_folds=data.expected_folds,
                                   recordings=data.clips.set_index("clip_id")["recording"],
-                                  multilabel=data.multilabel,
-                                  protocol=(TRAIN_VAL_EVAL if data.protocol == TRAIN_VAL_EVAL
-                                            else LEAVE_ONE_FOLD_OUT), **options)
+                                  multilabel=data.multilabel, protocol=protocol, **options)
     target = Path(out or f"benchmark-{data.name}")
     written = [save_results(results, target), *write_report(results, target).values()]
     return BenchmarkRun(results, written)

@@ -18,7 +18,7 @@ import pandas as pd
 
 from featurekit._util.versions import package_versions
 from featurekit.benchmark.config import BenchmarkConfig, head_spec
-from featurekit.benchmark.curves import learning_curve
+from featurekit.benchmark.curves import check_curve, learning_curve
 from featurekit.benchmark.data import SINGLE_LABEL_FUSIONS, prepare_data
 from featurekit.benchmark.execute import execute
 from featurekit.benchmark.fuse import fuse
@@ -104,6 +104,7 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
     """
     started = time.perf_counter()
     config = config or BenchmarkConfig()
+    config.validate(head_specs)
     if protocol not in (LEAVE_ONE_FOLD_OUT, TRAIN_VAL_EVAL):
         raise ConfigError(f"unknown protocol {protocol!r}; choose {LEAVE_ONE_FOLD_OUT} or "
                           f"{TRAIN_VAL_EVAL}")
@@ -121,14 +122,9 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
     plan = make_plan(table.branches, config, table.folds,
                      sequence_branches=list(table.sequences), subsets=subsets, pairs=pairs,
                      outer=outer)
+    check_curve(config, protocol=protocol, comparisons=bool(plan.branch_comparisons))
     if fixed_inner is not None:
-        if config.train_fractions:
-            raise ConfigError("learning curves subsample leave-one-fold-out training sets; "
-                              "they are not available on an official train-val-eval split")
         plan = replace(plan, fixed_inner=fixed_inner)
-    if config.train_fractions and not plan.branch_comparisons:
-        raise ConfigError("learning curves compare handcrafted branches + each neural branch "
-                          "against that branch alone: the benchmark needs both kinds")
     outputs, splits = execute(
         plan, table, specs, seeds_of=config.seeds, inner_splits_count=config.inner_splits,
         tune=config.tune, with_embeddings="blend" in config.fusions, n_jobs=n_jobs,

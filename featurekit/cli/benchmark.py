@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import TypeVar
 
 from featurekit.cli.common import add_config_arguments, add_dataset_arguments, config_from_args
 
@@ -11,6 +13,21 @@ NO_MODEL = "none"
 
 def _names(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+Number = TypeVar("Number", int, float)
+
+
+def _numbers(kind: Callable[[str], Number], what: str) -> Callable[[str], tuple[Number, ...]]:
+    """An argparse type: comma-separated numbers, so that a malformed one is a usage error
+    (one line, exit 2) rather than a traceback."""
+    def parse(text: str) -> tuple[Number, ...]:
+        try:
+            return tuple(kind(name) for name in _names(text))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got "
+                                             f"{text!r}") from None
+    return parse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -66,9 +83,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--bootstrap", type=int, default=defaults.n_bootstrap,
                         help=f"bootstrap resamples of the intervals (default "
                              f"{defaults.n_bootstrap})")
-    parser.add_argument("--outer-folds", metavar="LIST",
+    parser.add_argument("--outer-folds", metavar="LIST", type=_numbers(int, "fold numbers"),
                         help="comma-separated folds to evaluate as test folds (default all)")
-    parser.add_argument("--train-fractions", metavar="LIST",
+    parser.add_argument("--train-fractions", metavar="LIST", type=_numbers(float, "fractions"),
                         help="learning curve: comma-separated shares of each training set "
                              "(whole recordings, stratified by class), e.g. 0.1,0.25,1; at "
                              "each, handcrafted + each neural branch against it alone")
@@ -93,10 +110,8 @@ def run(args: argparse.Namespace) -> int:
                              repeats=args.repeats, n_seeds=args.seeds, seed=args.seed,
                              inner_splits=args.inner_splits, tune=args.tune,
                              n_bootstrap=args.bootstrap,
-                             outer_folds=(tuple(int(f) for f in _names(args.outer_folds))
-                                          if args.outer_folds else None),
-                             train_fractions=tuple(float(f) for f in
-                                                   _names(args.train_fractions or "")))
+                             outer_folds=args.outer_folds,
+                             train_fractions=args.train_fractions or ())
     models = [] if args.model == NO_MODEL else list(_names(args.model))
     outcome = benchmark_dataset(args.dataset, args.data_dir, args.store, model=models,
                                 sets=args.sets or None,

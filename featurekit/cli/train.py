@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from featurekit.cli.benchmark import NO_MODEL, _names
+from featurekit.cli.benchmark import NO_MODEL, _names, _numbers
 from featurekit.cli.common import add_config_arguments, add_dataset_arguments, config_from_args
 
 
@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--system", default=AUTO,
                         help="'auto' (default) or a benchmark system name, e.g. "
                              "timbre/xgb or pitch+timbre+spectral+neural.mn04_as/logreg/weighted")
-    parser.add_argument("--folds", metavar="LIST",
+    parser.add_argument("--folds", metavar="LIST", type=_numbers(int, "fold numbers"),
                         help="comma-separated training folds (default every fold)")
     add_config_arguments(parser)
     parser.add_argument("--heads", default=",".join(defaults.heads),
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     classifier = train(args.dataset, args.data_dir, args.store, system=args.system,
                        model=None if args.model == NO_MODEL else args.model,
                        weights=args.weights,
-                       folds=[int(f) for f in _names(args.folds)] if args.folds else None,
+                       folds=args.folds,
                        config=config,
                        extraction=(config_from_args(args) if args.config or args.families
                                    else None),

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,7 @@ from featurekit.benchmark.config import (
     head_spec,
 )
 from featurekit.benchmark.data import KEY_COLUMNS, BenchmarkData, prepare_data
-from featurekit.benchmark.plan import System, make_plan, oof_feature_target
+from featurekit.benchmark.plan import Plan, System, make_plan, oof_feature_target
 from featurekit.config import DESCRIPTOR_VERSION, ExtractionConfig
 from featurekit.errors import AudioError, ConfigError
 from featurekit.model.artifact import RECORDED_PACKAGES, write_artifact
@@ -82,6 +82,59 @@ class ClipPrediction:
 def _store_branch(branch: str) -> str:
     """The feature-store branch holding a benchmark branch's columns."""
     return HANDCRAFTED_BRANCH if branch in HANDCRAFTED_FAMILIES else branch
+
+
+def _training_plan(system: Any, branches: Sequence[str], config: BenchmarkConfig,
+                  rows: np.ndarray) -> Plan:
+    """The plan of one split that trains on ``rows`` (and tests on them), refusing a
+    ``system`` it cannot fit.
+
+    :func:`~featurekit.model.train.train` calls it before any work, with the branches the
+    store will hold and no rows, so that a mistyped system stops it before extraction.
+
+    Parameters
+    ----------
+    system : str
+        ``"auto"`` or a system name (:class:`AudioClassifier`).
+    branches : sequence of str
+        Benchmark branches, in column order.
+    config : BenchmarkConfig
+    rows : np.ndarray of int
+        The training clips.
+
+    Returns
+    -------
+    Plan
+
+    Raises
+    ------
+    ConfigError
+        An unknown head in ``config``; ``system`` is not a system of the plan, or is
+        ``auto`` with nothing to choose from.
+    """
+    config.validate()
+    if not isinstance(system, str) or not system:
+        raise ConfigError(f"system must be 'auto' or a system name, got {system!r}")
+    plan = make_plan(branches, config, np.full(rows.size, TRAINING_SPLIT),
+                     outer=[(TRAINING_SPLIT, rows, rows)])
+    names = [candidate.name for candidate in plan.systems]
+    if system == AUTO and not plan.auto_candidates:
+        raise ConfigError("'auto' chooses among fused systems over every branch, and there "
+                          f"is only {', '.join(branches)}: name a system instead")
+    if system != AUTO and system not in names:
+        raise ConfigError(f"unknown system {system!r} for branches {', '.join(branches)} and "
+                          f"heads {', '.join(config.heads)}; e.g. {', '.join(names[:3])}, or "
+                          "'auto'")
+    return plan
+
+
+def check_system(system: Any, extraction: ExtractionConfig, model: str | None,
+                 config: BenchmarkConfig) -> None:
+    """Refuse, before any feature is computed, a ``system`` that the branches of
+    ``extraction``'s families and ``model``'s embeddings cannot make (see
+    :func:`_training_plan`)."""
+    _training_plan(system, [*extraction.families, *model_branches(model)], config,
+                  np.arange(0))
 
 
 def _system_estimator(system: System, columns: Mapping[str, np.ndarray],
@@ -213,6 +266,8 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         if y.shape != (len(sources),):
             raise ValueError(f"y must have one label per clip ({len(sources)}), got shape "
                              f"{y.shape}")
+        check_system(self.system, self.extraction or ExtractionConfig(), self.model,
+                     self.config or BenchmarkConfig())
         computers = clip_computers([HANDCRAFTED_BRANCH, *model_branches(self.model)],
                                    self.extraction or ExtractionConfig(),
                                    weights=self.weights, n_jobs=self.n_jobs)
@@ -237,25 +292,15 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         """Fit on every row of a features table (a store read, or the features of ``fit``),
         taken in the benchmark's order (by clip id) so that splits and fits are its own.
         ``classes``: the label of each ``label_id`` present (default the table's names)."""
-        if not isinstance(self.system, str) or not self.system:
-            raise ConfigError(f"system must be 'auto' or a system name, got {self.system!r}")
         config = dataclasses.replace(self.config or BenchmarkConfig(), repeats=1)
         data = prepare_data(table, config)
         rows = np.arange(len(data.y))
-        plan = make_plan(data.branches, config, data.folds,
-                         outer=[(TRAINING_SPLIT, rows, rows)])
+        plan = _training_plan(self.system, data.branches, config, rows)
         systems = {system.name: system for system in plan.systems}
         self.candidate_scores_: dict[str, float] = {}
         self.inner_accuracy_: float | None = None
-        if self.system == AUTO:
-            chosen = systems[self._select(plan, data, rows, config, progress)]
-        elif self.system in systems:
-            chosen = systems[self.system]
-        else:
-            raise ConfigError(f"unknown system {self.system!r} for branches "
-                              f"{', '.join(data.branches)} and heads "
-                              f"{', '.join(config.heads)}; e.g. "
-                              f"{', '.join(list(systems)[:3])}, or 'auto'")
+        chosen = systems[self._select(plan, data, rows, config, progress)
+                         if self.system == AUTO else self.system]
         feature_columns = [str(c) for c in table.columns if c not in KEY_COLUMNS]
         positions = data.columns(chosen.branches)
         columns, start = {}, 0
@@ -279,9 +324,6 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         from featurekit.benchmark.fuse import fuse_fold
         from featurekit.learn.selection import select_by_oof
 
-        if not plan.auto_candidates:
-            raise ConfigError("'auto' chooses among fused systems over every branch, and there "
-                              f"is only {', '.join(data.branches)}: name a system instead")
         specs = {name: head_spec(name) for name in config.heads}
         outputs, splits = execute(plan, data, specs, seeds_of=config.seeds,
                                   inner_splits_count=config.inner_splits, tune=config.tune,

@@ -13,7 +13,7 @@ from featurekit.benchmark.config import (
 )
 from featurekit.config import ExtractionConfig
 from featurekit.errors import ConfigError
-from featurekit.model.classifier import AudioClassifier
+from featurekit.model.classifier import AudioClassifier, check_system
 
 
 def train(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLike[str], *,
@@ -54,17 +54,25 @@ def train(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLi
     Raises
     ------
     ConfigError
-        Unknown system or folds, or a multi-label dataset.
+        Unknown system, heads, fusions, model or folds, or a multi-label dataset; raised
+        before the store is opened.
     StoreError
         The store holds another configuration, or computing a branch failed.
     """
     from featurekit.datasets import load_dataset
     from featurekit.names import E2E_BRANCH
-    from featurekit.pipeline import check_n_jobs, fill_store, model_names, read_features
+    from featurekit.pipeline import (
+        check_models,
+        check_n_jobs,
+        fill_store,
+        read_features,
+        stored_extraction,
+    )
     from featurekit.store.reader import FeatureStore
 
+    # Every argument is checked before the store is filled (see featurekit.benchmark.run).
     check_n_jobs(n_jobs)
-    if E2E_BRANCH in model_names(model):
+    if E2E_BRANCH in check_models(model):
         raise ConfigError("featurekit train fits systems of clip-level features; the e2e "
                           "stream (a CNN trained from scratch) is evaluated by featurekit "
                           "benchmark --model e2e only")
@@ -81,6 +89,8 @@ def train(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLi
     training = dataclasses.replace(data, clips=data.clips[data.clips["fold"].isin(wanted)]
                                    .reset_index(drop=True))
     feature_store = FeatureStore(store)
+    check_system(system, extraction or stored_extraction(feature_store, data.name), model,
+                 config or BenchmarkConfig())
     fill_store(training, feature_store, model=model, weights=weights, extraction=extraction,
                n_jobs=n_jobs, progress=progress)
     table, provenance = read_features(feature_store, data.name, model=model,
