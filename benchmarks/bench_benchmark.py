@@ -44,7 +44,7 @@ if "outer_folds" in options and options["outer_folds"] is not None:
 for key in ("heads", "fusions"):
     options[key] = tuple(options[key])
 config = BenchmarkConfig(**options)
-from featurekit.store import FeatureStore
+from featurekit.store.reader import FeatureStore
 store = FeatureStore(spec["store"])
 original_read = store.read
 store.read = lambda *a, **k: original_read(*a, **k).query("clip_id in @ids",

@@ -11,6 +11,7 @@ comparison and the trained model all take.
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -155,6 +156,7 @@ def fill_store(data: Any, feature_store: Any, *, model: str | Sequence[str] | No
 
 
 def read_features(store: Any, dataset: str, *, model: str | Sequence[str] | None = None,
+                  clips: pd.DataFrame | None = None,
                   recordings: Mapping[str, str] | pd.Series | None = None,
                   branches: Sequence[str] = (HANDCRAFTED_BRANCH,),
                   ) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
@@ -168,8 +170,16 @@ def read_features(store: Any, dataset: str, *, model: str | Sequence[str] | None
         Neural model(s) whose branch ``neural.<model>`` joins ``branches``; ``e2e`` (the
         end-to-end stream) reads the ``logmel`` branch, so that only clips with log-mel frames
         are kept.
+    clips : pandas.DataFrame, optional
+        The dataset's clips table as loaded now (``Dataset.clips``: ``clip_id, fold, label,
+        label_id, recording``). It is authoritative: each clip's fold, label and recording
+        come from it, not from the store, which keeps what they were when the clip was first
+        computed (a user who fixes a fold or a label in a CSV and reruns on the same store
+        must not be evaluated on the old split); stored clips no longer in the dataset are
+        left out. Both are warned about.
     recordings : mapping of clip_id to recording id, optional
-        Inserted as the ``recording`` column (a clip without one is its own recording).
+        Without ``clips``: inserted as the ``recording`` column (a clip without one is its own
+        recording).
     branches : sequence of str
         Store branches read beside the neural ones (default ``handcrafted``; the reference
         feature sets' branches for a comparison of sets).
@@ -197,11 +207,39 @@ def read_features(store: Any, dataset: str, *, model: str | Sequence[str] | None
     provenance = {branch: store.provenance(dataset, branch) for branch in wanted}
     check_provenance(provenance)
     data = store.read(dataset, branches=wanted)
+    if clips is not None:
+        return _with_dataset_keys(data, clips, f"{dataset} in store {store.path}"), provenance
     if recordings is not None:
         mapped = data["clip_id"].map(pd.Series(recordings) if isinstance(recordings, Mapping)
                                      else recordings)
         data.insert(4, "recording", mapped.fillna(data["clip_id"]).astype(str))
     return data, provenance
+
+
+def _with_dataset_keys(data: pd.DataFrame, clips: pd.DataFrame, where: str) -> pd.DataFrame:
+    """A store read whose fold, label, label_id and recording are the dataset's, keeping only
+    the dataset's clips (see :func:`read_features`)."""
+    from featurekit.datasets.base import DatasetWarning
+
+    keys = clips.set_index("clip_id")
+    known = data["clip_id"].isin(keys.index)
+    if not known.all():
+        gone = data.loc[~known, "clip_id"]
+        warnings.warn(f"{where}: {gone.size} stored clip(s) are no longer in the dataset "
+                      f"(e.g. {gone.iloc[0]!r}) and are left out", DatasetWarning, stacklevel=3)
+        data = data[known].reset_index(drop=True)
+    changed = pd.Series(False, index=data.index)
+    for column in ("fold", "label", "label_id"):
+        current = data["clip_id"].map(keys[column])
+        changed |= current.astype(str) != data[column].astype(str)
+        data[column] = current.astype(data[column].dtype)
+    if changed.any():
+        warnings.warn(f"{where}: {int(changed.sum())} clip(s) have another fold or label in "
+                      "the dataset than when they were stored (e.g. "
+                      f"{data.loc[changed, 'clip_id'].iloc[0]!r}); the dataset's are used",
+                      DatasetWarning, stacklevel=3)
+    data.insert(4, "recording", data["clip_id"].map(keys["recording"]).astype(str))
+    return data
 
 
 def check_n_jobs(n_jobs: int) -> None:

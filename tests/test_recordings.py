@@ -174,8 +174,8 @@ def test_benchmark_and_train_read_the_csv_recordings(tmp_path: Path,
     class Read(Exception):
         """Stops the run once the read is asked for."""
 
-    def read_features(store, dataset, *, recordings=None, **kwargs):
-        seen.append(dict(recordings))
+    def read_features(store, dataset, *, clips=None, **kwargs):
+        seen.append(dict(zip(clips["clip_id"], clips["recording"], strict=True)))
         raise Read
 
     for module in (driver, pipeline):

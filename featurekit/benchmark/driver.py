@@ -51,6 +51,7 @@ def benchmark_store(store: Any, dataset: str, *, model: str | Sequence[str] | No
                     config: BenchmarkConfig | None = None,
                     expected_folds: Sequence[int] | None = None,
                     recordings: Mapping[str, str] | pd.Series | None = None,
+                    clips: pd.DataFrame | None = None,
                     **options: Any) -> dict[str, Any]:
     """Read ``handcrafted`` (and ``neural.<model>``) from a store and run the benchmark.
 
@@ -68,6 +69,9 @@ def benchmark_store(store: Any, dataset: str, *, model: str | Sequence[str] | No
     recordings : mapping of clip_id to recording id, optional
         Source recordings (``Dataset.clips["recording"]``): inner splits and early stopping
         keep them whole, and intervals resample them.
+    clips : pandas.DataFrame, optional
+        The dataset's clips table (``Dataset.clips``): folds, labels and recordings come from
+        it rather than from the store (:func:`featurekit.pipeline.read_features`).
     **options
         ``n_jobs``, ``backend``, ``scheduler``, ``progress``, ``multilabel``, ``protocol`` of
         :func:`run_benchmark`.
@@ -83,7 +87,8 @@ def benchmark_store(store: Any, dataset: str, *, model: str | Sequence[str] | No
 
     store = store if isinstance(store, FeatureStore) else FeatureStore(store)
     started = time.perf_counter()
-    data, provenance = read_features(store, dataset, model=model, recordings=recordings)
+    data, provenance = read_features(store, dataset, model=model, clips=clips,
+                                     recordings=recordings)
     streams = [E2E_BRANCH] if E2E_BRANCH in model_names(model) else []
     if any(head in SEQUENCE_HEAD_NAMES for head in (config or BenchmarkConfig()).heads):
         streams += list(branch_selectors([str(c) for c in data.columns]))
@@ -200,7 +205,7 @@ def run(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLike
     else:
         results = benchmark_store(feature_store, data.name, model=models, config=config,
                                   expected_folds=data.expected_folds,
-                                  recordings=data.clips.set_index("clip_id")["recording"],
+                                  clips=data.clips,
                                   multilabel=data.multilabel, protocol=protocol, **options)
     target = Path(out or f"benchmark-{data.name}")
     written = [save_results(results, target), *write_report(results, target).values()]

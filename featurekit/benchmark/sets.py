@@ -121,7 +121,7 @@ def benchmark_sets(feature_store: Any, data: Any, sets: Sequence[str], *,
     """
     table, provenance = read_features(
         feature_store, data.name, model=model,
-        recordings=data.clips.set_index("clip_id")["recording"],
+        clips=data.clips,
         branches=[FEATURE_SETS[name].branch for name in sets])
     selectors = set_selectors(sets, [str(c) for c in table.columns])
     subsets, pairs = set_ablation(list(selectors))

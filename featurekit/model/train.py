@@ -94,7 +94,7 @@ def train(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLi
     fill_store(training, feature_store, model=model, weights=weights, extraction=extraction,
                n_jobs=n_jobs, progress=progress)
     table, provenance = read_features(feature_store, data.name, model=model,
-                                      recordings=data.clips.set_index("clip_id")["recording"])
+                                      clips=data.clips)
     table = table[table["clip_id"].isin(training.clips["clip_id"])].reset_index(drop=True)
     classifier = AudioClassifier(system, model=model, weights=weights,
                                  extraction=extraction, config=config, n_jobs=n_jobs)
