@@ -25,8 +25,7 @@ import pandas as pd
 
 from featurekit.benchmark.config import BenchmarkConfig
 from featurekit.benchmark.data import branch_selectors
-from featurekit.benchmark.engine import run_benchmark
-from featurekit.benchmark.plan import LEAVE_ONE_FOLD_OUT, TRAIN_VAL_EVAL
+from featurekit.benchmark.engine import dataset_task, run_benchmark
 from featurekit.benchmark.results import save_results
 from featurekit.computers.sets import FEATURE_SETS, parse_sets
 from featurekit.errors import ConfigError
@@ -184,9 +183,7 @@ def run(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLike
         results = benchmark_store(feature_store, data.name, model=models, config=config,
                                   expected_folds=data.expected_folds,
                                   recordings=data.clips.set_index("clip_id")["recording"],
-                                  multilabel=data.multilabel,
-                                  protocol=(TRAIN_VAL_EVAL if data.protocol == TRAIN_VAL_EVAL
-                                            else LEAVE_ONE_FOLD_OUT), **options)
+                                  **dataset_task(data), **options)
     target = Path(out or f"benchmark-{data.name}")
     written = [save_results(results, target), *write_report(results, target).values()]
     return BenchmarkRun(results, written)

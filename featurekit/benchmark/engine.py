@@ -169,6 +169,26 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
     return results
 
 
+def dataset_task(dataset: Any) -> dict[str, Any]:
+    """The options of :func:`run_benchmark` that a dataset's own task fixes: ``multilabel``
+    (its clips carry label sets) and ``protocol`` (its official train-val-eval split, else
+    leave-one-fold-out), so that every driver scores a dataset as its protocol says.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        A loaded dataset (:func:`featurekit.datasets.load_dataset`).
+
+    Returns
+    -------
+    dict
+        ``{"multilabel": bool, "protocol": str}``.
+    """
+    return {"multilabel": bool(dataset.multilabel),
+            "protocol": (TRAIN_VAL_EVAL if dataset.protocol == TRAIN_VAL_EVAL
+                         else LEAVE_ONE_FOLD_OUT)}
+
+
 def _multilabel_config(config: BenchmarkConfig) -> BenchmarkConfig:
     """``config`` without the fusions that need one class per clip (warned about)."""
     dropped = [name for name in config.fusions if name in SINGLE_LABEL_FUSIONS]
