@@ -133,3 +133,22 @@ def test_sets_keep_the_datasets_label_sets_and_official_split(tmp_path: Path) ->
     assert results["multilabel"] and results["metric"] == "map"
     assert results["classes"] == ["bark", "rain", "siren"]
     assert results["clips_per_fold"] == {"3": 30}
+
+
+def test_learning_curve_compares_the_sets_of_the_full_run() -> None:
+    # Re-planned with the default ablation, a fraction's rows would compare
+    # auto(featurekit+essentia+neural.m) against neural-auto, not the sets' pairs.
+    frame = feature_frame(n_clips=96, n_folds=3,
+                          widths={"featurekit": 3, "essentia": 3, "neural.m": 3},
+                          signal={"featurekit": (full_label, 3.0), "neural.m": (low_bit, 3.0)})
+    selectors = {name: f"{name}." for name in ("featurekit", "essentia", "neural.m")}
+    subsets, pairs = set_ablation(list(selectors))
+    config = BenchmarkConfig(heads=("logreg",), fusions=("mean",), repeats=1, n_bootstrap=100,
+                             inner_splits=2, train_fractions=(0.5, 1.0))
+    results = run_benchmark(frame, dataset="synthetic", branches=selectors, config=config,
+                            subsets=subsets, pairs=pairs, progress=False)
+    by_fraction = {fraction: [(e["branch"], e["system"], e["reference"])
+                              for e in results["learning_curve"] if e["fraction"] == fraction]
+                   for fraction in (0.5, 1.0)}
+    assert len(by_fraction[1.0]) == len(pairs) == 5
+    assert by_fraction[0.5] == by_fraction[1.0]

@@ -4,10 +4,12 @@ For each training fraction, every outer fold's training set is subsampled by who
 recordings, stratified by class (:func:`featurekit.benchmark.plan.subsample_training`), anew
 for every repeat, so the draw's noise enters the intervals with the training noise. On those
 rows the benchmark runs only the systems of each :class:`~featurekit.benchmark.plan.
-BranchComparison` (handcrafted + a neural branch against that branch alone, each chosen by
-inner cross-validation of the subsample) and scores them on the full, untouched test folds. A
-fraction of 1 is the full benchmark's own comparison. The draws of different fractions are
-independent (each seeded by the base seed, fold and repeat), not nested subsets of each other.
+BranchComparison` of the full run (by default handcrafted + a neural branch against that
+branch alone; the pairs of a comparison of feature sets or of a caller's plan otherwise; each
+side chosen by inner cross-validation of the subsample) and scores them on the full, untouched
+test folds. A fraction of 1 is the full benchmark's own comparison. The draws of different
+fractions are independent (each seeded by the base seed, fold and repeat), not nested subsets
+of each other.
 """
 
 from __future__ import annotations
@@ -71,13 +73,17 @@ def learning_curve(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Pr
     """
     entries: list[dict[str, Any]] = []
     n_fits = 0
+    # The full run's own subsets and pairs (a comparison of feature sets, a caller's plan),
+    # not the default ablation: every fraction compares the systems of fraction 1.
+    subsets = {system.branches: list(system.roles) for system in plan.systems}
+    pairs = [(comparison.branches, comparison.branch) for comparison in plan.branch_comparisons]
     for fraction in sorted(config.train_fractions):
         if fraction == 1.0:
             entries += _entries(plan, data, predictions, config, fraction)
             continue
         curve_plan = make_plan(data.branches, config, data.folds,
                                sequence_branches=list(data.sequences), outer=plan.outer,
-                               comparisons_only=True,
+                               comparisons_only=True, subsets=subsets, pairs=pairs,
                                train_rows=subsampled_rows(plan, data, fraction, config))
         outputs, splits = execute(
             curve_plan, data, specs, seeds_of=config.seeds,
