@@ -132,9 +132,12 @@ def summary_text(results: dict) -> str:
                     if results["best_fusion"] else ""))
     for entry in results.get("learning_curve", []):
         low, high = entry["ci95_pp"]
+        # The run's metric on both sides of the gain (top-1 hits are not what a mAP gain is).
+        score = 100 * entry.get("score", entry["accuracy"])
+        reference = 100 * entry.get("reference_score", entry["reference_accuracy"])
         lines.append(f"learning curve {entry['fraction']:g} ({entry['train_clips']:.0f} training "
-                     f"clips): {entry['system']} {100 * entry['accuracy']:.1f} % vs "
-                     f"{entry['reference']} {100 * entry['reference_accuracy']:.1f} %: "
+                     f"clips): {entry['system']} {score:.1f} %{unit} vs "
+                     f"{entry['reference']} {reference:.1f} %{unit}: "
                      f"{entry['gain_pp']:+.2f} pp [{low:+.2f}, {high:+.2f}]")
     if results.get("feature_sets"):
         from featurekit.benchmark.report.sets import sets_summary
