@@ -9,6 +9,7 @@ from sklearn.dummy import DummyClassifier
 from threadpoolctl import threadpool_limits
 
 from featurekit.errors import ConfigError
+from featurekit.fusion import fit_branch
 from featurekit.learn.fitting import aligned_proba, fit_head
 from featurekit.learn.heads.base import HeadSpec
 from featurekit.learn.heads.logreg import LogRegHead
@@ -398,3 +399,27 @@ def test_an_imposed_kind_is_drawn_where_auto_would_fall_back() -> None:
     # Where groups cannot go without taking a class from training, clips are held out.
     assert early_stopping_split(np.array([0, 0, 1, 1]), np.array([5, 5, 6, 6]),
                                 fraction=0.5, random_state=0, kind="groups")[1] == "clips"
+
+
+@pytest.mark.parametrize("head_class", [XGBHead, MLPHead])
+def test_inner_twins_stop_early_on_their_members_kind_of_split(head_class: type) -> None:
+    # 12 recordings: the member holds out whole ones (at least round(1 / 0.1) = 10); each twin
+    # trains on 6 and, left to itself, would hold out clips of recordings it trains on.
+    X, y, groups = recordings_problem(n_groups=12, per_group=4, n_classes=3)
+    small = {"max_iter": 20} if head_class is MLPHead else {"n_estimators": 10}
+    head = stopping_head(head_class, validation_fraction=0.1, **small)
+    splits = inner_splits(y, groups, n_splits=2, random_state=0)
+    fitted = fit_branch(head, X, y, groups, n_classes=3, seeds=(0,), splits=splits,
+                        keep_twins=True)
+    (member,), (twins,) = fitted.members, fitted.twins
+    assert member.validation_kind_ == "groups"
+    assert fitted.validation_kinds == ["groups"] * 3
+    for twin, (train, _) in zip(twins, splits, strict=True):
+        assert twin.validation_kind_ == "groups"
+        _assert_whole_groups(groups[train], twin.validation_rows_)
+        kept = np.setdiff1d(np.arange(train.size), twin.validation_rows_)
+        assert set(y[train][kept]) == {0, 1, 2}
+    # A member without early stopping: its twins have none either.
+    plain = fit_branch(MLPHead(early_stopping=False, max_iter=5), X, y, groups, n_classes=3,
+                       splits=splits)
+    assert plain.validation_kinds == ["none"] * 3

@@ -21,7 +21,7 @@ import numpy as np
 
 from featurekit.benchmark.config import BenchmarkConfig
 from featurekit.benchmark.data import BenchmarkData
-from featurekit.benchmark.execute import execute
+from featurekit.benchmark.execute import execute, validation_counts
 from featurekit.benchmark.fuse import Key, Prediction, fuse
 from featurekit.benchmark.plan import Plan, make_plan, subsample_training
 from featurekit.benchmark.results import branch_comparisons
@@ -49,7 +49,8 @@ def _entries(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Predicti
 
 def learning_curve(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Prediction],
                    config: BenchmarkConfig, specs: Mapping[str, HeadSpec],
-                   **options: Any) -> tuple[list[dict[str, Any]], int]:
+                   **options: Any,
+                   ) -> tuple[list[dict[str, Any]], int, dict[str, dict[str, dict[str, int]]]]:
     """The branch comparisons at every fraction of ``config.train_fractions``.
 
     Parameters
@@ -70,9 +71,13 @@ def learning_curve(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Pr
         clips per outer fold and repeat) and the selections' choices; by fraction, then branch.
     n_fits : int
         Heads fitted for the fractions below 1.
+    validation : dict of str to dict
+        Per fraction below 1 (``"0.1"``), the early-stopping split counts of its fits
+        (:func:`~featurekit.benchmark.execute.validation_counts`).
     """
     entries: list[dict[str, Any]] = []
     n_fits = 0
+    validation: dict[str, dict[str, dict[str, int]]] = {}
     # The full run's own subsets and pairs (a comparison of feature sets, a caller's plan),
     # not the default ablation: every fraction compares the systems of fraction 1.
     subsets = {system.branches: list(system.roles) for system in plan.systems}
@@ -91,8 +96,9 @@ def learning_curve(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Pr
             with_embeddings="blend" in config.fusions, desc=f"learning curve {fraction:g}",
             **options)
         n_fits += sum(output.n_fits for output in outputs.values())
+        validation[f"{fraction:g}"] = validation_counts(outputs, data.grouping)
         fuse_options = {key: value for key, value in options.items() if key != "progress"}
         curve_predictions = fuse(curve_plan, data, outputs, splits, config.seeds,
                                  **fuse_options)
         entries += _entries(curve_plan, data, curve_predictions, config, fraction)
-    return entries, n_fits
+    return entries, n_fits, validation

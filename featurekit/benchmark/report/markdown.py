@@ -98,6 +98,19 @@ def _inner_splits_text(results: Mapping[str, Any]) -> str:
                      "recordings unknown)"}[grouping(results)]
 
 
+#: How an early-stopping split kind of results.json's ``validation_splits`` reads.
+_HELD_OUT = {"recordings": "whole source recordings", "folds": "whole folds",
+             "clips": "clips", "none": "no validation rows"}
+
+
+def _validation_text(counts: Mapping[str, Mapping[str, int]]) -> str:
+    """Per head, the fits of each early-stopping split kind: ``mlp 12 whole source
+    recordings, 3 clips``."""
+    return "; ".join(f"`{head}` " + ", ".join(f"{n} {_HELD_OUT.get(kind, kind)}"
+                                               for kind, n in kinds.items() if n)
+                     for head, kinds in counts.items())
+
+
 def _budget_section(results: Mapping[str, Any]) -> list[str]:
     """What every system was given (heads, repeats, seeds, inner splits), and config hashes."""
     lines = []
@@ -108,10 +121,14 @@ def _budget_section(results: Mapping[str, Any]) -> list[str]:
                   f"{config.get('repeats', 1)} repeat(s) of every fit (other seeds and inner "
                   f"splits each time), {config.get('n_seeds')} seed(s) per seeded head within "
                   "a repeat, probabilities averaged (single branches and every branch inside "
-                  f"a fusion alike); {_inner_splits_text(results)}, and the same grouping "
-                  "for every head's early stopping; hyper-parameter "
+                  f"a fusion alike); {_inner_splits_text(results)}; hyper-parameter "
                   f"search {'on' if config.get('tune') else 'off'}; seed {config.get('seed')}.",
                   ""]
+    if results.get("validation_splits"):
+        lines += ["**Early stopping.** What every fit (members and their inner out-of-fold "
+                  "twins, which stop early on the kind of split their member used) held out "
+                  "as validation rows: " + _validation_text(results["validation_splits"])
+                  + ".", ""]
     hashes = results.get("config_hashes", {})
     if hashes:
         lines += ["**Config hashes.** " + ", ".join(f"{k}: `{v}`" for k, v in hashes.items()),
@@ -178,6 +195,11 @@ def _branch_section(results: Mapping[str, Any]) -> list[str]:
         lines += table(["Fraction", "Training clips", "Branch", *_COMPARISON_HEADER],
                        [[f"{e['fraction']:g}", f"{e['train_clips']:.0f}", f"`{e['branch']}`",
                          *_comparison_row(e)] for e in curve])
+        fractions = results.get("learning_curve_validation_splits") or {}
+        if fractions:
+            lines += ["Early stopping of the fits at each fraction below 1:", "",
+                      *(f"- {fraction}: {_validation_text(counts)}"
+                        for fraction, counts in fractions.items()), ""]
     return lines
 
 
