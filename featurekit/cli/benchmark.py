@@ -70,8 +70,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="comma-separated folds to evaluate as test folds (default all)")
     parser.add_argument("--train-fractions", metavar="LIST",
                         help="learning curve: comma-separated shares of each training set "
-                             "(whole recordings, stratified by class), e.g. 0.1,0.25,1; at "
-                             "each, handcrafted + each neural branch against it alone")
+                             "(whole recordings where known, else clips; stratified by "
+                             "class), e.g. 0.1,0.25,1; at each, the run's paired comparisons "
+                             "(handcrafted + each neural branch against it alone; with "
+                             "--sets, the sets' pairs)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="worker processes for extraction and model fitting, -1 for all "
                              "cores (default 1)")
