@@ -26,6 +26,7 @@ from featurekit.benchmark import (
     save_results,
     system_name,
 )
+from featurekit.benchmark.report import render_markdown
 from featurekit.benchmark.score import (
     bootstrap_difference,
     fold_metrics,
@@ -352,3 +353,30 @@ def test_log_probability_features_append_clipped_log_probabilities() -> None:
     np.testing.assert_allclose(out[0, 3:], np.log([1.0, 1e-6]), rtol=1e-5)
     with pytest.raises(ValueError, match="probabilities must be"):
         log_probability_features(np.ones((3, 1)), [oof])
+
+
+def test_results_count_the_early_stopping_splits_of_members_and_twins() -> None:
+    # About 12 training recordings per outer fold: members hold out whole recordings, and so
+    # must their twins, trained on half of them (left to themselves they would hold out clips
+    # of the recordings they train on). The counts reach results.json and the report.
+    frame = feature_frame(n_clips=72, n_folds=3, n_classes=3,
+                          widths={"pitch": 3, "neural.tiny": 3},
+                          signal={"pitch": (low_bit, 3.0), "neural.tiny": (high_bit, 3.0)})
+    chunk = frame.groupby(["fold", "label_id"]).cumcount() // 4
+    frame.insert(4, "recording", [f"{f}-{c}-{k}" for f, c, k in
+                                  zip(frame["fold"], frame["label_id"], chunk, strict=True)])
+    heads = {"mlp": HeadSpec("mlp", functools.partial(MLPHead, max_iter=20), seeded=True)}
+    config = BenchmarkConfig(heads=("mlp", "logreg"), fusions=("mean",), repeats=1,
+                             n_bootstrap=100, inner_splits=2)
+    results = run(frame, config, head_specs=heads)
+    counts = results["validation_splits"]
+    n_mlp = counts["mlp"]["recordings"]
+    assert n_mlp > 0 and counts["mlp"] == {"recordings": n_mlp, "clips": 0, "none": 0}
+    assert counts["logreg"]["none"] > 0 and counts["logreg"]["recordings"] == 0
+    assert sum(n for kinds in counts.values() for n in kinds.values()) == results["n_fits"]
+    text = render_markdown(results)
+    assert f"`mlp` {n_mlp} whole source recordings" in text
+    # Recordings unknown (each clip its own): nothing says recordings.
+    frame["recording"] = frame["clip_id"]
+    unknown = run(frame, config, head_specs=heads)["validation_splits"]
+    assert set(unknown["mlp"]) == {"clips", "none"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fixtures_features import feature_frame, full_label, high_bit, low_bit
 
@@ -12,9 +13,11 @@ from featurekit.benchmark.driver import run
 from featurekit.benchmark.engine import run_benchmark
 from featurekit.benchmark.report import render_markdown, write_report
 from featurekit.benchmark.report.sets import SETS_PLOT, sets_rows, sets_summary
-from featurekit.benchmark.sets import set_ablation, set_selectors
+from featurekit.benchmark.sets import benchmark_sets, set_ablation, set_selectors
+from featurekit.datasets.base import Dataset, clips_frame
 from featurekit.errors import ConfigError, StoreError
 from featurekit.store.reader import FeatureStore
+from featurekit.store.records import ClipResult
 
 
 # -- side by side in the benchmark ----------------------------------------------------------
@@ -92,3 +95,60 @@ def test_sets_end_to_end(tmp_path: Path, urbansound8k_dir: Path) -> None:
     with pytest.raises(ConfigError, match="sequence head"):
         run("urbansound8k", urbansound8k_dir, tmp_path / "store", sets="featurekit",
             model=None, config=BenchmarkConfig(heads=("seq",)))
+
+
+def _label_set_store(root: Path) -> tuple[FeatureStore, Dataset]:
+    """A store of the featurekit set and a CNN branch of an official train/val/eval split of
+    label sets (an FSD50K-like task), and its dataset."""
+    rng = np.random.default_rng(0)
+    classes = ["bark", "rain", "siren"]
+    Y = (rng.random((90, 3)) < 0.4).astype(int)
+    Y[Y.sum(axis=1) == 0, 1] = 1
+    clips = clips_frame([f"c{i:03d}" for i in range(90)], [f"/audio/c{i:03d}.wav" for i in
+                                                          range(90)],
+                        [",".join(c for c, y in zip(classes, row, strict=True) if y)
+                         for row in Y], np.argmax(Y, axis=1), np.arange(90) % 3 + 1)
+    store = FeatureStore(root)
+    for branch, names, values in (
+            ("handcrafted", [f"pitch.f{j}.mean" for j in range(4)],
+             Y @ rng.normal(size=(3, 4)) + rng.normal(size=(90, 4))),
+            ("neural.m", [f"neural.m.emb_{j}" for j in range(3)], rng.normal(size=(90, 3)))):
+        with store.writer("toy", branch, feature_names=names,
+                          provenance={"config_hash": branch}) as writer:
+            writer.write_batch(clips, [ClipResult(row.astype(np.float32)) for row in values])
+    dataset = Dataset("toy", clips, classes, [1, 2, 3], root, protocol="train-val-eval",
+                      multilabel=True)
+    return store, dataset
+
+
+def test_sets_keep_the_datasets_label_sets_and_official_split(tmp_path: Path) -> None:
+    # Scored leave-one-fold-out on each clip's first label, the eval clips would train the
+    # heads and the figures would not be the dataset's task.
+    store, dataset = _label_set_store(tmp_path / "store")
+    config = BenchmarkConfig(heads=("logreg",), fusions=("mean",), repeats=1,
+                             n_bootstrap=100, inner_splits=2)
+    results = benchmark_sets(store, dataset, ["featurekit"], model="m", config=config,
+                             progress=False)
+    assert results["protocol"] == "train-val-eval" and results["folds"] == [3]
+    assert results["multilabel"] and results["metric"] == "map"
+    assert results["classes"] == ["bark", "rain", "siren"]
+    assert results["clips_per_fold"] == {"3": 30}
+
+
+def test_learning_curve_compares_the_sets_of_the_full_run() -> None:
+    # Re-planned with the default ablation, a fraction's rows would compare
+    # auto(featurekit+essentia+neural.m) against neural-auto, not the sets' pairs.
+    frame = feature_frame(n_clips=96, n_folds=3,
+                          widths={"featurekit": 3, "essentia": 3, "neural.m": 3},
+                          signal={"featurekit": (full_label, 3.0), "neural.m": (low_bit, 3.0)})
+    selectors = {name: f"{name}." for name in ("featurekit", "essentia", "neural.m")}
+    subsets, pairs = set_ablation(list(selectors))
+    config = BenchmarkConfig(heads=("logreg",), fusions=("mean",), repeats=1, n_bootstrap=100,
+                             inner_splits=2, train_fractions=(0.5, 1.0))
+    results = run_benchmark(frame, dataset="synthetic", branches=selectors, config=config,
+                            subsets=subsets, pairs=pairs, progress=False)
+    by_fraction = {fraction: [(e["branch"], e["system"], e["reference"])
+                              for e in results["learning_curve"] if e["fraction"] == fraction]
+                   for fraction in (0.5, 1.0)}
+    assert len(by_fraction[1.0]) == len(pairs) == 5
+    assert by_fraction[0.5] == by_fraction[1.0]

@@ -194,6 +194,9 @@ def test_learning_curve_results_follow_the_contract() -> None:
     assert full == {"fraction": 1.0, **results["branch_comparisons"][1], "train_clips": 40.0}
     assert full["accuracy"] == systems["auto(pitch+timbre+e2e)"]["mean"]["accuracy"]
     assert systems["e2e/cnn"]["head"] == E2E_HEAD
+    # Every fit's early-stopping split is counted, per fraction below 1 too.
+    assert set(results["learning_curve_validation_splits"]) == {"0.5"}
+    assert set(results["validation_splits"]) == {"logreg", E2E_HEAD}
 
 
 def test_learning_curves_need_handcrafted_and_neural_branches() -> None:

@@ -9,13 +9,14 @@ from sklearn.dummy import DummyClassifier
 from threadpoolctl import threadpool_limits
 
 from featurekit.errors import ConfigError
+from featurekit.fusion import fit_branch
 from featurekit.learn.fitting import aligned_proba, fit_head
 from featurekit.learn.heads.base import HeadSpec
 from featurekit.learn.heads.logreg import LogRegHead
 from featurekit.learn.heads.mlp import MLPHead
 from featurekit.learn.heads.registry import HEADS, get_head_spec, make_head
 from featurekit.learn.heads.xgb import XGBHead
-from featurekit.learn.splits import inner_splits, validation_split
+from featurekit.learn.splits import early_stopping_split, inner_splits, validation_split
 from featurekit.learn.tuning import tune_head
 
 
@@ -223,23 +224,6 @@ def recordings_problem(n_groups: int = 40, per_group: int = 4, n_classes: int = 
     return centres[y] + rng.normal(size=(y.size, 6)), y, groups
 
 
-@pytest.fixture
-def split_spy(monkeypatch: pytest.MonkeyPatch) -> list:
-    """Records every split that heads draw through ``validation_split``."""
-    import featurekit.learn.splits as splits_module
-
-    drawn: list = []
-    original = splits_module.validation_split
-
-    def spy(*args: object, **kwargs: object) -> object:
-        split = original(*args, **kwargs)
-        drawn.append(split)
-        return split
-
-    monkeypatch.setattr(splits_module, "validation_split", spy)
-    return drawn
-
-
 def _assert_whole_groups(groups: np.ndarray, val: np.ndarray) -> None:
     held_out = set(groups[val])
     kept = set(groups[np.setdiff1d(np.arange(groups.size), val)])
@@ -249,12 +233,12 @@ def _assert_whole_groups(groups: np.ndarray, val: np.ndarray) -> None:
 
 
 @pytest.mark.parametrize("head_class", [XGBHead, MLPHead])
-def test_early_stopping_holds_out_whole_groups(head_class: type, split_spy: list) -> None:
+def test_early_stopping_holds_out_whole_groups(head_class: type) -> None:
     X, y, groups = recordings_problem()
     head = stopping_head(head_class, random_state=0).fit(X, y, groups=groups)
-    assert len(split_spy) == 1
-    train, val = split_spy[0]
+    train, val = validation_split(y, groups, fraction=head.validation_fraction, random_state=0)
     np.testing.assert_array_equal(head.validation_rows_, val)
+    assert head.validation_kind_ == "groups"
     _assert_whole_groups(groups, head.validation_rows_)
     assert set(y[train]) == set(y)
     curve = head.validation_curve_
@@ -371,3 +355,71 @@ def test_tune_head_goes_through_select_by_inner_cv(monkeypatch: pytest.MonkeyPat
     ((candidates, splits, kwargs),) = calls
     assert len(candidates) == 4 and len(splits) == 3
     np.testing.assert_array_equal(kwargs["groups"], groups)
+
+
+# --------------------------------------------------------------------------------------------
+# Early stopping: the kind of split, and twins that stop early as their member does
+# --------------------------------------------------------------------------------------------
+
+def test_early_stopping_split_auto_is_validation_split_and_says_its_kind() -> None:
+    _, y, groups = recordings_problem()
+    split, kind = early_stopping_split(y, groups, fraction=0.15, random_state=0)
+    expected = validation_split(y, groups, fraction=0.15, random_state=0)
+    assert kind == "groups"
+    for got, want in zip(split, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+    # Too few groups: a stratified share of the clips; too few clips: nothing.
+    assert early_stopping_split(y, groups[:40] % 2, fraction=0.15, random_state=0)[1] == "clips"
+    assert early_stopping_split(np.arange(10) % 5, None, fraction=0.15,
+                                random_state=0) == (None, "none")
+    with pytest.raises(ConfigError, match="validation_kind"):
+        early_stopping_split(y, groups, fraction=0.15, random_state=0, kind="recordings")
+
+
+def test_an_imposed_kind_is_drawn_where_auto_would_fall_back() -> None:
+    # Six groups (under round(1 / 0.15) = 7): auto holds out clips; imposed, whole groups.
+    y = np.repeat(np.arange(6) % 3, 4)
+    groups = np.repeat(np.arange(6), 4)
+    assert early_stopping_split(y, groups, fraction=0.15, random_state=0)[1] == "clips"
+    (train, val), kind = early_stopping_split(y, groups, fraction=0.15, random_state=0,
+                                              kind="groups")
+    assert kind == "groups"
+    _assert_whole_groups(groups, val)
+    assert set(y[train]) == {0, 1, 2}
+    # Five clips of five classes and one more: auto has no split; imposed clips keep a clip of
+    # every class for training.
+    tiny = np.array([0, 1, 2, 3, 4, 0])
+    assert early_stopping_split(tiny, None, fraction=0.15, random_state=0)[1] == "none"
+    (train, val), kind = early_stopping_split(tiny, None, fraction=0.15, random_state=0,
+                                              kind="clips")
+    assert kind == "clips" and val.size == 1 and tiny[val[0]] == 0
+    assert set(tiny[train]) == set(tiny)
+    assert early_stopping_split(y, groups, fraction=0.15, random_state=0,
+                                kind="none") == (None, "none")
+    # Where groups cannot go without taking a class from training, clips are held out.
+    assert early_stopping_split(np.array([0, 0, 1, 1]), np.array([5, 5, 6, 6]),
+                                fraction=0.5, random_state=0, kind="groups")[1] == "clips"
+
+
+@pytest.mark.parametrize("head_class", [XGBHead, MLPHead])
+def test_inner_twins_stop_early_on_their_members_kind_of_split(head_class: type) -> None:
+    # 12 recordings: the member holds out whole ones (at least round(1 / 0.1) = 10); each twin
+    # trains on 6 and, left to itself, would hold out clips of recordings it trains on.
+    X, y, groups = recordings_problem(n_groups=12, per_group=4, n_classes=3)
+    small = {"max_iter": 20} if head_class is MLPHead else {"n_estimators": 10}
+    head = stopping_head(head_class, validation_fraction=0.1, **small)
+    splits = inner_splits(y, groups, n_splits=2, random_state=0)
+    fitted = fit_branch(head, X, y, groups, n_classes=3, seeds=(0,), splits=splits,
+                        keep_twins=True)
+    (member,), (twins,) = fitted.members, fitted.twins
+    assert member.validation_kind_ == "groups"
+    assert fitted.validation_kinds == ["groups"] * 3
+    for twin, (train, _) in zip(twins, splits, strict=True):
+        assert twin.validation_kind_ == "groups"
+        _assert_whole_groups(groups[train], twin.validation_rows_)
+        kept = np.setdiff1d(np.arange(train.size), twin.validation_rows_)
+        assert set(y[train][kept]) == {0, 1, 2}
+    # A member without early stopping: its twins have none either.
+    plain = fit_branch(MLPHead(early_stopping=False, max_iter=5), X, y, groups, n_classes=3,
+                       splits=splits)
+    assert plain.validation_kinds == ["none"] * 3

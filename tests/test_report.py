@@ -11,6 +11,7 @@ from fixtures_features import feature_frame, full_label, high_bit, low_bit
 from featurekit.benchmark import BenchmarkConfig, load_results, run_benchmark, save_results
 from featurekit.benchmark.report import render_markdown, write_report
 from featurekit.cli import main
+from featurekit.cli.benchmark import summary_text
 from featurekit.config import FAMILIES
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -137,3 +138,42 @@ def test_benchmark_command_rejects_bad_options(urbansound8k_dir: Path, tmp_path:
     assert main([*base, "--fusions", "median"]) == 2
     assert "unknown fusion 'median'" in capsys.readouterr().err
     assert main([*base, "--jobs", "0"]) == 2
+
+
+@pytest.mark.parametrize(("recording", "unit", "grouping"), [
+    (lambda ids: ids, "clips resampled", "clips"),
+    (lambda ids: [f"rec{i // 2}" for i in range(len(ids))], "source recordings resampled",
+     "recordings")])
+def test_interval_and_report_name_the_units_that_were_resampled(recording, unit: str,
+                                                                grouping: str) -> None:
+    # The datasets name a clip its own recording where sources are unknown (FSD50K,
+    # mixtures): the intervals then resample clips, and nothing may say recordings.
+    frame = feature_frame(n_clips=60, n_folds=3, widths={"pitch": 3, "neural.tiny": 3},
+                          signal={"pitch": (low_bit, 3.0), "neural.tiny": (high_bit, 3.0)})
+    frame.insert(4, "recording", recording(frame["clip_id"].tolist()))
+    config = BenchmarkConfig(heads=("logreg",), fusions=("mean",), repeats=1,
+                             n_bootstrap=100, inner_splits=2)
+    results = run_benchmark(frame, dataset="generated", config=config, progress=False)
+    assert results["grouping"] == grouping
+    assert results["recordings_known"] == (grouping == "recordings")
+    assert unit in results["primary"]["ci_method"]
+    text = render_markdown(results)
+    assert results["primary"]["ci_method"] in text
+    for claim in ("keep each source recording whole", "source recordings resampled"):
+        assert (claim in text) == (grouping == "recordings")
+
+
+def test_learning_curve_lines_print_the_metric_of_the_run() -> None:
+    # A multi-label curve's gain is in points of macro mAP: its two sides must be mAP too,
+    # not the top-1 hit rates beside it.
+    systems = [{"name": name, "mean": {"map": 0.5, "accuracy": 0.9}}
+               for name in ("pitch/logreg", "auto", "neural-auto")]
+    entry = {"fraction": 0.5, "train_clips": 40.0, "branch": "neural.m", "system": "auto",
+             "reference": "neural-auto", "metric": "map", "score": 0.612,
+             "reference_score": 0.587, "accuracy": 0.9, "reference_accuracy": 0.95,
+             "gain_pp": 2.5, "ci95_pp": [-1.0, 6.0]}
+    results = {"metric": "map", "systems": systems, "primary": None,
+               "best_single": "pitch/logreg", "best_fusion": None, "learning_curve": [entry]}
+    line = summary_text(results).splitlines()[-1]
+    assert line == ("learning curve 0.5 (40 training clips): auto 61.2 % mAP vs neural-auto "
+                    "58.7 % mAP: +2.50 pp [-1.00, +6.00]")

@@ -123,10 +123,11 @@ class BenchmarkConfig:
         Outer folds to evaluate (each is the test set once, trained on all other folds);
         default every fold present.
     train_fractions : tuple of float
-        Learning curve: shares of each outer fold's training set (whole source recordings,
-        stratified by class, drawn anew for every repeat) on which the comparison of
-        handcrafted + each neural branch against that branch alone is repeated. Empty: no
-        curve. A fraction of 1 reuses the full benchmark.
+        Learning curve: shares of each outer fold's training set (whole source recordings
+        where known, else clips; stratified by class, drawn anew for every repeat) on which
+        the run's paired comparisons (by default handcrafted + each neural branch against
+        that branch alone) are repeated. Empty: no curve. A fraction of 1 reuses the full
+        benchmark.
     """
 
     heads: tuple[str, ...] = ("xgb", "mlp", "logreg")

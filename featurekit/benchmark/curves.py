@@ -4,10 +4,12 @@ For each training fraction, every outer fold's training set is subsampled by who
 recordings, stratified by class (:func:`featurekit.benchmark.plan.subsample_training`), anew
 for every repeat, so the draw's noise enters the intervals with the training noise. On those
 rows the benchmark runs only the systems of each :class:`~featurekit.benchmark.plan.
-BranchComparison` (handcrafted + a neural branch against that branch alone, each chosen by
-inner cross-validation of the subsample) and scores them on the full, untouched test folds. A
-fraction of 1 is the full benchmark's own comparison. The draws of different fractions are
-independent (each seeded by the base seed, fold and repeat), not nested subsets of each other.
+BranchComparison` of the full run (by default handcrafted + a neural branch against that
+branch alone; the pairs of a comparison of feature sets or of a caller's plan otherwise; each
+side chosen by inner cross-validation of the subsample) and scores them on the full, untouched
+test folds. A fraction of 1 is the full benchmark's own comparison. The draws of different
+fractions are independent (each seeded by the base seed, fold and repeat), not nested subsets
+of each other.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 
 from featurekit.benchmark.config import BenchmarkConfig
 from featurekit.benchmark.data import BenchmarkData
-from featurekit.benchmark.execute import execute
+from featurekit.benchmark.execute import execute, validation_counts
 from featurekit.benchmark.fuse import Key, Prediction, fuse
 from featurekit.benchmark.plan import TRAIN_VAL_EVAL, Plan, make_plan, subsample_training
 from featurekit.benchmark.results import branch_comparisons
@@ -76,7 +78,8 @@ def _entries(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Predicti
 
 def learning_curve(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Prediction],
                    config: BenchmarkConfig, specs: Mapping[str, HeadSpec],
-                   **options: Any) -> tuple[list[dict[str, Any]], int]:
+                   **options: Any,
+                   ) -> tuple[list[dict[str, Any]], int, dict[str, dict[str, dict[str, int]]]]:
     """The branch comparisons at every fraction of ``config.train_fractions``.
 
     Parameters
@@ -97,16 +100,24 @@ def learning_curve(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Pr
         clips per outer fold and repeat) and the selections' choices; by fraction, then branch.
     n_fits : int
         Heads fitted for the fractions below 1.
+    validation : dict of str to dict
+        Per fraction below 1 (``"0.1"``), the early-stopping split counts of its fits
+        (:func:`~featurekit.benchmark.execute.validation_counts`).
     """
     entries: list[dict[str, Any]] = []
     n_fits = 0
+    validation: dict[str, dict[str, dict[str, int]]] = {}
+    # The full run's own subsets and pairs (a comparison of feature sets, a caller's plan),
+    # not the default ablation: every fraction compares the systems of fraction 1.
+    subsets = {system.branches: list(system.roles) for system in plan.systems}
+    pairs = [(comparison.branches, comparison.branch) for comparison in plan.branch_comparisons]
     for fraction in sorted(config.train_fractions):
         if fraction == 1.0:
             entries += _entries(plan, data, predictions, config, fraction)
             continue
         curve_plan = make_plan(data.branches, config, data.folds,
                                sequence_branches=list(data.sequences), outer=plan.outer,
-                               comparisons_only=True,
+                               comparisons_only=True, subsets=subsets, pairs=pairs,
                                train_rows=subsampled_rows(plan, data, fraction, config))
         outputs, splits = execute(
             curve_plan, data, specs, seeds_of=config.seeds,
@@ -114,8 +125,9 @@ def learning_curve(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Pr
             with_embeddings="blend" in config.fusions, desc=f"learning curve {fraction:g}",
             **options)
         n_fits += sum(output.n_fits for output in outputs.values())
+        validation[f"{fraction:g}"] = validation_counts(outputs, data.grouping)
         fuse_options = {key: value for key, value in options.items() if key != "progress"}
         curve_predictions = fuse(curve_plan, data, outputs, splits, config.seeds,
                                  **fuse_options)
         entries += _entries(curve_plan, data, curve_predictions, config, fraction)
-    return entries, n_fits
+    return entries, n_fits, validation

@@ -97,9 +97,13 @@ class BenchmarkData:
     folds : np.ndarray of int
         Official fold of each clip.
     groups : np.ndarray of int
-        Source recording of each clip (factorised) when the table names recordings, else its
-        fold: every inner split and every early-stopping split keeps a group whole.
-    recordings_known : bool
+        Source recording of each clip (factorised) when the table has a ``recording`` column,
+        else its fold: every inner split and every early-stopping split keeps a group whole.
+    grouping : {"recordings", "clips", "folds"}
+        What a group is: a named source recording; a clip (a ``recording`` column that names
+        every clip its own, the datasets' fallback where sources are unknown, e.g. FSD50K and
+        mixtures: groups then hold one clip and split nothing); a fold (no ``recording``
+        column).
     positions : dict of str to np.ndarray
         Column positions of each branch.
     sequences : dict of str to np.ndarray
@@ -116,7 +120,7 @@ class BenchmarkData:
     y: np.ndarray
     folds: np.ndarray
     groups: np.ndarray
-    recordings_known: bool
+    grouping: str
     positions: dict[str, np.ndarray]
     classes: list[str]
     clip_ids: np.ndarray
@@ -127,6 +131,12 @@ class BenchmarkData:
     @property
     def n_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def recordings_known(self) -> bool:
+        """Whether the groups are source recordings (intervals resample them, learning curves
+        subsample them); else clips stand for themselves."""
+        return self.grouping == "recordings"
 
     @property
     def multilabel(self) -> bool:
@@ -243,9 +253,13 @@ def prepare_data(data: pd.DataFrame, config: BenchmarkConfig, *,
     names_by_id = (data.drop_duplicates("label_id").set_index("label_id")["label"]
                    if "label" in data.columns else pd.Series(dtype=str))
     folds = data["fold"].to_numpy(dtype=np.int64)
-    recordings_known = "recording" in data.columns
-    groups = (pd.factorize(data["recording"].astype(str))[0].astype(np.int64)
-              if recordings_known else folds.copy())
+    if "recording" in data.columns:
+        recordings = data["recording"].astype(str)
+        groups = pd.factorize(recordings)[0].astype(np.int64)
+        grouping = ("recordings" if (recordings != data["clip_id"].astype(str)).any()
+                    else "clips")
+    else:
+        groups, grouping = folds.copy(), "folds"
     classes = [str(names_by_id.get(i, i)) for i in label_ids]
     Y = None
     if multilabel:
@@ -259,6 +273,6 @@ def prepare_data(data: pd.DataFrame, config: BenchmarkConfig, *,
         Y, classes = label_matrix(label_sets)
         y = stratification_labels(Y)
     return BenchmarkData(X=X, y=y.astype(np.int64), folds=folds, groups=groups,
-                         recordings_known=recordings_known, positions=positions,
+                         grouping=grouping, positions=positions,
                          classes=classes, clip_ids=data["clip_id"].to_numpy(dtype=str),
                          sequences=sequences, sequence_rows=order, Y=Y)

@@ -27,8 +27,8 @@ from featurekit._util.parallel import check_backend
 from featurekit.benchmark.config import BenchmarkConfig
 from featurekit.benchmark.curves import check_curve
 from featurekit.benchmark.data import branch_selectors
-from featurekit.benchmark.engine import run_benchmark
-from featurekit.benchmark.plan import LEAVE_ONE_FOLD_OUT, TRAIN_VAL_EVAL, leave_one_fold_out
+from featurekit.benchmark.engine import dataset_task, run_benchmark
+from featurekit.benchmark.plan import LEAVE_ONE_FOLD_OUT, leave_one_fold_out
 from featurekit.benchmark.results import save_results
 from featurekit.computers.sets import FEATURE_SETS, parse_sets
 from featurekit.errors import ConfigError
@@ -182,7 +182,8 @@ def run(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLike
         raise ConfigError("feature sets are compared on clip-level functionals: drop the "
                           "sequence head from --heads")
     data = load_dataset(dataset, data_dir)
-    protocol = TRAIN_VAL_EVAL if data.protocol == TRAIN_VAL_EVAL else LEAVE_ONE_FOLD_OUT
+    task = dataset_task(data)
+    protocol = task["protocol"]
     if protocol == LEAVE_ONE_FOLD_OUT:
         leave_one_fold_out(data.clips["fold"].to_numpy(), config.outer_folds)
     neural = [E2E_BRANCH if name == E2E_BRANCH else neural_branch(name) for name in models]
@@ -205,8 +206,7 @@ def run(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLike
     else:
         results = benchmark_store(feature_store, data.name, model=models, config=config,
                                   expected_folds=data.expected_folds,
-                                  clips=data.clips,
-                                  multilabel=data.multilabel, protocol=protocol, **options)
+                                  clips=data.clips, **task, **options)
     target = Path(out or f"benchmark-{data.name}")
     written = [save_results(results, target), *write_report(results, target).values()]
     return BenchmarkRun(results, written)

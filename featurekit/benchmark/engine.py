@@ -20,7 +20,7 @@ from featurekit._util.versions import package_versions
 from featurekit.benchmark.config import BenchmarkConfig, head_spec
 from featurekit.benchmark.curves import check_curve, learning_curve
 from featurekit.benchmark.data import SINGLE_LABEL_FUSIONS, prepare_data
-from featurekit.benchmark.execute import execute
+from featurekit.benchmark.execute import execute, validation_counts
 from featurekit.benchmark.fuse import fuse
 from featurekit.benchmark.plan import LEAVE_ONE_FOLD_OUT, TRAIN_VAL_EVAL, make_plan, official_split
 from featurekit.benchmark.results import assemble_results
@@ -100,7 +100,9 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
     dict
         The results (:mod:`featurekit.benchmark.results`): ``primary`` first, then every
         system with per-fold and per-repeat scores, comparisons, contributions, versions,
-        config hashes and timings.
+        config hashes, timings, and ``validation_splits``: per head, how many fits (members
+        and inner twins) stopped early on held-out groups (named by ``grouping``), on held-out
+        clips, or had no validation rows (``learning_curve_validation_splits`` per fraction).
     """
     started = time.perf_counter()
     config = config or BenchmarkConfig()
@@ -133,10 +135,12 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
     predictions = fuse(plan, table, outputs, splits, config.seeds, n_jobs=n_jobs,
                        backend=backend, scheduler=scheduler)
     results = assemble_results(plan, table, predictions, config, dataset=dataset)
+    results["validation_splits"] = validation_counts(outputs, table.grouping)
     curve_fits, curve_seconds = 0, 0.0
     if config.train_fractions:
         curve_started = time.perf_counter()
-        results["learning_curve"], curve_fits = learning_curve(
+        (results["learning_curve"], curve_fits,
+         results["learning_curve_validation_splits"]) = learning_curve(
             plan, table, predictions, config, specs, n_jobs=n_jobs, backend=backend,
             scheduler=scheduler, progress=progress)
         curve_seconds = time.perf_counter() - curve_started
@@ -163,6 +167,26 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
             f"{unit.fold}:{unit.repeat}:{'+'.join(unit.branches)}/{unit.head}/{unit.kind}":
                 output.params for unit, output in outputs.items()}
     return results
+
+
+def dataset_task(dataset: Any) -> dict[str, Any]:
+    """The options of :func:`run_benchmark` that a dataset's own task fixes: ``multilabel``
+    (its clips carry label sets) and ``protocol`` (its official train-val-eval split, else
+    leave-one-fold-out), so that every driver scores a dataset as its protocol says.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        A loaded dataset (:func:`featurekit.datasets.load_dataset`).
+
+    Returns
+    -------
+    dict
+        ``{"multilabel": bool, "protocol": str}``.
+    """
+    return {"multilabel": bool(dataset.multilabel),
+            "protocol": (TRAIN_VAL_EVAL if dataset.protocol == TRAIN_VAL_EVAL
+                         else LEAVE_ONE_FOLD_OUT)}
 
 
 def _multilabel_config(config: BenchmarkConfig) -> BenchmarkConfig:

@@ -8,8 +8,9 @@ training rows. Only training rows reach any ``fit``: the test rows are only pred
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -53,6 +54,9 @@ class UnitOutput:
         heads read as the ``e2e`` stream.
     n_fits : int
         Heads fitted: the members and their inner twins (a search's fits not counted).
+    validation_kinds : dict of str to int
+        How many of those fits stopped early on held-out ``groups``, on held-out ``clips``, or
+        had no validation rows (``none``).
     """
 
     test: np.ndarray
@@ -60,6 +64,7 @@ class UnitOutput:
     params: dict[str, Any]
     seconds: float
     n_fits: int = 0
+    validation_kinds: dict[str, int] = field(default_factory=dict)
     oof_embedding: np.ndarray | None = None
     test_embedding: np.ndarray | None = None
     stream_weights: np.ndarray | None = None
@@ -132,7 +137,8 @@ def fit_unit(unit: Unit, spec: HeadSpec, data: BenchmarkData, train: np.ndarray,
                             keep_twins=sequence and with_embeddings and unit.inner)
         output = UnitOutput(test=predict_members(fitted.members, X_test, data.n_classes),
                             oof=fitted.oof, params=fitted.params, seconds=0.0,
-                            n_fits=len(fitted.members) * (1 + (len(splits) if unit.inner else 0)))
+                            n_fits=len(fitted.validation_kinds),
+                            validation_kinds=dict(Counter(fitted.validation_kinds)))
         if with_frames:
             # One network's frames: the channels of different seeds' networks do not match.
             output.frames = (fitted.members[0].frames(X_train),
@@ -150,6 +156,20 @@ def fit_unit(unit: Unit, spec: HeadSpec, data: BenchmarkData, train: np.ndarray,
                                               for twins in fitted.twins])
     output.seconds = time.perf_counter() - started
     return output
+
+
+def validation_counts(outputs: Mapping[Unit, UnitOutput],
+                      grouping: str) -> dict[str, dict[str, int]]:
+    """Per head, how many fits (members and inner twins) stopped early on held-out groups --
+    named by what the groups were, :attr:`BenchmarkData.grouping`: ``recordings``, ``folds``,
+    or ``clips`` where each clip is its own -- on held-out ``clips``, or without validation
+    rows (``none``)."""
+    counts: dict[str, dict[str, int]] = {}
+    for unit, output in outputs.items():
+        head = counts.setdefault(unit.head, dict.fromkeys((grouping, "clips", "none"), 0))
+        for kind, n in output.validation_kinds.items():
+            head[grouping if kind == "groups" else kind] += n
+    return counts
 
 
 def execute(plan: Plan, data: BenchmarkData, specs: Mapping[str, HeadSpec], *,

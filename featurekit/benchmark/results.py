@@ -2,11 +2,11 @@
 
 Keys: ``dataset, folds, protocol, systems, primary, best_single, best_fusion, fusion_gain,
 comparisons, fusion_vs_own_branches, sequence_vs_functionals, contributions, versions,
-config_hashes, timings_s`` and facts about the data. ``primary`` is the headline: ``auto``
-(per outer fold, the head x fusion over every branch that won the inner cross-validation of the
-training folds) against ``neural-auto`` (the same among single neural branches). The best
-single branch and best fusion by test accuracy are kept as exploratory figures: chosen on the
-test folds, they favour themselves.
+config_hashes, timings_s, validation_splits`` (the engine adds the last four) and facts about
+the data. ``primary`` is the headline: ``auto`` (per outer fold, the head x fusion over every
+branch that won the inner cross-validation of the training folds) against ``neural-auto`` (the
+same among single neural branches). The best single branch and best fusion by test accuracy
+are kept as exploratory figures: chosen on the test folds, they favour themselves.
 """
 
 from __future__ import annotations
@@ -148,6 +148,7 @@ def assemble_results(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, 
         "clips_per_fold": {str(fold): len(test) for fold, _, test in plan.outer},
         "n_clips": len(data.y),
         "recordings_known": data.recordings_known,
+        "grouping": data.grouping,
         "branches": {name: len(cols) for name, cols in data.positions.items()},
         "config": config.to_dict(),
         "comparisons": comparisons,

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from featurekit.benchmark.config import BenchmarkConfig, in_order
-from featurekit.benchmark.engine import run_benchmark
+from featurekit.benchmark.engine import dataset_task, run_benchmark
 from featurekit.computers.sets import FEATURE_SETS, FEATUREKIT_SET, set_columns
 from featurekit.errors import StoreError
 from featurekit.names import is_neural
@@ -97,7 +97,9 @@ def benchmark_sets(feature_store: Any, data: Any, sets: Sequence[str], *,
     ----------
     feature_store : FeatureStore
     data : Dataset
-        The dataset (its name, folds and clips' source recordings).
+        The dataset (its name, folds, clips' source recordings, and its task: label sets and
+        protocol, :func:`~featurekit.benchmark.engine.dataset_task`, as the other drivers
+        honour them).
     sets : sequence of str
         Names of :data:`featurekit.computers.sets.FEATURE_SETS` (checked by
         :func:`~featurekit.computers.sets.parse_sets`).
@@ -127,7 +129,7 @@ def benchmark_sets(feature_store: Any, data: Any, sets: Sequence[str], *,
     subsets, pairs = set_ablation(list(selectors))
     results = run_benchmark(table, dataset=data.name, branches=selectors, config=config,
                             provenance=provenance, expected_folds=data.expected_folds,
-                            subsets=subsets, pairs=pairs, **options)
+                            subsets=subsets, pairs=pairs, **dataset_task(data), **options)
     results["feature_sets"] = {"sets": list(sets),
                                "neural": [b for b in selectors if is_neural(b)],
                                "descriptions": {name: FEATURE_SETS[name].description

@@ -87,8 +87,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="comma-separated folds to evaluate as test folds (default all)")
     parser.add_argument("--train-fractions", metavar="LIST", type=_numbers(float, "fractions"),
                         help="learning curve: comma-separated shares of each training set "
-                             "(whole recordings, stratified by class), e.g. 0.1,0.25,1; at "
-                             "each, handcrafted + each neural branch against it alone")
+                             "(whole recordings where known, else clips; stratified by "
+                             "class), e.g. 0.1,0.25,1; at each, the run's paired comparisons "
+                             "(handcrafted + each neural branch against it alone; with "
+                             "--sets, the sets' pairs)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="worker processes for extraction and model fitting, -1 for all "
                              "cores (default 1)")
@@ -147,9 +149,12 @@ def summary_text(results: dict) -> str:
                     if results["best_fusion"] else ""))
     for entry in results.get("learning_curve", []):
         low, high = entry["ci95_pp"]
+        # The run's metric on both sides of the gain (top-1 hits are not what a mAP gain is).
+        score = 100 * entry.get("score", entry["accuracy"])
+        reference = 100 * entry.get("reference_score", entry["reference_accuracy"])
         lines.append(f"learning curve {entry['fraction']:g} ({entry['train_clips']:.0f} training "
-                     f"clips): {entry['system']} {100 * entry['accuracy']:.1f} % vs "
-                     f"{entry['reference']} {100 * entry['reference_accuracy']:.1f} %: "
+                     f"clips): {entry['system']} {score:.1f} %{unit} vs "
+                     f"{entry['reference']} {reference:.1f} %{unit}: "
                      f"{entry['gain_pp']:+.2f} pp [{low:+.2f}, {high:+.2f}]")
     if results.get("feature_sets"):
         from featurekit.benchmark.report.sets import sets_summary

@@ -4,13 +4,16 @@ A *branch* is a group of columns (a descriptor family, a pretrained embedding) w
 its own. :func:`fit_branch` fits one member per seed on all given rows and, with inner splits,
 one twin per member and split whose predictions on the split's validation rows are the
 branch's *out-of-fold* probabilities -- what every learned fusion is trained on, so no
-second-level learner sees a prediction made on a row its head was trained on.
+second-level learner sees a prediction made on a row its head was trained on. A twin stops
+early the way its member did: the member's early-stopping split kind (whole groups, clips or
+none, decided on all given rows) is imposed on its twins, whose fewer rows alone could
+decide otherwise.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -103,6 +106,23 @@ def build_head(head: Head, *, random_state: int | None, params: Mapping[str, Any
     return clone_head(head, random_state=random_state).set_params(**params)
 
 
+def _twin_of(member: Any, head: Head, *, random_state: int | None,
+             params: Mapping[str, Any]) -> Any:
+    """An unfitted inner twin of a fitted ``member``: the same head, seed and parameters, with
+    the member's early-stopping split kind imposed (``validation_kind``) where the head has
+    one, so that twin and member stop early alike."""
+    twin = build_head(head, random_state=random_state, params=params)
+    kind = getattr(member, "validation_kind_", None)
+    if kind is not None and "validation_kind" in twin.get_params():
+        twin.set_params(validation_kind=kind)
+    return twin
+
+
+def _validation_kind(fitted: Any) -> str:
+    """What a fitted head's early-stopping split held out (``"none"`` for a head without)."""
+    return getattr(fitted, "validation_kind_", "none")
+
+
 def member_seeds(head: Head, seeds: Sequence[int]) -> list[int]:
     """The seeds a head actually runs with: all of them, or the first for a deterministic one."""
     return list(seeds) if is_seeded(head) else list(seeds[:1])
@@ -122,19 +142,24 @@ class FittedBranch:
         Hyper-parameters used (the search result when tuning was on).
     twins : list of list, optional
         With ``keep_twins``: per member, the fitted twin of each inner split (in split order).
+    validation_kinds : list of str
+        What the early-stopping split of every fit held out (each member followed by its twins):
+        ``"groups"``, ``"clips"`` or ``"none"`` (also a head without early stopping).
     """
 
     members: list[Any]
     oof: np.ndarray | None
     params: dict[str, Any]
     twins: list[list[Any]] | None = None
+    validation_kinds: list[str] = field(default_factory=list)
 
 
 def fit_branch(head: Head, X: Any, y: np.ndarray, groups: np.ndarray | None = None, *,
                n_classes: int, seeds: Sequence[int] = (0,), splits: Sequence[Split] | None = None,
                tune: bool = False, tune_splits: int = 3, tune_random_state: int | None = 0,
                keep_twins: bool = False) -> FittedBranch:
-    """Fit one head per seed on ``X`` and, with ``splits``, its inner out-of-fold twins.
+    """Fit one head per seed on ``X`` and, with ``splits``, its inner out-of-fold twins, each
+    twin stopping early on the kind of split its member used (whole groups, clips or none).
 
     Parameters
     ----------
@@ -166,24 +191,26 @@ def fit_branch(head: Head, X: Any, y: np.ndarray, groups: np.ndarray | None = No
         params = tune_head(head, X, y, groups, n_splits=tune_splits,
                            random_state=tune_random_state)
     classes = np.arange(n_classes)
-    members, oof, twins = [], [], []
+    members, oof, twins, kinds = [], [], [], []
     for seed in member_seeds(head, seeds):
-        members.append(fit_head(build_head(head, random_state=seed, params=params), X, y,
-                                groups))
+        member = fit_head(build_head(head, random_state=seed, params=params), X, y, groups)
+        members.append(member)
+        kinds.append(_validation_kind(member))
         if splits is None:
             continue
         member_oof = np.zeros((len(y), n_classes))
         member_twins = []
         for train, val in splits:
-            twin = build_head(head, random_state=seed, params=params)
-            fit_head(twin, take_rows(X, train), y[train],
-                     None if groups is None else groups[train])
+            twin = fit_head(_twin_of(member, head, random_state=seed, params=params),
+                            take_rows(X, train), y[train],
+                            None if groups is None else groups[train])
             member_oof[val] = aligned_proba(twin, take_rows(X, val), classes)
             member_twins.append(twin)
+            kinds.append(_validation_kind(twin))
         oof.append(member_oof)
         twins.append(member_twins)
     return FittedBranch(members, np.stack(oof) if splits is not None else None, params,
-                        twins if keep_twins and splits is not None else None)
+                        twins if keep_twins and splits is not None else None, kinds)
 
 
 def predict_members(members: Sequence[Any], X: np.ndarray, n_classes: int) -> np.ndarray:

@@ -100,22 +100,58 @@ def validation_split(y: np.ndarray, groups: np.ndarray | None = None, *, fractio
         Sorted positional indices into ``y``.
     """
     y = np.asarray(y)
-    classes, encoded, counts = np.unique(y, return_inverse=True, return_counts=True)
-    placeholder = np.zeros((y.shape[0], 1))
-    wanted_groups = max(2, round(1.0 / fraction))
-    if groups is not None:
-        ids, group_of_row = np.unique(np.asarray(groups), return_inverse=True)
-        if ids.size >= wanted_groups:
-            val_groups = _held_out_groups(encoded, group_of_row, ids.size, classes.size,
-                                          fraction, random_state)
-            is_val = np.isin(group_of_row, val_groups)
-            if np.unique(encoded[~is_val]).size == classes.size:
-                return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+    split = _grouped_split(y, groups, fraction, random_state)
+    return split if split is not None else _stratified_split(y, fraction, random_state)
+
+
+def _grouped_split(y: np.ndarray, groups: np.ndarray | None, fraction: float,
+                   random_state: int | None) -> Split | None:
+    """Whole groups held out as :func:`validation_split` draws them, or None."""
+    if groups is None:
+        return None
+    classes, encoded = np.unique(y, return_inverse=True)
+    ids, group_of_row = np.unique(np.asarray(groups), return_inverse=True)
+    if ids.size < max(2, round(1.0 / fraction)):
+        return None
+    val_groups = _held_out_groups(encoded, group_of_row, ids.size, classes.size, fraction,
+                                  random_state)
+    is_val = np.isin(group_of_row, val_groups)
+    if np.unique(encoded[~is_val]).size < classes.size:
+        return None
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+
+
+def _stratified_split(y: np.ndarray, fraction: float, random_state: int | None) -> Split | None:
+    """A stratified ``fraction`` of the rows held out, or None where some class has one row
+    or the validation rows would be fewer than the classes."""
+    classes, counts = np.unique(y, return_counts=True)
     if counts.min() < 2 or math.ceil(fraction * y.shape[0]) < classes.size:
         return None
     splitter = StratifiedShuffleSplit(n_splits=1, test_size=fraction, random_state=random_state)
-    train, val = next(splitter.split(placeholder, y))
+    train, val = next(splitter.split(np.zeros((y.shape[0], 1)), y))
     return np.sort(train), np.sort(val)
+
+
+def _keeping_every_class(y: np.ndarray, groups: np.ndarray, n_val: int,
+                         random_state: int | None) -> Split | None:
+    """Up to ``n_val`` whole groups held out, visited in random order and taken only when
+    every class keeps a row on the training side; None when no group can go."""
+    _, encoded = np.unique(y, return_inverse=True)
+    ids, group_of_row = np.unique(groups, return_inverse=True)
+    per_group = np.zeros((ids.size, int(encoded.max()) + 1), dtype=np.int64)
+    np.add.at(per_group, (group_of_row, encoded), 1)
+    remaining = per_group.sum(axis=0)
+    held_out = []
+    for group in np.random.default_rng(random_state).permutation(ids.size):
+        if len(held_out) == n_val:
+            break
+        if np.all(remaining > per_group[group]):
+            held_out.append(group)
+            remaining -= per_group[group]
+    if not held_out:
+        return None
+    is_val = np.isin(group_of_row, held_out)
+    return np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
 
 def _held_out_groups(encoded: np.ndarray, group_of_row: np.ndarray, n_groups: int,
@@ -155,11 +191,71 @@ def stratification_labels(y: np.ndarray) -> np.ndarray:
     return np.argmin(rarity, axis=1).astype(np.int64)
 
 
+#: What an early-stopping split held out (a head's ``validation_kind_``): whole groups, a share
+#: of the clips, or nothing (the head trained without validation rows).
+VALIDATION_KINDS = ("groups", "clips", "none")
+#: A head's ``validation_kind``: one of :data:`VALIDATION_KINDS` to impose, or ``"auto"``.
+AUTO_VALIDATION = "auto"
+
+
 def early_stopping_split(encoded: np.ndarray, groups: np.ndarray | None, *, fraction: float,
-                         random_state: int) -> Split | None:
-    """The held-out rows that a head's early stopping scores epochs or rounds on: a
-    :func:`validation_split` of encoded targets (class indices or label indicators), stratified
-    by :func:`stratification_labels`, keeping ``groups`` whole; None when none is possible."""
-    return validation_split(stratification_labels(encoded),
-                            None if groups is None else np.asarray(groups),
-                            fraction=fraction, random_state=random_state)
+                         random_state: int, kind: str = AUTO_VALIDATION,
+                         ) -> tuple[Split | None, str]:
+    """The held-out rows that a head's early stopping scores epochs or rounds on, and their
+    kind (one of :data:`VALIDATION_KINDS`).
+
+    Rows are encoded targets (class indices or label indicators), stratified by
+    :func:`stratification_labels`. ``kind="auto"`` draws :func:`validation_split`: whole
+    ``groups`` where they allow it, else a stratified share of the clips, else nothing. A kind
+    given is imposed -- how a benchmark makes a member's inner out-of-fold twins, which train
+    on fewer rows, stop early the way the member does: ``"groups"`` and ``"clips"`` first try
+    the draw of ``"auto"``; where it fails, up to the same share of groups (clips) is held out,
+    at random, keeping a row of every class on the training side. Only where that too is
+    impossible (fewer than two groups; no class with two rows) does a split fall back to the
+    next kind, and the kind returned says what was drawn.
+
+    Parameters
+    ----------
+    encoded : np.ndarray, shape (n_samples,) or (n_samples, n_classes)
+    groups : np.ndarray, shape (n_samples,), optional
+        Group id of each row (e.g. source recording).
+    fraction : float
+        Share of the groups (or rows) held out.
+    random_state : int
+        Seed of the draw.
+    kind : {"auto", "groups", "clips", "none"}
+
+    Returns
+    -------
+    split : (train_index, validation_index) or None
+        Positional indices into ``encoded``; None for kind ``"none"``.
+    kind : str
+        What was held out.
+
+    Raises
+    ------
+    ConfigError
+        An unknown ``kind``.
+    """
+    if kind != AUTO_VALIDATION and kind not in VALIDATION_KINDS:
+        raise ConfigError(f"validation_kind must be {AUTO_VALIDATION!r} or one of "
+                          f"{', '.join(map(repr, VALIDATION_KINDS))}, got {kind!r}")
+    y = stratification_labels(encoded)
+    imposed = kind != AUTO_VALIDATION
+    if kind in (AUTO_VALIDATION, "groups") and groups is not None:
+        groups = np.asarray(groups)
+        split = _grouped_split(y, groups, fraction, random_state)
+        if split is None and imposed:
+            n_groups = np.unique(groups).size
+            split = _keeping_every_class(y, groups, max(1, round(fraction * n_groups)),
+                                         random_state)
+        if split is not None:
+            return split, "groups"
+    if kind != "none":
+        split = _stratified_split(y, fraction, random_state)
+        if split is None and imposed:
+            split = _keeping_every_class(y, np.arange(y.shape[0]),
+                                         max(1, math.ceil(fraction * y.shape[0])), random_state)
+        if split is not None:
+            return split, "clips"
+    return None, "none"

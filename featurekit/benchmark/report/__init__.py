@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from featurekit._util.fsutil import atomic_write_text
-from featurekit.benchmark.report.common import headline_system
-from featurekit.benchmark.report.markdown import METRIC_NAMES, render_markdown
+from featurekit.benchmark.report.common import METRIC_NAMES, headline_system
+from featurekit.benchmark.report.markdown import render_markdown
 from featurekit.benchmark.report.plots import (
     plot_confusion,
     plot_contributions,

@@ -8,10 +8,32 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+#: How the primary metric of results.json (``"metric"``) is named in the report.
+METRIC_NAMES = {"accuracy": "accuracy", "map": "macro mAP"}
+
 
 def primary_metric(results: Mapping[str, Any]) -> str:
     """The metric comparisons are made in: ``accuracy``, or ``map`` for multi-label tasks."""
     return results.get("metric", "accuracy")
+
+
+def metric_title(results: Mapping[str, Any]) -> str:
+    """The primary metric as the report names it (``macro mAP`` for ``map``)."""
+    metric = primary_metric(results)
+    return METRIC_NAMES.get(metric, metric)
+
+
+def grouping(results: Mapping[str, Any]) -> str:
+    """What the run's groups were (results.json ``grouping``): ``recordings``, ``clips``
+    (recordings unknown, each clip its own) or ``folds``; older results say only whether
+    recordings were known, and grouped by folds when they were not."""
+    return results.get("grouping") or ("recordings" if results.get("recordings_known", True)
+                                       else "folds")
+
+
+def subsampled_units(results: Mapping[str, Any]) -> str:
+    """What a learning curve's fractions draw: source recordings where known, else clips."""
+    return "source recordings" if grouping(results) == "recordings" else "clips"
 
 
 def pct(value: float) -> str:

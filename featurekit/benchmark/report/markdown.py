@@ -9,22 +9,23 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from featurekit.benchmark.report.common import gain_pair, pct, per_class_key, primary_metric, table
+from featurekit.benchmark.report.common import (
+    gain_pair,
+    grouping,
+    metric_title,
+    pct,
+    per_class_key,
+    primary_metric,
+    subsampled_units,
+    table,
+)
 from featurekit.benchmark.report.sets import sets_section
-
-#: How the primary metric of results.json (``"metric"``) is named in the report.
-METRIC_NAMES = {"accuracy": "accuracy", "map": "macro mAP"}
 
 #: A run's system entries by name.
 Systems = Mapping[str, Mapping[str, Any]]
 
 
 # -- formatting ------------------------------------------------------------------------------
-def _metric_name(results: Mapping[str, Any]) -> str:
-    metric = primary_metric(results)
-    return METRIC_NAMES.get(metric, metric)
-
-
 def _mean_sd(system: Mapping[str, Any], metric: str = "accuracy") -> str:
     return f"{pct(system['mean'][metric])} ± {pct(system['std'][metric])}"
 
@@ -84,6 +85,32 @@ def _protocol_section(results: Mapping[str, Any]) -> list[str]:
     return [*lines, "All official folds are present.", ""]
 
 
+def _inner_splits_text(results: Mapping[str, Any]) -> str:
+    """The inner splits as they were drawn: the official one, or by the run's groups."""
+    if results["protocol"] == "train-val-eval":
+        return "one inner split, the official one (train clips fit, validation clips predicted)"
+    count = results.get("config", {}).get("inner_splits")
+    return {"recordings": f"{count} inner out-of-fold splits of the training folds that keep "
+                          "each source recording whole",
+            "folds": f"{count} inner out-of-fold splits of the training folds that keep each "
+                     "fold whole (source recordings unknown)",
+            "clips": f"{count} inner out-of-fold splits of the training clips (source "
+                     "recordings unknown)"}[grouping(results)]
+
+
+#: How an early-stopping split kind of results.json's ``validation_splits`` reads.
+_HELD_OUT = {"recordings": "whole source recordings", "folds": "whole folds",
+             "clips": "clips", "none": "no validation rows"}
+
+
+def _validation_text(counts: Mapping[str, Mapping[str, int]]) -> str:
+    """Per head, the fits of each early-stopping split kind: ``mlp 12 whole source
+    recordings, 3 clips``."""
+    return "; ".join(f"`{head}` " + ", ".join(f"{n} {_HELD_OUT.get(kind, kind)}"
+                                               for kind, n in kinds.items() if n)
+                     for head, kinds in counts.items())
+
+
 def _budget_section(results: Mapping[str, Any]) -> list[str]:
     """What every system was given (heads, repeats, seeds, inner splits), and config hashes."""
     lines = []
@@ -94,12 +121,14 @@ def _budget_section(results: Mapping[str, Any]) -> list[str]:
                   f"{config.get('repeats', 1)} repeat(s) of every fit (other seeds and inner "
                   f"splits each time), {config.get('n_seeds')} seed(s) per seeded head within "
                   "a repeat, probabilities averaged (single branches and every branch inside "
-                  f"a fusion alike); {config.get('inner_splits')} inner out-of-fold splits of "
-                  "the training folds that keep each source recording whole (the folds "
-                  "themselves when recordings are unknown), and the same grouping for every "
-                  "head's early stopping; hyper-parameter "
+                  f"a fusion alike); {_inner_splits_text(results)}; hyper-parameter "
                   f"search {'on' if config.get('tune') else 'off'}; seed {config.get('seed')}.",
                   ""]
+    if results.get("validation_splits"):
+        lines += ["**Early stopping.** What every fit (members and their inner out-of-fold "
+                  "twins, which stop early on the kind of split their member used) held out "
+                  "as validation rows: " + _validation_text(results["validation_splits"])
+                  + ".", ""]
     hashes = results.get("config_hashes", {})
     if hashes:
         lines += ["**Config hashes.** " + ", ".join(f"{k}: `{v}`" for k, v in hashes.items()),
@@ -115,7 +144,7 @@ def _primary_section(results: Mapping[str, Any], systems: Systems) -> list[str]:
         return [*lines, "None: it needs at least two branches and a fusion.", ""]
     system, reference = systems[primary["system"]], systems[primary["reference"]]
     metric = primary_metric(results)
-    name = _metric_name(results)
+    name = metric_title(results)
     shown = "" if metric == "accuracy" else f"{name} "  # accuracy is the unnamed default
     lines += [f"**`{primary['system']}` {shown}{pct(system['mean'][metric])} % against "
               f"`{primary['reference']}` {shown}{pct(reference['mean'][metric])} %: "
@@ -160,17 +189,23 @@ def _branch_section(results: Mapping[str, Any]) -> list[str]:
     if curve:
         lines += ["### Learning curve", "",
                   "The same comparisons with each outer fold's training set cut to a fraction of "
-                  "its source recordings (stratified by class, drawn anew in every repeat); "
+                  f"its {subsampled_units(results)} (stratified by class, drawn anew in every "
+                  "repeat); "
                   "the test folds are untouched.", ""]
         lines += table(["Fraction", "Training clips", "Branch", *_COMPARISON_HEADER],
                        [[f"{e['fraction']:g}", f"{e['train_clips']:.0f}", f"`{e['branch']}`",
                          *_comparison_row(e)] for e in curve])
+        fractions = results.get("learning_curve_validation_splits") or {}
+        if fractions:
+            lines += ["Early stopping of the fits at each fraction below 1:", "",
+                      *(f"- {fraction}: {_validation_text(counts)}"
+                        for fraction, counts in fractions.items()), ""]
     return lines
 
 
 def _best_section(results: Mapping[str, Any], systems: Systems) -> list[str]:
     """The best single branch and best fusion by test score: exploratory, and said so."""
-    metric, metric_name = primary_metric(results), _metric_name(results)
+    metric, metric_name = primary_metric(results), metric_title(results)
     best_single = systems[results["best_single"]]
     lines = [f"## Exploratory: the best systems by test {metric_name}", "",
              f"- Best single branch: `{best_single['name']}`, {metric_name} "
@@ -197,7 +232,7 @@ def _best_section(results: Mapping[str, Any], systems: Systems) -> list[str]:
 def _ablation_section(results: Mapping[str, Any]) -> list[str]:
     """Every branch set x fusion (rows) by head (columns)."""
     metric, heads = primary_metric(results), _heads(results)
-    lines = [f"## Ablation: {_metric_name(results)} (%) by branch set, head and fusion", "",
+    lines = [f"## Ablation: {metric_title(results)} (%) by branch set, head and fusion", "",
              "Mean ± standard deviation over folds.", ""]
     rows = []
     subsets = list(dict.fromkeys(tuple(system["branches"]) for system in results["systems"]))
@@ -221,7 +256,7 @@ def _contributions_section(results: Mapping[str, Any]) -> list[str]:
     contributions = results.get("contributions", {})
     if not contributions.get("branches"):
         return []
-    metric_name = _metric_name(results)
+    metric_name = metric_title(results)
     lines = ["## Branch contributions", "",
              f"Head `{contributions['head']}`, fusion `{contributions['fusion']}` (those of "
              f"the best fusion). *Alone*: the branch's own {metric_name}; *marginal*: "
@@ -242,7 +277,7 @@ def _against_best_single_section(results: Mapping[str, Any]) -> list[str]:
     """Every fusion against the best single branch, with sign and Wilcoxon tests."""
     if not results.get("comparisons"):
         return []
-    metric_name = _metric_name(results)
+    metric_name = metric_title(results)
     lines = ["## Every fusion against the best single branch", "",
              f"Reference: `{results['best_single']}`, the single branch with the best "
              f"mean test {metric_name} (equally tuned and ensembled; choosing it on the "
@@ -268,7 +303,7 @@ def _against_own_branches_section(results: Mapping[str, Any]) -> list[str]:
              _interval(c["ci95_pp"]), " / ".join(_pp(v) for v in c["per_fold_pp"].values())]
             for c in sorted(results["fusion_vs_own_branches"], key=lambda c: -c["mean_pp"])]
     folds = " / ".join(str(f) for f in results["folds"])
-    return [*lines, *table(["Fusion", "Best own branch", f"Δ {_metric_name(results)} (pp)",
+    return [*lines, *table(["Fusion", "Best own branch", f"Δ {metric_title(results)} (pp)",
                             "95 % CI (pp)", f"Δ per fold ({folds})"], rows)]
 
 
@@ -308,7 +343,7 @@ def _sequence_section(results: Mapping[str, Any]) -> list[str]:
 
 def _all_systems_section(results: Mapping[str, Any]) -> list[str]:
     """Every system's scores, repeat spread and per-fold primary metric."""
-    metric, metric_name = primary_metric(results), _metric_name(results)
+    metric, metric_name = primary_metric(results), metric_title(results)
     multilabel = results.get("multilabel")
     folds = results["folds"]
     shown = (("map", "macro mAP"), ("micro_map", "micro mAP"), ("lwlrap", "lwlrap"),

@@ -16,7 +16,14 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from featurekit._util.fsutil import atomic_path
-from featurekit.benchmark.report.common import gain_pair, headline_system, pct, per_class_key
+from featurekit.benchmark.report.common import (
+    gain_pair,
+    headline_system,
+    metric_title,
+    pct,
+    per_class_key,
+    subsampled_units,
+)
 
 
 def save_png(figure: Figure, target: Path) -> None:
@@ -78,8 +85,9 @@ def plot_contributions(results: Mapping[str, Any], target: Path) -> None:
 
 
 def plot_learning_curve(results: Mapping[str, Any], target: Path) -> None:
-    """Gain of handcrafted + each neural branch over it alone against the training fraction,
-    95 % intervals as error bars.
+    """Gain of each paired comparison (by default handcrafted + a neural branch over it alone)
+    in points of the run's metric against the training fraction, 95 % intervals as error
+    bars.
 
     Parameters
     ----------
@@ -91,25 +99,26 @@ def plot_learning_curve(results: Mapping[str, Any], target: Path) -> None:
     curve = results["learning_curve"]
     figure = Figure(figsize=(5.5, 3.6), layout="constrained")
     axis = figure.subplots()
-    branches = list(dict.fromkeys(entry["branch"] for entry in curve))
-    # Each branch's points are shifted a little along the log axis so error bars don't overlap.
-    for offset, branch in zip(np.linspace(-0.015, 0.015, len(branches)), branches,
-                              strict=True):
-        points = sorted((e for e in curve if e["branch"] == branch),
-                        key=lambda e: e["fraction"])
+    # One line per comparison: a branch may be the reference of several (feature sets).
+    pairs = list(dict.fromkeys((entry["system"], entry["reference"]) for entry in curve))
+    # Each line's points are shifted a little along the log axis so error bars don't overlap.
+    for offset, (system, reference) in zip(np.linspace(-0.015, 0.015, len(pairs)), pairs,
+                                           strict=True):
+        points = sorted((e for e in curve if (e["system"], e["reference"])
+                         == (system, reference)), key=lambda e: e["fraction"])
         x = np.array([e["fraction"] for e in points]) * (1.0 + offset)
         gains = np.array([e["gain_pp"] for e in points])
         bounds = np.array([e["ci95_pp"] for e in points])
         axis.errorbar(x, gains, yerr=[gains - bounds[:, 0], bounds[:, 1] - gains], capsize=4,
-                      marker="o", label=f"handcrafted + {branch} vs {branch}")
+                      marker="o", label=f"{system} vs {reference}")
     axis.axhline(0.0, color="black", linewidth=0.8)
     axis.set_xscale("log")
     fractions = sorted({e["fraction"] for e in curve})
     axis.set_xticks(fractions, [f"{f:g}" for f in fractions])
-    axis.set_xlabel("fraction of the training recordings")
-    axis.set_ylabel("accuracy gain (pp)")
+    axis.set_xlabel(f"fraction of the training {subsampled_units(results)}")
+    axis.set_ylabel(f"{metric_title(results)} gain (pp)")
     axis.legend(fontsize=8)
-    figure.suptitle(f"{results['dataset']}: what the handcrafted branches add (95 % CI)")
+    figure.suptitle(f"{results['dataset']}: learning curve (95 % CI)")
     save_png(figure, target)
 
 

@@ -11,7 +11,11 @@ a test clip.
 
 Heads that stop early hold out validation rows drawn by :func:`validation_split`: whole groups
 when ``groups`` are given (so clips of one recording are never on both sides), a stratified
-share of the clips otherwise. Defaults (chosen on ESC-10 and on single UrbanSound8K training
+share of the clips otherwise. Each records what it held out (``validation_kind_``: ``groups``,
+``clips`` or ``none``), and takes a kind to impose (``validation_kind``): a branch's inner
+out-of-fold twins stop early on the kind of split their member used
+(:func:`featurekit.fusion.fit_branch`), so the models that teach the fusions are trained like
+the ones that are tested. Defaults (chosen on ESC-10 and on single UrbanSound8K training
 folds split by recording, never on a reported test fold; the measurements and the commands
 that reproduce them are in ``benchmarks/notes/heads.md``):
 

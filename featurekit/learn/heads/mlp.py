@@ -18,7 +18,7 @@ from featurekit.learn.heads.base import (
     standardising_steps,
     stopping_point,
 )
-from featurekit.learn.splits import early_stopping_split
+from featurekit.learn.splits import AUTO_VALIDATION, early_stopping_split
 
 
 class MLPHead(BaseHead):
@@ -53,6 +53,11 @@ class MLPHead(BaseHead):
         holds every class.
     validation_fraction : float
         Share of the training rows held out to choose the number of epochs.
+    validation_kind : {"auto", "groups", "clips", "none"}
+        What the validation split holds out: ``"auto"`` the first that the rows allow (as
+        above); a kind given is imposed where at all possible
+        (:func:`~featurekit.learn.splits.early_stopping_split`), e.g. a benchmark's inner
+        out-of-fold twins take their member's ``validation_kind_``.
     n_iter_no_change : int
         Patience in epochs.
     stopping_metric : {"logloss", "error"}
@@ -83,14 +88,16 @@ class MLPHead(BaseHead):
     validation_curve_ : dict of str to np.ndarray
         ``"logloss"`` and ``"error"`` on the held-out rows after each epoch of the first
         network (empty without a validation split).
+    validation_kind_ : {"groups", "clips", "none"}
+        What the validation split held out (``"none"``: no validation split).
     """
 
     def __init__(self, *, hidden_layer_sizes: tuple[int, ...] = (64,), alpha: float = 1e-3,
                  learning_rate_init: float = 3e-3, batch_size: int = 256, max_iter: int = 200,
                  early_stopping: bool | str = "auto", validation_fraction: float = 0.1,
-                 n_iter_no_change: int = 30, stopping_metric: str = "error",
-                 refit: bool = True, tol: float = 1e-4, clip: float = 5.0,
-                 random_state: int | None = None) -> None:
+                 validation_kind: str = AUTO_VALIDATION, n_iter_no_change: int = 30,
+                 stopping_metric: str = "error", refit: bool = True, tol: float = 1e-4,
+                 clip: float = 5.0, random_state: int | None = None) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.alpha = alpha
         self.learning_rate_init = learning_rate_init
@@ -98,6 +105,7 @@ class MLPHead(BaseHead):
         self.max_iter = max_iter
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
+        self.validation_kind = validation_kind
         self.n_iter_no_change = n_iter_no_change
         self.stopping_metric = stopping_metric
         self.refit = refit
@@ -113,9 +121,9 @@ class MLPHead(BaseHead):
         seed = 0 if self.random_state is None else int(self.random_state)
         self.preprocess_ = Pipeline(standardising_steps(self.clip))
         Z = self.preprocess_.fit_transform(X).astype(np.float32)
-        split = (early_stopping_split(encoded, groups, fraction=self.validation_fraction,
-                                      random_state=seed)
-                 if self.early_stopping in ("auto", True) else None)
+        split, self.validation_kind_ = early_stopping_split(
+            encoded, groups, fraction=self.validation_fraction, random_state=seed,
+            kind=self.validation_kind if self.early_stopping in ("auto", True) else "none")
         sizes = [Z.shape[1], *self.hidden_layer_sizes, self.classes_.size]
         self.validation_curve_: dict[str, np.ndarray] = {}
         if split is None:

@@ -9,7 +9,7 @@ import numpy as np
 from xgboost import XGBClassifier
 
 from featurekit.learn.heads.base import BaseHead, check_stopping_metric, stopping_point
-from featurekit.learn.splits import early_stopping_split
+from featurekit.learn.splits import AUTO_VALIDATION, early_stopping_split
 
 
 class XGBHead(BaseHead):
@@ -41,6 +41,11 @@ class XGBHead(BaseHead):
         broken by log-loss.
     validation_fraction : float
         Share of the training rows held out to choose the number of rounds.
+    validation_kind : {"auto", "groups", "clips", "none"}
+        What the validation split holds out: ``"auto"`` the first that the rows allow (as
+        above); a kind given is imposed where at all possible
+        (:func:`~featurekit.learn.splits.early_stopping_split`), e.g. a benchmark's inner
+        out-of-fold twins take their member's ``validation_kind_``.
     refit : bool
         Refit on all training rows for the chosen number of rounds (``True``) or keep the
         first model, truncated at the chosen round (``False``).
@@ -65,13 +70,17 @@ class XGBHead(BaseHead):
     validation_curve_ : dict of str to np.ndarray
         ``"logloss"`` and ``"error"`` of the first model on the held-out rows after each round
         (empty without a validation split).
+    validation_kind_ : {"groups", "clips", "none"}
+        What the validation split held out (``"none"``: no validation split, also without
+        ``early_stopping``).
     """
 
     def __init__(self, *, n_estimators: int = 100, learning_rate: float = 0.2,
                  max_depth: int = 4, subsample: float = 0.8, colsample_bytree: float = 0.1,
                  min_child_weight: float = 1.0, reg_lambda: float = 1.0, max_bin: int = 16,
                  early_stopping_rounds: int = 10, stopping_metric: str = "logloss",
-                 validation_fraction: float = 0.15, refit: bool = True,
+                 validation_fraction: float = 0.15,
+                 validation_kind: str = AUTO_VALIDATION, refit: bool = True,
                  early_stopping: bool = False, n_jobs: int | None = None,
                  random_state: int | None = None) -> None:
         self.n_estimators = n_estimators
@@ -85,6 +94,7 @@ class XGBHead(BaseHead):
         self.early_stopping_rounds = early_stopping_rounds
         self.stopping_metric = stopping_metric
         self.validation_fraction = validation_fraction
+        self.validation_kind = validation_kind
         self.refit = refit
         self.early_stopping = early_stopping
         self.n_jobs = n_jobs
@@ -105,9 +115,9 @@ class XGBHead(BaseHead):
         X, encoded = self._validate_fit_input(X, y)
         X = X.astype(np.float32)  # XGBoost's own precision; saves it a conversion
         seed = 0 if self.random_state is None else int(self.random_state)
-        split = (early_stopping_split(encoded, groups, fraction=self.validation_fraction,
-                                      random_state=seed)
-                 if self.early_stopping else None)
+        split, self.validation_kind_ = early_stopping_split(
+            encoded, groups, fraction=self.validation_fraction, random_state=seed,
+            kind=self.validation_kind if self.early_stopping else "none")
         self.validation_curve_: dict[str, np.ndarray] = {}
         if split is None:
             self.validation_rows_ = None

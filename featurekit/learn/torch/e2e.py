@@ -46,7 +46,7 @@ from torch import nn
 
 from featurekit.errors import ConfigError
 from featurekit.learn.heads.base import HeadSpec
-from featurekit.learn.splits import early_stopping_split
+from featurekit.learn.splits import AUTO_VALIDATION, early_stopping_split
 from featurekit.learn.targets import encode_targets, proba_to_labels
 from featurekit.learn.torch.inputs import StreamScaling, check_sequences
 from featurekit.learn.torch.training import (
@@ -171,6 +171,10 @@ class E2EClassifier(ClassifierMixin, BaseEstimator):
         Circular shift of each training clip within its real frames.
     validation_fraction : float
         Share of the training recordings held out for early stopping.
+    validation_kind : {"auto", "groups", "clips", "none"}
+        What the early-stopping split holds out: ``"auto"`` the first that the clips allow, or
+        a kind imposed (:func:`featurekit.learn.splits.early_stopping_split`; a benchmark's
+        inner out-of-fold twins take their member's ``validation_kind_``).
     n_jobs : int
         torch threads.
     device : str, optional
@@ -193,6 +197,8 @@ class E2EClassifier(ClassifierMixin, BaseEstimator):
     n_parameters_ : int
     best_epoch_, n_epochs_ : int
         Epoch whose weights were kept, and epochs run.
+    validation_kind_ : {"groups", "clips", "none"}
+        What the early-stopping split held out (``"none"``: trained ``max_epochs``).
 
     Notes
     -----
@@ -211,7 +217,8 @@ class E2EClassifier(ClassifierMixin, BaseEstimator):
                  learning_rate: float = 3e-3, weight_decay: float = 1e-3,
                  mixup_alpha: float = 0.3, time_masks: int = 2, freq_masks: int = 2,
                  time_mask_share: float = 0.1, freq_mask_bands: int = 8,
-                 time_shift: bool = True, validation_fraction: float = 0.15, n_jobs: int = 1,
+                 time_shift: bool = True, validation_fraction: float = 0.15,
+                 validation_kind: str = AUTO_VALIDATION, n_jobs: int = 1,
                  device: str | None = None, random_state: int | None = None) -> None:
         self.channels = channels
         self.convs_per_stage = convs_per_stage
@@ -228,6 +235,7 @@ class E2EClassifier(ClassifierMixin, BaseEstimator):
         self.freq_mask_bands = freq_mask_bands
         self.time_shift = time_shift
         self.validation_fraction = validation_fraction
+        self.validation_kind = validation_kind
         self.n_jobs = n_jobs
         self.device = device
         self.random_state = random_state
@@ -306,8 +314,9 @@ class E2EClassifier(ClassifierMixin, BaseEstimator):
         self.classes_, encoded, self.multilabel_ = encode_targets(y, who="E2EClassifier",
                                                                   n_samples=X.shape[0])
         seed = 0 if self.random_state is None else int(self.random_state)
-        split = early_stopping_split(encoded, groups, fraction=self.validation_fraction,
-                                      random_state=seed)
+        split, self.validation_kind_ = early_stopping_split(
+            encoded, groups, fraction=self.validation_fraction, random_state=seed,
+            kind=self.validation_kind)
         train, val = split if split is not None else (np.arange(X.shape[0]), None)
         self.scaling_ = StreamScaling(X, train, None)
         self.n_bands_ = X.shape[2]

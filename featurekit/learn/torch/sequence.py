@@ -33,7 +33,7 @@ from torch import nn
 
 from featurekit.errors import ConfigError
 from featurekit.learn.heads.base import HeadSpec
-from featurekit.learn.splits import early_stopping_split
+from featurekit.learn.splits import AUTO_VALIDATION, early_stopping_split
 from featurekit.learn.targets import encode_targets, proba_to_labels
 from featurekit.learn.torch.encoders import ENCODERS
 from featurekit.learn.torch.inputs import StreamScaling, check_streams
@@ -153,6 +153,10 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         Share of the training clips held out for early stopping, whole groups (folds) when
         ``groups`` allow it (:func:`featurekit.learn.splits.validation_split`); without a possible
         validation set, training runs ``max_epochs``.
+    validation_kind : {"auto", "groups", "clips", "none"}
+        What the early-stopping split holds out: ``"auto"`` the first that the clips allow, or
+        a kind imposed (:func:`featurekit.learn.splits.early_stopping_split`; a benchmark's
+        inner out-of-fold twins take their member's ``validation_kind_``).
     n_jobs : int
         torch threads.
     device : str, optional
@@ -175,6 +179,8 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         Epochs run; ``best_epoch_`` the one whose weights were kept.
     n_parameters_ : int
         Parameters of the encoders (and gate), without the class layers.
+    validation_kind_ : {"groups", "clips", "none"}
+        What the early-stopping split held out (``"none"``: trained ``max_epochs``).
 
     Notes
     -----
@@ -189,7 +195,8 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
                  max_epochs: int = 30, batch_size: int = 64,
                  learning_rate: float = 2e-3, weight_decay: float = 1e-2,
                  label_smoothing: float = 0.1, aux_weight: float = 0.5, patience: int = 6,
-                 validation_fraction: float = 0.15, n_jobs: int = 1,
+                 validation_fraction: float = 0.15,
+                 validation_kind: str = AUTO_VALIDATION, n_jobs: int = 1,
                  device: str | None = None, random_state: int | None = None) -> None:
         self.encoder = encoder
         self.width = width
@@ -210,6 +217,7 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         self.aux_weight = aux_weight
         self.patience = patience
         self.validation_fraction = validation_fraction
+        self.validation_kind = validation_kind
         self.n_jobs = n_jobs
         self.device = device
         self.random_state = random_state
@@ -297,8 +305,9 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         self.classes_, encoded, self.multilabel_ = encode_targets(y, who="SequenceClassifier",
                                                                   n_samples=n_clips)
         seed = 0 if self.random_state is None else int(self.random_state)
-        split = early_stopping_split(encoded, groups, fraction=self.validation_fraction,
-                                      random_state=seed)
+        split, self.validation_kind_ = early_stopping_split(
+            encoded, groups, fraction=self.validation_fraction, random_state=seed,
+            kind=self.validation_kind)
         train, val = split if split is not None else (np.arange(n_clips), None)
         self.streams_ = list(streams)
         self.scaling_ = [StreamScaling(values, train, self.max_steps)
