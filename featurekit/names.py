@@ -28,6 +28,9 @@ E2E_BRANCH = "e2e"
 E2E_HEAD = "cnn"
 #: Heads that learn from frame sequences rather than clip-level features.
 SEQUENCE_HEAD_NAMES = ("seq",)
+#: Evaluation protocols: every fold the test set once, or one official train -> validation ->
+#: eval split (a dataset's ``protocol``; the benchmark's plan follows it).
+LEAVE_ONE_FOLD_OUT, TRAIN_VAL_EVAL = "leave-one-fold-out", "train-val-eval"
 #: The multi-label dataset with an official train / validation / eval split.
 FSD50K = "fsd50k"
 #: Datasets that load the user's own audio rather than an official release.

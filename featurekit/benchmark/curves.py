@@ -23,10 +23,11 @@ from featurekit.benchmark.config import BenchmarkConfig
 from featurekit.benchmark.data import BenchmarkData
 from featurekit.benchmark.execute import execute, validation_counts
 from featurekit.benchmark.fuse import Key, Prediction, fuse
-from featurekit.benchmark.plan import TRAIN_VAL_EVAL, Plan, make_plan, subsample_training
+from featurekit.benchmark.plan import Plan, make_plan, subsample_training
 from featurekit.benchmark.results import branch_comparisons
 from featurekit.errors import ConfigError
 from featurekit.learn.heads.base import HeadSpec
+from featurekit.names import TRAIN_VAL_EVAL
 
 
 def check_curve(config: BenchmarkConfig, *, protocol: str, comparisons: bool) -> None:

@@ -28,13 +28,14 @@ from featurekit.benchmark.config import BenchmarkConfig
 from featurekit.benchmark.curves import check_curve
 from featurekit.benchmark.data import branch_selectors
 from featurekit.benchmark.engine import dataset_task, run_benchmark
-from featurekit.benchmark.plan import LEAVE_ONE_FOLD_OUT, leave_one_fold_out
+from featurekit.benchmark.plan import leave_one_fold_out
 from featurekit.benchmark.results import save_results
 from featurekit.computers.sets import FEATURE_SETS, parse_sets
 from featurekit.errors import ConfigError
 from featurekit.names import (
     E2E_BRANCH,
     HANDCRAFTED_BRANCH,
+    LEAVE_ONE_FOLD_OUT,
     SEQUENCE_HEAD_NAMES,
     neural_branch,
 )

@@ -22,7 +22,7 @@ from featurekit.benchmark.curves import check_curve, learning_curve
 from featurekit.benchmark.data import SINGLE_LABEL_FUSIONS, prepare_data
 from featurekit.benchmark.execute import execute, validation_counts
 from featurekit.benchmark.fuse import fuse
-from featurekit.benchmark.plan import LEAVE_ONE_FOLD_OUT, TRAIN_VAL_EVAL, make_plan, official_split
+from featurekit.benchmark.plan import make_plan, official_split
 from featurekit.benchmark.results import assemble_results
 from featurekit.errors import ConfigError
 from featurekit.fusion import Selector
@@ -30,6 +30,8 @@ from featurekit.learn.heads.base import HeadSpec
 from featurekit.names import (
     E2E_BRANCH,
     E2E_HEAD,
+    LEAVE_ONE_FOLD_OUT,
+    TRAIN_VAL_EVAL,
 )
 from featurekit.pipeline import (
     check_provenance,

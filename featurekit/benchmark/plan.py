@@ -28,7 +28,14 @@ from featurekit.benchmark.config import (
     unit_head,
 )
 from featurekit.errors import ConfigError, DatasetError
-from featurekit.names import E2E_BRANCH, E2E_HEAD, SEQUENCE_HEAD_NAMES, is_neural
+from featurekit.names import (
+    E2E_BRANCH,
+    E2E_HEAD,
+    LEAVE_ONE_FOLD_OUT,
+    SEQUENCE_HEAD_NAMES,
+    TRAIN_VAL_EVAL,
+    is_neural,
+)
 
 #: Unit kinds: one branch, early fusion, the joint sequence model, out-of-fold features.
 UNIT_KINDS = ("branch", "early", "joint", OOF_FEATURES)
@@ -156,8 +163,6 @@ def leave_one_fold_out(folds: np.ndarray, outer_folds: Sequence[int] | None = No
             for fold in chosen]
 
 
-#: Protocols: every fold the test set once, or one official train -> validation -> test split.
-LEAVE_ONE_FOLD_OUT, TRAIN_VAL_EVAL = "leave-one-fold-out", "train-val-eval"
 #: Folds of a dataset with an official split (:data:`TRAIN_VAL_EVAL`).
 TRAIN_FOLD, VALIDATION_FOLD, EVAL_FOLD = 1, 2, 3
 

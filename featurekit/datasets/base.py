@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from featurekit.errors import DatasetError
+from featurekit.names import LEAVE_ONE_FOLD_OUT
 
 __all__ = ["AUDIO_EXTENSIONS", "CLIP_COLUMNS", "Dataset", "DatasetWarning", "assign_folds"]
 
@@ -29,8 +30,6 @@ __all__ = ["AUDIO_EXTENSIONS", "CLIP_COLUMNS", "Dataset", "DatasetWarning", "ass
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif")
 #: Columns every clips table starts with.
 CLIP_COLUMNS = ("clip_id", "path", "label", "label_id", "fold")
-LEAVE_ONE_FOLD_OUT = "leave-one-fold-out"
-TRAIN_VAL_EVAL = "train-val-eval"
 #: Separator of a clip's labels in a multi-label ``label`` value (and in a CSV's ``labels``).
 LABEL_SEPARATOR = ","
 _SHOWN = 5

@@ -35,7 +35,6 @@ import pandas as pd
 
 from featurekit.datasets.base import (
     LABEL_SEPARATOR,
-    TRAIN_VAL_EVAL,
     AudioFinder,
     Dataset,
     audio_check,
@@ -50,7 +49,7 @@ from featurekit.datasets.base import (
 from featurekit.datasets.verify import VerificationReport, default_data_dir
 from featurekit.errors import DatasetError, DownloadError
 from featurekit.io.download import download_file, extract_archive
-from featurekit.names import FSD50K
+from featurekit.names import FSD50K, TRAIN_VAL_EVAL
 
 __all__ = ["FSD50K_CLIPS", "ZENODO_RECORD", "RemoteFile", "download_fsd50k",
            "find_fsd50k_root", "load_fsd50k", "record_files", "verify_fsd50k"]
