@@ -2,6 +2,7 @@
 
 Every error featurekit raises on purpose derives from :class:`FeaturekitError`, so the CLI can
 turn it into a one-line message and exit code 2 while real bugs still show a traceback.
+:class:`Interrupted` is apart: a run stopped by a signal, not an error.
 """
 
 from __future__ import annotations
@@ -47,3 +48,30 @@ class MissingDependencyError(FeaturekitError, ImportError):
 
 class ArtifactError(FeaturekitError, ValueError):
     """A trained-model file is corrupt, truncated, or from an incompatible featurekit."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by a signal: SIGINT (Ctrl-C) or SIGTERM.
+
+    The command line's signal handlers raise it (library code installs none), so that it
+    unwinds through every ``with`` block like Ctrl-C does: store locks are released and
+    worker processes stopped on the way out. A :class:`KeyboardInterrupt`, so that code which
+    catches :class:`Exception` (per-clip error capture) never swallows it.
+
+    Parameters
+    ----------
+    signum : int
+        The signal that stopped the run.
+
+    Attributes
+    ----------
+    signum : int
+    stored : list of str
+        What the stopped run had stored, one entry per store branch it was filling (e.g.
+        ``"12 of 80 clips of esc50/handcrafted"``), added as the exception passes through.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.stored: list[str] = []

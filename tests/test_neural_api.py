@@ -163,22 +163,25 @@ def test_hear_api_shapes_and_scene_embeddings(hear_mn04):
         hear.get_timestamp_embeddings(audio[0], model)
 
 
-def assert_event_resolution(timestamps: torch.Tensor, seconds: float, hop_ms: float) -> None:
-    """Regular within 1 ms, first at or before one hop, last within one hop of the end and
-    never past it."""
+def assert_event_resolution(timestamps: torch.Tensor, seconds: float, hop_ms: float,
+                            sr: int = 32000) -> None:
+    """Exactly regular in float32, on whole samples, first at or before one hop, last within
+    one hop of the end and never past it."""
     end_ms = 1000 * seconds
-    step = torch.diff(timestamps.double())
-    assert float(step.max() - step.min()) < 1.0
-    assert abs(float(step.mean()) - hop_ms) < 1.0
-    assert 0 <= float(timestamps[0]) <= hop_ms
-    assert end_ms - hop_ms <= float(timestamps[-1]) <= end_ms
+    times = timestamps.numpy()
+    assert times.dtype == np.float32
+    np.testing.assert_array_equal(np.diff(times), np.float32(hop_ms))
+    on_samples = times.astype(np.float64) * sr / 1000
+    np.testing.assert_array_equal(on_samples, np.round(on_samples))
+    assert 0 <= times[0] <= hop_ms
+    assert end_ms - hop_ms <= times[-1] <= end_ms
 
 
 @pytest.mark.usefixtures("one_torch_thread")
 @pytest.mark.parametrize("seconds", [1.07, 1.98, 4.0, 60.0])
 def test_hear_timestamps_every_50_ms_or_less(hear_mn04, seconds):
     model = hear_mn04
-    assert model.n_shifts == 7 and model.timestamp_hop_ms == pytest.approx(320 / 7)
+    assert (model.n_shifts, model.hop_samples, model.timestamp_hop_ms) == (8, 1280, 40.0)
     embeddings, timestamps = hear.get_timestamp_embeddings(_noise(1, seconds), model)
     assert embeddings.shape == (1, timestamps.shape[1], 384)
     assert timestamps.shape[1] == pytest.approx(1000 * seconds / model.timestamp_hop_ms, abs=1)
@@ -188,24 +191,51 @@ def test_hear_timestamps_every_50_ms_or_less(hear_mn04, seconds):
 
 @pytest.mark.usefixtures("one_torch_thread")
 def test_hear_rows_are_computed_not_repeated(hear_mn04):
-    """Interleaved rows come from differently delayed passes: neighbours differ."""
-    embeddings, _ = hear.get_timestamp_embeddings(_noise(1, 1.98), hear_mn04)
+    """Interleaved rows come from differently delayed passes: neighbours differ, and the row
+    stamped t is the row of the pass whose row centre falls on t."""
+    model, seconds = hear_mn04, 1.98
+    audio = _noise(1, seconds)
+    embeddings, timestamps = hear.get_timestamp_embeddings(audio, model)
     neighbours = (embeddings[0, 1:] - embeddings[0, :-1]).abs().amax(dim=1)
     assert bool((neighbours > 0).all())
+    hop, period, n = model.hop_samples, 10240, audio.shape[1]
+    length = (model.n_shifts - 1) * hop + n + period  # the padding hear.py gives every pass
+    for shift in (0, 3):
+        padded = torch.zeros((1, length))
+        padded[0, shift * hop:shift * hop + n] = audio[0]
+        with torch.inference_mode():
+            frames = model.tagger(padded)["frames"][0]
+        centres_ms = ((np.arange(frames.shape[0]) + 0.5) * period - shift * hop) / 32
+        for row, centre in enumerate(centres_ms):
+            if 0 <= centre <= 1000 * seconds:
+                (index,) = np.flatnonzero(timestamps[0].numpy() == centre)
+                torch.testing.assert_close(embeddings[0, index], frames[row])
+
+
+def test_hear_hop_is_whole_samples_and_milliseconds():
+    assert hear.timestamp_hop(10240, 32000, 50.0) == 1280  # 40 ms, not 320 / 7 ms
+    assert hear.timestamp_hop(10240, 32000, 30.0) == 640  # 20 ms
+    # 320 ms at 22.05 kHz: 40 ms; at most 30 ms is 20 ms (588 samples, 26.67 ms, is not)
+    assert hear.timestamp_hop(7056, 22050, 50.0) == 882
+    assert hear.timestamp_hop(7056, 22050, 30.0) == 441
+    with pytest.raises(ConfigError, match="whole samples and milliseconds"):
+        hear.timestamp_hop(10240, 32000, 0.7)
 
 
 @pytest.mark.usefixtures("one_torch_thread")
 def test_hear_hop_is_configurable_and_follows_the_frame_period():
     cnn10 = hear.load_model("untrained", model_name="cnn10", device="cpu")  # 160-ms rows
-    assert (cnn10.n_shifts, cnn10.timestamp_hop_ms) == (4, pytest.approx(40.0))
+    assert (cnn10.n_shifts, cnn10.timestamp_hop_ms) == (4, 40.0)
     _, timestamps = hear.get_timestamp_embeddings(_noise(1, 1.07), cnn10)
     assert_event_resolution(timestamps[0], 1.07, 40.0)
     fine = hear.load_model("untrained", model_name="mn04_as", device="cpu", hop_ms=20)
-    assert (fine.n_shifts, fine.timestamp_hop_ms) == (16, pytest.approx(20.0))
+    assert (fine.n_shifts, fine.timestamp_hop_ms) == (16, 20.0)
     _, timestamps = hear.get_timestamp_embeddings(_noise(1, 1.07), fine)
     assert_event_resolution(timestamps[0], 1.07, 20.0)
     coarse = hear.load_model("untrained", model_name="mn04_as", device="cpu", hop_ms=320)
-    assert (coarse.n_shifts, coarse.timestamp_hop_ms) == (1, pytest.approx(320.0))
+    assert (coarse.n_shifts, coarse.timestamp_hop_ms) == (1, 320.0)
+    _, timestamps = hear.get_timestamp_embeddings(_noise(1, 1.07), coarse)
+    np.testing.assert_array_equal(timestamps[0].numpy(), [160.0, 480.0, 800.0])
     with pytest.raises(ConfigError, match="hop_ms must be positive"):
         hear.load_model("untrained", model_name="mn04_as", device="cpu", hop_ms=0)
 

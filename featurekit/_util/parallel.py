@@ -11,7 +11,8 @@ are imported on first use: the CLI reads :data:`BACKENDS` to build its parser.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Generator, Iterator, Sequence
 from typing import Any
 
 from featurekit._util.optional import require
@@ -94,6 +95,14 @@ def run_tasks(tasks: Sequence[Any], *, n_jobs: int, backend: str = "loky",
     ------
     object
         Each task's return value.
+
+    Notes
+    -----
+    Close the generator when leaving early (``contextlib.closing``): closing it, or an
+    exception raised while it waits (Ctrl-C), kills the loky workers at once, or drops the
+    Dask tasks not yet started and closes the LocalCluster (tasks already running on an
+    existing scheduler's workers cannot be preempted and finish there unused). A generator
+    left open keeps its workers computing until it is garbage collected.
     """
     from joblib import Parallel, effective_n_jobs, parallel_config
 
@@ -105,7 +114,22 @@ def run_tasks(tasks: Sequence[Any], *, n_jobs: int, backend: str = "loky",
                 yield function(*args, **kwargs)
             return
         with parallel_config(backend="loky", inner_max_num_threads=1):
-            yield from Parallel(n_jobs=n_jobs, return_as=returned, **options)(tasks)
+            yield from _closed_quietly(
+                Parallel(n_jobs=n_jobs, return_as=returned, **options)(tasks))
         return
     with dask_client(scheduler, effective_n_jobs(n_jobs)), parallel_config(backend="dask"):
-        yield from Parallel(n_jobs=-1, return_as=returned, **options)(tasks)
+        yield from _closed_quietly(Parallel(n_jobs=-1, return_as=returned, **options)(tasks))
+
+
+def _closed_quietly(results: Generator[Any, None, None]) -> Iterator[Any]:
+    """``results``, closed without joblib's warning that tasks were cancelled or unused: a
+    caller that stops early (an exception, Ctrl-C) means to, and the warning's advice (adjust
+    the task iterator) would mislead."""
+    try:
+        # Not ``yield from``: it would close ``results`` before the filter below is in place.
+        for result in results:  # noqa: UP028
+            yield result
+    finally:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"\d+ tasks", category=UserWarning)
+            results.close()

@@ -7,6 +7,7 @@ training rows. Only training rows reach any ``fit``: the test rows are only pred
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -245,8 +246,10 @@ def execute(plan: Plan, data: BenchmarkData, specs: Mapping[str, HeadSpec], *,
                       disable=None if progress is None else not progress) as bar:
         for stage in plan.stages:
             results = run_tasks([task(unit) for unit in stage], n_jobs=n_jobs,
-                                   backend=backend, scheduler=scheduler)
-            for unit, output in zip(stage, results, strict=True):
-                outputs[unit] = output
-                bar.update(1)
+                                backend=backend, scheduler=scheduler)
+            # Closed on any exception, so that the workers stop then (see run_tasks).
+            with contextlib.closing(results):
+                for unit, output in zip(stage, results, strict=True):
+                    outputs[unit] = output
+                    bar.update(1)
     return outputs, splits

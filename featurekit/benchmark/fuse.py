@@ -10,6 +10,7 @@ and the selection rule of :func:`featurekit.learn.selection.select_by_oof`.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -181,6 +182,9 @@ def fuse(plan: Plan, data: BenchmarkData, outputs: Mapping[Unit, UnitOutput],
                                 data.groups[plan.training(fold, repeat)])
              for (fold, repeat), inner in splits.items()]
     predictions: dict[Key, Prediction] = {}
-    for part in run_tasks(tasks, n_jobs=n_jobs, backend=backend, scheduler=scheduler):
-        predictions.update(part)
+    # Closed on any exception, so that the workers stop then (see run_tasks).
+    with contextlib.closing(run_tasks(tasks, n_jobs=n_jobs, backend=backend,
+                                      scheduler=scheduler)) as parts:
+        for part in parts:
+            predictions.update(part)
     return predictions

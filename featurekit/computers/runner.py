@@ -5,7 +5,11 @@ or Dask) and come back as soon as each finishes, in any order, and each finished
 written as one Parquet part right away. Memory therefore depends on the batch size and the
 number of workers, not on the dataset, and an interrupted run loses at most the batches in
 flight: a rerun skips every stored clip (see :mod:`featurekit.store`). A clip that kills its
-worker process is found and recorded as failed; the run goes on (see :func:`run_branch`).
+worker process is found and recorded as failed; the run goes on (see :func:`run_branch`). An
+exception in this process (Ctrl-C, or the command line's SIGTERM as
+:class:`~featurekit.errors.Interrupted`) stops the workers before it leaves
+:func:`run_branch`, and an :class:`~featurekit.errors.Interrupted` learns how many clips the
+branch holds.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from featurekit._util.parallel import check_backend, run_tasks
 from featurekit._util.progress import progress_bar
 from featurekit.computers.base import BranchComputer, compute_batch_safely
 from featurekit.datasets.base import CLIP_COLUMNS
-from featurekit.errors import DatasetError, StoreError
+from featurekit.errors import DatasetError, Interrupted, StoreError
 from featurekit.store.reader import FeatureStore
 from featurekit.store.records import ClipFailure, ClipResult
 
@@ -143,9 +147,10 @@ def _in_loky_workers(computer: BranchComputer, paths: Sequence[list[str]], *, n_
                                                    running=os.path.join(running, str(index)))
                      for index, batch_paths in remaining.items()]
             try:
-                for index, outcomes in run_tasks(tasks, n_jobs=n_jobs, ordered=False):
-                    del remaining[index]
-                    yield index, outcomes
+                with contextlib.closing(run_tasks(tasks, n_jobs=n_jobs, ordered=False)) as done:
+                    for index, outcomes in done:
+                        del remaining[index]
+                        yield index, outcomes
             except BrokenProcessPool:
                 in_flight = sorted(int(name) for name in os.listdir(running))
                 if not in_flight:  # died outside any batch: nothing to isolate
@@ -282,20 +287,29 @@ def run_branch(computer: BranchComputer, dataset: Any, store: FeatureStore | str
         size = batch_size or default_batch_size(len(todo), workers)
         batches = [todo.iloc[start:start + size] for start in range(0, len(todo), size)]
         finished = 0
-        with progress_bar(total=len(todo), desc=f"{dataset.name}/{computer.branch}",
-                          disable=None if progress else True) as bar:
-            for index, outcomes in _execute(computer, batches, n_jobs=n_jobs, frames=frames,
-                                            backend=backend, scheduler=scheduler):
-                batch = batches[index]
-                stored, batch_failures = writer.write_batch(batch, outcomes)
-                done += stored
-                if batch_failures:
-                    failures.extend(batch_failures)
-                    bar.set_postfix(failed=len(failures))
-                finished += len(batch)
-                bar.update(len(batch))
-                if on_progress is not None:
-                    on_progress(finished, len(todo))
+        # Closed on the way out of an exception, so that the workers stop here (joblib kills
+        # its loky workers, a LocalCluster closes), not whenever the generator is collected.
+        running = contextlib.closing(_execute(computer, batches, n_jobs=n_jobs, frames=frames,
+                                              backend=backend, scheduler=scheduler))
+        try:
+            with running as finished_batches, progress_bar(
+                    total=len(todo), desc=f"{dataset.name}/{computer.branch}",
+                    disable=None if progress else True) as bar:
+                for index, outcomes in finished_batches:
+                    batch = batches[index]
+                    stored, batch_failures = writer.write_batch(batch, outcomes)
+                    done += stored
+                    if batch_failures:
+                        failures.extend(batch_failures)
+                        bar.set_postfix(failed=len(failures))
+                    finished += len(batch)
+                    bar.update(len(batch))
+                    if on_progress is not None:
+                        on_progress(finished, len(todo))
+        except Interrupted as stop:
+            stop.stored.append(f"{len(writer.done)} of {len(clips)} clips of "
+                               f"{dataset.name}/{computer.branch}")
+            raise
     return RunSummary(dataset=dataset.name, branch=computer.branch, store=store.path,
                       total=len(clips), done=done, skipped=len(clips) - len(todo),
                       failed=len(failures),

@@ -7,6 +7,7 @@ with the training configuration; a clip that fails any computer is reported, not
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -118,5 +119,6 @@ def _outcomes(computer: BranchComputer, sources: Sequence[Any], sr: int | None, 
     tasks = [delayed(compute_batch_safely)(computer, index, sources[start:start + size],
                                            False, True)
              for index, start in enumerate(range(0, len(sources), size))]
-    return [outcome for _, outcomes in run_tasks(tasks, n_jobs=workers)
-            for outcome in outcomes]
+    # Closed on any exception, so that the workers stop then (see run_tasks).
+    with contextlib.closing(run_tasks(tasks, n_jobs=workers)) as batches:
+        return [outcome for _, outcomes in batches for outcome in outcomes]
