@@ -240,3 +240,56 @@ def test_the_second_level_check_catches_rows_swapped_for_test_rows(
     run_benchmark(frame, dataset="spied", config=config, head_specs=SPY, progress=False)
     with pytest.raises(AssertionError, match="not out-of-fold predictions"):
         check_second_level(spied, frame, plan_of(frame, config))
+
+
+# --------------------------------------------------------------------------------------------
+# The official split: the second level learns from real out-of-fold probabilities only
+# --------------------------------------------------------------------------------------------
+
+def test_official_split_fits_and_second_level_learn_from_real_rows_only(spied: Log) -> None:
+    frame = spy_frame(WIDTHS)
+    run_official(frame)
+    plan = plan_of(frame, FUNCTIONALS, TRAIN_VAL_EVAL)
+    check_fits(spied, frame)
+    check_second_level(spied, frame, plan, TRAIN_VAL_EVAL)
+    check_oof_features_rows(spied, frame, plan, TRAIN_VAL_EVAL)
+    assert {fit["rule"] for fit in spied.rule_fits} == {"mean", "weighted", "stacking",
+                                                         "calibrated"}
+    assert len(spied.selections) == 2 * FUNCTIONALS.repeats  # auto and neural-auto
+
+
+def test_the_filler_check_catches_a_target_fitted_on_every_training_row(
+        spied: Log, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before issue 20, the official split's oof_features target learned on every training
+    row, the train clips carrying log(1e-6) in every class (their out-of-fold probabilities
+    were zeros)."""
+    def every_row(targets, groups, splits, seed):
+        return np.arange(len(targets)), list(splits)
+
+    monkeypatch.setattr(execute_module, "second_level_rows", every_row)
+    frame = spy_frame(WIDTHS)
+    run_official(frame)
+    with pytest.raises(AssertionError, match=r"without probabilities|filler"):
+        check_oof_features_rows(spied, frame, plan_of(frame, FUNCTIONALS, TRAIN_VAL_EVAL),
+                                TRAIN_VAL_EVAL)
+
+
+def test_the_second_level_check_catches_rules_fitted_on_fillers(
+        spied: Log, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rules and selections of the official split fitted on every training row, the train
+    clips' missing out-of-fold probabilities read as zeros: the count is right, the rows
+    are not."""
+    def every_row(y_train, outputs, splits, groups, seed):
+        zeros = {unit: replace(output, oof=None if output.oof is None
+                               else np.nan_to_num(output.oof))
+                 for unit, output in outputs.items()}
+        return y_train, zeros, list(splits)
+
+    monkeypatch.setattr(fuse_module, "_second_level", every_row)
+    frame = spy_frame(WIDTHS)
+    config = replace(FUNCTIONALS, fusions=("mean", "weighted"), repeats=1)
+    run_benchmark(frame, dataset="spied", config=config, head_specs=SPY,
+                  protocol=TRAIN_VAL_EVAL, progress=False)
+    with pytest.raises(AssertionError, match="out-of-fold"):
+        check_second_level(spied, frame, plan_of(frame, config, TRAIN_VAL_EVAL),
+                           TRAIN_VAL_EVAL)

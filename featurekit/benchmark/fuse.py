@@ -20,12 +20,12 @@ from threadpoolctl import threadpool_limits
 from featurekit._util.parallel import run_tasks
 from featurekit.benchmark.config import LATE_FUSIONS, OOF_FEATURES, unit_head
 from featurekit.benchmark.data import BenchmarkData
-from featurekit.benchmark.execute import UnitOutput
+from featurekit.benchmark.execute import UnitOutput, second_level_rows
 from featurekit.benchmark.plan import Plan, System, Unit, oof_feature_target
 from featurekit.benchmark.score import primary_metric, task_metrics
 from featurekit.fusion import blend_probabilities, cross_fitted_proba, make_fusion
 from featurekit.learn.selection import select_by_oof
-from featurekit.learn.splits import Split, inner_splits, stratification_labels
+from featurekit.learn.splits import Split
 
 
 @dataclass
@@ -56,9 +56,6 @@ class Prediction:
 
 
 Key = tuple[str, int, int]  # system name, fold, repeat
-#: Splits of a fixed validation set for the fusion rules' own choices (as many as the
-#: benchmark's default inner splits).
-VALIDATION_SPLITS = 3
 UnitKey = tuple[str, tuple[str, ...], str]  # head, branches, kind: one unit per fold and repeat
 
 
@@ -105,27 +102,22 @@ def _fuse_system(system: System, y_train: np.ndarray, splits: Sequence[Split],
     return Prediction(test, inner, _named(rule.choice_, system.branches))
 
 
-def _validation_rows(y_train: np.ndarray, outputs: Mapping[Unit, UnitOutput],
-                     splits: Sequence[Split], groups: np.ndarray | None, seed: int
-                     ) -> tuple[np.ndarray, dict[Unit, UnitOutput], list[Split]]:
-    """Inner predictions restricted to the rows some inner split predicted.
+def _second_level(y_train: np.ndarray, outputs: Mapping[Unit, UnitOutput],
+                  splits: Sequence[Split], groups: np.ndarray | None, seed: int
+                  ) -> tuple[np.ndarray, dict[Unit, UnitOutput], list[Split]]:
+    """Targets, inner predictions and splits restricted to the :func:`second_level_rows`.
 
     Inner cross-validation predicts every training row, and nothing changes. A fixed train ->
     validation split (:func:`~featurekit.benchmark.plan.official_split`) predicts only the
-    validation rows: fusions then learn, and selections score, on those rows alone, and the
-    rules' own choices (the stacker's ``C``, the guards) use group-aware splits of them.
+    validation rows: fusions then learn, and selections score, on those rows alone.
     """
-    covered = np.unique(np.concatenate([val for _, val in splits]))
-    if covered.size == len(y_train):
-        return y_train, dict(outputs), list(splits)
-    y_val = y_train[covered]
+    rows, second_splits = second_level_rows(y_train, groups, splits, seed)
+    if rows.size == len(y_train):
+        return y_train, dict(outputs), second_splits
     restricted = {unit: replace(output, oof=None if output.oof is None
-                                else output.oof[:, covered])
+                                else output.oof[:, rows])
                   for unit, output in outputs.items()}
-    val_splits = inner_splits(stratification_labels(y_val),
-                              None if groups is None else groups[covered],
-                              n_splits=VALIDATION_SPLITS, random_state=seed)
-    return y_val, restricted, val_splits
+    return y_train[rows], restricted, second_splits
 
 
 def fuse_fold(plan: Plan, y_train: np.ndarray, y_test: np.ndarray, fold: int, repeat: int,
@@ -143,7 +135,7 @@ def fuse_fold(plan: Plan, y_train: np.ndarray, y_test: np.ndarray, fold: int, re
     fixed validation set.
     """
     scored = {name for _, candidates in plan.selections for name in candidates}
-    y_train, outputs, splits = _validation_rows(y_train, outputs, splits, groups, seed)
+    y_train, outputs, splits = _second_level(y_train, outputs, splits, groups, seed)
     metric = primary_metric(np.ndim(y_train) == 2)
     by_key = {(unit.head, unit.branches, unit.kind): output
               for unit, output in outputs.items()}

@@ -117,7 +117,8 @@ class FittedBranch:
     members : list
         One fitted head per seed (one for a deterministic head), trained on all given rows.
     oof : np.ndarray or None, shape (n_members, n_rows, n_classes)
-        Probabilities each member's twin predicted for rows it was not trained on.
+        Probabilities each member's twin predicted for rows it was not trained on (NaN for a
+        row no split validates: it has no out-of-fold prediction).
     params : dict
         Hyper-parameters used (the search result when tuning was on).
     twins : list of list, optional
@@ -172,7 +173,7 @@ def fit_branch(head: Head, X: Any, y: np.ndarray, groups: np.ndarray | None = No
                                 groups))
         if splits is None:
             continue
-        member_oof = np.zeros((len(y), n_classes))
+        member_oof = np.full((len(y), n_classes), np.nan)
         member_twins = []
         for train, val in splits:
             twin = build_head(head, random_state=seed, params=params)
