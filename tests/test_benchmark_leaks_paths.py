@@ -17,6 +17,7 @@ import test_benchmark_leaks as leaks
 from test_benchmark_leaks import (
     FUNCTIONALS,
     N_CLASSES,
+    SEQUENCE,
     SPY,
     SPY_SEQ,
     WIDTHS,
@@ -293,3 +294,28 @@ def test_the_second_level_check_catches_rules_fitted_on_fillers(
     with pytest.raises(AssertionError, match="out-of-fold"):
         check_second_level(spied, frame, plan_of(frame, config, TRAIN_VAL_EVAL),
                            TRAIN_VAL_EVAL)
+
+
+# --------------------------------------------------------------------------------------------
+# The blend under an official split
+# --------------------------------------------------------------------------------------------
+
+def run_official_sequences(frame: pd.DataFrame) -> dict:
+    return run_benchmark(frame, dataset="spied", config=SEQUENCE, head_specs=SPY_SEQ,
+                         sequences=id_sequences(frame, ("pitch", "spectral")),
+                         protocol=TRAIN_VAL_EVAL, progress=False)
+
+
+def test_blend_under_an_official_split_learns_on_the_validation_clips(spied: Log) -> None:
+    """The blend read the embeddings of the wrong rows under an official split (an
+    IndexError); its blender now learns on the validation clips, embedded by encoders
+    trained on the train clips."""
+    frame = spy_frame(HANDCRAFTED)
+    results = run_official_sequences(frame)
+    plan = plan_of(frame, SEQUENCE, TRAIN_VAL_EVAL,
+                   sequences=id_sequences(frame, ("pitch", "spectral")))
+    check_fits(spied, frame)
+    check_second_level(spied, frame, plan, TRAIN_VAL_EVAL)
+    assert len(spied.blenders) == SEQUENCE.repeats  # one inner split: one blender each
+    by_name = {system["name"]: system for system in results["systems"]}
+    assert 0.0 <= by_name["pitch+spectral/seq/blend"]["mean"]["accuracy"] <= 1.0

@@ -67,7 +67,14 @@ def _named(choice: str, branches: Sequence[str]) -> str:
 
 def _fuse_system(system: System, y_train: np.ndarray, splits: Sequence[Split],
                  outputs: Mapping[UnitKey, UnitOutput], n_classes: int, seed: int,
-                 scored: bool) -> Prediction:
+                 scored: bool, twins: tuple[np.ndarray, Sequence[Split]]) -> Prediction:
+    """One system's prediction from its units' outputs.
+
+    ``y_train``, ``splits`` and the outputs' ``oof`` are the second level's rows
+    (:func:`~featurekit.benchmark.execute.second_level_rows`); ``twins`` are the targets of
+    every training row and the inner splits the units' twins were fitted on, which the blend
+    needs (each twin's embeddings belong to its own split).
+    """
     head = system.head
     if system.fusion is None or system.fusion in ("early", "joint", OOF_FEATURES):
         output = outputs[head, system.branches, system.fusion or "branch"]
@@ -84,15 +91,17 @@ def _fuse_system(system: System, y_train: np.ndarray, splits: Sequence[Split],
         return Prediction(output.test.mean(axis=0), inner, choice)
     parts = [outputs[unit_head(head, name), (name,), "branch"] for name in system.branches]
     if system.fusion == "blend":
+        y_twins, twin_splits = twins
         members = [blend_probabilities(
-            [np.hstack([part.oof_embedding[m][val] for part in parts]) for _, val in splits],
-            [y_train[val] for _, val in splits],
+            [np.hstack([part.oof_embedding[m][val] for part in parts])
+             for _, val in twin_splits],
+            [y_twins[val] for _, val in twin_splits],
             [np.hstack([part.test_embedding[m][k] for part in parts])
-             for k in range(len(splits))], n_classes=n_classes, random_state=seed)
+             for k in range(len(twin_splits))], n_classes=n_classes, random_state=seed)
             for m in range(parts[0].oof_embedding.shape[0])]
         return Prediction(np.mean(members, axis=0), None,
                           f"linear blend of {len(parts)} x {parts[0].oof_embedding.shape[2]}-d "
-                          f"embeddings, {len(splits)} inner splits")
+                          f"embeddings, {len(twin_splits)} inner splits")
     if system.fusion not in LATE_FUSIONS:
         raise ValueError(f"no fusion step for {system.fusion!r}")
     oof = [part.oof.mean(axis=0) for part in parts]
@@ -135,6 +144,7 @@ def fuse_fold(plan: Plan, y_train: np.ndarray, y_test: np.ndarray, fold: int, re
     fixed validation set.
     """
     scored = {name for _, candidates in plan.selections for name in candidates}
+    twins = (y_train, list(splits))
     y_train, outputs, splits = _second_level(y_train, outputs, splits, groups, seed)
     metric = primary_metric(np.ndim(y_train) == 2)
     by_key = {(unit.head, unit.branches, unit.kind): output
@@ -144,7 +154,7 @@ def fuse_fold(plan: Plan, y_train: np.ndarray, y_test: np.ndarray, fold: int, re
     with threadpool_limits(limits=1):
         for system in plan.systems:
             prediction = _fuse_system(system, y_train, splits, by_key, n_classes, seed,
-                                      system.name in scored)
+                                      system.name in scored, twins)
             prediction.metrics = task_metrics(y_test, prediction.test)
             predictions[system.name, fold, repeat] = prediction
     for name, candidates in plan.selections:
