@@ -36,6 +36,7 @@ import featurekit.benchmark.curves as curves_module
 import featurekit.benchmark.engine as engine_module
 import featurekit.benchmark.execute as execute_module
 import featurekit.benchmark.fuse as fuse_module
+import featurekit.fusion.branches as branches_module
 import featurekit.fusion.rules as rules_module
 from featurekit.benchmark import BenchmarkConfig, run_benchmark
 from featurekit.benchmark.config import OOF_FEATURES
@@ -319,3 +320,67 @@ def test_blend_under_an_official_split_learns_on_the_validation_clips(spied: Log
     assert len(spied.blenders) == SEQUENCE.repeats  # one inner split: one blender each
     by_name = {system["name"]: system for system in results["systems"]}
     assert 0.0 <= by_name["pitch+spectral/seq/blend"]["mean"]["accuracy"] <= 1.0
+
+
+# --------------------------------------------------------------------------------------------
+# The hyper-parameter search (--tune)
+# --------------------------------------------------------------------------------------------
+
+class TunedSpyHead(SpyHead):
+    """A spy with a search space (``shrink``) that also records ``tag``: the search whose
+    result it was built with (set by :func:`spy_searches`)."""
+
+    def __init__(self, random_state: int | None = None, shrink: float = 0.0,
+                 tag: int | None = None) -> None:
+        super().__init__(random_state=random_state)
+        self.shrink = shrink
+        self.tag = tag
+
+    def fit(self, X: Any, y: Any, groups: np.ndarray | None = None) -> TunedSpyHead:
+        super().fit(X, y, groups)
+        self.centres_ = self.centres_ * (1.0 - self.shrink)
+        leaks.LOG.fits[-1]["tag"] = self.tag
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Most probable class (the search scores accuracy)."""
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+TUNED_SPY = {"spy": HeadSpec("spy", TunedSpyHead, seeded=True,
+                             param_grid={"shrink": [0.0, 0.5]})}
+TUNED = BenchmarkConfig(heads=("spy",), fusions=("mean", "oof_features"), repeats=1,
+                        n_seeds=1, tune=True, n_bootstrap=100)
+
+
+def spy_searches(monkeypatch: pytest.MonkeyPatch) -> list[set[int]]:
+    """Ids of the rows of every search; each search's result carries its index as ``tag``."""
+    searches: list[set[int]] = []
+    real = branches_module.tune_head
+
+    def tune_head(head, X, y, groups=None, **kwargs):
+        params = real(head, X, y, groups, **kwargs)
+        searches.append(set(clip_ids(X).tolist()))
+        return {**params, "tag": len(searches) - 1}
+
+    monkeypatch.setattr(branches_module, "tune_head", tune_head)
+    return searches
+
+
+@pytest.mark.parametrize("protocol", [LEAVE_ONE_FOLD_OUT, TRAIN_VAL_EVAL])
+def test_the_search_of_an_inner_twin_never_sees_its_validation_rows(
+        spied: Log, monkeypatch: pytest.MonkeyPatch, protocol: str) -> None:
+    """--tune: each twin's hyper-parameters come from a search on its own training rows, so
+    its out-of-fold probabilities (the inner scores of every system) are not flattered by a
+    search that saw the rows they are scored on."""
+    searches = spy_searches(monkeypatch)
+    frame = spy_frame(WIDTHS)
+    run_benchmark(frame, dataset="spied", config=TUNED, head_specs=TUNED_SPY,
+                  protocol=protocol, progress=False)
+    check_fits(spied, frame)
+    built = [fit for fit in spied.fits if fit.get("tag") is not None]
+    twins = [fit for fit in built if fit["ids"].size < len(fit["train"])]
+    assert twins, "no inner twin was built from a search"
+    for fit in built:
+        assert searches[fit["tag"]] <= set(fit["ids"].tolist()), \
+            f"{fit['unit']}: a head was built from a search over rows it was not trained on"
