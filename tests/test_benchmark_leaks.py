@@ -27,11 +27,11 @@ import featurekit.benchmark.plan as plan_module
 import featurekit.fusion.blend as blend_module
 import featurekit.fusion.rules as rules_module
 from featurekit.benchmark import BenchmarkConfig, run_benchmark
-from featurekit.benchmark.config import head_spec
+from featurekit.benchmark.config import head_spec, unit_head
 from featurekit.benchmark.data import prepare_data
 from featurekit.benchmark.execute import execute
 from featurekit.benchmark.fuse import fuse
-from featurekit.benchmark.plan import make_plan
+from featurekit.benchmark.plan import LEAVE_ONE_FOLD_OUT, VALIDATION_FOLD, make_plan
 from featurekit.learn.heads.base import HeadSpec
 from featurekit.learn.splits import inner_splits, validation_split
 
@@ -92,6 +92,7 @@ class SpyHead(ClassifierMixin, BaseEstimator):
         LOG.fits.append({"ids": ids, "groups": None if groups is None else np.array(groups),
                          "stopping": None if split is None else (ids[split[0]], ids[split[1]]),
                          "streams": list(X) if isinstance(X, Mapping) else None,
+                         "X": None if isinstance(X, Mapping) else np.array(X, dtype=float),
                          **LOG.context})
         self.classes_ = np.unique(y)
         Z = signal(X)
@@ -129,7 +130,8 @@ def spied(monkeypatch: pytest.MonkeyPatch) -> Log:
     real_fit_unit = execute_module.fit_unit
 
     def fit_unit(unit, spec, data, train, test, **kwargs):
-        LOG.context = {"unit": unit, "test": set(clip_ids(data.X[test]).tolist())}
+        LOG.context = {"unit": unit, "test": set(clip_ids(data.X[test]).tolist()),
+                       "train": set(clip_ids(data.X[train]).tolist())}
         try:
             return real_fit_unit(unit, spec, data, train, test, **kwargs)
         finally:
@@ -137,9 +139,10 @@ def spied(monkeypatch: pytest.MonkeyPatch) -> Log:
 
     real_fuse_fold = fuse_module.fuse_fold
 
-    def fuse_fold(plan, y_train, y_test, fold, repeat, *args, **kwargs):
-        LOG.context = {"fold": fold, "y_train": np.array(y_train)}
-        return real_fuse_fold(plan, y_train, y_test, fold, repeat, *args, **kwargs)
+    def fuse_fold(plan, y_train, y_test, fold, repeat, outputs, *args, **kwargs):
+        LOG.context = {"fold": fold, "repeat": repeat, "y_train": np.array(y_train),
+                       "outputs": dict(outputs)}
+        return real_fuse_fold(plan, y_train, y_test, fold, repeat, outputs, *args, **kwargs)
 
     real_fuse_system = fuse_module._fuse_system
 
@@ -151,7 +154,8 @@ def spied(monkeypatch: pytest.MonkeyPatch) -> Log:
         class Spy(base):
             def fit(self, oof, y, splits):
                 LOG.rule_fits.append({"rule": name, "n": len(y), "y": np.array(y),
-                                      "rows": {len(p) for p in oof}, **LOG.context})
+                                      "rows": {len(p) for p in oof},
+                                      "oof": [np.array(p) for p in oof], **LOG.context})
                 return super().fit(oof, y, splits)
 
         return Spy
@@ -223,6 +227,8 @@ def check_fits(log: Log, frame: pd.DataFrame) -> None:
         ids, test = fit["ids"], fit["test"]
         assert test and not test & set(ids.tolist()), \
             f"{fit['unit']} was fitted on a row of its outer test fold"
+        assert set(ids.tolist()) <= fit["train"], \
+            f"{fit['unit']} was fitted on a row outside its training rows"
         test_recordings = set(recording[sorted(test)])
         assert not test_recordings & set(recording[ids]), \
             f"{fit['unit']} was fitted on a clip sharing a recording with a test clip"
@@ -242,8 +248,44 @@ def check_fits(log: Log, frame: pd.DataFrame) -> None:
             "a head predicted a clip whose recording it was trained on"
 
 
-def check_second_level(log: Log, frame: pd.DataFrame, plan: Any) -> None:
-    """Late rules, blenders and selections learn from the training rows of their fold only."""
+def second_level_positions(frame: pd.DataFrame, plan: Any, protocol: str, fold: int,
+                           n_train: int) -> np.ndarray:
+    """Positions among a fold's training rows of the rows with real out-of-fold probabilities
+    (what the second level may learn from): all of them under inner cross-validation, the
+    validation clips under an official split."""
+    if protocol == LEAVE_ONE_FOLD_OUT:
+        return np.arange(n_train)
+    train = next(rows for index, rows, _ in plan.outer if index == fold)
+    return np.flatnonzero(frame["fold"].to_numpy()[train] == VALIDATION_FOLD)
+
+
+def rule_rows(fit: dict[str, Any], plan: Any) -> np.ndarray:
+    """Positions among its fold's training rows of the rows a late rule was fitted on, found
+    by their out-of-fold probabilities in the outputs of the system's branch units (a row
+    found nowhere, or in several places -- a filler -- fails)."""
+    system = next(system for system in plan.systems if system.name == fit["system"])
+    found = []
+    for name, proba in zip(system.branches, fit["oof"], strict=True):
+        output = next(output for unit, output in fit["outputs"].items()
+                      if (unit.head, unit.branches, unit.kind)
+                      == (unit_head(system.head, name), (name,), "branch"))
+        where: dict[bytes, list[int]] = {}
+        for position, row in enumerate(output.oof.mean(axis=0)):
+            where.setdefault(row.tobytes(), []).append(position)
+        matches = [where.get(row.tobytes(), []) for row in proba]
+        assert all(len(match) == 1 for match in matches), \
+            f"{fit['rule']} of {fit['system']} was fitted on rows that are not out-of-fold " \
+            "predictions of its fold's training rows"
+        found.append(np.array([match[0] for match in matches]))
+    assert all(np.array_equal(found[0], other) for other in found), \
+        f"{fit['rule']} of {fit['system']} combined different rows of its branches"
+    return found[0]
+
+
+def check_second_level(log: Log, frame: pd.DataFrame, plan: Any,
+                       protocol: str = LEAVE_ONE_FOLD_OUT) -> None:
+    """Late rules, blenders and selections learn from the training rows of their fold only,
+    and from those with real out-of-fold probabilities (which rows, not only how many)."""
     recording = frame["recording"].to_numpy()
     train_rows = {fold: train for fold, train, _ in plan.outer}
     test_rows = {fold: set(test.tolist()) for fold, _, test in plan.outer}
@@ -251,9 +293,18 @@ def check_second_level(log: Log, frame: pd.DataFrame, plan: Any) -> None:
         n_train = len(train_rows[fit["fold"]])
         assert fit["n"] <= n_train and fit["rows"] == {fit["n"]}, \
             f"{fit['rule']} of {fit['system']} was fitted on more rows than the fold trains on"
+        rows = rule_rows(fit, plan)
+        allowed = second_level_positions(frame, plan, protocol, fit["fold"], len(fit["y_train"]))
+        assert set(rows.tolist()) <= set(allowed.tolist()), \
+            f"{fit['rule']} of {fit['system']} was fitted on rows without out-of-fold " \
+            "probabilities"
+        assert np.array_equal(fit["y"], fit["y_train"][rows]), \
+            f"{fit['rule']} of {fit['system']} was given other labels than its rows'"
     for fit in log.selections:
-        assert np.array_equal(fit["y"], fit["y_train"]) and fit["rows"] == {len(fit["y"])}, \
-            "a selection saw other rows than its fold's training rows"
+        allowed = second_level_positions(frame, plan, protocol, fit["fold"], len(fit["y_train"]))
+        assert np.array_equal(fit["y"], fit["y_train"][allowed]) \
+            and fit["rows"] == {len(allowed)}, \
+            "a selection saw other rows than its fold's rows with out-of-fold probabilities"
     for fit in log.blenders:
         for start in range(0, fit["Z"].shape[1], EMBEDDING_WIDTH):
             block = fit["Z"][:, start:start + EMBEDDING_WIDTH]
@@ -264,6 +315,11 @@ def check_second_level(log: Log, frame: pd.DataFrame, plan: Any) -> None:
                 learned = set(recording[log.fits[serial]["ids"]])
                 assert not learned & set(recording[ids[block[:, 1] == serial]]), \
                     "a blender saw an embedding of a clip its encoder was trained on"
+            if protocol != LEAVE_ONE_FOLD_OUT:
+                validation = train_rows[fit["fold"]][second_level_positions(
+                    frame, plan, protocol, fit["fold"], len(fit["y_train"]))]
+                assert sorted(ids.tolist()) == sorted(validation.tolist()), \
+                    "a blender of the official split learned on other clips than validation's"
 
 
 FUNCTIONALS = BenchmarkConfig(heads=("spy",),

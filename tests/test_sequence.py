@@ -219,6 +219,23 @@ def test_benchmark_runs_the_sequence_head_the_blend_and_the_joint_model() -> Non
     assert results["sequence_dims"] == {"pitch": [16, 3], "spectral": [16, 3]}
 
 
+def test_blend_under_an_official_split_learns_on_validation_and_scores_eval() -> None:
+    """Under a train -> val -> eval split the blend read its encoders' embeddings with the
+    second level's rows (an IndexError); its one blender learns on the validation clips."""
+    frame, sequences = benchmark_inputs()
+    config = BenchmarkConfig(heads=("seq",), fusions=("blend",), n_seeds=1, repeats=1,
+                             n_bootstrap=100)
+    results = run_benchmark(frame, dataset="g", config=config, head_specs=quick_seq(),
+                            sequences=sequences, protocol="train-val-eval", progress=False)
+    by_name = {system["name"]: system for system in results["systems"]}
+    blend = by_name["pitch+spectral/seq/blend"]
+    assert results["folds"] == [3]
+    assert blend["fusion_choice"] == {"3": "linear blend of 2 x 16-d embeddings, 1 inner splits"}
+    single = max(by_name["pitch/seq"]["mean"]["accuracy"],
+                 by_name["spectral/seq"]["mean"]["accuracy"])
+    assert blend["mean"]["accuracy"] > 0.8 > single + 0.2
+
+
 def test_benchmark_sequences_follow_the_callers_row_order() -> None:
     frame, sequences = benchmark_inputs()
     config = BenchmarkConfig(heads=("seq",), fusions=("blend",), n_seeds=1, repeats=1,

@@ -116,7 +116,10 @@ class BenchmarkConfig:
         Inner cross-validation splits of the training folds (out-of-fold probabilities that
         teach the fusions and score the ``auto`` candidates, and the search).
     tune : bool
-        Hyper-parameter search of every head inside the training folds.
+        Hyper-parameter search of every head inside the training folds, nested: each inner
+        out-of-fold twin searches inside its own split's training rows (so the inner scores
+        that teach the fusions and choose ``auto`` are not flattered by the search), which
+        makes ``1 + inner_splits`` searches per unit.
     n_bootstrap : int
         Resamples of the two-level bootstrap.
     outer_folds : tuple of int, optional

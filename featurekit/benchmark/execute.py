@@ -3,6 +3,11 @@
 Each unit fits one head on the training rows of its outer fold and predicts the test rows;
 with ``unit.inner`` it also fits the head's inner out-of-fold twins on the inner splits of the
 training rows. Only training rows reach any ``fit``: the test rows are only predicted.
+
+A second-level learner (the target head of ``oof_features`` here, the late rules in
+:mod:`featurekit.benchmark.fuse`) learns only from rows with real out-of-fold probabilities:
+every training row under inner cross-validation, the validation rows under an official
+train -> validation split (:func:`second_level_rows`).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from featurekit.benchmark.plan import Plan, Unit, oof_feature_target
 from featurekit.fusion import fit_branch, log_probability_features, predict_members
 from featurekit.learn.fitting import take_rows
 from featurekit.learn.heads.base import HeadSpec
-from featurekit.learn.splits import Split, inner_splits
+from featurekit.learn.splits import Split, inner_splits, stratification_labels
 from featurekit.names import E2E_BRANCH, E2E_HEAD, SEQUENCE_HEAD_NAMES
 
 
@@ -72,6 +77,48 @@ class UnitOutput:
     frames: tuple[np.ndarray, np.ndarray] | None = None
 
 
+#: Splits of a fixed validation set for the second level's own choices and out-of-fold
+#: predictions (as many as the benchmark's default inner splits).
+VALIDATION_SPLITS = 3
+
+
+def second_level_rows(targets: np.ndarray, groups: np.ndarray | None, splits: Sequence[Split],
+                      seed: int) -> tuple[np.ndarray, list[Split]]:
+    """The training rows a second-level learner may learn from, and its splits of them.
+
+    Inner cross-validation predicts every training row out of fold: all rows, and ``splits``
+    themselves. A fixed train -> validation split
+    (:func:`~featurekit.benchmark.plan.official_split`) predicts only the validation rows; the
+    others have no out-of-fold probability, so the second level learns on the validation rows
+    alone, with :data:`VALIDATION_SPLITS` group-aware splits of them for its own choices (the
+    stacker's ``C``, the guards) and its out-of-fold predictions.
+
+    Parameters
+    ----------
+    targets : np.ndarray, (n_rows,) class indices or (n_rows, n_classes) label indicators
+        Targets of the outer fold's training rows.
+    groups : np.ndarray, optional, (n_rows,)
+        Source recording of each training row (kept whole by the validation splits).
+    splits : sequence of (train, validation)
+        The inner splits of the training rows (positions).
+    seed : int
+        Seed of the validation splits (the repeat's first seed).
+
+    Returns
+    -------
+    rows : np.ndarray of int
+        Positions of the rows some split validates, sorted.
+    splits : list of (train, validation)
+        Splits of ``rows`` (positions into ``rows``).
+    """
+    rows = np.unique(np.concatenate([val for _, val in splits]))
+    if rows.size == len(targets):
+        return rows, list(splits)
+    return rows, inner_splits(stratification_labels(targets[rows]),
+                              None if groups is None else groups[rows],
+                              n_splits=VALIDATION_SPLITS, random_state=seed)
+
+
 def unit_splits(data: BenchmarkData, train: np.ndarray, n_splits: int,
                 seed: int) -> list[Split]:
     """Inner splits of an outer fold's training rows (positions into ``train``), keeping each
@@ -86,6 +133,16 @@ def _scatter(blocks: Sequence[np.ndarray], indices: Sequence[np.ndarray],
     out = np.zeros((n_rows, blocks[0].shape[1]), dtype=np.float32)
     for block, index in zip(blocks, indices, strict=True):
         out[index] = block
+    return out
+
+
+def _at_rows(oof: np.ndarray | None, rows: np.ndarray, n_rows: int) -> np.ndarray | None:
+    """Out-of-fold probabilities of ``rows`` placed among ``n_rows`` training rows (NaN for the
+    rows the head was not fitted on)."""
+    if oof is None or rows.size == n_rows:
+        return oof
+    out = np.full((oof.shape[0], n_rows, oof.shape[2]), np.nan)
+    out[:, rows] = oof
     return out
 
 
@@ -107,9 +164,16 @@ def fit_unit(unit: Unit, spec: HeadSpec, data: BenchmarkData, train: np.ndarray,
     log-probability features of the target branch; (sequence heads on the ``e2e`` stream) the
     e2e CNN's output, whose frames are that stream. ``with_frames`` (e2e CNN units): keep the
     first member's frames of the training and test clips.
+
+    An ``oof_features`` unit's target head is fitted on the :func:`second_level_rows` only (the
+    rows whose out-of-fold probabilities are real) and its out-of-fold twins on their splits;
+    its ``oof`` is NaN on the other training rows.
     """
     started = time.perf_counter()
     sequence = unit.head in SEQUENCE_HEAD_NAMES
+    y_train, groups = data.targets[train], data.groups[train]
+    # Positions into ``train`` of the rows the head is fitted on, and their inner splits.
+    rows, fit_splits = np.arange(len(train)), list(splits)
     if sequence or unit.head == E2E_HEAD:
         X_train = data.streams(unit.branches, train)
         X_test = data.streams(unit.branches, test)
@@ -118,27 +182,30 @@ def fit_unit(unit: Unit, spec: HeadSpec, data: BenchmarkData, train: np.ndarray,
                                in zip((X_train, X_test), other_outputs[E2E_BRANCH].frames,
                                       strict=True))
     elif unit.kind == OOF_FEATURES:
+        # A second-level learner: it reads the other branches' out-of-fold probabilities, so
+        # it learns only on rows that have them (under an official split, the validation rows).
+        rows, fit_splits = second_level_rows(y_train, groups, splits, seeds[0])
         target = oof_feature_target(unit.branches)
         others = [other_outputs[name] for name in unit.branches if name not in target]
         target_columns = data.X[:, data.columns(target)]
-        X_train = log_probability_features(target_columns[train],
-                                           [part.oof.mean(axis=0) for part in others])
+        X_train = log_probability_features(target_columns[train[rows]],
+                                           [part.oof.mean(axis=0)[rows] for part in others])
         X_test = log_probability_features(target_columns[test],
                                           [part.test.mean(axis=0) for part in others])
     else:
         columns = data.columns(unit.branches)
         X_train, X_test = data.X[np.ix_(train, columns)], data.X[np.ix_(test, columns)]
-    y_train, groups = data.targets[train], data.groups[train]
     # One BLAS/OpenMP thread per unit: these matrices are small, parallelism comes from
     # running units side by side, and threads competing for two cores cost up to 10x.
     with threadpool_limits(limits=1):
-        fitted = fit_branch(spec, X_train, y_train, groups, n_classes=data.n_classes,
-                            seeds=seeds, splits=splits if unit.inner else None, tune=tune,
+        fitted = fit_branch(spec, X_train, y_train[rows], groups[rows],
+                            n_classes=data.n_classes, seeds=seeds,
+                            splits=fit_splits if unit.inner else None, tune=tune,
                             tune_splits=tune_splits, tune_random_state=seeds[0],
                             keep_twins=sequence and with_embeddings and unit.inner)
         output = UnitOutput(test=predict_members(fitted.members, X_test, data.n_classes),
-                            oof=fitted.oof, params=fitted.params, seconds=0.0,
-                            n_fits=len(fitted.validation_kinds),
+                            oof=_at_rows(fitted.oof, rows, len(train)), params=fitted.params,
+                            seconds=0.0, n_fits=len(fitted.validation_kinds),
                             validation_kinds=dict(Counter(fitted.validation_kinds)))
         if with_frames:
             # One network's frames: the channels of different seeds' networks do not match.
@@ -148,7 +215,7 @@ def fit_unit(unit: Unit, spec: HeadSpec, data: BenchmarkData, train: np.ndarray,
             output.stream_weights = np.mean([member.stream_weights(X_test).mean(axis=0)
                                              for member in fitted.members], axis=0)
         if fitted.twins is not None:
-            validation = [val for _, val in splits]
+            validation = [val for _, val in fit_splits]
             output.oof_embedding = np.stack([
                 _scatter([twin.transform(take_rows(X_train, val))
                           for twin, val in zip(twins, validation, strict=True)],

@@ -21,12 +21,12 @@ from threadpoolctl import threadpool_limits
 from featurekit._util.parallel import run_tasks
 from featurekit.benchmark.config import LATE_FUSIONS, OOF_FEATURES, unit_head
 from featurekit.benchmark.data import BenchmarkData
-from featurekit.benchmark.execute import UnitOutput
+from featurekit.benchmark.execute import UnitOutput, second_level_rows
 from featurekit.benchmark.plan import Plan, System, Unit, oof_feature_target
 from featurekit.benchmark.score import primary_metric, task_metrics
 from featurekit.fusion import blend_probabilities, cross_fitted_proba, make_fusion
 from featurekit.learn.selection import select_by_oof
-from featurekit.learn.splits import Split, inner_splits, stratification_labels
+from featurekit.learn.splits import Split
 
 
 @dataclass
@@ -57,9 +57,6 @@ class Prediction:
 
 
 Key = tuple[str, int, int]  # system name, fold, repeat
-#: Splits of a fixed validation set for the fusion rules' own choices (as many as the
-#: benchmark's default inner splits).
-VALIDATION_SPLITS = 3
 UnitKey = tuple[str, tuple[str, ...], str]  # head, branches, kind: one unit per fold and repeat
 
 
@@ -71,7 +68,14 @@ def _named(choice: str, branches: Sequence[str]) -> str:
 
 def _fuse_system(system: System, y_train: np.ndarray, splits: Sequence[Split],
                  outputs: Mapping[UnitKey, UnitOutput], n_classes: int, seed: int,
-                 scored: bool) -> Prediction:
+                 scored: bool, twins: tuple[np.ndarray, Sequence[Split]]) -> Prediction:
+    """One system's prediction from its units' outputs.
+
+    ``y_train``, ``splits`` and the outputs' ``oof`` are the second level's rows
+    (:func:`~featurekit.benchmark.execute.second_level_rows`); ``twins`` are the targets of
+    every training row and the inner splits the units' twins were fitted on, which the blend
+    needs (each twin's embeddings belong to its own split).
+    """
     head = system.head
     if system.fusion is None or system.fusion in ("early", "joint", OOF_FEATURES):
         output = outputs[head, system.branches, system.fusion or "branch"]
@@ -88,15 +92,17 @@ def _fuse_system(system: System, y_train: np.ndarray, splits: Sequence[Split],
         return Prediction(output.test.mean(axis=0), inner, choice)
     parts = [outputs[unit_head(head, name), (name,), "branch"] for name in system.branches]
     if system.fusion == "blend":
+        y_twins, twin_splits = twins
         members = [blend_probabilities(
-            [np.hstack([part.oof_embedding[m][val] for part in parts]) for _, val in splits],
-            [y_train[val] for _, val in splits],
+            [np.hstack([part.oof_embedding[m][val] for part in parts])
+             for _, val in twin_splits],
+            [y_twins[val] for _, val in twin_splits],
             [np.hstack([part.test_embedding[m][k] for part in parts])
-             for k in range(len(splits))], n_classes=n_classes, random_state=seed)
+             for k in range(len(twin_splits))], n_classes=n_classes, random_state=seed)
             for m in range(parts[0].oof_embedding.shape[0])]
         return Prediction(np.mean(members, axis=0), None,
                           f"linear blend of {len(parts)} x {parts[0].oof_embedding.shape[2]}-d "
-                          f"embeddings, {len(splits)} inner splits")
+                          f"embeddings, {len(twin_splits)} inner splits")
     if system.fusion not in LATE_FUSIONS:
         raise ValueError(f"no fusion step for {system.fusion!r}")
     oof = [part.oof.mean(axis=0) for part in parts]
@@ -106,27 +112,22 @@ def _fuse_system(system: System, y_train: np.ndarray, splits: Sequence[Split],
     return Prediction(test, inner, _named(rule.choice_, system.branches))
 
 
-def _validation_rows(y_train: np.ndarray, outputs: Mapping[Unit, UnitOutput],
-                     splits: Sequence[Split], groups: np.ndarray | None, seed: int
-                     ) -> tuple[np.ndarray, dict[Unit, UnitOutput], list[Split]]:
-    """Inner predictions restricted to the rows some inner split predicted.
+def _second_level(y_train: np.ndarray, outputs: Mapping[Unit, UnitOutput],
+                  splits: Sequence[Split], groups: np.ndarray | None, seed: int
+                  ) -> tuple[np.ndarray, dict[Unit, UnitOutput], list[Split]]:
+    """Targets, inner predictions and splits restricted to the :func:`second_level_rows`.
 
     Inner cross-validation predicts every training row, and nothing changes. A fixed train ->
     validation split (:func:`~featurekit.benchmark.plan.official_split`) predicts only the
-    validation rows: fusions then learn, and selections score, on those rows alone, and the
-    rules' own choices (the stacker's ``C``, the guards) use group-aware splits of them.
+    validation rows: fusions then learn, and selections score, on those rows alone.
     """
-    covered = np.unique(np.concatenate([val for _, val in splits]))
-    if covered.size == len(y_train):
-        return y_train, dict(outputs), list(splits)
-    y_val = y_train[covered]
+    rows, second_splits = second_level_rows(y_train, groups, splits, seed)
+    if rows.size == len(y_train):
+        return y_train, dict(outputs), second_splits
     restricted = {unit: replace(output, oof=None if output.oof is None
-                                else output.oof[:, covered])
+                                else output.oof[:, rows])
                   for unit, output in outputs.items()}
-    val_splits = inner_splits(stratification_labels(y_val),
-                              None if groups is None else groups[covered],
-                              n_splits=VALIDATION_SPLITS, random_state=seed)
-    return y_val, restricted, val_splits
+    return y_train[rows], restricted, second_splits
 
 
 def fuse_fold(plan: Plan, y_train: np.ndarray, y_test: np.ndarray, fold: int, repeat: int,
@@ -144,7 +145,8 @@ def fuse_fold(plan: Plan, y_train: np.ndarray, y_test: np.ndarray, fold: int, re
     fixed validation set.
     """
     scored = {name for _, candidates in plan.selections for name in candidates}
-    y_train, outputs, splits = _validation_rows(y_train, outputs, splits, groups, seed)
+    twins = (y_train, list(splits))
+    y_train, outputs, splits = _second_level(y_train, outputs, splits, groups, seed)
     metric = primary_metric(np.ndim(y_train) == 2)
     by_key = {(unit.head, unit.branches, unit.kind): output
               for unit, output in outputs.items()}
@@ -153,7 +155,7 @@ def fuse_fold(plan: Plan, y_train: np.ndarray, y_test: np.ndarray, fold: int, re
     with threadpool_limits(limits=1):
         for system in plan.systems:
             prediction = _fuse_system(system, y_train, splits, by_key, n_classes, seed,
-                                      system.name in scored)
+                                      system.name in scored, twins)
             prediction.metrics = task_metrics(y_test, prediction.test)
             predictions[system.name, fold, repeat] = prediction
     for name, candidates in plan.selections:

@@ -173,8 +173,9 @@ def official_split(folds: np.ndarray) -> tuple[list[tuple[int, np.ndarray, np.nd
 
     Heads are fitted on the train clips (fold :data:`TRAIN_FOLD`) and predict the validation
     clips (fold :data:`VALIDATION_FOLD`): those predictions are the inner ones that teach the
-    fusions and decide every selection. The systems are then refitted on train + validation
-    and score the eval clips (fold :data:`EVAL_FOLD`) once.
+    fusions (the late rules, the ``oof_features`` head) on the validation clips and decide
+    every selection. The heads are then refitted on train + validation, and the systems score
+    the eval clips (fold :data:`EVAL_FOLD`) once.
 
     Returns
     -------

@@ -79,7 +79,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="inner cross-validation splits for out-of-fold predictions "
                              f"(default {defaults.inner_splits})")
     parser.add_argument("--tune", action="store_true",
-                        help="hyper-parameter search of every head inside the training folds")
+                        help="hyper-parameter search of every head inside the training folds "
+                             "(nested: each inner out-of-fold twin searches inside its own "
+                             "training rows)")
     parser.add_argument("--bootstrap", type=int, default=defaults.n_bootstrap,
                         help=f"bootstrap resamples of the intervals (default "
                              f"{defaults.n_bootstrap})")

@@ -137,9 +137,11 @@ class FittedBranch:
     members : list
         One fitted head per seed (one for a deterministic head), trained on all given rows.
     oof : np.ndarray or None, shape (n_members, n_rows, n_classes)
-        Probabilities each member's twin predicted for rows it was not trained on.
+        Probabilities each member's twin predicted for rows it was not trained on (NaN for a
+        row no split validates: it has no out-of-fold prediction).
     params : dict
-        Hyper-parameters used (the search result when tuning was on).
+        Hyper-parameters of the members (the search result when tuning was on; each twin
+        ran a search of its own, see :func:`fit_branch`).
     twins : list of list, optional
         With ``keep_twins``: per member, the fitted twin of each inner split (in split order).
     validation_kinds : list of str
@@ -178,18 +180,29 @@ def fit_branch(head: Head, X: Any, y: np.ndarray, groups: np.ndarray | None = No
     splits : sequence of (train, validation) index pairs, optional
         Inner splits of the training rows; when given, out-of-fold probabilities are computed.
     tune : bool
-        Run :func:`featurekit.learn.tuning.tune_head` first (registry heads only).
+        Run :func:`featurekit.learn.tuning.tune_head` first (registry heads only): once on all
+        rows for the members, and once inside each split's training rows for that split's
+        twins (nested), so that no out-of-fold probability comes from a head whose
+        hyper-parameters were chosen with its validation rows' labels.
     tune_splits, tune_random_state :
-        Inner cross-validation of the search.
+        Inner cross-validation of each search.
     keep_twins : bool
         Keep the fitted out-of-fold twins (e.g. to embed their validation rows).
     """
-    params: dict[str, Any] = {}
-    if tune:
-        if not isinstance(head, str | HeadSpec):
-            raise ConfigError("tuning needs a registry head (a name or a HeadSpec)")
-        params = tune_head(head, X, y, groups, n_splits=tune_splits,
-                           random_state=tune_random_state)
+    if tune and not isinstance(head, str | HeadSpec):
+        raise ConfigError("tuning needs a registry head (a name or a HeadSpec)")
+
+    def search(rows: np.ndarray) -> dict[str, Any]:
+        """Hyper-parameters chosen on ``rows`` alone; none without tuning."""
+        if not tune:
+            return {}
+        return tune_head(head, take_rows(X, rows), y[rows],
+                         None if groups is None else groups[rows], n_splits=tune_splits,
+                         random_state=tune_random_state)
+
+    params = search(np.arange(len(y)))
+    # The search does not depend on the member's seed: one per split serves every member.
+    twin_params = [search(train) for train, _ in splits or ()]
     classes = np.arange(n_classes)
     members, oof, twins, kinds = [], [], [], []
     for seed in member_seeds(head, seeds):
@@ -198,10 +211,10 @@ def fit_branch(head: Head, X: Any, y: np.ndarray, groups: np.ndarray | None = No
         kinds.append(_validation_kind(member))
         if splits is None:
             continue
-        member_oof = np.zeros((len(y), n_classes))
+        member_oof = np.full((len(y), n_classes), np.nan)
         member_twins = []
-        for train, val in splits:
-            twin = fit_head(_twin_of(member, head, random_state=seed, params=params),
+        for (train, val), split_params in zip(splits, twin_params, strict=True):
+            twin = fit_head(_twin_of(member, head, random_state=seed, params=split_params),
                             take_rows(X, train), y[train],
                             None if groups is None else groups[train])
             member_oof[val] = aligned_proba(twin, take_rows(X, val), classes)
