@@ -1,8 +1,11 @@
-"""NeuralBranch, PretrainedEmbedder and the HEAR API, on an untrained mn04_as."""
+"""NeuralBranch, PretrainedEmbedder and the HEAR API, on an untrained mn04_as: clips decoded
+by worker processes, batches per device, float32 on CUDA."""
 
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -14,8 +17,18 @@ from sklearn.base import clone
 from featurekit.computers.base import BranchComputer
 from featurekit.computers.neural import NeuralBranch
 from featurekit.errors import AudioError, ConfigError
+from featurekit.io.audio import load_audio
 from featurekit.neural import PretrainedEmbedder, audioset_labels, hear
-from featurekit.neural.embedding import embed_waveforms, torch_threads
+from featurekit.neural.decoding import load_clips
+from featurekit.neural.embedding import (
+    MIN_DURATION_S,
+    WINDOW_S,
+    embed_waveforms,
+    float32_precision,
+    torch_threads,
+    window_starts,
+)
+from featurekit.neural.registry import DEFAULT_BATCH_SIZES, default_batch_size, load_pretrained
 from featurekit.store.records import ClipResult
 
 SR_FILE = 22050
@@ -252,3 +265,129 @@ def test_embedder_parameters_are_validated_at_fit(clips):
     paths = clips[0][:1]
     np.testing.assert_allclose(every_core.transform(paths), single.transform(paths),
                                rtol=1e-4, atol=1e-5)
+
+
+# ----------------------------------------------------------------- decoding worker processes
+@pytest.fixture(scope="module")
+def mixed_files(tmp_path_factory):
+    """Files of several rates, lengths and channel counts, and one that cannot be decoded."""
+    folder = tmp_path_factory.mktemp("mixed")
+    rng = np.random.default_rng(4)
+    paths = []
+    for i, (rate, seconds, channels) in enumerate([(22050, 3.0, 1), (44100, 2.0, 2),
+                                                   (16000, 12.5, 1), (32000, 0.4, 1),
+                                                   (48000, 4.0, 1), (8000, 4.0, 2)]):
+        y = 0.1 * rng.standard_normal((int(rate * seconds), channels))
+        path = folder / f"clip{i}.flac"
+        sf.write(path, y.astype(np.float32), rate, subtype="PCM_16")
+        paths.append(str(path))
+    broken = folder / "broken.wav"
+    broken.write_bytes(b"RIFF not really")
+    paths.insert(2, str(broken))
+    return paths
+
+
+def _one_clip_at_a_time(model, path: str) -> np.ndarray:
+    """The single-process path, one clip per forward pass: load in this process, then each
+    window alone through the network (one torch thread, as the branch's default), the
+    embedding the mean over windows."""
+    rate = model.sample_rate
+    y = load_audio(path, rate, min_samples=round(MIN_DURATION_S * rate))[0]
+    window = round(WINDOW_S * rate)
+    with torch.inference_mode(), torch_threads(1):
+        embeddings = [model(torch.from_numpy(y[start:start + window])[None])["embedding"][0]
+                      .numpy() for start in window_starts(y.size, window)]
+    return np.mean(embeddings, axis=0, dtype=np.float64).astype(np.float32)
+
+
+def test_decoding_workers_give_the_single_process_embeddings(mixed_files):
+    """Clips decoded by worker processes: bitwise the single-process values for the same
+    batches, cosine >= 0.99999 to clip-by-clip values for any batch size."""
+    alone = NeuralBranch("mn04_as", "untrained", n_workers=2, batch_size=1)
+    reference = {path: _one_clip_at_a_time(alone.tagger, path) for path in mixed_files
+                 if "broken" not in path}
+    results = {(workers, size): NeuralBranch("mn04_as", "untrained", n_workers=workers,
+                                             batch_size=size).compute_batch(mixed_files)
+               for workers, size in [(2, 1), (1, 3), (2, 3)]}
+    for path, one, batched_here, batched in zip(mixed_files, results[2, 1], results[1, 3],
+                                                results[2, 3], strict=True):
+        if "broken" in path:
+            assert all(isinstance(r, AudioError) for r in (one, batched_here, batched))
+            continue
+        np.testing.assert_array_equal(one.values, reference[path])
+        np.testing.assert_array_equal(batched.values, batched_here.values)
+        assert batched.notes == batched_here.notes == one.notes
+        cosine = batched.values @ reference[path] / (np.linalg.norm(batched.values)
+                                                     * np.linalg.norm(reference[path]))
+        assert cosine >= 0.99999
+    assert any("averaged over 2 windows" in note for note in results[2, 3][3].notes)
+
+
+def test_decoding_workers_do_not_import_torch():
+    """What a worker unpickles to decode clips leaves torch (and CUDA) out of it."""
+    probe = "import sys, featurekit.neural.decoding; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.strip() == "False"
+
+
+def test_embedding_consumes_clips_as_workers_deliver_them(mixed_files):
+    """Streamed from the workers (as on a GPU, batches run while later clips are decoded), with
+    a clip that failed to load passed through: the values of the same clips listed first."""
+    model = load_pretrained("mn04_as", "untrained", device="cpu")
+    rate = model.sample_rate
+    streamed = embed_waveforms(model, (clip if isinstance(clip, BaseException) else clip[0]
+                                       for clip in load_clips(mixed_files, rate, n_jobs=2,
+                                                              min_samples=rate)), batch_size=2)
+    waveforms = [load_audio(path, rate, min_samples=rate)[0] for path in mixed_files
+                 if "broken" not in path]
+    listed = embed_waveforms(model, waveforms, batch_size=2)
+    assert isinstance(streamed[2], AudioError) and "broken.wav" in str(streamed[2])
+    for got, expected in zip(streamed[:2] + streamed[3:], listed, strict=True):
+        np.testing.assert_array_equal(got.embedding, expected.embedding)
+        np.testing.assert_array_equal(got.frames, expected.frames)
+
+
+# ------------------------------------------------------------------- devices and precision
+def test_default_batch_size_follows_the_device():
+    assert default_batch_size("cpu") == DEFAULT_BATCH_SIZES["cpu"] == 8
+    assert default_batch_size("cuda:1") == default_batch_size(torch.device("cuda")) == 64
+    assert NeuralBranch("mn04_as", "untrained", device="cpu").clips_per_task is None
+    assert NeuralBranch("mn04_as", "untrained", device="cuda").clips_per_task == 8 * 64
+    assert NeuralBranch("mn04_as", "untrained", device="cuda:0",
+                        batch_size=16).clips_per_task == 8 * 16
+
+
+def test_float32_precision_sets_and_restores_the_tf32_flags():
+    flags = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    with float32_precision(allow_tf32=False):
+        assert not torch.backends.cudnn.allow_tf32
+        assert not torch.backends.cuda.matmul.allow_tf32
+        with float32_precision(allow_tf32=True):
+            assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+        assert not torch.backends.cudnn.allow_tf32
+    assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == flags
+
+
+def test_tf32_is_in_the_configuration_and_the_device_in_the_provenance():
+    plain = NeuralBranch("mn04_as", "untrained", device="cpu")
+    tf32 = NeuralBranch("mn04_as", "untrained", device="cpu", allow_tf32=True)
+    assert "allow_tf32" not in plain.provenance()["config"]  # hashes of earlier stores hold
+    assert tf32.provenance()["config"]["allow_tf32"] is True
+    assert tf32.config_hash() != plain.config_hash()
+    assert plain.provenance()["device"] == "cpu" and plain.provenance()["allow_tf32"] is False
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_embeddings_agree_with_the_cpu_in_float32(mixed_files):
+    paths = [path for path in mixed_files if "broken" not in path]
+    cpu = NeuralBranch("mn04_as", "untrained", device="cpu", n_workers=2).compute_batch(paths)
+    flags = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    cuda = NeuralBranch("mn04_as", "untrained", device="cuda", n_workers=2).compute_batch(paths)
+    assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == flags
+    for on_cpu, on_cuda in zip(cpu, cuda, strict=True):
+        reference = on_cpu.values.astype(np.float64)
+        cosine = on_cuda.values @ reference / (np.linalg.norm(on_cuda.values)
+                                               * np.linalg.norm(reference))
+        assert cosine >= 0.99999
+        assert np.abs(on_cuda.values - reference).max() <= 1e-4 * np.abs(reference).max()

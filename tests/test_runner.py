@@ -189,6 +189,21 @@ def test_progress_callback_and_in_process_computers(tmp_path: Path) -> None:
     assert seen == [(3, 7), (6, 7), (7, 7)]
 
 
+def test_a_computer_may_choose_its_clips_per_task(tmp_path: Path) -> None:
+    """Like a neural branch on a GPU, which wants its decoding workers to keep ahead."""
+    dataset = make_dataset(tmp_path / "audio", 7)
+    computer = InProcessOnly()
+    computer.clips_per_task = 4
+    seen: list[tuple[int, int]] = []
+    run(computer, dataset, tmp_path / "store", on_progress=lambda done, total:
+        seen.append((done, total)))
+    assert seen == [(4, 7), (7, 7)]
+    seen.clear()
+    run(computer, dataset, tmp_path / "other", batch_size=3, on_progress=lambda done, total:
+        seen.append((done, total)))
+    assert seen == [(3, 7), (6, 7), (7, 7)]  # the caller's choice comes first
+
+
 def test_two_workers_give_identical_content(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "audio", 10, bad=("corrupt",))
     serial, parallel = FeatureStore(tmp_path / "one"), FeatureStore(tmp_path / "two")

@@ -6,12 +6,10 @@ import argparse
 
 from featurekit.cli.common import add_dataset_arguments
 
-DEFAULT_BATCH = 8
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``embed`` command."""
-    from featurekit.neural.registry import available_models
+    from featurekit.neural.registry import DEFAULT_BATCH_SIZES, available_models
 
     parser = subparsers.add_parser(
         "embed", help="compute pretrained-model embeddings of a dataset into a feature store",
@@ -26,16 +24,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="checkpoint file (default: found in $FEATUREKIT_WEIGHTS_DIR or "
                              "the cache, else downloaded unless FEATUREKIT_OFFLINE=1)")
     parser.add_argument("--jobs", type=int, default=1,
-                        help="torch threads, -1 for all cores (default 1)")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH,
-                        help=f"clips (10-s windows) per forward pass (default {DEFAULT_BATCH}; "
-                             f"larger batches are not faster on CPU)")
+                        help="worker processes that decode and resample the files (on a GPU "
+                             "while the network runs), and the network's torch threads; -1 "
+                             "for all cores (default 1: decoding in the command's process)")
+    sizes = ", ".join(f"{size} on {device}" for device, size in DEFAULT_BATCH_SIZES.items())
+    parser.add_argument("--batch-size", type=int,
+                        help=f"clips (10-s windows) per forward pass (default {sizes}: "
+                             f"larger batches are not faster on a CPU)")
     parser.add_argument("--tags", action="store_true",
                         help="also store the 527 AudioSet tag probabilities")
     parser.add_argument("--frames", action="store_true",
                         help="also store the neuralogram (last feature map averaged over "
                              "frequency)")
     parser.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    parser.add_argument("--tf32", action="store_true",
+                        help="let CUDA use TF32 tensor cores: faster, but embeddings differ "
+                             "from full float32 (the default) by up to about 1e-2; recorded "
+                             "in the store's configuration")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a branch computed with another model or weights")
     parser.add_argument("--strict", action="store_true",
@@ -52,13 +57,15 @@ def run(args: argparse.Namespace) -> int:
     from featurekit.datasets import load_dataset
     from featurekit.errors import ConfigError
 
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.jobs == 0:
+    if args.jobs == 0 or args.jobs < -1:
         raise ConfigError("--jobs must be a positive count or -1")
     dataset = load_dataset(args.dataset, args.data_dir)
-    branch = NeuralBranch(args.model, args.weights, n_threads=effective_n_jobs(args.jobs),
-                          batch_size=args.batch_size, tags=args.tags, device=args.device)
+    jobs = effective_n_jobs(args.jobs)
+    branch = NeuralBranch(args.model, args.weights, n_threads=jobs, n_workers=jobs,
+                          batch_size=args.batch_size, tags=args.tags, device=args.device,
+                          allow_tf32=args.tf32)
     summary = run_branch(branch, dataset, args.store, frames=args.frames,
                          overwrite=args.overwrite, strict=args.strict)
     print(summary)

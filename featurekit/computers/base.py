@@ -32,6 +32,10 @@ class BranchComputer(Protocol):
 
     Implementations must be picklable (the runner ships them to worker processes) and
     deterministic: the same file gives bit-identical values in any process.
+
+    A computer may also have a ``clips_per_task`` attribute (int or ``None``): the clips it
+    wants per :meth:`compute_batch` call when the caller does not choose (a neural branch on
+    a GPU asks for many, so that its decoding workers keep the GPU busy).
     """
 
     #: Store branch name, e.g. ``"handcrafted"`` or ``"neural.mn04_as"``.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -13,8 +13,8 @@ import pandas as pd
 
 from featurekit._util.versions import package_versions
 from featurekit.errors import ConfigError
-from featurekit.io.audio import load_audio_with_info, prepare_waveform
 from featurekit.neural.base import AudioTagger
+from featurekit.neural.decoding import load_clips
 from featurekit.neural.embedding import (
     MIN_DURATION_S,
     WINDOW_S,
@@ -22,10 +22,13 @@ from featurekit.neural.embedding import (
     embed_waveforms,
     embedding_names,
     indexed_names,
+    loaded_for,
     torch_threads,
 )
 from featurekit.neural.registry import (
     UNTRAINED,
+    default_batch_size,
+    default_device,
     load_pretrained,
     model_info,
     resolve_weights,
@@ -48,34 +51,49 @@ class NeuralBranch:
         ``"untrained"`` (tests and timing only) is recorded in the provenance.
     n_threads : int, keyword-only
         torch intra-op threads while computing.
-    batch_size : int, keyword-only
-        Windows per forward pass.
+    n_workers : int, keyword-only, optional
+        Worker processes that decode and resample the files, on a GPU while the network runs
+        (see :func:`~featurekit.neural.embedding.loaded_for`); joblib convention: 1 decodes
+        in this process, -1 uses every core. Default ``n_threads``.
+    batch_size : int, keyword-only, optional
+        Windows per forward pass; default
+        :func:`~featurekit.neural.registry.default_batch_size` of the device (8 on the CPU,
+        64 on CUDA).
     tags : bool, keyword-only
         Also store the 527 AudioSet tag probabilities.
     device : str, keyword-only, optional
         Default CUDA when available, else CPU.
+    allow_tf32 : bool, keyword-only
+        Let CUDA use TF32 tensor cores (faster; embeddings differ from full float32 by up to
+        about 1e-2). Recorded in the configuration, so a store refuses to mix the two.
     offline : bool, keyword-only, optional
         Never download weights.
 
     Notes
     -----
-    Files are loaded at the model rate (soxr HQ resampling) and follow the clip policy of
-    :mod:`featurekit.neural.embedding`. The weights are resolved (and their checksum taken)
-    when the branch is created, so missing weights fail before a run starts; the model
-    itself is loaded on first use and not pickled.
+    Files are loaded at the model rate (soxr HQ resampling) by
+    :func:`~featurekit.neural.decoding.load_clips` and follow the clip policy of
+    :mod:`featurekit.neural.embedding`. The network runs in the calling process only
+    (``process_parallel`` is false), the one process that may initialise CUDA. The weights
+    are resolved (and their checksum taken) when the branch is created, so missing weights
+    fail before a run starts; the model itself is loaded on first use and not pickled.
     """
 
     process_parallel = False
 
     def __init__(self, model: str = "mn04_as",
                  weights: str | os.PathLike[str] | None = None, *, n_threads: int = 1,
-                 batch_size: int = 16, tags: bool = False, device: str | None = None,
+                 n_workers: int | None = None, batch_size: int | None = None,
+                 tags: bool = False, device: str | None = None, allow_tf32: bool = False,
                  offline: bool | None = None) -> None:
         info = model_info(model)
-        if n_threads < 1 or batch_size < 1:
+        if n_threads < 1 or (batch_size is not None and batch_size < 1):
             raise ConfigError("n_threads and batch_size must be >= 1")
+        if n_workers is not None and (n_workers == 0 or n_workers < -1):
+            raise ConfigError(f"n_workers must be a positive count or -1, got {n_workers}")
         self.model, self.n_threads, self.batch_size, self.tags = model, n_threads, batch_size, tags
-        self.device = device
+        self.n_workers = n_threads if n_workers is None else n_workers
+        self.device, self.allow_tf32 = device, allow_tf32
         self.branch = f"neural.{model}"
         self.untrained = isinstance(weights, str) and weights == UNTRAINED
         if self.untrained:
@@ -99,62 +117,73 @@ class NeuralBranch:
         return self._tagger
 
     @property
+    def clips_per_task(self) -> int | None:
+        """Clips the runner hands over at a time: on a GPU eight batches, since every
+        :meth:`compute_batch` call ends with the GPU finishing while the decoding workers wait
+        and starts with the reverse; on the CPU the runner's default (``None``)."""
+        device = self.device or default_device()
+        if not str(device).startswith("cuda"):
+            return None
+        return 8 * (self.batch_size or default_batch_size(device))
+
+    @property
     def feature_names(self) -> list[str]:
         n_tags = self._tagger.n_classes if self._tagger is not None else 527
         return embedding_names(self.model, self._info.embedding_dim,
                                tags=n_tags if self.tags else 0)
 
     def _config(self) -> dict[str, Any]:
-        return {"model": self.model, "weights_file": (None if self.weights_path is None
-                                                      else os.path.basename(self.weights_path)),
-                "weights_sha256": self.weights_sha256, "untrained": self.untrained,
-                "sample_rate": self._info.sample_rate,
-                "embedding_dim": self._info.embedding_dim, "tags": self.tags,
-                "min_duration_s": MIN_DURATION_S, "window_s": WINDOW_S}
+        config = {"model": self.model,
+                  "weights_file": (None if self.weights_path is None
+                                   else os.path.basename(self.weights_path)),
+                  "weights_sha256": self.weights_sha256, "untrained": self.untrained,
+                  "sample_rate": self._info.sample_rate,
+                  "embedding_dim": self._info.embedding_dim, "tags": self.tags,
+                  "min_duration_s": MIN_DURATION_S, "window_s": WINDOW_S}
+        # Only when asked for, so that full-float32 stores keep the hash they had before the
+        # option existed.
+        if self.allow_tf32:
+            config["allow_tf32"] = True
+        return config
 
     def config_hash(self) -> str:
         text = json.dumps(self._config(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
     def provenance(self) -> Mapping[str, Any]:
+        # The device is a fact of the run, not of the configuration: CPU and CUDA agree to
+        # float32 precision (TF32, which does not, is in the configuration).
         return {"config": self._config(), "config_hash": self.config_hash(),
                 "versions": package_versions("featurekit", "numpy", "torch", "soxr"),
                 "untrained": self.untrained, "license": self._info.license,
-                "citation": self._info.citation, "url": self._info.url}
+                "citation": self._info.citation, "url": self._info.url,
+                "device": self.device or default_device(), "allow_tf32": self.allow_tf32}
 
     def compute_batch(self, paths: Sequence[str | os.PathLike[str] | np.ndarray], *,
                       frames: bool = False,
                       sr: int | None = None) -> list[ClipResult | BaseException]:
         """Embeddings of each file (or array at ``sr`` Hz), or the exception it raised, in
         order."""
-        loaded: list[tuple[np.ndarray, tuple[str, ...]] | BaseException] = []
-        min_samples = round(MIN_DURATION_S * self._info.sample_rate)
-        for path in paths:
-            try:
-                if isinstance(path, np.ndarray):
-                    if sr is None:
-                        raise ConfigError("arrays need their sample rate (sr)")
-                    y, info = prepare_waveform(path, sr, target_sr=self._info.sample_rate,
-                                               min_samples=min_samples)
+        notes: list[tuple[str, ...]] = []
+        clips = load_clips(paths, self._info.sample_rate, sr=sr,
+                           min_samples=round(MIN_DURATION_S * self._info.sample_rate),
+                           n_jobs=self.n_workers)
+
+        def waveforms() -> Iterator[np.ndarray | BaseException]:
+            for loaded in loaded_for(self.tagger, clips):
+                if isinstance(loaded, BaseException):  # recorded per clip by the runner
+                    notes.append(())
+                    yield loaded
                 else:
-                    y, info = load_audio_with_info(path, self._info.sample_rate,
-                                                   min_samples=min_samples)
-                loaded.append((y, info.notes))
-            except Exception as exc:  # recorded per clip by the runner
-                loaded.append(exc)
-        good = [item for item in loaded if not isinstance(item, BaseException)]
+                    notes.append(loaded[1])
+                    yield loaded[0]
+
         with torch_threads(self.n_threads):
-            embedded = iter(embed_waveforms(self.tagger, [y for y, _ in good],
-                                            batch_size=self.batch_size))
-        results: list[ClipResult | BaseException] = []
-        for item in loaded:
-            if isinstance(item, BaseException):
-                results.append(item)
-                continue
-            clip = next(embedded)
-            results.append(clip if isinstance(clip, BaseException)
-                           else self._clip_result(clip, item[1], frames=frames))
-        return results
+            embedded = embed_waveforms(self.tagger, waveforms(), batch_size=self.batch_size,
+                                       allow_tf32=self.allow_tf32)
+        return [clip if isinstance(clip, BaseException)
+                else self._clip_result(clip, clip_notes, frames=frames)
+                for clip, clip_notes in zip(embedded, notes, strict=True)]
 
     def _clip_result(self, clip: ClipEmbedding, notes: tuple[str, ...], *,
                      frames: bool) -> ClipResult:

@@ -234,7 +234,9 @@ def run_branch(computer: BranchComputer, dataset: Any, store: FeatureStore | str
         ``TerminatedWorkerError`` failure with the exit code, and the run goes on. With
         ``n_jobs=1`` clips run in this process, where such a clip ends the run.
     batch_size : int, optional
-        Clips per task and per Parquet part; default :func:`default_batch_size`.
+        Clips per task and per Parquet part; default the computer's ``clips_per_task`` where
+        it has one (see :class:`~featurekit.computers.base.BranchComputer`), else
+        :func:`default_batch_size`.
     frames : bool
         Also store frame-level descriptors.
     overwrite : bool
@@ -284,7 +286,8 @@ def run_branch(computer: BranchComputer, dataset: Any, store: FeatureStore | str
                       provenance=provenance, frames=frames, overwrite=overwrite) as writer:
         todo = clips[~clips["clip_id"].isin(writer.done)].reset_index(drop=True)
         workers = effective_n_jobs(n_jobs) if computer.process_parallel else 1
-        size = batch_size or default_batch_size(len(todo), workers)
+        size = (batch_size or getattr(computer, "clips_per_task", None)
+                or default_batch_size(len(todo), workers))
         batches = [todo.iloc[start:start + size] for start in range(0, len(todo), size)]
         finished = 0
         # Closed on the way out of an exception, so that the workers stop here (joblib kills

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -12,11 +12,12 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from featurekit.errors import ConfigError
-from featurekit.io.audio import load_audio, prepare_waveform
+from featurekit.neural.decoding import load_clips
 from featurekit.neural.embedding import (
     MIN_DURATION_S,
     embed_waveforms,
     embedding_names,
+    loaded_for,
     torch_threads,
 )
 
@@ -37,12 +38,19 @@ class PretrainedEmbedder(TransformerMixin, BaseEstimator):
         Sample rate of array inputs, Hz (required when transforming arrays).
     tags : bool
         Append the 527 AudioSet tag probabilities.
-    batch_size : int
-        Windows per forward pass.
+    batch_size : int, optional
+        Windows per forward pass; default
+        :func:`~featurekit.neural.registry.default_batch_size` of the device (8 on the CPU,
+        64 on CUDA).
     n_jobs : int
-        torch threads; -1 for all cores.
+        Worker processes that decode and resample the clips (on a GPU while the network
+        runs, see :func:`~featurekit.neural.embedding.loaded_for`), and the network's torch
+        threads; -1 for all cores. With 1, clips are decoded in this process.
     device : str, optional
         Default CUDA when available, else CPU.
+    allow_tf32 : bool
+        Let CUDA use TF32 tensor cores (faster; embeddings differ from full float32 by up to
+        about 1e-2). The default is full float32.
 
     Attributes
     ----------
@@ -63,8 +71,8 @@ class PretrainedEmbedder(TransformerMixin, BaseEstimator):
     """
 
     def __init__(self, model: str = "mn04_as", weights: str | os.PathLike[str] | None = None,
-                 *, sr: int | None = None, tags: bool = False, batch_size: int = 8,
-                 n_jobs: int = 1, device: str | None = None) -> None:
+                 *, sr: int | None = None, tags: bool = False, batch_size: int | None = None,
+                 n_jobs: int = 1, device: str | None = None, allow_tf32: bool = False) -> None:
         self.model = model
         self.weights = weights
         self.sr = sr
@@ -72,12 +80,14 @@ class PretrainedEmbedder(TransformerMixin, BaseEstimator):
         self.batch_size = batch_size
         self.n_jobs = n_jobs
         self.device = device
+        self.allow_tf32 = allow_tf32
 
     def fit(self, X: Any = None, y: Any = None) -> PretrainedEmbedder:
         """Load the model; ``X`` and ``y`` are ignored (nothing is learned)."""
         from featurekit.neural.registry import load_pretrained
 
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+        if self.batch_size is not None and (not isinstance(self.batch_size, int)
+                                            or self.batch_size < 1):
             raise ConfigError(f"batch_size must be a positive int, got {self.batch_size!r}")
         if not isinstance(self.n_jobs, int) or self.n_jobs == 0:
             raise ConfigError(f"n_jobs must be a non-zero int (-1: all cores), got "
@@ -88,7 +98,9 @@ class PretrainedEmbedder(TransformerMixin, BaseEstimator):
         self.feature_names_out_ = np.asarray(names, dtype=object)
         return self
 
-    def _waveforms(self, X: Any) -> list[np.ndarray]:
+    def _waveforms(self, X: Any) -> Iterator[np.ndarray]:
+        """The clips at the model's rate, loaded by ``n_jobs`` workers; raises the first
+        clip's error as soon as it is met."""
         if isinstance(X, (str, os.PathLike)):
             raise TypeError("X must be a sequence of clips (paths or 1-D arrays), "
                             "not a single path")
@@ -98,18 +110,17 @@ class PretrainedEmbedder(TransformerMixin, BaseEstimator):
             clips = list(X.to_numpy())
         else:
             clips = list(X)
+        clips = [clip if isinstance(clip, (str, os.PathLike)) else np.asarray(clip)
+                 for clip in clips]
+        if self.sr is None and any(isinstance(clip, np.ndarray) for clip in clips):
+            raise ConfigError("array inputs need the sample rate: set sr=<Hz>")
         rate = self.model_.sample_rate
-        min_samples = round(MIN_DURATION_S * rate)
-        waveforms = []
-        for clip in clips:
-            if isinstance(clip, (str, os.PathLike)):
-                waveforms.append(load_audio(clip, rate, min_samples=min_samples)[0])
-                continue
-            if self.sr is None:
-                raise ConfigError("array inputs need the sample rate: set sr=<Hz>")
-            waveforms.append(prepare_waveform(np.asarray(clip), self.sr, target_sr=rate,
-                                              min_samples=min_samples)[0])
-        return waveforms
+        loading = load_clips(clips, rate, min_samples=round(MIN_DURATION_S * rate), sr=self.sr,
+                             n_jobs=self.n_jobs)
+        for loaded in loaded_for(self.model_, loading):
+            if isinstance(loaded, BaseException):
+                raise loaded
+            yield loaded[0]
 
     def transform(self, X: Any) -> np.ndarray:
         """Embeddings, float32 array (n_clips, n_features).
@@ -122,7 +133,8 @@ class PretrainedEmbedder(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "model_")
         waveforms = self._waveforms(X)
         with torch_threads(effective_n_jobs(self.n_jobs)):
-            results = embed_waveforms(self.model_, waveforms, batch_size=self.batch_size)
+            results = embed_waveforms(self.model_, waveforms, batch_size=self.batch_size,
+                                      allow_tf32=self.allow_tf32)
         rows = []
         for result in results:
             if isinstance(result, BaseException):

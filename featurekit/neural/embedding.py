@@ -10,30 +10,34 @@ Clip policy (the same for the store branch, :class:`PretrainedEmbedder` and the 
   order, skipping rows that overlap rows already taken.
 
 Only windows of identical length share a batch, so a clip's values never depend on padding
-added for other clips. All inference runs under :func:`torch.inference_mode`.
+added for other clips. All inference runs under :func:`torch.inference_mode`, in full float32
+on CUDA too unless TF32 is asked for (:func:`float32_precision`).
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import torch
 
 from featurekit.errors import FeaturekitError
 from featurekit.neural.base import AudioTagger
+from featurekit.neural.registry import default_batch_size
 
 __all__ = ["MIN_DURATION_S", "WINDOW_S", "ClipEmbedding", "embed_waveforms", "embedding_names",
-           "indexed_names", "torch_threads", "window_starts"]
+           "float32_precision", "indexed_names", "loaded_for", "torch_threads", "window_starts"]
 
 #: Shorter clips are zero-padded to this length, seconds.
 MIN_DURATION_S = 1.0
 #: Longer clips are averaged over windows of this length, seconds.
 WINDOW_S = 10.0
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -98,8 +102,38 @@ def torch_threads(n_threads: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
+@contextmanager
+def float32_precision(allow_tf32: bool) -> Iterator[None]:
+    """Run the block with TF32 allowed, or not, in CUDA float32 convolutions and matrix
+    products (it changes nothing on the CPU).
+
+    TF32 tensor cores round the inputs of cuDNN convolutions and cuBLAS products to 10-bit
+    mantissas: faster on Ampere and later GPUs, but embeddings then differ from the CPU's by up
+    to about 1e-2, where full float32 agrees to about 1e-6. torch allows it for convolutions by
+    default; the previous flags are restored on exit.
+    """
+    previous = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = allow_tf32
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = previous
+
+
 def _model_device(model: AudioTagger) -> torch.device:
     return next(model.parameters()).device
+
+
+def loaded_for(model: AudioTagger, clips: Iterator[T]) -> Iterable[T]:
+    """Clips being loaded by worker processes, as ``model`` should consume them.
+
+    On a GPU, one at a time: the workers go on decoding while the GPU computes. On the CPU,
+    all of them first: the decoding workers and the network's torch threads would otherwise
+    share the cores, and an intra-op thread that loses its core stalls the others at the next
+    barrier (the network then runs several times slower); loading first keeps the values
+    and the thread count of single-process embedding and still decodes on every core.
+    """
+    return clips if _model_device(model).type == "cuda" else list(clips)
 
 
 def _pad_to(y: np.ndarray, n_samples: int) -> np.ndarray:
@@ -108,9 +142,27 @@ def _pad_to(y: np.ndarray, n_samples: int) -> np.ndarray:
     return np.concatenate([y, np.zeros(n_samples - y.shape[0], dtype=np.float32)])
 
 
-def embed_waveforms(model: AudioTagger, waveforms: Sequence[np.ndarray], *,
-                    batch_size: int = 8, window_s: float = WINDOW_S,
-                    min_duration_s: float = MIN_DURATION_S,
+def _on_device(windows: list[np.ndarray], device: torch.device) -> torch.Tensor:
+    """Equal-length windows as one (batch, samples) tensor on ``device``."""
+    batch = torch.from_numpy(np.stack(windows))
+    if device.type == "cuda":
+        # From page-locked memory the copy runs asynchronously: the forward pass is queued
+        # behind it at once instead of after a copy through a staging buffer.
+        return batch.pin_memory().to(device, non_blocking=True)
+    return batch.to(device)
+
+
+#: One window waiting for its forward pass: (clip index, window index, samples).
+_Window = tuple[int, int, np.ndarray]
+#: One window's start sample, and its model outputs or the exception they raised.
+_Output = tuple[int, dict[str, np.ndarray] | BaseException]
+#: What a window holds until its batch runs (every batch runs before the results are made).
+_NOT_RUN = RuntimeError("internal error: this window's batch never ran")
+
+
+def embed_waveforms(model: AudioTagger, waveforms: Iterable[np.ndarray | BaseException], *,
+                    batch_size: int | None = None, window_s: float = WINDOW_S,
+                    min_duration_s: float = MIN_DURATION_S, allow_tf32: bool = False,
                     ) -> list[ClipEmbedding | BaseException]:
     """Embed mono waveforms already at ``model.sample_rate``.
 
@@ -118,19 +170,36 @@ def embed_waveforms(model: AudioTagger, waveforms: Sequence[np.ndarray], *,
     ----------
     model : AudioTagger
         Eval-mode model (from :func:`featurekit.neural.load_pretrained`).
-    waveforms : sequence of np.ndarray, float32, shape (samples,)
-        Finite mono signals at the model's rate.
-    batch_size : int, keyword-only
-        Windows per forward pass.
+    waveforms : iterable of np.ndarray, float32, shape (samples,), or exceptions
+        Finite mono signals at the model's rate, consumed one at a time: a batch runs as soon
+        as it is full, so a generator that loads clips (:func:`featurekit.neural.decoding.
+        load_clips`) keeps loading while the network runs. An exception in place of a clip
+        (it could not be loaded) is passed through as that clip's result.
+    batch_size : int, keyword-only, optional
+        Windows per forward pass; default
+        :func:`~featurekit.neural.registry.default_batch_size` of the model's device.
     window_s, min_duration_s : float, keyword-only
         Clip policy (module docstring).
+    allow_tf32 : bool, keyword-only
+        Let CUDA use TF32 tensor cores (:func:`float32_precision`); the default is full
+        float32.
 
     Returns
     -------
     list
-        Per clip, a :class:`ClipEmbedding`, or the exception its computation raised (a batch
-        that fails marks each of its clips, so one failure cannot stop a long run).
+        Per clip, a :class:`ClipEmbedding`, or the exception its loading or computation raised
+        (a batch that fails marks each of its clips, so one failure cannot stop a long run).
+
+    Notes
+    -----
+    Batches are the same as if every clip were known in advance: the windows of each length,
+    in clip order, cut into consecutive runs of ``batch_size``, the last run of each length
+    when the input ends. So the values depend on the clips and the batch size only, not on
+    how fast the input arrives.
     """
+    device = _model_device(model)
+    if batch_size is None:
+        batch_size = default_batch_size(device)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     sr = model.sample_rate
@@ -139,40 +208,47 @@ def embed_waveforms(model: AudioTagger, waveforms: Sequence[np.ndarray], *,
     if not 0 < min_samples <= window:
         raise ValueError(f"need 0 < min_duration_s <= window_s, got {min_duration_s}, "
                          f"{window_s}")
-    segments: list[tuple[int, int, np.ndarray]] = []  # (clip index, start sample, samples)
-    for index, y in enumerate(waveforms):
-        y = _pad_to(np.asarray(y, dtype=np.float32), min_samples)
-        for start in window_starts(y.shape[0], window):
-            segments.append((index, int(start), y[start:start + window]))
-    by_length: dict[int, list[int]] = defaultdict(list)
-    for position, (_, _, samples) in enumerate(segments):
-        by_length[samples.shape[0]].append(position)
-    outputs: list[dict[str, np.ndarray] | BaseException | None] = [None] * len(segments)
-    device = _model_device(model)
-    for positions in by_length.values():
-        for first in range(0, len(positions), batch_size):
-            chunk = positions[first:first + batch_size]
-            batch = torch.from_numpy(np.stack([segments[p][2] for p in chunk])).to(device)
-            try:
-                with torch.inference_mode():
-                    result = model(batch)
-                arrays = {key: result[key].float().cpu().numpy()
-                          for key in ("embedding", "tags", "frames")}
-            except (RuntimeError, ValueError) as exc:  # e.g. out of memory
-                for p in chunk:
-                    outputs[p] = exc
+    # Per clip: the exception it came as, or its windows' outputs, filled in as their
+    # batches run.
+    clips: list[BaseException | list[_Output]] = []
+    waiting: dict[int, list[_Window]] = {}  # window length -> windows not yet run
+
+    def run(batch: list[_Window]) -> None:
+        try:
+            with torch.inference_mode():
+                result = model(_on_device([samples for *_, samples in batch], device))
+            arrays = {key: result[key].float().cpu().numpy()
+                      for key in ("embedding", "tags", "frames")}
+            outputs: list[dict[str, np.ndarray] | BaseException] = [
+                {key: value[row] for key, value in arrays.items()} for row in range(len(batch))]
+        except (RuntimeError, ValueError) as exc:  # e.g. out of memory
+            outputs = [exc] * len(batch)
+        for (clip, position, _), output in zip(batch, outputs, strict=True):
+            windows = clips[clip]
+            assert not isinstance(windows, BaseException)
+            windows[position] = (windows[position][0], output)
+
+    with float32_precision(allow_tf32):
+        for index, y in enumerate(waveforms):
+            if isinstance(y, BaseException):
+                clips.append(y)
                 continue
-            for row, p in enumerate(chunk):
-                outputs[p] = {key: value[row] for key, value in arrays.items()}
-    per_clip: list[list[tuple[int, dict[str, np.ndarray] | BaseException]]] = [
-        [] for _ in waveforms]
-    for (index, start, _), output in zip(segments, outputs, strict=True):
-        assert output is not None
-        per_clip[index].append((start, output))
-    return [_combine(windows, sr, model.frame_period_s) for windows in per_clip]
+            y = _pad_to(np.asarray(y, dtype=np.float32), min_samples)
+            starts = window_starts(y.shape[0], window)
+            clips.append([(int(start), _NOT_RUN) for start in starts])
+            for position, start in enumerate(starts):
+                samples = y[start:start + window]
+                queue = waiting.setdefault(samples.shape[0], [])
+                queue.append((index, position, samples))
+                if len(queue) == batch_size:
+                    run(waiting.pop(samples.shape[0]))
+        for queue in waiting.values():
+            run(queue)
+    return [clip if isinstance(clip, BaseException)
+            else _combine(clip, sr, model.frame_period_s) for clip in clips]
 
 
-def _combine(windows: list[tuple[int, dict[str, np.ndarray] | BaseException]], sr: int,
+def _combine(windows: list[_Output], sr: int,
              frame_period_s: float) -> ClipEmbedding | BaseException:
     for _, output in windows:
         if isinstance(output, BaseException):

@@ -33,7 +33,12 @@ from torch import nn
 
 from featurekit.errors import ConfigError, FeaturekitError
 from featurekit.neural.base import AudioTagger
-from featurekit.neural.embedding import MIN_DURATION_S, ClipEmbedding, embed_waveforms
+from featurekit.neural.embedding import (
+    MIN_DURATION_S,
+    ClipEmbedding,
+    embed_waveforms,
+    float32_precision,
+)
 
 __all__ = ["DEFAULT_HOP_MS", "HearModel", "get_scene_embeddings", "get_timestamp_embeddings",
            "load_model", "timestamp_hop"]
@@ -189,7 +194,7 @@ def _neuralogram(model: HearModel, waveforms: np.ndarray) -> np.ndarray:
     """Neuralogram rows of equal-length sounds, (n_sounds, n_rows, channels), float32."""
     device = next(model.tagger.parameters()).device
     batches = []
-    with torch.inference_mode():
+    with torch.inference_mode(), float32_precision(allow_tf32=False):
         for first in range(0, waveforms.shape[0], model.batch_size):
             batch = torch.from_numpy(waveforms[first:first + model.batch_size]).to(device)
             batches.append(model.tagger(batch)["frames"].float().cpu().numpy())

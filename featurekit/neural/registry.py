@@ -33,11 +33,16 @@ if TYPE_CHECKING:
 # torch and the architectures are imported by the functions that build or load a model, so
 # that the registry's table (model names for the CLI's parsers) imports without them.
 
-__all__ = ["UNTRAINED", "ModelInfo", "audioset_labels", "available_models", "load_pretrained",
+__all__ = ["DEFAULT_BATCH_SIZES", "UNTRAINED", "ModelInfo", "audioset_labels",
+           "available_models", "default_batch_size", "default_device", "load_pretrained",
            "model_info", "resolve_weights", "weights_cache_dir", "weights_checksums"]
 
 #: Value of ``weights`` that asks for randomly initialised (untrained) weights.
 UNTRAINED = "untrained"
+#: Windows per forward pass when none is asked for, by device type. On the CPU larger batches
+#: are not faster (``benchmarks/bench_neural.py``); a GPU needs large ones to stay busy, and
+#: 64 ten-second windows of the largest model (Cnn14) still fit in a few GB.
+DEFAULT_BATCH_SIZES = {"cpu": 8, "cuda": 64}
 WEIGHTS_DIR_VAR = "FEATUREKIT_WEIGHTS_DIR"
 OFFLINE_VAR = "FEATUREKIT_OFFLINE"
 _UNTRAINED_SEED = 0
@@ -276,6 +281,21 @@ def _read_state_dict(info: ModelInfo, path: Path) -> Mapping[str, torch.Tensor]:
     return obj
 
 
+def default_device() -> str:
+    """``"cuda"`` when a GPU is available to torch, else ``"cpu"``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def default_batch_size(device: str | torch.device) -> int:
+    """Windows per forward pass on ``device`` when none is asked for
+    (:data:`DEFAULT_BATCH_SIZES`; ``"cuda:1"`` is a ``"cuda"`` device, unknown types get the
+    CPU's)."""
+    kind = str(device).split(":")[0]
+    return DEFAULT_BATCH_SIZES.get(kind, DEFAULT_BATCH_SIZES["cpu"])
+
+
 def load_pretrained(name: str, weights: str | os.PathLike[str] | None = None,
                     device: str | torch.device | None = None, *,
                     offline: bool | None = None) -> AudioTagger:
@@ -291,7 +311,7 @@ def load_pretrained(name: str, weights: str | os.PathLike[str] | None = None,
         under ``'model'``); ``None`` resolves it as described in the module docstring;
         ``"untrained"`` gives seeded random weights.
     device : str or torch.device, optional
-        Default: CUDA when available, else CPU.
+        Default: :func:`default_device` (CUDA when available, else CPU).
     offline : bool, keyword-only, optional
         Never download (default from ``FEATUREKIT_OFFLINE``).
 
@@ -325,9 +345,7 @@ def load_pretrained(name: str, weights: str | os.PathLike[str] | None = None,
         weights_info = {"name": name, "file": path.name, "sha256": weights_checksums(path)[0],
                         "untrained": False}
     model.weights_info = weights_info
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return model.to(device).eval().requires_grad_(False)
+    return model.to(default_device() if device is None else device).eval().requires_grad_(False)
 
 
 def audioset_labels() -> list[str]:
