@@ -12,12 +12,14 @@ The ``old-*`` candidates are the heads as committed at ``--baseline-rev`` (the d
 this study), loaded from git; ``old-*-folds`` pass the official folds as ``groups`` (what the
 benchmark passed before), ``old-*-recs`` the recordings.
 
-Defaults are chosen on ESC-10 only; the UrbanSound8K run is a one-off before/after check::
+The third round (``--finalists``) judges fixed finalists by a rule fixed beforehand
+(:data:`RULE`), once on each dataset; the settings a dataset chooses are never used for that
+dataset's own figures (``benchmarks/notes/heads.md``)::
 
-    python benchmarks/head_defaults.py --dataset esc10 --seeds 0 1 2
-    python benchmarks/head_defaults.py --dataset urbansound8k \
-        --data /work/shared/data/urbansound8k-subset --seeds 0 \
-        --candidates old-xgb-folds old-mlp-folds xgb mlp
+    python benchmarks/head_defaults.py --store S --dataset esc10 \
+        --data ../shared/data/esc10 --seeds 0 1 --finalists
+    python benchmarks/head_defaults.py --store S --dataset urbansound8k \
+        --data ../shared/data/urbansound8k-subset --seeds 0 1 --finalists
 """
 
 from __future__ import annotations
@@ -41,12 +43,15 @@ from sklearn.model_selection import StratifiedGroupKFold
 from threadpoolctl import threadpool_limits
 
 from featurekit import FeatureStore, load_dataset
+from featurekit.config import FAMILIES
+from featurekit.learn.heads.logreg import LogRegHead
 from featurekit.learn.heads.mlp import MLPHead
 from featurekit.learn.heads.xgb import XGBHead
 
+HANDCRAFTED = tuple(f"{family}." for family in FAMILIES)
 BRANCHES = {"timbre": ("timbre.",), "spectral": ("spectral.",),
-            "neural": ("neural.mn04_as.",),
-            "all": ("pitch.", "timbre.", "spectral.", "neural.mn04_as.")}
+            "neural": ("neural.mn04_as.",), "handcrafted": HANDCRAFTED,
+            "all": (*HANDCRAFTED, "neural.mn04_as.")}
 
 def _xgb(**params: Any) -> tuple[str, dict[str, Any], str]:
     """An XGBHead candidate that stops early unless its parameters say otherwise (the studies
@@ -152,7 +157,64 @@ CANDIDATES: dict[str, tuple[str, dict[str, Any], str]] = {
     # the current defaults of featurekit.learn.heads, whatever they are
     "xgb": ("xgb", {}, "recs"),
     "mlp": ("mlp", {}, "recs"),
+    "logreg": ("logreg", {}, "recs"),
 }
+
+# Third round (issue 20, item 9): the finalists, every parameter that differs between them
+# written out, so that a later change of a class default cannot change what a name means.
+# Each is judged by :data:`RULE` on ESC-10 alone and on UrbanSound8K folds 1-2 alone; the
+# settings chosen on one dataset are the ones its figures may *not* use.
+_TREES = {"max_depth": 4, "subsample": 0.8, "refit": True}
+_NET = {"batch_size": 256, "learning_rate_init": 0.003, "alpha": 1e-3, "refit": True,
+        "stopping_metric": "error", "n_iter_no_change": 30, "early_stopping": "auto"}
+FINALISTS: dict[str, tuple[str, dict[str, Any], str]] = {
+    "xgb-fixed100-lr2-b16-c1": ("xgb", {**_TREES, "early_stopping": False, "n_estimators": 100,
+                                        "learning_rate": 0.2, "max_bin": 16,
+                                        "colsample_bytree": 0.1}, "recs"),
+    "xgb-fixed100-lr2-b32-c3": ("xgb", {**_TREES, "early_stopping": False, "n_estimators": 100,
+                                        "learning_rate": 0.2, "max_bin": 32,
+                                        "colsample_bytree": 0.3}, "recs"),
+    "xgb-fixed60-lr3-b16-c1": ("xgb", {**_TREES, "early_stopping": False, "n_estimators": 60,
+                                       "learning_rate": 0.3, "max_bin": 16,
+                                       "colsample_bytree": 0.1}, "recs"),
+    "xgb-fixed200-lr1-b16-c1": ("xgb", {**_TREES, "early_stopping": False,
+                                        "n_estimators": 200, "learning_rate": 0.1,
+                                        "max_bin": 16, "colsample_bytree": 0.1}, "recs"),
+    "xgb-stop30-lr2-b16-c1": ("xgb", {**_TREES, "early_stopping": True, "n_estimators": 300,
+                                      "early_stopping_rounds": 30, "stopping_metric": "logloss",
+                                      "learning_rate": 0.2, "max_bin": 16,
+                                      "colsample_bytree": 0.1}, "recs"),
+    "mlp-h64-refit": ("mlp", {**_NET, "hidden_layer_sizes": (64,)}, "recs"),
+    "mlp-h64-best-epoch": ("mlp", {**_NET, "hidden_layer_sizes": (64,), "refit": False},
+                           "recs"),
+    "mlp-h256-refit": ("mlp", {**_NET, "hidden_layer_sizes": (256,)}, "recs"),
+    "mlp-h64-refit-logloss": ("mlp", {**_NET, "hidden_layer_sizes": (64,),
+                                      "stopping_metric": "logloss"}, "recs"),
+    "mlp-h64-refit-a1e-2": ("mlp", {**_NET, "hidden_layer_sizes": (64,), "alpha": 1e-2},
+                            "recs"),
+    "logreg-C0.01": ("logreg", {"C": 0.01}, "recs"),
+    "logreg-C0.1": ("logreg", {"C": 0.1}, "recs"),
+    "logreg-C1": ("logreg", {"C": 1.0}, "recs"),
+}
+CANDIDATES.update(FINALISTS)
+
+#: Fixed before the third round was run: per head kind, the finalist with the best mean
+#: accuracy over the branches; finalists within this many points of it are ties, and the tie
+#: goes to the cheapest (CPU seconds per fit).
+TIE_PP = 0.5
+RULE = (f"per head kind, the best mean accuracy over the branches; within {TIE_PP} pp of it "
+        "counts as a tie, won by the lowest CPU seconds per fit")
+
+
+def choose(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """The finalist :data:`RULE` picks for each head kind among ``rows`` (one per candidate)."""
+    chosen = {}
+    for kind in dict.fromkeys(CANDIDATES[row["candidate"]][0] for row in rows):
+        mine = [row for row in rows if CANDIDATES[row["candidate"]][0] == kind]
+        best = max(row["mean"] for row in mine)
+        ties = [row for row in mine if row["mean"] >= best - TIE_PP]
+        chosen[kind] = min(ties, key=lambda row: row["cpu s/fit"])["candidate"]
+    return chosen
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -176,6 +238,8 @@ def factory(kind: str, params: dict[str, Any], rev: str) -> Callable[[int], Any]
     if kind.startswith("old-"):
         old = load_old_heads(rev)
         cls = old.XGBHead if kind == "old-xgb" else old.MLPHead
+    elif kind == "logreg":
+        return lambda seed: LogRegHead(**params)
     else:
         cls = XGBHead if kind == "xgb" else MLPHead
     return lambda seed: cls(random_state=seed, **params)
@@ -207,6 +271,8 @@ def main() -> None:
                         help="dataset directory (for the clips' source recordings)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES))
+    parser.add_argument("--finalists", action="store_true",
+                        help="the third round's finalists (overrides --candidates)")
     parser.add_argument("--branches", nargs="+", default=list(BRANCHES))
     parser.add_argument("--baseline-rev", default="ec91f9f")
     parser.add_argument("--jobs", type=int, default=2)
@@ -216,6 +282,8 @@ def main() -> None:
     parser.add_argument("--repo", type=Path, default=REPO, help="git checkout for the baseline")
     args = parser.parse_args()
     REPO = args.repo
+    if args.finalists:
+        args.candidates = list(FINALISTS)
 
     table = FeatureStore(args.store).read(args.dataset,
                                           branches=["handcrafted", "neural.mn04_as"])
@@ -272,6 +340,9 @@ def main() -> None:
     print("|" + "|".join("---" for _ in header) + "|")
     for row in rows:
         print("| " + " | ".join(str(row[key]) for key in header) + " |")
+    print(f"\nchosen ({RULE}):")
+    for kind, name in choose(rows).items():
+        print(f"  {kind}: {name} {CANDIDATES[name][1]}")
 
 
 if __name__ == "__main__":
