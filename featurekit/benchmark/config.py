@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from featurekit.benchmark.head_settings import HeadSettings
 from featurekit.config import FAMILIES
 from featurekit.errors import ConfigError
 from featurekit.names import E2E_BRANCH, E2E_HEAD, SEQUENCE_HEAD_NAMES, is_neural
@@ -131,6 +132,9 @@ class BenchmarkConfig:
         the run's paired comparisons (by default handcrafted + each neural branch against
         that branch alone) are repeated. Empty: no curve. A fraction of 1 reuses the full
         benchmark.
+    head_settings : HeadSettings, optional
+        Parameters that replace some heads' defaults, and the datasets that chose them
+        (:mod:`featurekit.benchmark.head_settings`; ``--head-settings FILE``).
     """
 
     heads: tuple[str, ...] = ("xgb", "mlp", "logreg")
@@ -143,6 +147,7 @@ class BenchmarkConfig:
     n_bootstrap: int = 2000
     outer_folds: tuple[int, ...] | None = None
     train_fractions: tuple[float, ...] = ()
+    head_settings: HeadSettings | None = None
 
     def __post_init__(self) -> None:
         if not self.heads:
@@ -182,14 +187,23 @@ class BenchmarkConfig:
         Raises
         ------
         ConfigError
-            Naming the first unknown head and every valid choice.
+            Naming the first unknown head and every valid choice; or head settings for a
+            head the benchmark does not run, or with a parameter the head does not take.
         """
+        from featurekit.benchmark.head_settings import with_settings
         from featurekit.learn.heads.registry import HEADS
 
         known = list(dict.fromkeys([*HEADS, *SEQUENCE_HEAD_NAMES, *(head_specs or {})]))
         unknown = [name for name in self.heads if name not in known]
         if unknown:
             raise ConfigError(f"unknown head {unknown[0]!r}; choose from {', '.join(known)}")
+        if self.head_settings is not None:
+            # The end-to-end CNN joins the heads only with the e2e branch, which the
+            # configuration does not know of; its settings are checked against it regardless.
+            names = [*self.heads, *([E2E_HEAD] if E2E_HEAD in self.head_settings.params
+                                    else [])]
+            with_settings({name: head_spec(name, head_specs) for name in names},
+                          self.head_settings)
 
     def seeds(self, repeat: int) -> list[int]:
         """Member seeds of repeat ``repeat``."""
@@ -197,9 +211,13 @@ class BenchmarkConfig:
         return [base + index for index in range(self.n_seeds)]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready copy."""
-        return {key: list(value) if isinstance(value, tuple) else value
-                for key, value in asdict(self).items()}
+        """JSON-ready copy (``head_settings`` only when given, so that a run with the heads'
+        defaults keeps the hash it always had)."""
+        copy = {key: list(value) if isinstance(value, tuple) else value
+                for key, value in asdict(self).items() if key != "head_settings"}
+        if self.head_settings is not None:
+            copy["head_settings"] = self.head_settings.to_dict()
+        return copy
 
     def config_hash(self, head_specs: Mapping[str, HeadSpec] | None = None) -> str:
         """Stable short hash of :meth:`to_dict` and of the heads' default parameters."""

@@ -22,6 +22,7 @@ from featurekit.benchmark.curves import check_curve, learning_curve
 from featurekit.benchmark.data import SINGLE_LABEL_FUSIONS, prepare_data
 from featurekit.benchmark.execute import execute, validation_counts
 from featurekit.benchmark.fuse import fuse
+from featurekit.benchmark.head_settings import settings_record, with_settings
 from featurekit.benchmark.plan import make_plan, official_split
 from featurekit.benchmark.results import assemble_results
 from featurekit.errors import ConfigError
@@ -121,6 +122,7 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
     specs = {name: head_spec(name, head_specs) for name in config.heads}
     if E2E_BRANCH in table.branches:
         specs[E2E_HEAD] = head_spec(E2E_HEAD, head_specs)
+    specs = with_settings(specs, config.head_settings)
     outer, fixed_inner = (official_split(table.folds) if protocol == TRAIN_VAL_EVAL
                           else (None, None))
     plan = make_plan(table.branches, config, table.folds,
@@ -138,6 +140,7 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
                        backend=backend, scheduler=scheduler)
     results = assemble_results(plan, table, predictions, config, dataset=dataset)
     results["validation_splits"] = validation_counts(outputs, table.grouping)
+    results["head_settings"] = settings_record(specs, dataset, config.head_settings)
     curve_fits, curve_seconds = 0, 0.0
     if config.train_fractions:
         curve_started = time.perf_counter()

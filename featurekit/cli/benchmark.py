@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -93,6 +94,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "class), e.g. 0.1,0.25,1; at each, the run's paired comparisons "
                              "(handcrafted + each neural branch against it alone; with "
                              "--sets, the sets' pairs)")
+    parser.add_argument("--head-settings", metavar="FILE",
+                        help="JSON file of parameters replacing some heads' defaults and the "
+                             "datasets that chose them ({\"chosen_on\": [...], \"heads\": "
+                             "{\"mlp\": {...}}}); results.json and the report record, per "
+                             "head, where its settings were chosen and whether that data "
+                             "overlaps this dataset. The defaults' evidence: "
+                             "benchmarks/notes/heads.md")
     parser.add_argument("--jobs", type=int, default=1,
                         help="worker processes for extraction and model fitting, -1 for all "
                              "cores (default 1)")
@@ -109,13 +117,16 @@ def run(args: argparse.Namespace) -> int:
     """Handler of ``featurekit benchmark``."""
     from featurekit.benchmark import BenchmarkConfig
     from featurekit.benchmark import run as benchmark_dataset
+    from featurekit.benchmark.head_settings import read_head_settings
 
     config = BenchmarkConfig(heads=_names(args.heads), fusions=_names(args.fusions),
                              repeats=args.repeats, n_seeds=args.seeds, seed=args.seed,
                              inner_splits=args.inner_splits, tune=args.tune,
                              n_bootstrap=args.bootstrap,
                              outer_folds=args.outer_folds,
-                             train_fractions=args.train_fractions or ())
+                             train_fractions=args.train_fractions or (),
+                             head_settings=(read_head_settings(args.head_settings)
+                                            if args.head_settings else None))
     models = [] if args.model == NO_MODEL else list(_names(args.model))
     outcome = benchmark_dataset(args.dataset, args.data_dir, args.store, model=models,
                                 sets=args.sets or None,
@@ -126,7 +137,23 @@ def run(args: argparse.Namespace) -> int:
                                 scheduler=args.scheduler)
     print(summary_text(outcome.results))
     print("wrote " + ", ".join(str(path) for path in outcome.written))
+    notice = overlap_notice(outcome.results)
+    if notice:
+        print(notice, file=sys.stderr)
     return 0
+
+
+def overlap_notice(results: dict) -> str | None:
+    """A warning when some heads' settings were chosen on the clips this run reports."""
+    record = results.get("head_settings") or {}
+    if record.get("disjoint") is not False:
+        return None
+    heads = record["overlapping"]
+    chosen = sorted({name for head in heads for name in record["heads"][head]["chosen_on"]})
+    return (f"warning: the settings of head(s) {', '.join(heads)} were chosen on "
+            f"{', '.join(chosen)}, whose clips this run reports, so its figures are not "
+            "independent of that choice; pass --head-settings with settings chosen on other "
+            "data (benchmarks/head_settings/, benchmarks/notes/heads.md)")
 
 
 def summary_text(results: dict) -> str:

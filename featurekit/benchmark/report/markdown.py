@@ -111,6 +111,22 @@ def _validation_text(counts: Mapping[str, Mapping[str, int]]) -> str:
                      for head, kinds in counts.items())
 
 
+def _settings_text(record: Mapping[str, Any], dataset: str) -> str:
+    """Where each head's settings were chosen, and whether that data is this dataset's."""
+    where = "; ".join(
+        f"`{head}` " + (", ".join(facts["chosen_on"]) if facts["chosen_on"] else "no data")
+        + (" (" + ", ".join(f"{key}={value}" for key, value in facts["params"].items()) + ")"
+           if facts["params"] else "")
+        for head, facts in record["heads"].items())
+    verdict = {True: f"none of them on {dataset}'s clips: the figures are independent of the "
+                     "choice.",
+               False: f"**not independent**: the settings of {', '.join(record['overlapping'])} "
+                      f"were chosen on {dataset}'s clips, so its figures favour them.",
+               None: f"whether {dataset}'s clips took part cannot be told from its name."}
+    return (f"**Head settings, and the data that chose them.** {where}; "
+            f"{verdict[record['disjoint']]} Evidence: {record['evidence']}.")
+
+
 def _budget_section(results: Mapping[str, Any]) -> list[str]:
     """What every system was given (heads, repeats, seeds, inner splits), and config hashes."""
     lines = []
@@ -129,6 +145,8 @@ def _budget_section(results: Mapping[str, Any]) -> list[str]:
                   "twins, which stop early on the kind of split their member used) held out "
                   "as validation rows: " + _validation_text(results["validation_splits"])
                   + ".", ""]
+    if results.get("head_settings"):
+        lines += [_settings_text(results["head_settings"], results["dataset"]), ""]
     hashes = results.get("config_hashes", {})
     if hashes:
         lines += ["**Config hashes.** " + ", ".join(f"{k}: `{v}`" for k, v in hashes.items()),

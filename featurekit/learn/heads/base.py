@@ -97,9 +97,14 @@ class HeadSpec:
         benchmark cell instead of once per seed).
     param_grid : mapping
         The small search space of :func:`tune_head`.
+    defaults_chosen_on : tuple of str
+        Datasets (``esc10``, ``urbansound8k``, ...) whose data chose the parameters
+        ``factory`` builds with; empty when no data chose them. Figures on these datasets are
+        not independent of the choice (:mod:`featurekit.benchmark.head_settings`).
     """
 
     name: str
     factory: Callable[..., Any]
     seeded: bool
     param_grid: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    defaults_chosen_on: tuple[str, ...] = ()

@@ -13,10 +13,12 @@ from featurekit.learn.heads.xgb import XGBHead
 
 HEADS: dict[str, HeadSpec] = {
     "xgb": HeadSpec("xgb", XGBHead, seeded=True,
-                    param_grid={"max_depth": [3, 6], "colsample_bytree": [0.2, 0.5]}),
+                    param_grid={"max_depth": [3, 6], "colsample_bytree": [0.2, 0.5]},
+                    defaults_chosen_on=("esc10", "urbansound8k")),
     "mlp": HeadSpec("mlp", MLPHead, seeded=True,
                     param_grid={"hidden_layer_sizes": [(128,), (512,)],
-                                "alpha": [1e-4, 1e-2]}),
+                                "alpha": [1e-4, 1e-2]},
+                    defaults_chosen_on=("esc10", "urbansound8k")),
     "logreg": HeadSpec("logreg", LogRegHead, seeded=False,
                        param_grid={"C": [0.01, 0.1, 1.0, 10.0]}),
 }

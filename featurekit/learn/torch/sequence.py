@@ -406,5 +406,6 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
 #: trains ``inner_splits`` encoders.
 SEQUENCE_HEADS: dict[str, HeadSpec] = {
     "seq": HeadSpec("seq", SequenceClassifier, seeded=True,
-                    param_grid={"encoder": ["cnn", "transformer"]}),
+                    param_grid={"encoder": ["cnn", "transformer"]},
+                    defaults_chosen_on=("esc10",)),
 }
