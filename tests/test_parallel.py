@@ -83,6 +83,18 @@ def test_loky_worker_restarts_lose_no_task() -> None:
     assert len({pid for _, pid in results}) > 2  # workers were replaced
 
 
+def test_tasks_in_this_process_run_as_their_results_are_asked_for() -> None:
+    ran = []
+
+    def noted(value: int) -> int:
+        ran.append(value)
+        return value
+
+    results = run_tasks([delayed(noted)(value) for value in range(4)], n_jobs=1)
+    assert next(results) == 0 and ran == [0]
+    results.close()
+
+
 @pytest.mark.parametrize("ordered", [True, False])
 def test_tasks_here_run_in_this_process_and_the_others_in_workers(ordered: bool) -> None:
     here = {1, 4, 5}

@@ -11,6 +11,7 @@ are imported on first use: the CLI reads :data:`BACKENDS` to build its parser.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import warnings
 from collections.abc import Callable, Collection, Generator, Iterator, Sequence
@@ -154,25 +155,27 @@ def run_tasks(tasks: Sequence[Any], *, n_jobs: int, backend: str = "loky",
         # process runs its own tasks; no pool is started for none.
         results = (_retried(start(remote), start, remote, names=names,
                             retries=retries if backend == "loky" else 0) if remote else None)
-        done: dict[int, Any] = {}
+        # Computed as the caller asks for results (lazily, like the workers' results).
+        own = ((position, _called(tasks[position])) for position in sorted(local))
+        done: dict[int, Any] = {}  # ordered: results waiting for those before them
         following = 0  # ordered: the next position to yield
         try:
-            for position in sorted(local):
-                function, args, kwargs = tasks[position]
-                done[position] = function(*args, **kwargs)
+            for position, result in itertools.chain(own, results or ()):
                 if not ordered:
-                    yield done.pop(position)
-            for position, result in results or ():
+                    yield result
+                    continue
                 done[position] = result
-                if not ordered:
-                    yield done.pop(position)
                 while following in done:
                     yield done.pop(following)
                     following += 1
-            yield from (done.pop(position) for position in sorted(done))
         finally:
             if results is not None:
                 results.close()
+
+
+def _called(task: Any) -> Any:
+    function, args, kwargs = task
+    return function(*args, **kwargs)
 
 
 class _Numbered:

@@ -4,8 +4,8 @@ Where units run: the tabular heads in the worker processes; the torch heads
 (:data:`~featurekit.names.TORCH_HEAD_NAMES`: the sequence head, its joint model, the e2e CNN)
 there too on a CPU-only machine, but in this process when torch would fit them on CUDA, one
 after the other while the workers fit the rest of the stage: each worker would otherwise
-initialise CUDA (half a GB of GPU memory and seconds each) and its fits would compete for the
-GPU, and a fit on the GPU gains nothing from a worker (:func:`gpu_units`).
+initialise CUDA (a context of its own in GPU memory) and its fits would compete for the GPU,
+while a fit on the GPU gains nothing from a worker (:func:`gpu_units`).
 
 Each unit fits one head on the training rows of its outer fold and predicts the test rows;
 with ``unit.inner`` it also fits the head's inner out-of-fold twins on the inner splits of the
