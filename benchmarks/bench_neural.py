@@ -3,18 +3,18 @@
 Stages (the default; needs ``--data-dir``): the clips of a dataset as ``featurekit embed``
 computes them, on the CPU with ``--jobs`` torch threads and, when torch sees one, on the GPU:
 
-* decoding: decoding and resampling to the model's rate by ``--jobs`` worker processes
+* decoding: decoding and resampling to the model's rate by ``--jobs`` threads
   (:func:`featurekit.neural.decoding.load_clips`; CPU work, the same for both devices);
 * front end: the model's log-mel on the decoded clips, in batches of the device's default
   size (clips of equal length together);
 * network: the forward pass after the front end (whole pass minus front end);
 * embed: the whole of ``featurekit embed``
   (:func:`featurekit.computers.runner.run_branch` into a fresh
-  store: workers, network and Parquet parts together).
+  store: decoding threads, network and Parquet parts together).
 
-Each stage is the best of ``--repeats`` timed runs after one warm-up (which also starts the
-worker processes); embed runs once, with warm workers. Weights are untrained by default
-(speed does not depend on their values).
+Each stage is the best of ``--repeats`` timed runs after one warm-up; embed runs once, after a
+warm-up on one batch. Weights are untrained by default (speed does not depend on their
+values).
 
 ``--models``: milliseconds per 4-s clip of mn04_as and Cnn14 (featurekit code), and of Cnn14
 through an "upstream-style" forward pass: the published PANNs structure restated operation by
@@ -205,7 +205,7 @@ def main() -> None:
     parser.add_argument("--model", default="mn04_as")
     parser.add_argument("--weights", default="untrained")
     parser.add_argument("--jobs", type=int, default=2,
-                        help="decoding worker processes and torch threads")
+                        help="decoding threads and torch threads")
     parser.add_argument("--batch-size", type=int, help="default: the device's")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--models", action="store_true",

@@ -9,11 +9,13 @@
 #   1. the mn04_as and Cnn10 golden tests on CUDA (full float32) and the CUDA/CPU agreement of
 #      embeddings on generated clips (pytest);
 #   2. `featurekit embed --model mn04_as --device cuda` of ESC-10 into fresh stores with the
-#      defaults (batch 64 on CUDA) and every core decoding, then decoding in the command's
-#      process (--jobs 1, as before decoding workers); clips/s in each summary line, and how
-#      far the CUDA embeddings are from a CPU run's;
+#      defaults (batch 64 on CUDA) and every core decoding, then one decoding thread
+#      (--jobs 1); clips/s in each summary line, and how far the CUDA embeddings are from a
+#      CPU run's;
 #   3. benchmarks/bench_neural.py: clips/s of decoding, front end, network and the whole
-#      command on the CPU and on CUDA.
+#      command on the CPU and on CUDA;
+#   4. benchmarks/bench_decoding.py: decoding threads against worker processes, and the share
+#      of the GIL a decoding thread holds (which the thread launching CUDA kernels waits on).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${FEATUREKIT_TEST_DATA:?set it to the folder holding esc10/ (../shared/data)}"
@@ -66,4 +68,8 @@ EOF
 
 echo "== 3. bench_neural.py, ESC-10, --jobs $jobs"
 python benchmarks/bench_neural.py --dataset esc10 --data-dir "$esc10" --jobs "$jobs" \
+    2>&1 | grep -v "partial copy"
+
+echo "== 4. bench_decoding.py, ESC-10, --jobs $jobs"
+python benchmarks/bench_decoding.py --dataset esc10 --data-dir "$esc10" --jobs "$jobs" \
     2>&1 | grep -v "partial copy"

@@ -46,6 +46,10 @@ class MissingDependencyError(FeaturekitError, ImportError):
     """
 
 
+class WorkerLostError(FeaturekitError, RuntimeError):
+    """Worker processes kept dying while computing tasks; the message names the tasks lost."""
+
+
 class ArtifactError(FeaturekitError, ValueError):
     """A trained-model file is corrupt, truncated, or from an incompatible featurekit."""
 

@@ -28,6 +28,8 @@ E2E_BRANCH = "e2e"
 E2E_HEAD = "cnn"
 #: Heads that learn from frame sequences rather than clip-level features.
 SEQUENCE_HEAD_NAMES = ("seq",)
+#: Heads that fit a torch network (on CUDA when there is one): the sequence heads, the e2e CNN.
+TORCH_HEAD_NAMES = (*SEQUENCE_HEAD_NAMES, E2E_HEAD)
 #: Evaluation protocols: every fold the test set once, or one official train -> validation ->
 #: eval split (a dataset's ``protocol``; the benchmark's plan follows it).
 LEAVE_ONE_FOLD_OUT, TRAIN_VAL_EVAL = "leave-one-fold-out", "train-val-eval"

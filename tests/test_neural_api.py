@@ -1,11 +1,10 @@
 """NeuralBranch, PretrainedEmbedder and the HEAR API, on an untrained mn04_as: clips decoded
-by worker processes, batches per device, float32 on CUDA."""
+by threads a bounded look-ahead in front of the network, batches per device, float32 on CUDA."""
 
 from __future__ import annotations
 
 import pickle
-import subprocess
-import sys
+import threading
 
 import numpy as np
 import pandas as pd
@@ -19,12 +18,14 @@ from featurekit.computers.neural import NeuralBranch
 from featurekit.errors import AudioError, ConfigError
 from featurekit.io.audio import load_audio
 from featurekit.neural import PretrainedEmbedder, audioset_labels, hear
-from featurekit.neural.decoding import load_clips
+from featurekit.neural.decoding import load_clip, load_clips
 from featurekit.neural.embedding import (
+    LOOK_AHEAD_BATCHES,
     MIN_DURATION_S,
     WINDOW_S,
     embed_waveforms,
     float32_precision,
+    load_for,
     torch_threads,
     window_starts,
 )
@@ -267,7 +268,7 @@ def test_embedder_parameters_are_validated_at_fit(clips):
                                rtol=1e-4, atol=1e-5)
 
 
-# ----------------------------------------------------------------- decoding worker processes
+# ------------------------------------------------------------------------ decoding threads
 @pytest.fixture(scope="module")
 def mixed_files(tmp_path_factory):
     """Files of several rates, lengths and channel counts, and one that cannot be decoded."""
@@ -300,9 +301,9 @@ def _one_clip_at_a_time(model, path: str) -> np.ndarray:
     return np.mean(embeddings, axis=0, dtype=np.float64).astype(np.float32)
 
 
-def test_decoding_workers_give_the_single_process_embeddings(mixed_files):
-    """Clips decoded by worker processes: bitwise the single-process values for the same
-    batches, cosine >= 0.99999 to clip-by-clip values for any batch size."""
+def test_decoding_threads_give_the_single_thread_embeddings(mixed_files):
+    """Clips decoded by threads: bitwise the single-thread values for the same batches,
+    cosine >= 0.99999 to clip-by-clip values for any batch size."""
     alone = NeuralBranch("mn04_as", "untrained", n_workers=2, batch_size=1)
     reference = {path: _one_clip_at_a_time(alone.tagger, path) for path in mixed_files
                  if "broken" not in path}
@@ -323,16 +324,63 @@ def test_decoding_workers_give_the_single_process_embeddings(mixed_files):
     assert any("averaged over 2 windows" in note for note in results[2, 3][3].notes)
 
 
-def test_decoding_workers_do_not_import_torch():
-    """What a worker unpickles to decode clips leaves torch (and CUDA) out of it."""
-    probe = "import sys, featurekit.neural.decoding; print('torch' in sys.modules)"
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          timeout=120, check=True)
-    assert done.stdout.strip() == "False"
+class _Counted:
+    """Sources read lazily, counting how many have been read."""
+
+    def __init__(self, sources):
+        self.sources, self.read = sources, 0
+
+    def __iter__(self):
+        for source in self.sources:
+            self.read += 1
+            yield source
 
 
-def test_embedding_consumes_clips_as_workers_deliver_them(mixed_files):
-    """Streamed from the workers (as on a GPU, batches run while later clips are decoded), with
+@pytest.mark.parametrize("overlap", [True, False])
+def test_decoding_threads_read_a_bounded_look_ahead_in_order(mixed_files, overlap):
+    """However many sources: at most ``ahead`` read and not yet handed over; without overlap
+    (the CPU), none read while the consumer holds a clip of the current look-ahead; every
+    clip as one thread loads it, in order, the corrupt file as its own exception."""
+    sources = _Counted(mixed_files * 3)
+    ahead = 4
+    expected = [load_clip(path, 32000, min_samples=32000) for path in sources.sources]
+    loading = load_clips(sources, 32000, min_samples=32000, n_jobs=2, ahead=ahead,
+                         overlap=overlap)
+    for taken, (loaded, reference) in enumerate(zip(loading, expected, strict=True)):
+        assert sources.read - taken <= ahead
+        if not overlap:  # read one look-ahead at a time
+            assert sources.read == min(len(expected), ahead * (taken // ahead + 1))
+        if isinstance(reference, Exception):
+            assert isinstance(loaded, AudioError) and "broken.wav" in str(loaded)
+            continue
+        np.testing.assert_array_equal(loaded[0], reference[0])
+        assert loaded[1] == reference[1]
+    assert sources.read == len(expected)
+
+
+def test_decoding_threads_stop_when_the_consumer_stops(mixed_files):
+    """Closing the iterator early ends its threads, with nothing more read."""
+    before = threading.active_count()
+    sources = _Counted(mixed_files * 10)
+    loading = load_clips(sources, 32000, min_samples=32000, n_jobs=2, ahead=3)
+    next(loading)
+    loading.close()
+    assert sources.read <= 4
+    assert threading.active_count() == before
+
+
+def test_embedding_looks_ahead_a_few_batches(mixed_files):
+    """The store branch reads its clips :data:`LOOK_AHEAD_BATCHES` batches ahead."""
+    model = load_pretrained("mn04_as", "untrained", device="cpu")
+    sources = _Counted(mixed_files * 4)
+    taken = 0
+    for _ in load_for(model, sources, n_jobs=2, batch_size=2):
+        taken += 1
+        assert sources.read - taken < LOOK_AHEAD_BATCHES * 2
+
+
+def test_embedding_consumes_clips_as_threads_deliver_them(mixed_files):
+    """Streamed from the threads (as on a GPU, batches run while later clips are decoded), with
     a clip that failed to load passed through: the values of the same clips listed first."""
     model = load_pretrained("mn04_as", "untrained", device="cpu")
     rate = model.sample_rate

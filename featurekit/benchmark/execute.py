@@ -1,5 +1,12 @@
 """Execute: run work units in parallel (joblib processes, or a Dask cluster) and collect them.
 
+Where units run: the tabular heads in the worker processes; the torch heads
+(:data:`~featurekit.names.TORCH_HEAD_NAMES`: the sequence head, its joint model, the e2e CNN)
+there too on a CPU-only machine, but in this process when torch would fit them on CUDA, one
+after the other while the workers fit the rest of the stage: each worker would otherwise
+initialise CUDA (a context of its own in GPU memory) and its fits would compete for the GPU,
+while a fit on the GPU gains nothing from a worker (:func:`gpu_units`).
+
 Each unit fits one head on the training rows of its outer fold and predicts the test rows;
 with ``unit.inner`` it also fits the head's inner out-of-fold twins on the inner splits of the
 training rows. Only training rows reach any ``fit``: the test rows are only predicted.
@@ -32,7 +39,7 @@ from featurekit.fusion import fit_branch, log_probability_features, predict_memb
 from featurekit.learn.fitting import take_rows
 from featurekit.learn.heads.base import HeadSpec
 from featurekit.learn.splits import Split, inner_splits, stratification_labels
-from featurekit.names import E2E_BRANCH, E2E_HEAD, SEQUENCE_HEAD_NAMES
+from featurekit.names import E2E_BRANCH, E2E_HEAD, SEQUENCE_HEAD_NAMES, TORCH_HEAD_NAMES
 
 
 @dataclass
@@ -226,6 +233,11 @@ def fit_unit(unit: Unit, spec: HeadSpec, data: BenchmarkData, train: np.ndarray,
     return output
 
 
+def _described(unit: Unit) -> str:
+    return (f"fold {unit.fold}, repeat {unit.repeat}: {unit.head} on {'+'.join(unit.branches)}"
+            f" ({unit.kind})")
+
+
 def validation_counts(outputs: Mapping[Unit, UnitOutput],
                       grouping: str) -> dict[str, dict[str, int]]:
     """Per head, how many fits (members and inner twins) stopped early on held-out groups --
@@ -238,6 +250,23 @@ def validation_counts(outputs: Mapping[Unit, UnitOutput],
         for kind, n in output.validation_kinds.items():
             head[grouping if kind == "groups" else kind] += n
     return counts
+
+
+def torch_device() -> str:
+    """The device the torch heads fit on when none is set: CUDA when torch sees a GPU."""
+    from featurekit.neural.registry import default_device
+
+    return default_device()
+
+
+def gpu_units(units: Sequence[Unit]) -> list[int]:
+    """Positions of the ``units`` that fit on the GPU, which this process owns (see the module
+    docstring): those of torch heads when :func:`torch_device` is CUDA, else none."""
+    torch_units = [position for position, unit in enumerate(units)
+                   if unit.head in TORCH_HEAD_NAMES]
+    if not torch_units or not torch_device().startswith("cuda"):
+        return []
+    return torch_units
 
 
 def execute(plan: Plan, data: BenchmarkData, specs: Mapping[str, HeadSpec], *,
@@ -260,7 +289,8 @@ def execute(plan: Plan, data: BenchmarkData, specs: Mapping[str, HeadSpec], *,
     with_embeddings : bool
         Sequence units with inner twins also embed (for the blend).
     n_jobs : int
-        Parallel units (-1: all cores). Results do not depend on it.
+        Parallel units (-1: all cores); with CUDA, torch units run in this process meanwhile
+        (:func:`gpu_units`). Results do not depend on it.
     backend : {"loky", "dask"}
         ``"dask"`` runs the units through joblib's Dask backend on the ``distributed``
         scheduler at ``scheduler``, or on a LocalCluster of ``n_jobs`` single-threaded workers.
@@ -313,7 +343,8 @@ def execute(plan: Plan, data: BenchmarkData, specs: Mapping[str, HeadSpec], *,
                       disable=None if progress is None else not progress) as bar:
         for stage in plan.stages:
             results = run_tasks([task(unit) for unit in stage], n_jobs=n_jobs,
-                                backend=backend, scheduler=scheduler)
+                                backend=backend, scheduler=scheduler, here=gpu_units(stage),
+                                names=[_described(unit) for unit in stage])
             # Closed on any exception, so that the workers stop then (see run_tasks).
             with contextlib.closing(results):
                 for unit, output in zip(stage, results, strict=True):

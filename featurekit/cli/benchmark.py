@@ -103,7 +103,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "benchmarks/notes/heads.md")
     parser.add_argument("--jobs", type=int, default=1,
                         help="worker processes for extraction and model fitting, -1 for all "
-                             "cores (default 1)")
+                             "cores (default 1); with CUDA, the torch heads (seq, cnn) are "
+                             "fitted on the GPU by the command's own process meanwhile")
     parser.add_argument("--backend", choices=BACKENDS, default="loky",
                         help="joblib processes on this machine, or a Dask cluster")
     parser.add_argument("--scheduler", metavar="ADDRESS",

@@ -24,9 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="checkpoint file (default: found in $FEATUREKIT_WEIGHTS_DIR or "
                              "the cache, else downloaded unless FEATUREKIT_OFFLINE=1)")
     parser.add_argument("--jobs", type=int, default=1,
-                        help="worker processes that decode and resample the files (on a GPU "
-                             "while the network runs), and the network's torch threads; -1 "
-                             "for all cores (default 1: decoding in the command's process)")
+                        help="threads that decode and resample the files (a few batches "
+                             "ahead of the network: on a GPU while it runs, on the CPU "
+                             "in turn with it), and the network's torch threads; -1 for all "
+                             "cores (default 1: one thread decodes, then the network runs)")
     sizes = ", ".join(f"{size} on {device}" for device, size in DEFAULT_BATCH_SIZES.items())
     parser.add_argument("--batch-size", type=int,
                         help=f"clips (10-s windows) per forward pass (default {sizes}: "

@@ -14,7 +14,6 @@ import pandas as pd
 from featurekit._util.versions import package_versions
 from featurekit.errors import ConfigError
 from featurekit.neural.base import AudioTagger
-from featurekit.neural.decoding import load_clips
 from featurekit.neural.embedding import (
     MIN_DURATION_S,
     WINDOW_S,
@@ -22,7 +21,7 @@ from featurekit.neural.embedding import (
     embed_waveforms,
     embedding_names,
     indexed_names,
-    loaded_for,
+    load_for,
     torch_threads,
 )
 from featurekit.neural.registry import (
@@ -52,9 +51,9 @@ class NeuralBranch:
     n_threads : int, keyword-only
         torch intra-op threads while computing.
     n_workers : int, keyword-only, optional
-        Worker processes that decode and resample the files, on a GPU while the network runs
-        (see :func:`~featurekit.neural.embedding.loaded_for`); joblib convention: 1 decodes
-        in this process, -1 uses every core. Default ``n_threads``.
+        Threads that decode and resample the files, a few batches ahead of the network (see
+        :func:`~featurekit.neural.embedding.load_for`); joblib convention: 1 decodes in the
+        calling thread, -1 uses every core. Default ``n_threads``.
     batch_size : int, keyword-only, optional
         Windows per forward pass; default
         :func:`~featurekit.neural.registry.default_batch_size` of the device (8 on the CPU,
@@ -72,8 +71,8 @@ class NeuralBranch:
     Notes
     -----
     Files are loaded at the model rate (soxr HQ resampling) by
-    :func:`~featurekit.neural.decoding.load_clips` and follow the clip policy of
-    :mod:`featurekit.neural.embedding`. The network runs in the calling process only
+    :func:`~featurekit.neural.embedding.load_for` and follow the clip policy of
+    :mod:`featurekit.neural.embedding`. Decoding and network run in the calling process only
     (``process_parallel`` is false), the one process that may initialise CUDA. The weights
     are resolved (and their checksum taken) when the branch is created, so missing weights
     fail before a run starts; the model itself is loaded on first use and not pickled.
@@ -119,7 +118,7 @@ class NeuralBranch:
     @property
     def clips_per_task(self) -> int | None:
         """Clips the runner hands over at a time: on a GPU eight batches, since every
-        :meth:`compute_batch` call ends with the GPU finishing while the decoding workers wait
+        :meth:`compute_batch` call ends with the GPU finishing while the decoding threads wait
         and starts with the reverse; on the CPU the runner's default (``None``)."""
         device = self.device or default_device()
         if not str(device).startswith("cuda"):
@@ -165,12 +164,11 @@ class NeuralBranch:
         """Embeddings of each file (or array at ``sr`` Hz), or the exception it raised, in
         order."""
         notes: list[tuple[str, ...]] = []
-        clips = load_clips(paths, self._info.sample_rate, sr=sr,
-                           min_samples=round(MIN_DURATION_S * self._info.sample_rate),
-                           n_jobs=self.n_workers)
+        clips = load_for(self.tagger, paths, n_jobs=self.n_workers, batch_size=self.batch_size,
+                         sr=sr)
 
         def waveforms() -> Iterator[np.ndarray | BaseException]:
-            for loaded in loaded_for(self.tagger, clips):
+            for loaded in clips:
                 if isinstance(loaded, BaseException):  # recorded per clip by the runner
                     notes.append(())
                     yield loaded

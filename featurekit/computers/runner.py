@@ -147,7 +147,9 @@ def _in_loky_workers(computer: BranchComputer, paths: Sequence[list[str]], *, n_
                                                    running=os.path.join(running, str(index)))
                      for index, batch_paths in remaining.items()]
             try:
-                with contextlib.closing(run_tasks(tasks, n_jobs=n_jobs, ordered=False)) as done:
+                # retries=0: the batch that killed its worker is isolated below instead.
+                with contextlib.closing(run_tasks(tasks, n_jobs=n_jobs, ordered=False,
+                                                  retries=0)) as done:
                     for index, outcomes in done:
                         del remaining[index]
                         yield index, outcomes
@@ -169,7 +171,7 @@ def _isolated_batch(computer: BranchComputer, paths: list[str], *, n_jobs: int,
     def alone(chunk: list[str]) -> list[ClipResult | ClipFailure]:
         [(_, outcomes)] = run_tasks([delayed(compute_batch_safely)(computer, 0, chunk, frames,
                                                                    True)],
-                                    n_jobs=n_jobs, ordered=False)
+                                    n_jobs=n_jobs, ordered=False, retries=0)
         return outcomes
 
     if len(paths) > 1:

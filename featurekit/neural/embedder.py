@@ -12,12 +12,10 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from featurekit.errors import ConfigError
-from featurekit.neural.decoding import load_clips
 from featurekit.neural.embedding import (
-    MIN_DURATION_S,
     embed_waveforms,
     embedding_names,
-    loaded_for,
+    load_for,
     torch_threads,
 )
 
@@ -43,9 +41,9 @@ class PretrainedEmbedder(TransformerMixin, BaseEstimator):
         :func:`~featurekit.neural.registry.default_batch_size` of the device (8 on the CPU,
         64 on CUDA).
     n_jobs : int
-        Worker processes that decode and resample the clips (on a GPU while the network
-        runs, see :func:`~featurekit.neural.embedding.loaded_for`), and the network's torch
-        threads; -1 for all cores. With 1, clips are decoded in this process.
+        Threads that decode and resample the clips, a few batches ahead of the network (see
+        :func:`~featurekit.neural.embedding.load_for`), and the network's torch threads; -1
+        for all cores. With 1, clips are decoded in the calling thread.
     device : str, optional
         Default CUDA when available, else CPU.
     allow_tf32 : bool
@@ -99,7 +97,7 @@ class PretrainedEmbedder(TransformerMixin, BaseEstimator):
         return self
 
     def _waveforms(self, X: Any) -> Iterator[np.ndarray]:
-        """The clips at the model's rate, loaded by ``n_jobs`` workers; raises the first
+        """The clips at the model's rate, loaded by ``n_jobs`` threads; raises the first
         clip's error as soon as it is met."""
         if isinstance(X, (str, os.PathLike)):
             raise TypeError("X must be a sequence of clips (paths or 1-D arrays), "
@@ -114,10 +112,8 @@ class PretrainedEmbedder(TransformerMixin, BaseEstimator):
                  for clip in clips]
         if self.sr is None and any(isinstance(clip, np.ndarray) for clip in clips):
             raise ConfigError("array inputs need the sample rate: set sr=<Hz>")
-        rate = self.model_.sample_rate
-        loading = load_clips(clips, rate, min_samples=round(MIN_DURATION_S * rate), sr=self.sr,
-                             n_jobs=self.n_jobs)
-        for loaded in loaded_for(self.model_, loading):
+        for loaded in load_for(self.model_, clips, n_jobs=self.n_jobs,
+                               batch_size=self.batch_size, sr=self.sr):
             if isinstance(loaded, BaseException):
                 raise loaded
             yield loaded[0]

@@ -20,24 +20,26 @@ import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TypeVar
 
 import numpy as np
 import torch
 
 from featurekit.errors import FeaturekitError
 from featurekit.neural.base import AudioTagger
+from featurekit.neural.decoding import LoadedClip, Source, load_clips
 from featurekit.neural.registry import default_batch_size
 
-__all__ = ["MIN_DURATION_S", "WINDOW_S", "ClipEmbedding", "embed_waveforms", "embedding_names",
-           "float32_precision", "indexed_names", "loaded_for", "torch_threads", "window_starts"]
+__all__ = ["LOOK_AHEAD_BATCHES", "MIN_DURATION_S", "WINDOW_S", "ClipEmbedding", "embed_waveforms",
+           "embedding_names", "float32_precision", "indexed_names", "load_for", "torch_threads",
+           "window_starts"]
 
 #: Shorter clips are zero-padded to this length, seconds.
 MIN_DURATION_S = 1.0
 #: Longer clips are averaged over windows of this length, seconds.
 WINDOW_S = 10.0
-
-T = TypeVar("T")
+#: Batches of clips decoded ahead of the network (:func:`load_for`): enough to keep a GPU fed
+#: through a slow clip, few enough that a dataset is never in memory at once.
+LOOK_AHEAD_BATCHES = 4
 
 
 @dataclass(frozen=True)
@@ -124,16 +126,40 @@ def _model_device(model: AudioTagger) -> torch.device:
     return next(model.parameters()).device
 
 
-def loaded_for(model: AudioTagger, clips: Iterator[T]) -> Iterable[T]:
-    """Clips being loaded by worker processes, as ``model`` should consume them.
+def load_for(model: AudioTagger, sources: Iterable[Source], *, n_jobs: int = 1,
+             batch_size: int | None = None,
+             sr: int | None = None) -> Iterator[LoadedClip | Exception]:
+    """The clips of ``sources`` as ``model`` should consume them (padded to
+    :data:`MIN_DURATION_S`, at its rate), decoded by ``n_jobs`` threads at most
+    :data:`LOOK_AHEAD_BATCHES` batches ahead.
 
-    On a GPU, one at a time: the workers go on decoding while the GPU computes. On the CPU,
-    all of them first: the decoding workers and the network's torch threads would otherwise
-    share the cores, and an intra-op thread that loses its core stalls the others at the next
-    barrier (the network then runs several times slower); loading first keeps the values
-    and the thread count of single-process embedding and still decodes on every core.
+    On a GPU the threads go on decoding while the GPU computes; on the CPU they decode the
+    next batches on every core, then wait while the network's torch threads use the cores
+    (:func:`~featurekit.neural.decoding.load_clips`, ``overlap``).
+
+    Parameters
+    ----------
+    model : AudioTagger
+    sources : iterable of path-like or np.ndarray
+        Read lazily (audio files, or arrays at ``sr`` Hz).
+    n_jobs : int, keyword-only
+        Decoding threads (-1: all cores; 1: in the calling thread).
+    batch_size : int, keyword-only, optional
+        The forward passes' batch size; default
+        :func:`~featurekit.neural.registry.default_batch_size` of the model's device.
+    sr : int, keyword-only, optional
+        Rate of array sources, Hz.
+
+    Returns
+    -------
+    iterator
+        Per source, in order, :func:`~featurekit.neural.decoding.load_clip`'s result.
     """
-    return clips if _model_device(model).type == "cuda" else list(clips)
+    device = _model_device(model)
+    rate = model.sample_rate
+    ahead = LOOK_AHEAD_BATCHES * (batch_size or default_batch_size(device))
+    return load_clips(sources, rate, min_samples=round(MIN_DURATION_S * rate), sr=sr,
+                      n_jobs=n_jobs, ahead=ahead, overlap=device.type == "cuda")
 
 
 def _pad_to(y: np.ndarray, n_samples: int) -> np.ndarray:
@@ -172,8 +198,8 @@ def embed_waveforms(model: AudioTagger, waveforms: Iterable[np.ndarray | BaseExc
         Eval-mode model (from :func:`featurekit.neural.load_pretrained`).
     waveforms : iterable of np.ndarray, float32, shape (samples,), or exceptions
         Finite mono signals at the model's rate, consumed one at a time: a batch runs as soon
-        as it is full, so a generator that loads clips (:func:`featurekit.neural.decoding.
-        load_clips`) keeps loading while the network runs. An exception in place of a clip
+        as it is full, so clips can be decoded as the network asks for them
+        (:func:`load_for`). An exception in place of a clip
         (it could not be loaded) is passed through as that clip's result.
     batch_size : int, keyword-only, optional
         Windows per forward pass; default

@@ -57,6 +57,7 @@ from featurekit.learn.torch.training import (
     train_epochs,
 )
 from featurekit.neural.embedding import torch_threads
+from featurekit.neural.registry import default_device
 
 __all__ = ["E2ECNN", "E2E_HEADS", "E2EClassifier"]
 
@@ -250,9 +251,7 @@ class E2EClassifier(ClassifierMixin, BaseEstimator):
             raise ConfigError(f"time_mask_share must be in [0, 1), got {self.time_mask_share}")
 
     def _device(self) -> torch.device:
-        if self.device is not None:
-            return torch.device(self.device)
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device or default_device())
 
     def _batch(self, X: np.ndarray, rows: np.ndarray,
                device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -45,6 +45,7 @@ from featurekit.learn.torch.training import (
     train_epochs,
 )
 from featurekit.neural.embedding import torch_threads
+from featurekit.neural.registry import default_device
 
 __all__ = ["SEQUENCE_HEADS", "SequenceClassifier"]
 
@@ -224,9 +225,7 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
 
     # ----------------------------------------------------------------- helpers
     def _device(self) -> torch.device:
-        if self.device is not None:
-            return torch.device(self.device)
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device or default_device())
 
     def build_encoder(self, n_inputs: int) -> nn.Module:
         """An untrained encoder of this configuration for ``n_inputs`` dimensions."""
