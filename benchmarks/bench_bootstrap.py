@@ -35,6 +35,7 @@ import numpy as np
 WORKER = r"""
 import json, sys, time
 import numpy as np
+import featurekit
 from featurekit.benchmark.score import bootstrap_map
 
 spec = json.loads(sys.argv[1])
@@ -55,16 +56,21 @@ resampled = bootstrap_map([proba[:, :, columns]], [truth[:, columns].astype(int)
                           [np.arange(n)], n_boot=spec["boot"], random_state=0)
 seconds = time.perf_counter() - started
 np.save(spec["out"], resampled)
-print(json.dumps({"seconds": seconds}))
+print(json.dumps({"seconds": seconds, "source": featurekit.__file__}))
 """
 
 
 def measure(src: Path, spec: dict) -> float:
     """Seconds of one :func:`bootstrap_map` call in a fresh interpreter importing ``src``."""
     env = {**os.environ, "PYTHONPATH": str(src)}
+    # Run outside any checkout: ``python -c`` puts the working directory first on the path.
     done = subprocess.run([sys.executable, "-c", WORKER, json.dumps(spec)], env=env,
-                          check=True, capture_output=True, text=True)
-    return float(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
+                          cwd=Path(spec["out"]).parent, check=True, capture_output=True,
+                          text=True)
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    if not Path(answer["source"]).resolve().is_relative_to(src.resolve()):
+        raise RuntimeError(f"measured {answer['source']}, not featurekit from {src}")
+    return float(answer["seconds"])
 
 
 def run_counts(results: Path) -> tuple[int, int]:
