@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score
 
-from featurekit.benchmark import resample
+from featurekit.benchmark import resample, score
 from featurekit.benchmark.resample import (
     _draw_counts,
     bootstrap_map,
@@ -159,3 +159,30 @@ def test_a_default_run_shaped_like_esc10_mix_keeps_its_intervals() -> None:
                           random_state=0)
         expected = percentile_interval(resamples[name] - resamples[reference], 0.95)
         assert got["ci95_pp"] == pytest.approx([100.0 * v for v in expected], rel=RELATIVE)
+
+
+def test_systems_with_identical_probabilities_are_resampled_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+
+    def counted(*args: object, **kwargs: object) -> np.ndarray:
+        calls.append(1)
+        return bootstrap_map(*args, **kwargs)
+
+    monkeypatch.setattr(score, "bootstrap_map", counted)
+    rng = np.random.default_rng(4)
+    proba, truth = random_task(rng, 50, 5, 2, decimals=2)
+    other, _ = random_task(rng, 50, 5, 2, decimals=2)
+    # A fusion that kept one branch: equal values in another array.
+    probas = {"branch": [proba], "fusion": [proba.copy()], "other": [other]}
+    options = {"n_boot": 200, "random_state": 0}
+    memo: dict = {}
+    same = compare_map("fusion", "branch", probas, [truth], [np.arange(50)], [1], memo=memo,
+                       **options)
+    assert same["ci95_pp"] == [0.0, 0.0] and len(calls) == 1
+    shared = compare_map("other", "fusion", probas, [truth], [np.arange(50)], [1], memo=memo,
+                         **options)
+    fresh = compare_map("other", "branch", probas, [truth], [np.arange(50)], [1], **options)
+    assert len(calls) == 4  # with the memo: branch (= fusion), other; without it: both again
+    assert shared["ci95_pp"] == fresh["ci95_pp"]
+    assert shared["per_fold_pp"] == fresh["per_fold_pp"]

@@ -15,6 +15,7 @@ all its comparisons (:func:`compare_map`).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -212,10 +213,20 @@ def _comparison_entry(name: str, reference: str, a: Sequence[float], b: Sequence
             "wilcoxon_p": test["wilcoxon_p"]}
 
 
+def _digest(arrays: Sequence[np.ndarray]) -> bytes:
+    """Fingerprint of a system's probabilities: every fold's shape, dtype and values."""
+    fingerprint = hashlib.blake2b(digest_size=16)
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        fingerprint.update(f"{array.shape}{array.dtype.str}".encode())
+        fingerprint.update(array.data)
+    return fingerprint.digest()
+
+
 def compare_map(name: str, reference: str, probas: Mapping[str, Sequence[np.ndarray]],
                 truth: Sequence[np.ndarray], units: Sequence[np.ndarray], folds: Sequence[int],
                 *, n_boot: int, random_state: int | None,
-                memo: dict[str, tuple[list[float], np.ndarray]] | None = None) -> dict:
+                memo: dict[str, tuple[bytes, list[float], np.ndarray]] | None = None) -> dict:
     """Paired comparison of two systems of a multi-label task in macro-mAP points.
 
     Parameters
@@ -227,9 +238,10 @@ def compare_map(name: str, reference: str, probas: Mapping[str, Sequence[np.ndar
     units, folds, n_boot, random_state :
         As :func:`compare`.
     memo : dict, optional
-        Filled with each system's per-fold mAP and
-        :func:`~featurekit.benchmark.resample.bootstrap_map` resamples, so that
-        many comparisons of the same systems (same units and seed) resample each system once.
+        Filled with each system's digest of its probabilities, per-fold mAP and
+        :func:`~featurekit.benchmark.resample.bootstrap_map` resamples, so that many
+        comparisons of the same systems (same units and seed) resample each system once, and
+        systems with identical probabilities once between them.
 
     Returns
     -------
@@ -238,16 +250,23 @@ def compare_map(name: str, reference: str, probas: Mapping[str, Sequence[np.ndar
     """
     memo = {} if memo is None else memo
 
-    def scores(system: str) -> tuple[list[float], np.ndarray]:
+    def scores(system: str) -> tuple[bytes, list[float], np.ndarray]:
         if system not in memo:
-            per_fold = [float(np.mean([np.nanmean(per_class_ap(labels, repeat))
-                                       for repeat in values]))
-                        for values, labels in zip(probas[system], truth, strict=True)]
-            memo[system] = (per_fold, bootstrap_map(probas[system], truth, units,
-                                                    n_boot=n_boot, random_state=random_state))
+            digest = _digest(probas[system])
+            # A fusion that kept a single branch (weights 1 and 0) has that branch's
+            # probabilities: same scores, same resamples.
+            same = next((entry for entry in memo.values() if entry[0] == digest), None)
+            if same is None:
+                per_fold = [float(np.mean([np.nanmean(per_class_ap(labels, repeat))
+                                           for repeat in values]))
+                            for values, labels in zip(probas[system], truth, strict=True)]
+                same = (digest, per_fold, bootstrap_map(probas[system], truth, units,
+                                                        n_boot=n_boot,
+                                                        random_state=random_state))
+            memo[system] = same
         return memo[system]
 
-    (a, resampled_a), (b, resampled_b) = scores(name), scores(reference)
+    (_, a, resampled_a), (_, b, resampled_b) = scores(name), scores(reference)
     low, high = percentile_interval(resampled_a - resampled_b, 0.95)
     return _comparison_entry(name, reference, a, b, folds, low, high)
 
