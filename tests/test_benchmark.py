@@ -27,8 +27,8 @@ from featurekit.benchmark import (
     system_name,
 )
 from featurekit.benchmark.report import render_markdown
+from featurekit.benchmark.resample import bootstrap_difference
 from featurekit.benchmark.score import (
-    bootstrap_difference,
     fold_metrics,
     paired_fold_test,
     per_class_f1,

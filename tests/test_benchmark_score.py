@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, average_precision_score, f1_score
 
+from featurekit.benchmark.resample import bootstrap_difference
 from featurekit.benchmark.score import (
-    bootstrap_difference,
     ci_method,
     compare,
     fold_metrics,

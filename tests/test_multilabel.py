@@ -30,13 +30,8 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from featurekit.benchmark import BenchmarkConfig, run_benchmark
 from featurekit.benchmark.data import label_matrix
 from featurekit.benchmark.plan import official_split
-from featurekit.benchmark.score import (
-    bootstrap_map_difference,
-    d_prime,
-    lwlrap,
-    multilabel_metrics,
-    weighted_average_precision,
-)
+from featurekit.benchmark.resample import bootstrap_map_difference, resampled_average_precision
+from featurekit.benchmark.score import d_prime, lwlrap, multilabel_metrics
 from featurekit.cli import main
 from featurekit.datasets import DatasetWarning, load_dataset, verify_dataset
 from featurekit.datasets.fsd50k import download_fsd50k
@@ -100,14 +95,15 @@ def test_multilabel_metrics_agree_with_scikit_learn() -> None:
         np.mean(truth[np.arange(80), proba.argmax(axis=1)]))
 
 
-def test_weighted_average_precision_equals_scikit_learn_with_sample_weight() -> None:
+def test_resampled_average_precision_equals_scikit_learn_with_sample_weight() -> None:
     rng = np.random.default_rng(1)
-    scores = rng.random(60).round(1)  # many ties
-    truth = rng.random(60) < 0.3
+    scores = rng.random((60, 1)).round(1)  # many ties
+    truth = rng.random((60, 1)) < 0.3
     weights = rng.integers(0, 3, size=(20, 60))
     weights[:, :4] = 0  # undrawn clips at the top of the ranking
     expected = [average_precision_score(truth, scores, sample_weight=w) for w in weights]
-    assert np.allclose(weighted_average_precision(scores, truth, weights), expected)
+    assert np.allclose(resampled_average_precision(scores, truth, np.arange(60), weights)[:, 0],
+                       expected)
 
 
 def test_map_bootstrap_zero_for_identical_systems_and_positive_for_a_better_one() -> None:

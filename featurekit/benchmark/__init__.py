@@ -14,7 +14,8 @@ The flow, one module per stage:
   fitted on inner out-of-fold predictions with the steps of the :mod:`featurekit.fusion`
   estimators.
 * :mod:`~featurekit.benchmark.score` -- metrics (:mod:`sklearn.metrics`) and paired
-  comparisons with a two-level bootstrap over source recordings and repeats.
+  comparisons with a two-level bootstrap over source recordings and repeats
+  (:mod:`~featurekit.benchmark.resample`).
 * :mod:`~featurekit.benchmark.results` and :mod:`~featurekit.benchmark.report` --
   ``results.json``, ``report.md`` and plots.
 

@@ -184,7 +184,7 @@ def _comparer(names: Sequence[str], plan: Plan, data: BenchmarkData,
     """``comparison(name, reference)`` of two of ``names``: paired, in points of the task's
     primary metric, with the two-level bootstrap over the test units and the repeats
     (:func:`~featurekit.benchmark.score.compare`; for label sets
-    :func:`~featurekit.benchmark.score.compare_map`, which recomputes macro mAP in every
+    :func:`~featurekit.benchmark.score.compare_map`, which takes macro mAP in every
     resample)."""
     units = _bootstrap_units(plan, data)
     repeats = range(config.repeats)

@@ -4,21 +4,18 @@ Metrics come from :mod:`sklearn.metrics`. A system's score on a fold is the mean
 repeats (each repeat a full refit with other seeds and inner splits).
 
 A comparison of system *a* against *b* is paired: the same clips, folds and repeats on both
-sides. Its interval is a two-level percentile bootstrap: in each resample, the repeats are drawn
-with replacement, and within every test fold the source recordings are drawn with replacement
-(all clips of a drawn recording come along; clips stand for themselves where recordings are
-unknown); the per-fold accuracy differences over the drawn units are averaged over folds. Both
-sources of noise that matter on small data -- which recordings happen to be in a fold, and the
-training randomness -- are in the interval, and a recording's correlated clips count once.
+sides. Its interval is the two-level percentile bootstrap of :mod:`featurekit.benchmark.resample`
+(repeats, and the source recordings of every test fold, drawn with replacement).
 
 Multi-label tasks (a label-indicator matrix per test fold) are scored by macro mean average
 precision (the primary metric), micro mAP, lwlrap and d′ (:func:`multilabel_metrics`); their
-comparisons resample the same units and recompute macro mAP in every resample
-(:func:`bootstrap_map_difference`), since a mean of per-clip outcomes does not exist for it.
+comparisons take macro mAP in every resample, and each compared system is resampled once for
+all its comparisons (:func:`compare_map`).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -30,6 +27,8 @@ from sklearn.metrics import (
     f1_score,
     roc_auc_score,
 )
+
+from featurekit.benchmark.resample import bootstrap_difference, bootstrap_map, percentile_interval
 
 #: Metrics reported per fold, in table order.
 METRICS = ("accuracy", "macro_f1", "map")
@@ -203,157 +202,6 @@ def paired_fold_test(a: Sequence[float], b: Sequence[float]) -> dict[str, float]
             "sign_test_p": sign_p, "wilcoxon_p": wilcoxon_p}
 
 
-def _draw_counts(rng: np.random.Generator, n_items: int, n_boot: int) -> np.ndarray:
-    """How often each of ``n_items`` is drawn in each of ``n_boot`` resamples with replacement
-    of ``n_items`` draws, (n_boot, n_items)."""
-    return np.stack([np.bincount(row, minlength=n_items)
-                     for row in rng.integers(0, n_items, size=(n_boot, n_items))])
-
-
-def bootstrap_difference(correct_a: Sequence[np.ndarray], correct_b: Sequence[np.ndarray],
-                         units: Sequence[np.ndarray], *, n_boot: int = 2000,
-                         confidence: float = 0.95,
-                         random_state: int | None = 0) -> tuple[float, float]:
-    """Two-level percentile bootstrap interval of the mean per-fold accuracy difference.
-
-    Parameters
-    ----------
-    correct_a, correct_b : sequence of np.ndarray of bool, one per fold, (n_repeats, n_clips)
-        Whether each repeat of system a / b classified each test clip of the fold correctly
-        (same clips and repeats on both sides).
-    units : sequence of np.ndarray, one per fold, (n_clips,)
-        Resampling unit of each clip: its source recording (or its own index).
-    n_boot : int
-    confidence : float
-    random_state : int, optional
-
-    Returns
-    -------
-    (low, high) : tuple of float
-        Bounds of ``accuracy(a) - accuracy(b)`` as fractions.
-    """
-    rng = np.random.default_rng(random_state)
-    n_repeats = np.asarray(correct_a[0]).shape[0]
-    # The same repeat draws serve every fold: a repeat is one refit of the whole protocol.
-    repeat_counts = _draw_counts(rng, n_repeats, n_boot)
-    totals = np.zeros(n_boot)
-    for a, b, unit in zip(correct_a, correct_b, units, strict=True):
-        diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-        codes = np.unique(np.asarray(unit), return_inverse=True)[1]
-        n_units = int(codes.max()) + 1
-        sizes = np.bincount(codes, minlength=n_units).astype(float)
-        # Per repeat and unit: summed differences of the unit's clips.
-        sums = np.stack([np.bincount(codes, weights=row, minlength=n_units) for row in diff])
-        unit_counts = _draw_counts(rng, n_units, n_boot)
-        numerator = np.einsum("br,ru,bu->b", repeat_counts, sums, unit_counts)
-        totals += numerator / (n_repeats * (unit_counts @ sizes))
-    return _interval(totals / len(correct_a), confidence)
-
-
-def weighted_average_precision(scores: np.ndarray, truth: np.ndarray,
-                               weights: np.ndarray) -> np.ndarray:
-    """Average precision of one class under many weightings of the clips at once.
-
-    The bootstrap's resamples are clip weights (how often each clip was drawn); AP with
-    ``sample_weight`` (scikit-learn's definition: precision at each distinct score, weighted
-    by the recall gained there) for every row of ``weights`` in one vectorised pass.
-
-    Parameters
-    ----------
-    scores : np.ndarray, shape (n_clips,)
-    truth : np.ndarray of bool, shape (n_clips,)
-    weights : np.ndarray, shape (n_weightings, n_clips)
-
-    Returns
-    -------
-    np.ndarray, shape (n_weightings,)
-        NaN where the weighted positives sum to zero.
-    """
-    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
-    sorted_scores = np.asarray(scores, dtype=np.float64)[order]
-    positive = np.asarray(truth, dtype=bool)[order]
-    w = np.asarray(weights, dtype=np.float64)[:, order]
-    # Clips with equal scores share one threshold: all take the precision at its last clip.
-    last_of_tie = np.r_[np.flatnonzero(np.diff(sorted_scores) != 0), sorted_scores.size - 1]
-    group_end = last_of_tie[np.searchsorted(last_of_tie, np.arange(sorted_scores.size))]
-    true_positives = np.cumsum(w * positive, axis=1)
-    predicted = np.cumsum(w, axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        # A clip drawn zero times adds nothing, even where no drawn clip precedes it.
-        precision = np.nan_to_num(true_positives[:, group_end] / predicted[:, group_end])
-        return (np.sum(np.where(positive, w * precision, 0.0), axis=1)
-                / true_positives[:, -1])
-
-
-def bootstrap_map(probas: Sequence[np.ndarray], truth: Sequence[np.ndarray],
-                  units: Sequence[np.ndarray], *, n_boot: int = 2000,
-                  random_state: int | None = 0) -> np.ndarray:
-    """Macro mAP of one system in each resample of the two-level bootstrap.
-
-    The resampling is :func:`bootstrap_difference`'s (repeats, and the units of each test
-    fold, drawn with replacement); in every resample each class's AP is recomputed on the drawn
-    clips (:func:`weighted_average_precision`), macro-averaged over the classes with a drawn
-    positive, averaged over the drawn repeats and then over folds. The draws depend only on
-    ``random_state``, the number of repeats and the units, so two systems resampled with the
-    same seed are paired, and the difference of their arrays is the paired difference (the
-    classes averaged over depend on the drawn clips alone).
-
-    Parameters
-    ----------
-    probas : sequence of np.ndarray, one per fold, (n_repeats, n_clips, n_classes)
-    truth : sequence of np.ndarray, one per fold, (n_clips, n_classes) of {0, 1}
-    units : sequence of np.ndarray, one per fold, (n_clips,)
-    n_boot, random_state :
-        As :func:`bootstrap_difference`.
-
-    Returns
-    -------
-    np.ndarray, shape (n_boot,)
-    """
-    rng = np.random.default_rng(random_state)
-    n_repeats = np.asarray(probas[0]).shape[0]
-    repeat_counts = _draw_counts(rng, n_repeats, n_boot)
-    totals = np.zeros(n_boot)
-    for proba, labels, unit in zip(probas, truth, units, strict=True):
-        proba, labels = np.asarray(proba), np.asarray(labels) > 0
-        codes = np.unique(np.asarray(unit), return_inverse=True)[1]
-        n_units = int(codes.max()) + 1
-        unit_counts = _draw_counts(rng, n_units, n_boot)
-        weights = unit_counts[:, codes]  # every clip of a drawn unit, as often as it is drawn
-        for repeat in range(n_repeats):
-            per_class = np.stack([weighted_average_precision(proba[repeat, :, c], labels[:, c],
-                                                             weights)
-                                  for c in range(labels.shape[1])], axis=1)
-            # Macro over the classes with a drawn positive (the others have no AP).
-            scored = np.maximum(np.sum(~np.isnan(per_class), axis=1), 1)
-            totals += repeat_counts[:, repeat] * np.nansum(per_class, axis=1) / scored
-    return totals / (n_repeats * len(probas))
-
-
-def _interval(resampled: np.ndarray, confidence: float) -> tuple[float, float]:
-    tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(resampled, [tail, 1.0 - tail])
-    return float(low), float(high)
-
-
-def bootstrap_map_difference(proba_a: Sequence[np.ndarray], proba_b: Sequence[np.ndarray],
-                             truth: Sequence[np.ndarray], units: Sequence[np.ndarray], *,
-                             n_boot: int = 2000, confidence: float = 0.95,
-                             random_state: int | None = 0) -> tuple[float, float]:
-    """Two-level percentile bootstrap interval of the mean per-fold macro-mAP difference
-    (:func:`bootstrap_map` of both systems with the same draws).
-
-    Returns
-    -------
-    (low, high) : tuple of float
-        Bounds of ``mAP(a) - mAP(b)`` (0-1 scale).
-    """
-    def resampled(probas: Sequence[np.ndarray]) -> np.ndarray:
-        return bootstrap_map(probas, truth, units, n_boot=n_boot, random_state=random_state)
-
-    return _interval(resampled(proba_a) - resampled(proba_b), confidence)
-
-
 def _comparison_entry(name: str, reference: str, a: Sequence[float], b: Sequence[float],
                       folds: Sequence[int], low: float, high: float) -> dict:
     test = paired_fold_test(a, b)
@@ -365,10 +213,20 @@ def _comparison_entry(name: str, reference: str, a: Sequence[float], b: Sequence
             "wilcoxon_p": test["wilcoxon_p"]}
 
 
+def _digest(arrays: Sequence[np.ndarray]) -> bytes:
+    """Fingerprint of a system's probabilities: every fold's shape, dtype and values."""
+    fingerprint = hashlib.blake2b(digest_size=16)
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        fingerprint.update(f"{array.shape}{array.dtype.str}".encode())
+        fingerprint.update(array.data)
+    return fingerprint.digest()
+
+
 def compare_map(name: str, reference: str, probas: Mapping[str, Sequence[np.ndarray]],
                 truth: Sequence[np.ndarray], units: Sequence[np.ndarray], folds: Sequence[int],
                 *, n_boot: int, random_state: int | None,
-                memo: dict[str, tuple[list[float], np.ndarray]] | None = None) -> dict:
+                memo: dict[str, tuple[bytes, list[float], np.ndarray]] | None = None) -> dict:
     """Paired comparison of two systems of a multi-label task in macro-mAP points.
 
     Parameters
@@ -380,8 +238,10 @@ def compare_map(name: str, reference: str, probas: Mapping[str, Sequence[np.ndar
     units, folds, n_boot, random_state :
         As :func:`compare`.
     memo : dict, optional
-        Filled with each system's per-fold mAP and :func:`bootstrap_map` resamples, so that
-        many comparisons of the same systems (same units and seed) resample each system once.
+        Filled with each system's digest of its probabilities, per-fold mAP and
+        :func:`~featurekit.benchmark.resample.bootstrap_map` resamples, so that many
+        comparisons of the same systems (same units and seed) resample each system once, and
+        systems with identical probabilities once between them.
 
     Returns
     -------
@@ -390,17 +250,24 @@ def compare_map(name: str, reference: str, probas: Mapping[str, Sequence[np.ndar
     """
     memo = {} if memo is None else memo
 
-    def scores(system: str) -> tuple[list[float], np.ndarray]:
+    def scores(system: str) -> tuple[bytes, list[float], np.ndarray]:
         if system not in memo:
-            per_fold = [float(np.mean([np.nanmean(per_class_ap(labels, repeat))
-                                       for repeat in values]))
-                        for values, labels in zip(probas[system], truth, strict=True)]
-            memo[system] = (per_fold, bootstrap_map(probas[system], truth, units,
-                                                    n_boot=n_boot, random_state=random_state))
+            digest = _digest(probas[system])
+            # A fusion that kept a single branch (weights 1 and 0) has that branch's
+            # probabilities: same scores, same resamples.
+            same = next((entry for entry in memo.values() if entry[0] == digest), None)
+            if same is None:
+                per_fold = [float(np.mean([np.nanmean(per_class_ap(labels, repeat))
+                                           for repeat in values]))
+                            for values, labels in zip(probas[system], truth, strict=True)]
+                same = (digest, per_fold, bootstrap_map(probas[system], truth, units,
+                                                        n_boot=n_boot,
+                                                        random_state=random_state))
+            memo[system] = same
         return memo[system]
 
-    (a, resampled_a), (b, resampled_b) = scores(name), scores(reference)
-    low, high = _interval(resampled_a - resampled_b, 0.95)
+    (_, a, resampled_a), (_, b, resampled_b) = scores(name), scores(reference)
+    low, high = percentile_interval(resampled_a - resampled_b, 0.95)
     return _comparison_entry(name, reference, a, b, folds, low, high)
 
 
@@ -433,7 +300,8 @@ def compare(name: str, reference: str, correct: Mapping[str, Sequence[np.ndarray
 
 
 def ci_method(recordings_known: bool, n_repeats: int, n_boot: int) -> str:
-    """Words for the interval of :func:`bootstrap_difference`, as results.json states it."""
+    """Words for the interval of
+    :func:`~featurekit.benchmark.resample.bootstrap_difference`, as results.json states it."""
     unit = ("source recordings resampled within each test fold" if recordings_known else
             "clips resampled within each test fold (source recordings unknown)")
     return (f"paired two-level percentile bootstrap ({n_boot} resamples): {unit}, and the "
