@@ -50,11 +50,15 @@ ROW_EXPONENT_BOUNDS = (0.5, 2.0)
 
 @dataclass(frozen=True)
 class HeadCost:
-    """Seconds of one fit of a head: ``intercept + slope * columns * rows ** exponent``.
+    """Seconds of one fit of a head:
+    ``(intercept + slope * columns) * (rows / sample_rows) ** exponent``.
 
     Attributes
     ----------
-    intercept, slope, exponent : float
+    intercept, slope : float
+        Seconds of a fit on ``sample_rows`` rows: without columns, and per column.
+    exponent : float
+        How a fit's seconds grow with its rows.
     sample_rows : int
         Training rows of the calibration fits.
     seconds : dict of str to float
@@ -68,12 +72,20 @@ class HeadCost:
     seconds: dict[str, float]
 
     def __call__(self, rows: float, columns: float) -> float:
-        return self.intercept + self.slope * columns * rows ** self.exponent
+        return ((self.intercept + self.slope * columns)
+                * (rows / self.sample_rows) ** self.exponent)
 
     @classmethod
     def fitted(cls, rows: Sequence[int], columns: Sequence[int],
                seconds: Mapping[str, float]) -> HeadCost:
         """The model through the timed fits.
+
+        The narrow and wide fits give the cost of a column; where the wide fit is no slower
+        (an MLP that runs all its epochs on a few columns and stops early on many), every
+        input costs what the wide one did: most of an ablation's inputs are wide (every
+        branch together, all but one, all handcrafted ones). The wide fit on an inner split's
+        share of the rows gives the row exponent (bounded by :data:`ROW_EXPONENT_BOUNDS`;
+        1 without inner splits).
 
         Parameters
         ----------
@@ -85,17 +97,14 @@ class HeadCost:
             ``narrow``, ``wide`` and optionally ``wide_inner`` seconds.
         """
         narrow, wide = seconds["narrow"], seconds["wide"]
-        # Column slope at the sample's rows; the narrow fit fixes what no column costs.
-        per_column = (max(wide - narrow, 0.0) / (columns[1] - columns[0])
-                      if columns[1] > columns[0] else wide / max(columns[1], 1))
-        intercept = max(narrow - per_column * columns[0], 0.0)
+        slope, intercept = 0.0, wide
+        if wide > narrow and columns[1] > columns[0]:
+            slope = (wide - narrow) / (columns[1] - columns[0])
+            intercept = narrow - slope * columns[0]
         exponent = 1.0
-        if "wide_inner" in seconds and rows[1] < rows[0]:
-            ratio = (seconds["wide_inner"] - intercept) / max(wide - intercept, 1e-9)
-            if ratio > 0:
-                exponent = math.log(ratio) / math.log(rows[1] / rows[0])
+        if "wide_inner" in seconds and rows[1] < rows[0] and seconds["wide_inner"] > 0:
+            exponent = math.log(seconds["wide_inner"] / wide) / math.log(rows[1] / rows[0])
             exponent = min(max(exponent, ROW_EXPONENT_BOUNDS[0]), ROW_EXPONENT_BOUNDS[1])
-        slope = per_column / rows[0] ** exponent
         return cls(intercept, slope, exponent, int(rows[0]), dict(seconds))
 
 

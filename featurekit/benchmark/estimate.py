@@ -4,7 +4,7 @@
 :class:`~featurekit.benchmark.plan.Plan`, the systems scored and the paired comparisons, and
 estimates each stage of the run from a short :func:`~featurekit.benchmark.calibrate.calibrate`:
 
-* fits -- each fit of a head costs ``a + b * columns * rows ** e`` (:class:`~featurekit.
+* fits -- each fit of a head costs ``(a + b * columns) * rows ** e`` (:class:`~featurekit.
   benchmark.calibrate.HeadCost`), summed over each unit's members, inner twins and searches;
   the units of a stage go to the workers in order, each to the first that is free, and the
   stage lasts until the last one finishes;
@@ -320,7 +320,7 @@ def estimate(plan: Plan, data: BenchmarkData, config: BenchmarkConfig,
     for name, value in seconds(None).items():
         cost.stage(name).estimated_s = value
     cost.stage("fits").note = (f"{len(plan.units)} units on {workers} worker(s); per fit "
-                               "a + b * columns * rows^e per head")
+                               "(a + b * columns) * rows^e per head")
     cost.stage("fusion").note = ("per system, outer fold and repeat: " + ", ".join(
         f"{kind} {value:.2g} s" for kind, value in calibration.fusion_s.items()))
     cost.stage("statistics").note = (f"{cost.comparisons} comparisons, "
