@@ -241,7 +241,8 @@ def run(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLike
         stage.measured_s = time.perf_counter() - fill_started
     options = {"n_jobs": n_jobs, "backend": backend, "scheduler": scheduler,
                "progress": progress, "calibrate": True, "plan_only": plan_only,
-               "on_plan": on_plan, "stages": [stage]}
+               # A plan alone is printed once complete (below).
+               "on_plan": None if plan_only else on_plan, "stages": [stage]}
     if names is not None:
         results = benchmark_sets(feature_store, data, names, model=models, config=config,
                                  **options)
@@ -250,7 +251,12 @@ def run(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLike
                                   expected_folds=data.expected_folds,
                                   clips=data.clips, **task, **options)
     if plan_only:
-        return _plan_run(results["plan"], out, None)
+        partial = [e.branch for e in fill if e.missing]
+        if partial:
+            results["plan"]["notes"].append(
+                f"{', '.join(partial)} lack some clips: the stages after the fill are "
+                "estimated on the clips stored")
+        return _plan_run(results["plan"], out, on_plan)
     target = Path(out or f"benchmark-{data.name}")
     report_started = time.perf_counter()
     written = list(write_report(results, target).values())

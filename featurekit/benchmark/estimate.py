@@ -300,8 +300,8 @@ def estimate(plan: Plan, data: BenchmarkData, config: BenchmarkConfig,
         return cost
     missing = sorted({unit.head for unit in plan.units} - set(models))
     if missing:
-        cost.notes.append(f"fits of {', '.join(missing)}: they read only the outputs of "
-                          "other units (no input to time before the run)")
+        cost.notes.append(f"fits of {', '.join(missing)} not estimated: they read only the "
+                          "outputs of other units (no input to time before the run)")
     timed = cost.stage("calibration")
     timed.estimated_s = timed.measured_s = calibration.seconds
     timed.note = (f"measured: {sum(len(m.seconds) for m in models.values())} fits on a "

@@ -53,5 +53,5 @@ def plan_lines(plan: Mapping[str, Any]) -> list[str]:
         peak += (f", measured {_bytes(plan['measured_peak_rss_bytes'])} (this process's peak "
                  "plus each worker's)")
     lines += [peak + ".", ""]
-    lines += [f"Not estimated: {note}" for note in plan["notes"]]
+    lines += [f"Note: {note}" for note in plan["notes"]]
     return lines + ([""] if plan["notes"] else [])
