@@ -2,8 +2,9 @@
 
 :func:`calibrate` times, for every head of a plan, the fits of the cost model
 (:class:`HeadCost`: its narrowest and widest inputs on a sample of an outer fold's training rows,
-and the widest on an inner split's share of them), one outer fold and repeat of the fusions on
-synthetic unit outputs, and one paired comparison's bootstrap at the run's size. The fits and
+and the widest on an inner split's share of them), the fusions of a few systems of each
+fusion kind for one outer fold and repeat on synthetic unit outputs, and one paired
+comparison's bootstrap at the run's size. The fits and
 the fusions run as tasks of the run's own workers, side by side like the run's, so that the
 time of a fit on this machine under this load is what is measured. Nothing here fits a unit
 of the plan (:func:`~featurekit.benchmark.execute.fit_unit` is never called): the heads see a
