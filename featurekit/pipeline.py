@@ -11,8 +11,10 @@ comparison and the trained model all take.
 from __future__ import annotations
 
 import sys
+import time
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -24,8 +26,8 @@ from featurekit.config import ExtractionConfig
 from featurekit.errors import ConfigError, StoreError
 from featurekit.names import E2E_BRANCH, HANDCRAFTED_BRANCH, LOGMEL_BRANCH, neural_branch
 
-__all__ = ["check_models", "check_n_jobs", "check_provenance", "fill_store", "model_branches",
-           "model_names", "read_features", "stored_extraction"]
+__all__ = ["FillEstimate", "check_models", "check_n_jobs", "check_provenance", "estimate_fill",
+           "fill_store", "model_branches", "model_names", "read_features", "stored_extraction"]
 
 
 def model_names(model: str | Sequence[str] | None) -> list[str]:
@@ -89,6 +91,19 @@ def stored_extraction(store: Any, dataset: str) -> ExtractionConfig:
     return ExtractionConfig()
 
 
+def _computers(data: Any, feature_store: Any, *, model: str | Sequence[str] | None,
+               branches: Sequence[str], weights: str | None,
+               extraction: ExtractionConfig | None, n_jobs: int) -> list[BranchComputer]:
+    """The computers of ``branches`` then of the models' branches (see :func:`fill_store`)."""
+    from joblib import effective_n_jobs
+
+    if extraction is None:
+        extraction = stored_extraction(feature_store, data.name)
+    return [make_computer(branch, extraction=extraction, weights=weights,
+                          n_threads=effective_n_jobs(n_jobs))
+            for branch in [*branches, *model_branches(model)]]
+
+
 def fill_store(data: Any, feature_store: Any, *, model: str | Sequence[str] | None,
                branches: Sequence[str] = (HANDCRAFTED_BRANCH,), weights: str | None = None,
                extraction: ExtractionConfig | None = None, frames: bool = False,
@@ -126,15 +141,10 @@ def fill_store(data: Any, feature_store: Any, *, model: str | Sequence[str] | No
     StoreError
         Frames are needed from a branch stored without them, or computing a branch failed.
     """
-    from joblib import effective_n_jobs
-
-    if extraction is None:
-        extraction = stored_extraction(feature_store, data.name)
     # Every computer is built before any work: an unknown branch or a missing engine stops
     # the run before an hour of extraction rather than after it.
-    computers = [make_computer(branch, extraction=extraction, weights=weights,
-                               n_threads=effective_n_jobs(n_jobs))
-                 for branch in [*branches, *model_branches(model)]]
+    computers = _computers(data, feature_store, model=model, branches=branches,
+                           weights=weights, extraction=extraction, n_jobs=n_jobs)
     for computer in computers:
         stored = computer.branch in feature_store.branches(data.name)
         # The e2e stream's branch is nothing but frames.
@@ -153,6 +163,78 @@ def fill_store(data: Any, feature_store: Any, *, model: str | Sequence[str] | No
         if summary.exit_code:
             raise StoreError(f"computing {data.name}/{computer.branch} failed: {summary}")
     return computers
+
+
+@dataclass(frozen=True)
+class FillEstimate:
+    """What filling one branch of a store would cost.
+
+    Attributes
+    ----------
+    branch : str
+        Store branch.
+    missing : int
+        The dataset's clips not yet stored in it.
+    seconds_per_clip : float or None
+        Measured on a few of those clips in this process (None when none is missing).
+    workers : int
+        Processes the fill spreads clips over (1 for a computer that runs in-process).
+    """
+
+    branch: str
+    missing: int
+    seconds_per_clip: float | None
+    workers: int
+
+    @property
+    def estimated_s(self) -> float:
+        """Estimated seconds: missing clips x seconds per clip / workers."""
+        return self.missing * (self.seconds_per_clip or 0.0) / self.workers
+
+
+#: Clips computed to time a branch's fill, after one that warms it up (loads a model).
+FILL_SAMPLE_CLIPS = 3
+
+
+def estimate_fill(data: Any, feature_store: Any, *, model: str | Sequence[str] | None,
+                  branches: Sequence[str] = (HANDCRAFTED_BRANCH,), weights: str | None = None,
+                  extraction: ExtractionConfig | None = None, frames: bool = False,
+                  n_jobs: int = 1) -> list[FillEstimate]:
+    """Estimate what :func:`fill_store` would compute, without writing anything.
+
+    For each branch with clips missing from the store, its computer computes one clip (which
+    loads what it needs) and then :data:`FILL_SAMPLE_CLIPS` more, timed, in this process; the
+    fill is those seconds per clip times the missing clips, spread over the workers.
+
+    Parameters
+    ----------
+    data, feature_store, model, branches, weights, extraction, frames, n_jobs :
+        As :func:`fill_store`.
+
+    Returns
+    -------
+    list of FillEstimate
+        One per branch, in :func:`fill_store`'s order.
+    """
+    from joblib import effective_n_jobs
+
+    estimates = []
+    for computer in _computers(data, feature_store, model=model, branches=branches,
+                               weights=weights, extraction=extraction, n_jobs=n_jobs):
+        stored = (feature_store.stored_clip_ids(data.name, computer.branch)
+                  if computer.branch in feature_store.branches(data.name) else set())
+        paths = [str(path) for clip, path in zip(data.clips["clip_id"], data.clips["path"],
+                                                 strict=True) if clip not in stored]
+        workers = effective_n_jobs(n_jobs) if computer.process_parallel else 1
+        per_clip = None
+        if paths:
+            computer.compute_batch(paths[:1], frames=frames)
+            sample = paths[1:1 + FILL_SAMPLE_CLIPS] or paths[:1]
+            started = time.perf_counter()
+            computer.compute_batch(sample, frames=frames)
+            per_clip = (time.perf_counter() - started) / len(sample)
+        estimates.append(FillEstimate(computer.branch, len(paths), per_clip, workers))
+    return estimates
 
 
 def read_features(store: Any, dataset: str, *, model: str | Sequence[str] | None = None,

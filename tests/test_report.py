@@ -120,7 +120,9 @@ def test_benchmark_command_end_to_end_on_handcrafted_branches(
     assert len(results["config_hashes"]["handcrafted"]) > 0
     assert (out / "report.md").is_file() and (out / "confusion_best.png").is_file()
     printed = capsys.readouterr().out
-    assert printed.startswith("primary: auto ") and "vs single-auto" in printed
+    # The plan first (before any fit), then the primary comparison.
+    assert printed.startswith("## Plan and cost")
+    assert "\nprimary: auto " in printed and "vs single-auto" in printed
     assert "exploratory, picked on test folds: best single branch" in printed
     assert results["primary"]["n_repeats"] == 1
     assert "source recordings resampled" in results["primary"]["ci_method"]

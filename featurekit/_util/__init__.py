@@ -1,2 +1,2 @@
 """Plumbing every layer may use: atomic files, lazy imports, optional engines, progress bars,
-library versions and the one parallel dispatch."""
+library versions, peak memory and the one parallel dispatch."""

@@ -69,6 +69,21 @@ def subsampled_rows(plan: Plan, data: BenchmarkData, fraction: float,
             for fold, train, _ in plan.outer for repeat in range(config.repeats)}
 
 
+def fraction_plan(plan: Plan, data: BenchmarkData, fraction: float,
+                  config: BenchmarkConfig) -> Plan:
+    """The plan of one learning-curve point: the comparisons of ``plan`` on its training rows
+    subsampled at ``fraction`` (:func:`subsampled_rows`).
+
+    The full run's own subsets and pairs (a comparison of feature sets, a caller's plan), not
+    the default ablation: every fraction compares the systems of fraction 1.
+    """
+    subsets = {system.branches: list(system.roles) for system in plan.systems}
+    pairs = [(comparison.branches, comparison.branch) for comparison in plan.branch_comparisons]
+    return make_plan(data.branches, config, data.folds, sequence_branches=list(data.sequences),
+                     outer=plan.outer, comparisons_only=True, subsets=subsets, pairs=pairs,
+                     train_rows=subsampled_rows(plan, data, fraction, config))
+
+
 def _entries(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Prediction],
              config: BenchmarkConfig, fraction: float) -> list[dict[str, Any]]:
     sizes = [plan.training(fold, repeat).size for fold in plan.folds
@@ -108,18 +123,11 @@ def learning_curve(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Pr
     entries: list[dict[str, Any]] = []
     n_fits = 0
     validation: dict[str, dict[str, dict[str, int]]] = {}
-    # The full run's own subsets and pairs (a comparison of feature sets, a caller's plan),
-    # not the default ablation: every fraction compares the systems of fraction 1.
-    subsets = {system.branches: list(system.roles) for system in plan.systems}
-    pairs = [(comparison.branches, comparison.branch) for comparison in plan.branch_comparisons]
     for fraction in sorted(config.train_fractions):
         if fraction == 1.0:
             entries += _entries(plan, data, predictions, config, fraction)
             continue
-        curve_plan = make_plan(data.branches, config, data.folds,
-                               sequence_branches=list(data.sequences), outer=plan.outer,
-                               comparisons_only=True, subsets=subsets, pairs=pairs,
-                               train_rows=subsampled_rows(plan, data, fraction, config))
+        curve_plan = fraction_plan(plan, data, fraction, config)
         outputs, splits = execute(
             curve_plan, data, specs, seeds_of=config.seeds,
             inner_splits_count=config.inner_splits, tune=config.tune,

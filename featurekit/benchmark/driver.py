@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,13 @@ from featurekit.benchmark.config import BenchmarkConfig
 from featurekit.benchmark.curves import check_curve
 from featurekit.benchmark.data import branch_selectors
 from featurekit.benchmark.engine import dataset_task, run_benchmark
+from featurekit.benchmark.estimate import (
+    CostPlan,
+    fill_stage,
+    read_stage,
+    record_stage,
+    save_plan,
+)
 from featurekit.benchmark.plan import leave_one_fold_out
 from featurekit.benchmark.results import save_results
 from featurekit.computers.sets import FEATURE_SETS, parse_sets
@@ -42,6 +49,7 @@ from featurekit.names import (
 from featurekit.pipeline import (
     check_models,
     check_n_jobs,
+    estimate_fill,
     fill_store,
     model_names,
     read_features,
@@ -74,8 +82,9 @@ def benchmark_store(store: Any, dataset: str, *, model: str | Sequence[str] | No
         The dataset's clips table (``Dataset.clips``): folds, labels and recordings come from
         it rather than from the store (:func:`featurekit.pipeline.read_features`).
     **options
-        ``n_jobs``, ``backend``, ``scheduler``, ``progress``, ``multilabel``, ``protocol`` of
-        :func:`run_benchmark`.
+        ``n_jobs``, ``backend``, ``scheduler``, ``progress``, ``multilabel``, ``protocol``,
+        ``calibrate``, ``plan_only``, ``on_plan``, ``stages`` of :func:`run_benchmark` (the
+        read joins the stages).
 
     Raises
     ------
@@ -99,10 +108,14 @@ def benchmark_store(store: Any, dataset: str, *, model: str | Sequence[str] | No
 
         sequences = load_sequences(store, dataset, streams, data["clip_id"].tolist())
     read_seconds = time.perf_counter() - started
+    stages = [*options.pop("stages", ()),
+              read_stage(read_seconds, plan_only=options.get("plan_only", False))]
     results = run_benchmark(data, dataset=dataset, config=config, provenance=provenance,
-                            expected_folds=expected_folds, sequences=sequences, **options)
-    results["timings_s"]["read_store"] = read_seconds
-    results["timings_s"]["total"] += read_seconds
+                            expected_folds=expected_folds, sequences=sequences, stages=stages,
+                            **options)
+    if "timings_s" in results:  # not for a plan alone
+        results["timings_s"]["read_store"] = read_seconds
+        results["timings_s"]["total"] += read_seconds
     return results
 
 
@@ -119,8 +132,13 @@ def run(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLike
         weights: str | None = None,
         config: BenchmarkConfig | None = None, extraction: Any = None,
         out: str | os.PathLike[str] | None = None, n_jobs: int = 1, backend: str = "loky",
-        scheduler: str | None = None, progress: bool | None = None) -> BenchmarkRun:
+        scheduler: str | None = None, progress: bool | None = None, plan_only: bool = False,
+        on_plan: Callable[[dict[str, Any]], None] | None = None) -> BenchmarkRun:
     """Benchmark a dataset end to end: compute what the store lacks, evaluate, write reports.
+
+    The plan (:mod:`featurekit.benchmark.estimate`: the work, and each stage's estimated
+    seconds and the peak memory on this machine) is made before any unit is fitted, after the
+    store is filled; the results record it with the measured seconds of each stage.
 
     Parameters
     ----------
@@ -148,6 +166,13 @@ def run(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLike
         Output directory (default ``benchmark-<dataset>``).
     n_jobs, backend, scheduler, progress :
         Parallelism for extraction, embedding and fits (see :func:`run_benchmark`).
+    plan_only : bool
+        Compute, fill and fit nothing: estimate the fill from a few clips of each branch the
+        store lacks and, when every branch is stored, the rest of the run from a short
+        calibration; the results are ``{"plan": ...}``, written as ``plan.json`` into ``out``
+        when given.
+    on_plan : callable, optional
+        Called with the plan as soon as it is made (before any unit is fitted).
 
     Returns
     -------
@@ -165,11 +190,14 @@ def run(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLike
     MissingDependencyError
         A set's engine is not installed (the message names the extra).
     """
+    from joblib import effective_n_jobs
+
     from featurekit.benchmark.report import write_report
     from featurekit.benchmark.sets import benchmark_sets, set_ablation
     from featurekit.datasets import load_dataset
     from featurekit.store.reader import FeatureStore
 
+    started = time.perf_counter()
     # Every argument is checked before the store is touched: extraction and embedding take
     # hours on a full dataset, and a typo found after them costs all of it.
     check_n_jobs(n_jobs)
@@ -194,13 +222,27 @@ def run(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLike
     feature_store = FeatureStore(store)
     # The sequence head learns from frame-level descriptors: compute (and keep computing)
     # frames whenever it is asked for or a branch already holds them.
-    fill_store(data, feature_store, model=models, weights=weights, extraction=extraction,
-               branches=(HANDCRAFTED_BRANCH,) if names is None
-               else [FEATURE_SETS[name].branch for name in names],
-               frames=frames, n_jobs=n_jobs, backend=backend, scheduler=scheduler,
-               progress=progress)
+    fill_options = {"model": models, "weights": weights, "extraction": extraction,
+                    "branches": ((HANDCRAFTED_BRANCH,) if names is None
+                                 else [FEATURE_SETS[name].branch for name in names]),
+                    "frames": frames, "n_jobs": n_jobs}
+    fill = estimate_fill(data, feature_store, **fill_options)
+    stage = fill_stage(fill)
+    absent = [e.branch for e in fill if e.missing == len(data.clips)]
+    if plan_only and absent:
+        cost = CostPlan(dataset=data.name, workers=effective_n_jobs(n_jobs), stages=[stage],
+                        notes=[f"the store lacks {', '.join(absent)}: only the fill is "
+                               "estimated; run --plan again once it is filled"])
+        return _plan_run(cost.to_dict(), out, on_plan)
+    if not plan_only:
+        fill_started = time.perf_counter()
+        fill_store(data, feature_store, backend=backend, scheduler=scheduler,
+                   progress=progress, **fill_options)
+        stage.measured_s = time.perf_counter() - fill_started
     options = {"n_jobs": n_jobs, "backend": backend, "scheduler": scheduler,
-               "progress": progress}
+               "progress": progress, "calibrate": True, "plan_only": plan_only,
+               # A plan alone is printed once complete (below).
+               "on_plan": None if plan_only else on_plan, "stages": [stage]}
     if names is not None:
         results = benchmark_sets(feature_store, data, names, model=models, config=config,
                                  **options)
@@ -208,6 +250,27 @@ def run(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLike
         results = benchmark_store(feature_store, data.name, model=models, config=config,
                                   expected_folds=data.expected_folds,
                                   clips=data.clips, **task, **options)
+    if plan_only:
+        partial = [e.branch for e in fill if e.missing]
+        if partial:
+            results["plan"]["notes"].append(
+                f"{', '.join(partial)} lack some clips: the stages after the fill are "
+                "estimated on the clips stored")
+        return _plan_run(results["plan"], out, on_plan)
     target = Path(out or f"benchmark-{data.name}")
-    written = [save_results(results, target), *write_report(results, target).values()]
-    return BenchmarkRun(results, written)
+    report_started = time.perf_counter()
+    written = list(write_report(results, target).values())
+    # The report's own time is known only once it is written: results.json records it.
+    record_stage(results["plan"], "report", time.perf_counter() - report_started,
+                 wall_s=time.perf_counter() - started)
+    return BenchmarkRun(results, [save_results(results, target), *written])
+
+
+def _plan_run(plan: dict[str, Any], out: str | os.PathLike[str] | None,
+              on_plan: Callable[[dict[str, Any]], None] | None) -> BenchmarkRun:
+    """What :func:`run` returns for a plan alone: ``{"plan": plan}`` and ``plan.json`` in
+    ``out`` (when given); ``on_plan`` is called first."""
+    if on_plan is not None:
+        on_plan(plan)
+    written = [] if out is None else [save_plan(plan, out)]
+    return BenchmarkRun({"plan": plan}, written)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -20,6 +20,7 @@ from featurekit._util.versions import package_versions
 from featurekit.benchmark.config import BenchmarkConfig, head_spec
 from featurekit.benchmark.curves import check_curve, learning_curve
 from featurekit.benchmark.data import SINGLE_LABEL_FUSIONS, prepare_data
+from featurekit.benchmark.estimate import Stage, estimate, measured_peak_rss
 from featurekit.benchmark.execute import execute, validation_counts
 from featurekit.benchmark.fuse import fuse
 from featurekit.benchmark.head_settings import settings_record, with_settings
@@ -51,7 +52,10 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
                   subsets: Mapping[tuple[str, ...], Sequence[str]] | None = None,
                   pairs: Sequence[tuple[tuple[str, ...], str]] | None = None,
                   multilabel: bool = False,
-                  protocol: str = LEAVE_ONE_FOLD_OUT) -> dict[str, Any]:
+                  protocol: str = LEAVE_ONE_FOLD_OUT, calibrate: bool = False,
+                  plan_only: bool = False,
+                  on_plan: Callable[[dict[str, Any]], None] | None = None,
+                  stages: Sequence[Stage] = ()) -> dict[str, Any]:
     """Evaluate every branch alone, together and left out, by leave-one-fold-out (or on an
     official train -> validation -> eval split).
 
@@ -97,15 +101,31 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
         ``train-val-eval``: folds 1, 2, 3 are the official train, validation and eval sets
         (:func:`~featurekit.benchmark.plan.official_split`); the eval clips are scored once
         and intervals resample them.
+    calibrate : bool
+        Estimate each stage's seconds and the peak memory before fitting, from a short
+        calibration on this machine (:mod:`featurekit.benchmark.calibrate`: a few fits of
+        each head on a sample of the first outer fold's training rows, fusions of synthetic
+        probabilities); without, the plan counts the work and the run measures each stage.
+    plan_only : bool
+        Return ``{"plan": ...}`` (:func:`~featurekit.benchmark.estimate.estimate`, calibrated)
+        without fitting any unit.
+    on_plan : callable, optional
+        Called with the plan (:meth:`~featurekit.benchmark.estimate.CostPlan.to_dict`) once
+        it is estimated, before any unit is fitted.
+    stages : sequence of Stage
+        Stages a driver already estimated or ran (filling the store, reading it), which the
+        plan records beside its own.
 
     Returns
     -------
     dict
         The results (:mod:`featurekit.benchmark.results`): ``primary`` first, then every
         system with per-fold and per-repeat scores, comparisons, contributions, versions,
-        config hashes, timings, and ``validation_splits``: per head, how many fits (members
-        and inner twins) stopped early on held-out groups (named by ``grouping``), on held-out
-        clips, or had no validation rows (``learning_curve_validation_splits`` per fraction).
+        config hashes, timings, ``plan`` (the work and the estimated and measured seconds of
+        each stage, :mod:`featurekit.benchmark.estimate`), and ``validation_splits``: per
+        head, how many fits (members and inner twins) stopped early on held-out groups (named
+        by ``grouping``), on held-out clips, or had no validation rows
+        (``learning_curve_validation_splits`` per fraction).
     """
     started = time.perf_counter()
     config = config or BenchmarkConfig()
@@ -131,14 +151,27 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
     check_curve(config, protocol=protocol, comparisons=bool(plan.branch_comparisons))
     if fixed_inner is not None:
         plan = replace(plan, fixed_inner=fixed_inner)
+    cost = estimate(plan, table, config, specs, dataset=dataset, n_jobs=n_jobs,
+                    backend=backend, scheduler=scheduler, stages=stages,
+                    calibrated=calibrate or plan_only)
+    if on_plan is not None:
+        on_plan(cost.to_dict())
+    if plan_only:
+        return {"plan": cost.to_dict()}
+    fits_started = time.perf_counter()
     outputs, splits = execute(
         plan, table, specs, seeds_of=config.seeds, inner_splits_count=config.inner_splits,
         tune=config.tune, with_embeddings="blend" in config.fusions, n_jobs=n_jobs,
         backend=backend, scheduler=scheduler, progress=progress, desc=f"benchmark {dataset}")
     fit_seconds = time.perf_counter() - started
+    fusion_started = time.perf_counter()
+    cost.stage("fits").measured_s = fusion_started - fits_started
     predictions = fuse(plan, table, outputs, splits, config.seeds, n_jobs=n_jobs,
                        backend=backend, scheduler=scheduler)
+    cost.stage("fusion").measured_s = time.perf_counter() - fusion_started
+    statistics_started = time.perf_counter()
     results = assemble_results(plan, table, predictions, config, dataset=dataset)
+    cost.stage("statistics").measured_s = time.perf_counter() - statistics_started
     results["validation_splits"] = validation_counts(outputs, table.grouping)
     results["head_settings"] = settings_record(specs, dataset, config.head_settings)
     curve_fits, curve_seconds = 0, 0.0
@@ -149,6 +182,7 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
             plan, table, predictions, config, specs, n_jobs=n_jobs, backend=backend,
             scheduler=scheduler, progress=progress)
         curve_seconds = time.perf_counter() - curve_started
+        cost.stage("learning_curve").measured_s = curve_seconds
     present = [int(f) for f in np.unique(table.folds)]
     results.update({
         "expected_folds": sorted(int(f) for f in expected_folds) if expected_folds else present,
@@ -167,6 +201,10 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
                       "fusion_and_statistics": (time.perf_counter() - started - fit_seconds
                                                 - curve_seconds)},
     })
+    cost.measured_wall_s = (time.perf_counter() - started
+                            + sum(stage.measured_s or 0.0 for stage in stages))
+    cost.measured_peak_rss_bytes = measured_peak_rss(outputs.values())
+    results["plan"] = cost.to_dict()
     if config.tune:
         results["tuned_params"] = {
             f"{unit.fold}:{unit.repeat}:{'+'.join(unit.branches)}/{unit.head}/{unit.kind}":

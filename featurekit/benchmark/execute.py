@@ -20,6 +20,7 @@ train -> validation split (:func:`second_level_rows`).
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +31,7 @@ import numpy as np
 from joblib import delayed
 from threadpoolctl import threadpool_limits
 
+from featurekit._util.memory import peak_rss_bytes
 from featurekit._util.parallel import check_backend, run_tasks
 from featurekit._util.progress import progress_bar
 from featurekit.benchmark.config import OOF_FEATURES, unit_head
@@ -65,6 +67,9 @@ class UnitOutput:
         The e2e CNN's frame sequences of the training and test clips (its first member's, so
         with ``n_seeds > 1`` the sequence heads' seeds do not vary the CNN), which sequence
         heads read as the ``e2e`` stream.
+    peak_rss : (int, int)
+        The process that fitted the unit and its peak resident set in bytes by then (0 where
+        the platform cannot tell), which the run's record of its peak memory adds up.
     n_fits : int
         Heads fitted: the members and their inner twins (a search's fits not counted).
     validation_kinds : dict of str to int
@@ -82,6 +87,7 @@ class UnitOutput:
     test_embedding: np.ndarray | None = None
     stream_weights: np.ndarray | None = None
     frames: tuple[np.ndarray, np.ndarray] | None = None
+    peak_rss: tuple[int, int] = (0, 0)
 
 
 #: Splits of a fixed validation set for the second level's own choices and out-of-fold
@@ -134,6 +140,16 @@ def unit_splits(data: BenchmarkData, train: np.ndarray, n_splits: int,
                         random_state=seed)
 
 
+def repeat_splits(plan: Plan, data: BenchmarkData, fold: int, repeat: int,
+                  inner_splits_count: int, seeds_of: Callable[[int], list[int]]) -> list[Split]:
+    """The inner splits of outer fold ``fold`` in repeat ``repeat``: the official split's
+    fixed one, else :func:`unit_splits` drawn with the repeat's first seed."""
+    if plan.fixed_inner is not None:
+        return plan.fixed_inner[fold]
+    return unit_splits(data, plan.training(fold, repeat), inner_splits_count,
+                       seeds_of(repeat)[0])
+
+
 def _scatter(blocks: Sequence[np.ndarray], indices: Sequence[np.ndarray],
              n_rows: int) -> np.ndarray:
     """Rows of ``blocks`` placed at ``indices`` of an (n_rows, dim) array."""
@@ -159,6 +175,15 @@ def _with_stream(branches: Sequence[str], X: Any, name: str, values: np.ndarray)
     return values if len(branches) == 1 else {**X, name: values}
 
 
+def unit_input(unit: Unit, data: BenchmarkData, rows: np.ndarray) -> Any:
+    """What a unit's head reads of clips ``rows``: the frame sequences of its branches for a
+    sequence head or the e2e CNN, else its branches' concatenated columns (an
+    ``oof_features`` unit adds the other branches' log-probabilities, :func:`fit_unit`)."""
+    if unit.head in SEQUENCE_HEAD_NAMES or unit.head == E2E_HEAD:
+        return data.streams(unit.branches, rows)
+    return data.X[np.ix_(rows, data.columns(unit.branches))]
+
+
 def fit_unit(unit: Unit, spec: HeadSpec, data: BenchmarkData, train: np.ndarray,
              test: np.ndarray, *, seeds: Sequence[int], splits: Sequence[Split],
              tune: bool, tune_splits: int, with_embeddings: bool, with_frames: bool = False,
@@ -181,14 +206,7 @@ def fit_unit(unit: Unit, spec: HeadSpec, data: BenchmarkData, train: np.ndarray,
     y_train, groups = data.targets[train], data.groups[train]
     # Positions into ``train`` of the rows the head is fitted on, and their inner splits.
     rows, fit_splits = np.arange(len(train)), list(splits)
-    if sequence or unit.head == E2E_HEAD:
-        X_train = data.streams(unit.branches, train)
-        X_test = data.streams(unit.branches, test)
-        if sequence and E2E_BRANCH in unit.branches:  # the CNN's frames, not its log-mel input
-            X_train, X_test = (_with_stream(unit.branches, X, E2E_BRANCH, frames) for X, frames
-                               in zip((X_train, X_test), other_outputs[E2E_BRANCH].frames,
-                                      strict=True))
-    elif unit.kind == OOF_FEATURES:
+    if unit.kind == OOF_FEATURES:
         # A second-level learner: it reads the other branches' out-of-fold probabilities, so
         # it learns only on rows that have them (under an official split, the validation rows).
         rows, fit_splits = second_level_rows(y_train, groups, splits, seeds[0])
@@ -200,8 +218,11 @@ def fit_unit(unit: Unit, spec: HeadSpec, data: BenchmarkData, train: np.ndarray,
         X_test = log_probability_features(target_columns[test],
                                           [part.test.mean(axis=0) for part in others])
     else:
-        columns = data.columns(unit.branches)
-        X_train, X_test = data.X[np.ix_(train, columns)], data.X[np.ix_(test, columns)]
+        X_train, X_test = unit_input(unit, data, train), unit_input(unit, data, test)
+        if sequence and E2E_BRANCH in unit.branches:  # the CNN's frames, not its log-mel input
+            X_train, X_test = (_with_stream(unit.branches, X, E2E_BRANCH, frames) for X, frames
+                               in zip((X_train, X_test), other_outputs[E2E_BRANCH].frames,
+                                      strict=True))
     # One BLAS/OpenMP thread per unit: these matrices are small, parallelism comes from
     # running units side by side, and threads competing for two cores cost up to 10x.
     with threadpool_limits(limits=1):
@@ -230,6 +251,7 @@ def fit_unit(unit: Unit, spec: HeadSpec, data: BenchmarkData, train: np.ndarray,
             output.test_embedding = np.stack([[twin.transform(X_test) for twin in twins]
                                               for twins in fitted.twins])
     output.seconds = time.perf_counter() - started
+    output.peak_rss = (os.getpid(), peak_rss_bytes() or 0)
     return output
 
 
@@ -309,9 +331,9 @@ def execute(plan: Plan, data: BenchmarkData, specs: Mapping[str, HeadSpec], *,
     repeats = sorted({unit.repeat for unit in plan.units})
     rows = {(fold, repeat): (plan.training(fold, repeat), test)
             for fold, test in tests.items() for repeat in repeats}
-    splits = {(fold, repeat): plan.fixed_inner[fold] if plan.fixed_inner is not None
-              else unit_splits(data, train, inner_splits_count, seeds_of(repeat)[0])
-              for (fold, repeat), (train, _) in rows.items()}
+    splits = {(fold, repeat): repeat_splits(plan, data, fold, repeat, inner_splits_count,
+                                            seeds_of)
+              for fold, repeat in rows}
     outputs: dict[Unit, UnitOutput] = {}
 
     def branch_output(unit: Unit, head: str, name: str) -> UnitOutput:

@@ -162,6 +162,20 @@ def assemble_results(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, 
     }
 
 
+def planned_comparisons(plan: Plan) -> int:
+    """How many paired comparisons :func:`assemble_results` makes for ``plan`` (each one
+    bootstrap): the primary one, each branch comparison, each fusion against the best single
+    branch and against its own branches, and each sequence head against the functionals of
+    its branch."""
+    singles = [system for system in plan.systems if system.fusion is None]
+    sequence = [system for system in singles if system.head in SEQUENCE_HEAD_NAMES
+                and any(other.branches == system.branches
+                        and other.head not in SEQUENCE_HEAD_NAMES for other in singles)]
+    fused = len(plan.systems) - len(singles)
+    primary = 1 if plan.auto_candidates and plan.reference_candidates else 0
+    return primary + len(plan.branch_comparisons) + 2 * fused + len(sequence)
+
+
 def _selection_branches(plan: Plan, data: BenchmarkData) -> dict[str, list[str]]:
     """Branches each selection of the plan chooses among."""
     everything = data.branches
@@ -173,7 +187,7 @@ def _selection_branches(plan: Plan, data: BenchmarkData) -> dict[str, list[str]]
     return {name: out[name] for name, _ in plan.selections}
 
 
-def _bootstrap_units(plan: Plan, data: BenchmarkData) -> list[np.ndarray]:
+def bootstrap_units(plan: Plan, data: BenchmarkData) -> list[np.ndarray]:
     """Per outer fold, the resampling unit of each test clip (recording, else the clip)."""
     return [data.groups[test] if data.recordings_known else test
             for _, _, test in plan.outer]
@@ -186,7 +200,7 @@ def _comparer(names: Sequence[str], plan: Plan, data: BenchmarkData,
     (:func:`~featurekit.benchmark.score.compare`; for label sets
     :func:`~featurekit.benchmark.score.compare_map`, which takes macro mAP in every
     resample)."""
-    units = _bootstrap_units(plan, data)
+    units = bootstrap_units(plan, data)
     repeats = range(config.repeats)
     if data.multilabel:
         probas = {name: [np.stack([predictions[name, fold, r].test for r in repeats])

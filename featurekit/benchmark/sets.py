@@ -19,11 +19,13 @@ comparison (a table and a plot) from ``results.json`` alone.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from featurekit.benchmark.config import BenchmarkConfig, in_order
 from featurekit.benchmark.engine import dataset_task, run_benchmark
+from featurekit.benchmark.estimate import read_stage
 from featurekit.computers.sets import FEATURE_SETS, FEATUREKIT_SET, set_columns
 from featurekit.errors import StoreError
 from featurekit.names import is_neural
@@ -107,8 +109,9 @@ def benchmark_sets(feature_store: Any, data: Any, sets: Sequence[str], *,
         Neural model(s) whose branches join the sets.
     config : BenchmarkConfig
     **options
-        ``n_jobs``, ``backend``, ``scheduler``, ``progress`` of
-        :func:`~featurekit.benchmark.engine.run_benchmark`.
+        ``n_jobs``, ``backend``, ``scheduler``, ``progress``, ``calibrate``, ``plan_only``,
+        ``on_plan``, ``stages`` of :func:`~featurekit.benchmark.engine.run_benchmark` (the
+        read joins the stages).
 
     Returns
     -------
@@ -121,15 +124,20 @@ def benchmark_sets(feature_store: Any, data: Any, sets: Sequence[str], *,
     StoreError
         A set's branch is missing from the store or has no column.
     """
+    started = time.perf_counter()
     table, provenance = read_features(
         feature_store, data.name, model=model,
         clips=data.clips,
         branches=[FEATURE_SETS[name].branch for name in sets])
+    stages = [*options.pop("stages", ()),
+              read_stage(time.perf_counter() - started,
+                         plan_only=options.get("plan_only", False))]
     selectors = set_selectors(sets, [str(c) for c in table.columns])
     subsets, pairs = set_ablation(list(selectors))
     results = run_benchmark(table, dataset=data.name, branches=selectors, config=config,
                             provenance=provenance, expected_folds=data.expected_folds,
-                            subsets=subsets, pairs=pairs, **dataset_task(data), **options)
+                            subsets=subsets, pairs=pairs, stages=stages, **dataset_task(data),
+                            **options)
     results["feature_sets"] = {"sets": list(sets),
                                "neural": [b for b in selectors if is_neural(b)],
                                "descriptions": {name: FEATURE_SETS[name].description

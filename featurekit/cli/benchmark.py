@@ -111,6 +111,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="Dask scheduler address (with --backend dask; default: a local "
                              "cluster of --jobs workers)")
     parser.add_argument("--out", help="output directory (default benchmark-<dataset>)")
+    parser.add_argument("--plan", action="store_true",
+                        help="print the work (units and fits per head and stage, systems, "
+                             "comparisons) and an estimate of wall time and peak memory on "
+                             "this machine from a short calibration, then stop: nothing is "
+                             "filled or fitted; with --out, also write plan.json there. A "
+                             "real run prints the same plan first")
     parser.set_defaults(handler=run)
 
 
@@ -135,13 +141,24 @@ def run(args: argparse.Namespace) -> int:
                                 extraction=(config_from_args(args)
                                             if args.config or args.families else None),
                                 out=args.out, n_jobs=args.jobs, backend=args.backend,
-                                scheduler=args.scheduler)
-    print(summary_text(outcome.results))
-    print("wrote " + ", ".join(str(path) for path in outcome.written))
-    notice = overlap_notice(outcome.results)
+                                scheduler=args.scheduler, plan_only=args.plan,
+                                on_plan=print_plan)
+    if not args.plan:
+        print(summary_text(outcome.results))
+    if outcome.written:
+        print("wrote " + ", ".join(str(path) for path in outcome.written))
+    notice = None if args.plan else overlap_notice(outcome.results)
     if notice:
         print(notice, file=sys.stderr)
     return 0
+
+
+def print_plan(plan: dict) -> None:
+    """Print the plan (:func:`featurekit.benchmark.report.plan.plan_lines`) as soon as it is
+    made, before a run's fits."""
+    from featurekit.benchmark.report.plan import plan_lines
+
+    print("\n".join(plan_lines(plan)), flush=True)
 
 
 def overlap_notice(results: dict) -> str | None:
@@ -153,8 +170,8 @@ def overlap_notice(results: dict) -> str | None:
     chosen = sorted({name for head in heads for name in record["heads"][head]["chosen_on"]})
     return (f"warning: the settings of head(s) {', '.join(heads)} were chosen on "
             f"{', '.join(chosen)}, whose clips this run reports, so its figures are not "
-            "independent of that choice; pass --head-settings with settings chosen on other "
-            "data (benchmarks/head_settings/, benchmarks/notes/heads.md)")
+            "independent of that choice; pass --head-settings FILE with settings chosen on "
+            "other data (benchmarks/notes/heads.md)")
 
 
 def summary_text(results: dict) -> str:

@@ -19,6 +19,7 @@ from featurekit.benchmark.report.common import (
     subsampled_units,
     table,
 )
+from featurekit.benchmark.report.plan import plan_lines
 from featurekit.benchmark.report.sets import sets_section
 
 #: A run's system entries by name.
@@ -452,6 +453,7 @@ def render_markdown(results: Mapping[str, Any], plots: Mapping[str, str] | None 
         _all_systems_section(results),
         _per_class_section(results, systems),
         _plots_section(plots),
+        plan_lines(results["plan"]) if results.get("plan") else [],
         _run_section(results),
     ]
     return "\n".join(line for section in sections for line in section)
