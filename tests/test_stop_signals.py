@@ -75,6 +75,26 @@ def test_interrupted_run_stops_its_workers_and_counts_what_is_stored(
     assert (summary.skipped, summary.done) == (2, 10)
 
 
+def test_a_signal_between_a_commit_and_its_bookkeeping_counts_the_committed_part(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import featurekit.store.writer as writer_module
+
+    dataset = make_dataset(tmp_path / "audio", 6)
+    store = FeatureStore(tmp_path / "store")
+    write_table = writer_module.write_table
+
+    def commit_then_stop(table, path):
+        write_table(table, path)
+        if path.parent.name == "fake":  # the feature part, not a companion
+            raise Interrupted(signal.SIGTERM)
+
+    monkeypatch.setattr(writer_module, "write_table", commit_then_stop)
+    with pytest.raises(Interrupted) as caught:
+        run(FakeBranch(), dataset, store, n_jobs=1, batch_size=2)
+    assert len(store.read("mini", "fake")) == 2
+    assert caught.value.stored == ["2 of 6 clips of mini/fake"]
+
+
 def test_cli_sigint_exits_130_with_what_is_stored_and_restores_handlers(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     from fixtures_audio import make_folder_dataset

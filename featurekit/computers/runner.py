@@ -312,7 +312,10 @@ def run_branch(computer: BranchComputer, dataset: Any, store: FeatureStore | str
                     if on_progress is not None:
                         on_progress(finished, len(todo))
         except Interrupted as stop:
-            stop.stored.append(f"{len(writer.done)} of {len(clips)} clips of "
+            # Counted on disk: the signal may land between a part's commit and the writer's
+            # bookkeeping, and the message must say what a rerun will find.
+            on_disk = len(store.stored_clip_ids(dataset.name, computer.branch))
+            stop.stored.append(f"{on_disk} of {len(clips)} clips of "
                                f"{dataset.name}/{computer.branch}")
             raise
     return RunSummary(dataset=dataset.name, branch=computer.branch, store=store.path,
