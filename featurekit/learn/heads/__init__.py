@@ -26,7 +26,7 @@ that reproduce them are in ``benchmarks/notes/heads.md``):
   batches of about 256 clips), float32. A first network stops 30 epochs after its best
   validation error (ties broken by log-loss) on held-out groups; the final network is trained
   on all training rows for that many epochs.
-* ``logreg``: L2 logistic regression (``C=0.1``) on standardised inputs, the linear reference;
+* ``logreg``: L2 logistic regression (``C=1.0``) on standardised inputs, the linear reference;
   it has no early stopping and ignores ``groups``.
 
 Every head also fits multi-label targets: given a label-indicator matrix ``y`` of shape

@@ -39,7 +39,7 @@ class LogRegHead(BaseHead):
         L-BFGS iterations run (the most of the one-vs-rest regressions when multi-label).
     """
 
-    def __init__(self, *, C: float = 0.1, max_iter: int = 500, clip: float = 5.0) -> None:
+    def __init__(self, *, C: float = 1.0, max_iter: int = 500, clip: float = 5.0) -> None:
         self.C = C
         self.max_iter = max_iter
         self.clip = clip

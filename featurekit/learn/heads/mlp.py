@@ -96,7 +96,7 @@ class MLPHead(BaseHead):
                  learning_rate_init: float = 3e-3, batch_size: int = 256, max_iter: int = 200,
                  early_stopping: bool | str = "auto", validation_fraction: float = 0.1,
                  validation_kind: str = AUTO_VALIDATION, n_iter_no_change: int = 30,
-                 stopping_metric: str = "error", refit: bool = True, tol: float = 1e-4,
+                 stopping_metric: str = "error", refit: bool = False, tol: float = 1e-4,
                  clip: float = 5.0, random_state: int | None = None) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.alpha = alpha

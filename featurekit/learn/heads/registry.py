@@ -14,13 +14,14 @@ from featurekit.learn.heads.xgb import XGBHead
 HEADS: dict[str, HeadSpec] = {
     "xgb": HeadSpec("xgb", XGBHead, seeded=True,
                     param_grid={"max_depth": [3, 6], "colsample_bytree": [0.2, 0.5]},
-                    defaults_chosen_on=("esc10", "urbansound8k")),
+                    defaults_chosen_on=("esc10",)),
     "mlp": HeadSpec("mlp", MLPHead, seeded=True,
                     param_grid={"hidden_layer_sizes": [(128,), (512,)],
                                 "alpha": [1e-4, 1e-2]},
-                    defaults_chosen_on=("esc10", "urbansound8k")),
+                    defaults_chosen_on=("esc10",)),
     "logreg": HeadSpec("logreg", LogRegHead, seeded=False,
-                       param_grid={"C": [0.01, 0.1, 1.0, 10.0]}),
+                       param_grid={"C": [0.01, 0.1, 1.0, 10.0]},
+                       defaults_chosen_on=("esc10",)),
 }
 
 
