@@ -65,6 +65,17 @@ def test_lwlrap_by_hand() -> None:
     assert lwlrap(np.vstack([truth, [0, 0, 0]]), np.vstack([truth * 1.0, [1, 1, 1]])) == 1.0
 
 
+def test_lwlrap_is_label_ranking_average_precision_weighted_by_labels() -> None:
+    from sklearn.metrics import label_ranking_average_precision_score
+
+    rng = np.random.default_rng(0)
+    truth = (rng.random((250, 200)) < 0.01).astype(int)  # some clips without a label
+    proba = np.round(rng.random((250, 200)), 2)  # ties; 100 clips per chunk
+    expected = label_ranking_average_precision_score(truth, proba,
+                                                     sample_weight=truth.sum(axis=1))
+    assert lwlrap(truth, proba) == pytest.approx(expected, rel=1e-12)
+
+
 def test_lwlrap_weights_clips_by_their_labels() -> None:
     # Clip 1 has one label ranked last of 3 (1/3); clip 2 two labels ranked first (1, 1).
     # Per-clip averaging would give (1/3 + 1) / 2; lwlrap counts each label once.
