@@ -31,7 +31,7 @@ from featurekit.benchmark import BenchmarkConfig, run_benchmark
 from featurekit.benchmark.data import label_matrix
 from featurekit.benchmark.plan import official_split
 from featurekit.benchmark.resample import bootstrap_map_difference, resampled_average_precision
-from featurekit.benchmark.score import d_prime, lwlrap, multilabel_metrics
+from featurekit.benchmark.score import d_prime, lwlrap, multilabel_metrics, per_class_ap
 from featurekit.cli import main
 from featurekit.datasets import DatasetWarning, load_dataset, verify_dataset
 from featurekit.datasets.fsd50k import download_fsd50k
@@ -74,6 +74,20 @@ def test_lwlrap_is_label_ranking_average_precision_weighted_by_labels() -> None:
     expected = label_ranking_average_precision_score(truth, proba,
                                                      sample_weight=truth.sum(axis=1))
     assert lwlrap(truth, proba) == pytest.approx(expected, rel=1e-12)
+
+
+def test_per_class_ap_is_scikit_learns_with_ties_and_nan_without_positives() -> None:
+    from sklearn.metrics import average_precision_score
+
+    rng = np.random.default_rng(1)
+    truth = (rng.random((300, 8)) < 0.2).astype(int)
+    truth[:, 3] = 0
+    proba = np.round(rng.random((300, 8)), 1)  # many ties
+    ap = per_class_ap(truth, proba)
+    assert np.isnan(ap[3])
+    kept = [column for column in range(8) if column != 3]
+    np.testing.assert_allclose(ap[kept], average_precision_score(truth[:, kept], proba[:, kept],
+                                                                 average=None), rtol=1e-12)
 
 
 def test_lwlrap_weights_clips_by_their_labels() -> None:
