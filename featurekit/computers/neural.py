@@ -13,14 +13,13 @@ import pandas as pd
 
 from featurekit._util.versions import package_versions
 from featurekit.errors import ConfigError
+from featurekit.names import embedding_names, indexed_names
 from featurekit.neural.base import AudioTagger
 from featurekit.neural.embedding import (
     MIN_DURATION_S,
     WINDOW_S,
     ClipEmbedding,
     embed_waveforms,
-    embedding_names,
-    indexed_names,
     load_for,
     torch_threads,
 )

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from featurekit._util.lazy import lazy_getattr
+from featurekit.names import embedding_names
 from featurekit.neural.registry import (
     UNTRAINED,
     ModelInfo,
@@ -25,7 +26,6 @@ from featurekit.neural.registry import (
 # model choices) is enough to build parsers.
 __getattr__ = lazy_getattr(__name__, {
     "AudioTagger": "featurekit.neural.base",
-    "embedding_names": "featurekit.neural.embedding",
     "PretrainedEmbedder": "featurekit.neural.embedder",
 }, globals())
 
