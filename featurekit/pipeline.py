@@ -37,15 +37,16 @@ def model_names(model: str | Sequence[str] | None) -> list[str]:
 
 
 def check_models(model: str | Sequence[str] | None, *,
-                 imported: Sequence[str] = ()) -> list[str]:
+                 imported: Sequence[str] | None = None) -> list[str]:
     """Model names of a ``model`` argument, each checked before any work starts.
 
     Parameters
     ----------
     model : str or sequence of str, optional
-    imported : sequence of str, keyword-only
+    imported : sequence of str, keyword-only, optional
         Names whose embeddings a store holds as imported branches
         (:func:`featurekit.computers.imported.imported_models`): accepted, never computed.
+        None: the caller computes every model (``train``), so importing is not suggested.
 
     Returns
     -------
@@ -62,13 +63,15 @@ def check_models(model: str | Sequence[str] | None, *,
     from featurekit.neural.registry import available_models
 
     names = model_names(model)
-    known = [*available_models(), E2E_BRANCH, *imported]
+    known = [*available_models(), E2E_BRANCH, *(imported or ())]
     unknown = [name for name in names if name not in known]
     if unknown:
-        raise ConfigError(f"unknown model {unknown[0]!r}; choose from {', '.join(known)}; "
-                          f"embeddings computed elsewhere become a model once imported: "
-                          f"featurekit import-embeddings --name {unknown[0]} --from FILE "
-                          "--dataset ... --data-dir ... --store ...")
+        hint = ("" if imported is None else
+                f"; embeddings computed elsewhere become a model once imported: featurekit "
+                f"import-embeddings --name {unknown[0]} --from FILE --dataset ... "
+                "--data-dir ... --store ...")
+        raise ConfigError(f"unknown model {unknown[0]!r}; choose from "
+                          f"{', '.join(known)}{hint}")
     if len(set(names)) != len(names):
         raise ConfigError(f"models repeat a name: {', '.join(names)}")
     return names

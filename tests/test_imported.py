@@ -212,6 +212,8 @@ def test_imported_models_are_known_to_the_benchmark_and_never_computed(
     dataset, store, frame = world
     with pytest.raises(ConfigError, match="featurekit import-embeddings --name mine"):
         check_models("mine", imported=imported_models(store, "generated"))
+    with pytest.raises(ConfigError, match=r"choose from mn04_as, .*, e2e$"):  # train's check
+        check_models("mine")
     embeddings(frame).to_parquet(tmp_path / "emb.parquet")
     import_embeddings(tmp_path / "emb.parquet", dataset, store, name="mine")
     assert check_models("mine", imported=imported_models(store, "generated")) == ["mine"]
