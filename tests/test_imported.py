@@ -253,3 +253,31 @@ def test_command_line_imports_exports_and_refuses_in_one_line(
     assert main(["import-embeddings", *common, "--name", "bad", "--from",
                  str(tmp_path / "bad.csv")]) == 2
     assert capsys.readouterr().err.strip().startswith("featurekit: error: ")
+
+
+@pytest.mark.filterwarnings("ignore::featurekit.datasets.DatasetWarning")  # assigned folds
+def test_benchmark_command_runs_on_an_imported_model_and_names_the_import_when_absent(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from fixtures_audio import make_folder_dataset
+
+    from featurekit.datasets import load_dataset
+
+    root = make_folder_dataset(tmp_path / "audio", clips_per_class=10, duration=0.5)
+    clips = load_dataset("folder", root).clips
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(rng.normal(size=(len(clips), 3)) + 2 * clips[["label_id"]].to_numpy(),
+                         columns=["a", "b", "c"]).assign(clip_id=clips["clip_id"].to_numpy())
+    table.to_csv(tmp_path / "mine.csv", index=False)
+    common = ["--dataset", "folder", "--data-dir", str(root), "--store", str(tmp_path / "s")]
+    quick = ["--families", "spectral", "--heads", "logreg", "--fusions", "early", "--repeats",
+             "1", "--seeds", "1", "--bootstrap", "100", "--out", str(tmp_path / "out")]
+    assert main(["benchmark", *common, "--model", "mine", *quick]) == 2
+    assert "import-embeddings --name mine" in capsys.readouterr().err
+    assert main(["import-embeddings", *common, "--name", "mine", "--from",
+                 str(tmp_path / "mine.csv")]) == 0
+    assert main(["benchmark", *common, "--model", "mine", *quick]) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert set(results["branches"]) == {"spectral", "neural.mine"}
+    assert results["branches"]["neural.mine"] == 3
+    assert results["provenance"]["neural.mine"]["imported"]
+    assert FeatureStore(tmp_path / "s").branches("audio") == ["handcrafted", "neural.mine"]
