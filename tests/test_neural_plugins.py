@@ -158,3 +158,18 @@ def test_installed_entry_points_are_models_by_name(monkeypatch: pytest.MonkeyPat
     assert check_models(["plugin_stats", "mn04_as"]) == ["plugin_stats", "mn04_as"]
     with pytest.raises(ConfigError, match=r"entry point 'broken' .* must be a mapping"):
         model_info("broken")
+
+
+def test_a_registered_model_is_trained_on_and_predicts_from_audio(folder: Path,
+                                                                  tmp_path: Path) -> None:
+    from featurekit.model.classifier import AudioClassifier
+    from featurekit.model.load import load_model
+
+    register_model("frame_stats", FrameStats, sample_rate=8000, embedding_dim=4)
+    clips = load_dataset("folder", folder).clips
+    classifier = AudioClassifier("neural.frame_stats/logreg", model="frame_stats").fit(
+        clips["path"].tolist(), clips["label"].to_numpy())
+    assert classifier.feature_names_ == [f"neural.frame_stats.emb_{i:03d}" for i in range(4)]
+    loaded = load_model(classifier.save(tmp_path / "model.fk"))
+    np.testing.assert_array_equal(loaded.predict_proba(clips["path"].tolist()),
+                                  classifier.predict_proba(clips["path"].tolist()))
