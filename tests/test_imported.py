@@ -21,6 +21,7 @@ from featurekit.pipeline import check_models, fill_store
 from featurekit.store.export import export_branch
 from featurekit.store.reader import FeatureStore
 from featurekit.store.records import ClipResult
+from featurekit.store.sequences import load_sequences
 
 KEYS = ["clip_id", "fold", "label", "label_id"]
 FAST = BenchmarkConfig(heads=("logreg",), fusions=("early", "weighted"), n_seeds=1,
@@ -95,6 +96,10 @@ def test_exported_embeddings_imported_under_another_name_benchmark_identically(
     np.testing.assert_array_equal(frames.to_numpy()[:, 1:].astype(float),
                                   store.frames("generated", "neural.mn04_as")
                                   .to_numpy()[:, 1:].astype(float))
+    ids = dataset.clips["clip_id"].tolist()
+    sequences = [load_sequences(store, "generated", [f"neural.{model}"], ids)[f"neural.{model}"]
+                 for model in ("mn04_as", "mine")]  # what the sequence heads read
+    np.testing.assert_array_equal(*sequences)
     runs = [benchmark_store(store, "generated", model=model, config=FAST, progress=False,
                             clips=dataset.clips) for model in ("mn04_as", "mine")]
     assert comparable(runs[0], "mn04_as") == comparable(runs[1], "mine")
