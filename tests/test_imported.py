@@ -240,20 +240,22 @@ def test_command_line_imports_exports_and_refuses_in_one_line(
     import soundfile
 
     for i in range(4):
-        soundfile.write(folder / "ab"[i % 2] / f"c{i}.wav", np.zeros(800), 8000)
-    common = ["--dataset", "folder", "--data-dir", str(folder), "--store", str(store)]
+        soundfile.write(folder / "ab"[i // 2] / f"c{i}.wav", np.zeros(800), 8000)
+    common = ["--dataset", "folder", "--data-dir", str(folder), "--store", str(store.path)]
     assert main(["store", "export", str(store.path), "--dataset", "generated", "--branch",
                  "neural.mn04_as", "--out", str(tmp_path / "emb.csv")]) == 0
     assert "48 clips written" in capsys.readouterr().out
     exported = pd.read_csv(tmp_path / "emb.csv")
     assert list(exported.columns[:2]) == ["clip_id", "neural.mn04_as.emb_000"]
-    paths = [str(folder / "ab"[i % 2] / f"c{i}.wav") for i in range(4)]
+    paths = [str(folder / "ab"[i // 2] / f"c{i}.wav") for i in range(4)]
     exported.iloc[:4].drop(columns="clip_id").assign(path=paths).to_csv(
         tmp_path / "folder.csv", index=False)
     code = main(["import-embeddings", *common, "--name", "mine", "--from",
                  str(tmp_path / "folder.csv")])
     assert code == 0, capsys.readouterr().err
     assert "4 clips imported (5 dimensions)" in capsys.readouterr().out
+    np.testing.assert_array_equal(store.read("folder", "neural.mine").to_numpy()[:, 4:],
+                                  exported.iloc[:4, 1:].to_numpy(np.float32))
     exported.iloc[:4].to_csv(tmp_path / "bad.csv", index=False)
     assert main(["import-embeddings", *common, "--name", "bad", "--from",
                  str(tmp_path / "bad.csv")]) == 2
