@@ -46,6 +46,15 @@ class MissingDependencyError(FeaturekitError, ImportError):
     """
 
 
+class EmbeddingImportError(FeaturekitError, ValueError):
+    """Embeddings computed elsewhere cannot be imported into a store: the file is missing or
+    unreadable, or an id names no clip of the dataset, appears twice, or a row is ragged,
+    non-finite or of another dimension than the branch already stored.
+
+    The message names the file and the first offending id or row.
+    """
+
+
 class WorkerLostError(FeaturekitError, RuntimeError):
     """Worker processes kept dying while computing tasks; the message names the tasks lost."""
 

@@ -47,3 +47,16 @@ def neural_branch(model: str) -> str:
 def is_neural(group: str) -> bool:
     """Whether a feature group or stream is a neural one (a pretrained model's, or ``e2e``)."""
     return group.startswith(NEURAL_PREFIX) or group == E2E_BRANCH
+
+
+def indexed_names(prefix: str, count: int) -> list[str]:
+    """``prefix_000`` ... ``prefix_<count - 1>``."""
+    # At least three digits, more when needed, so that names sort in index order.
+    width = max(3, len(str(count - 1)))
+    return [f"{prefix}_{i:0{width}d}" for i in range(count)]
+
+
+def embedding_names(model: str, dim: int, *, tags: int = 0) -> list[str]:
+    """Column names ``neural.<model>.emb_000`` … then ``neural.<model>.tag_000`` … (tags are
+    AudioSet class indices, see :func:`featurekit.neural.audioset_labels`)."""
+    return indexed_names(f"neural.{model}.emb", dim) + indexed_names(f"neural.{model}.tag", tags)

@@ -21,6 +21,7 @@ import pandas as pd
 
 from featurekit.computers.base import BranchComputer
 from featurekit.computers.factory import make_computer
+from featurekit.computers.imported import imported_models
 from featurekit.computers.runner import run_branch
 from featurekit.config import ExtractionConfig
 from featurekit.errors import ConfigError, StoreError
@@ -35,8 +36,17 @@ def model_names(model: str | Sequence[str] | None) -> list[str]:
     return [model] if isinstance(model, str) else list(model or [])
 
 
-def check_models(model: str | Sequence[str] | None) -> list[str]:
+def check_models(model: str | Sequence[str] | None, *,
+                 imported: Sequence[str] | None = None) -> list[str]:
     """Model names of a ``model`` argument, each checked before any work starts.
+
+    Parameters
+    ----------
+    model : str or sequence of str, optional
+    imported : sequence of str, keyword-only, optional
+        Names whose embeddings a store holds as imported branches
+        (:func:`featurekit.computers.imported.imported_models`): accepted, never computed.
+        None: the caller computes every model (``train``), so importing is not suggested.
 
     Returns
     -------
@@ -47,16 +57,21 @@ def check_models(model: str | Sequence[str] | None) -> list[str]:
     ------
     ConfigError
         A name that is neither a registered pretrained model
-        (:func:`featurekit.neural.registry.available_models`) nor ``e2e`` (naming it and
-        every choice), or a name given twice.
+        (:func:`featurekit.neural.registry.available_models`), ``e2e`` nor ``imported``
+        (naming it, every choice and how to import embeddings), or a name given twice.
     """
     from featurekit.neural.registry import available_models
 
     names = model_names(model)
-    known = [*available_models(), E2E_BRANCH]
+    known = [*available_models(), E2E_BRANCH, *(imported or ())]
     unknown = [name for name in names if name not in known]
     if unknown:
-        raise ConfigError(f"unknown model {unknown[0]!r}; choose from {', '.join(known)}")
+        hint = ("" if imported is None else
+                f"; embeddings computed elsewhere become a model once imported: featurekit "
+                f"import-embeddings --name {unknown[0]} --from FILE --dataset ... "
+                "--data-dir ... --store ...")
+        raise ConfigError(f"unknown model {unknown[0]!r}; choose from "
+                          f"{', '.join(known)}{hint}")
     if len(set(names)) != len(names):
         raise ConfigError(f"models repeat a name: {', '.join(names)}")
     return names
@@ -94,14 +109,16 @@ def stored_extraction(store: Any, dataset: str) -> ExtractionConfig:
 def _computers(data: Any, feature_store: Any, *, model: str | Sequence[str] | None,
                branches: Sequence[str], weights: str | None,
                extraction: ExtractionConfig | None, n_jobs: int) -> list[BranchComputer]:
-    """The computers of ``branches`` then of the models' branches (see :func:`fill_store`)."""
+    """The computers of ``branches`` then of the models' branches (see :func:`fill_store`),
+    leaving out imported branches: nothing computes those."""
     from joblib import effective_n_jobs
 
     if extraction is None:
         extraction = stored_extraction(feature_store, data.name)
+    imported = model_branches(imported_models(feature_store, data.name))
     return [make_computer(branch, extraction=extraction, weights=weights,
                           n_threads=effective_n_jobs(n_jobs))
-            for branch in [*branches, *model_branches(model)]]
+            for branch in [*branches, *model_branches(model)] if branch not in imported]
 
 
 def fill_store(data: Any, feature_store: Any, *, model: str | Sequence[str] | None,
@@ -143,6 +160,14 @@ def fill_store(data: Any, feature_store: Any, *, model: str | Sequence[str] | No
     """
     # Every computer is built before any work: an unknown branch or a missing engine stops
     # the run before an hour of extraction rather than after it.
+    for name in imported_models(feature_store, data.name):
+        branch = neural_branch(name)
+        if (frames and name in model_names(model)
+                and not feature_store.metadata(data.name, branch).get("frames")):
+            raise StoreError(f"the sequence head needs frames, but {data.name}/{branch} in "
+                             f"store {feature_store.path} was imported without them; "
+                             f"import them with `featurekit import-embeddings --name {name} "
+                             "--frames FILE --overwrite ...`")
     computers = _computers(data, feature_store, model=model, branches=branches,
                            weights=weights, extraction=extraction, n_jobs=n_jobs)
     for computer in computers:

@@ -24,7 +24,9 @@ THREE_FAMILIES = ExtractionConfig(families=("pitch", "timbre", "spectral"))
     ({"config": BenchmarkConfig(heads=("logreg", "svm"))},
      f"unknown head 'svm'; choose from {HEADS}"),
     ({"model": ["mn04_as", "mn04_ass"]}, r"unknown model 'mn04_ass'; choose from mn04_as, .*, "
-                                         r"mobilenetv1, e2e$"),
+                                         r"mobilenetv1, e2e; embeddings computed elsewhere "
+                                         r"become a model once imported: featurekit "
+                                         r"import-embeddings --name mn04_ass"),
     ({"model": ["mn04_as", "mn04_as"]}, "models repeat a name: mn04_as, mn04_as"),
     ({"config": BenchmarkConfig(outer_folds=(2, 7))},
      r"outer fold\(s\) \[7\] not in the data \(folds present: \[1, 2, 3\]\)"),

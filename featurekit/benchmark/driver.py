@@ -37,6 +37,7 @@ from featurekit.benchmark.estimate import (
 )
 from featurekit.benchmark.plan import leave_one_fold_out
 from featurekit.benchmark.results import save_results
+from featurekit.computers.imported import imported_models
 from featurekit.computers.sets import FEATURE_SETS, parse_sets
 from featurekit.errors import ConfigError
 from featurekit.names import (
@@ -186,7 +187,8 @@ def run(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLike
         Bad parallelism, backend or configuration (unknown heads, fusions or models, outer
         folds the dataset lacks, a learning curve it cannot draw); unknown sets, or sets with
         the sequence head (sets are compared on clip-level functionals). All of these are
-        raised before the store is opened.
+        raised before anything is computed; a model name is known when registered, ``e2e``,
+        or imported into the store (``featurekit import-embeddings``).
     MissingDependencyError
         A set's engine is not installed (the message names the extra).
     """
@@ -204,13 +206,15 @@ def run(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLike
     check_backend(backend, scheduler)
     config = config or BenchmarkConfig()
     config.validate()
-    models = check_models(model)
     frames = any(head in SEQUENCE_HEAD_NAMES for head in config.heads)
     names = None if sets is None else parse_sets(sets)
     if names is not None and frames:
         raise ConfigError("feature sets are compared on clip-level functionals: drop the "
                           "sequence head from --heads")
     data = load_dataset(dataset, data_dir)
+    feature_store = FeatureStore(store)
+    # Names of imported embeddings are known only to the store (read, not written, here).
+    models = check_models(model, imported=imported_models(feature_store, data.name))
     task = dataset_task(data)
     protocol = task["protocol"]
     if protocol == LEAVE_ONE_FOLD_OUT:
@@ -219,7 +223,6 @@ def run(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLike
     check_curve(config, protocol=protocol,
                 comparisons=bool(neural) if names is None
                 else bool(set_ablation([*names, *neural])[1]))
-    feature_store = FeatureStore(store)
     # The sequence head learns from frame-level descriptors: compute (and keep computing)
     # frames whenever it is asked for or a branch already holds them.
     fill_options = {"model": models, "weights": weights, "extraction": extraction,

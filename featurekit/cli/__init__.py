@@ -25,8 +25,8 @@ from types import FrameType
 from featurekit.errors import FeaturekitError, Interrupted
 
 #: Modules of :mod:`featurekit.cli` that each add one or more subcommands.
-COMMAND_MODULES = ("features", "datasets", "extract", "store", "embed", "benchmark",
-                   "train", "predict")
+COMMAND_MODULES = ("features", "datasets", "extract", "store", "embed", "imports",
+                   "benchmark", "train", "predict")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

@@ -12,15 +12,14 @@ import numpy as np
 import pandas as pd
 
 from featurekit._util.versions import package_versions
-from featurekit.errors import ConfigError
+from featurekit.errors import ConfigError, WeightsError
+from featurekit.names import embedding_names, indexed_names
 from featurekit.neural.base import AudioTagger
 from featurekit.neural.embedding import (
     MIN_DURATION_S,
     WINDOW_S,
     ClipEmbedding,
     embed_waveforms,
-    embedding_names,
-    indexed_names,
     load_for,
     torch_threads,
 )
@@ -47,6 +46,8 @@ class NeuralBranch:
         Registered model name (``mn04_as``, ``cnn14`` …).
     weights : path-like or ``"untrained"``, optional
         Checkpoint file; default: resolved by :func:`featurekit.neural.resolve_weights`.
+        None for a model added by :func:`featurekit.neural.register_model` (its factory
+        loads its own; its name and ``version`` are in the configuration instead).
         ``"untrained"`` (tests and timing only) is recorded in the provenance.
     n_threads : int, keyword-only
         torch intra-op threads while computing.
@@ -95,7 +96,10 @@ class NeuralBranch:
         self.device, self.allow_tf32 = device, allow_tf32
         self.branch = f"neural.{model}"
         self.untrained = isinstance(weights, str) and weights == UNTRAINED
-        if self.untrained:
+        if info.registered and weights is not None:  # refused here, before any clip
+            raise WeightsError(f"model {model!r} was registered with a factory that loads its "
+                               f"own weights; weights={str(weights)!r} does not apply")
+        if self.untrained or info.registered:
             self.weights_path, self.weights_sha256 = None, None
         else:
             path = resolve_weights(model, weights, offline=offline)
@@ -143,6 +147,10 @@ class NeuralBranch:
         # option existed.
         if self.allow_tf32:
             config["allow_tf32"] = True
+        if self._info.registered:  # what builds it stands in for the weights file
+            build = self._info.build
+            config["factory"] = f"{build.__module__}.{getattr(build, '__qualname__', build)}"
+            config["version"] = self._info.version
         return config
 
     def config_hash(self) -> str:

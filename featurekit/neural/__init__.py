@@ -10,13 +10,16 @@
 from __future__ import annotations
 
 from featurekit._util.lazy import lazy_getattr
+from featurekit.names import embedding_names
+from featurekit.neural.labels import audioset_labels
 from featurekit.neural.registry import (
+    ENTRY_POINT_GROUP,
     UNTRAINED,
     ModelInfo,
-    audioset_labels,
     available_models,
     load_pretrained,
     model_info,
+    register_model,
     resolve_weights,
     weights_cache_dir,
 )
@@ -25,10 +28,9 @@ from featurekit.neural.registry import (
 # model choices) is enough to build parsers.
 __getattr__ = lazy_getattr(__name__, {
     "AudioTagger": "featurekit.neural.base",
-    "embedding_names": "featurekit.neural.embedding",
     "PretrainedEmbedder": "featurekit.neural.embedder",
 }, globals())
 
-__all__ = ["UNTRAINED", "AudioTagger", "ModelInfo", "PretrainedEmbedder",
+__all__ = ["ENTRY_POINT_GROUP", "UNTRAINED", "AudioTagger", "ModelInfo", "PretrainedEmbedder",
            "audioset_labels", "available_models", "embedding_names", "load_pretrained",
-           "model_info", "resolve_weights", "weights_cache_dir"]
+           "model_info", "register_model", "resolve_weights", "weights_cache_dir"]

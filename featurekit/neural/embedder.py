@@ -12,9 +12,9 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from featurekit.errors import ConfigError
+from featurekit.names import embedding_names
 from featurekit.neural.embedding import (
     embed_waveforms,
-    embedding_names,
     load_for,
     torch_threads,
 )

@@ -30,8 +30,7 @@ from featurekit.neural.decoding import LoadedClip, Source, load_clips
 from featurekit.neural.registry import default_batch_size
 
 __all__ = ["LOOK_AHEAD_BATCHES", "MIN_DURATION_S", "WINDOW_S", "ClipEmbedding", "embed_waveforms",
-           "embedding_names", "float32_precision", "indexed_names", "load_for", "torch_threads",
-           "window_starts"]
+           "float32_precision", "load_for", "torch_threads", "window_starts"]
 
 #: Shorter clips are zero-padded to this length, seconds.
 MIN_DURATION_S = 1.0
@@ -298,16 +297,3 @@ def _combine(windows: list[_Output], sr: int,
                          frame_times_s=np.concatenate(times),
                          frames=np.concatenate(rows).astype(np.float32, copy=False),
                          n_windows=len(windows))
-
-
-def indexed_names(prefix: str, count: int) -> list[str]:
-    """``prefix_000`` ... ``prefix_<count - 1>``."""
-    # At least three digits, more when needed, so that names sort in index order.
-    width = max(3, len(str(count - 1)))
-    return [f"{prefix}_{i:0{width}d}" for i in range(count)]
-
-
-def embedding_names(model: str, dim: int, *, tags: int = 0) -> list[str]:
-    """Column names ``neural.<model>.emb_000`` … then ``neural.<model>.tag_000`` … (tags are
-    AudioSet class indices, see :func:`featurekit.neural.audioset_labels`)."""
-    return indexed_names(f"neural.{model}.emb", dim) + indexed_names(f"neural.{model}.tag", tags)

@@ -10,6 +10,11 @@ Weights are looked up, in order:
 
 ``weights="untrained"`` builds the architecture with seeded random weights, for tests and
 timing only; such a model is marked ``untrained`` in its provenance.
+
+Other models join by name: :func:`register_model` in the running process, or an installed
+package's entry point in group :data:`ENTRY_POINT_GROUP` (``featurekit.models``), found when
+:func:`available_models` or :func:`model_info` first asks. Their factories load their own
+weights: nothing is resolved or downloaded for them.
 """
 
 from __future__ import annotations
@@ -17,13 +22,15 @@ from __future__ import annotations
 import importlib
 import os
 import pickle
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from featurekit.errors import WeightsError
+from featurekit.errors import ConfigError, WeightsError
+from featurekit.names import E2E_BRANCH
 
 if TYPE_CHECKING:
     import torch
@@ -33,9 +40,10 @@ if TYPE_CHECKING:
 # torch and the architectures are imported by the functions that build or load a model, so
 # that the registry's table (model names for the CLI's parsers) imports without them.
 
-__all__ = ["DEFAULT_BATCH_SIZES", "UNTRAINED", "ModelInfo", "audioset_labels",
+__all__ = ["DEFAULT_BATCH_SIZES", "ENTRY_POINT_GROUP", "UNTRAINED", "ModelInfo",
            "available_models", "default_batch_size", "default_device", "load_pretrained",
-           "model_info", "resolve_weights", "weights_cache_dir", "weights_checksums"]
+           "model_info", "register_model", "resolve_weights", "weights_cache_dir",
+           "weights_checksums"]
 
 #: Value of ``weights`` that asks for randomly initialised (untrained) weights.
 UNTRAINED = "untrained"
@@ -43,9 +51,15 @@ UNTRAINED = "untrained"
 #: are not faster (``benchmarks/bench_neural.py``); a GPU needs large ones to stay busy, and
 #: 64 ten-second windows of the largest model (Cnn14) still fit in a few GB.
 DEFAULT_BATCH_SIZES = {"cpu": 8, "cuda": 64}
+#: Entry-point group of installed packages' models (see :func:`register_model`).
+ENTRY_POINT_GROUP = "featurekit.models"
+#: ``ModelInfo.family`` of a model added by :func:`register_model` or an entry point.
+REGISTERED = "registered"
 WEIGHTS_DIR_VAR = "FEATUREKIT_WEIGHTS_DIR"
 OFFLINE_VAR = "FEATUREKIT_OFFLINE"
 _UNTRAINED_SEED = 0
+#: Registered names: a store branch and column prefix each, so no '.', '/' or leading '_'.
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 _EFFICIENTAT_CITATION = ("F. Schmid, K. Koutini, G. Widmer. Efficient Large-Scale Audio Tagging "
                          "via Transformer-to-CNN Knowledge Distillation. ICASSP 2023.")
@@ -65,7 +79,8 @@ class ModelInfo:
     name : str
         featurekit name (``mn04_as``, ``cnn14`` ...).
     family : str
-        ``"efficientat"`` or ``"panns"``.
+        ``"efficientat"``, ``"panns"``, or ``"registered"`` (:func:`register_model`: the
+        factory loads its own weights; ``file_name`` is empty).
     file_name : str
         Published checkpoint file name.
     url : str
@@ -80,6 +95,11 @@ class ModelInfo:
         License of the weights.
     citation : str
         Paper to cite.
+    build : callable
+        Returns the model, untrained for the built-in families.
+    version : str
+        Registered models: the version their registration declares, part of a store
+        branch's configuration (so a changed model does not mix with stored embeddings).
     """
 
     name: str
@@ -93,6 +113,12 @@ class ModelInfo:
     license: str
     citation: str
     build: Callable[[], AudioTagger]
+    version: str = ""
+
+    @property
+    def registered(self) -> bool:
+        """Whether the model was added by :func:`register_model` (or an entry point)."""
+        return self.family == REGISTERED
 
 
 def _build(module: str, factory: str, *args: Any) -> AudioTagger:
@@ -147,20 +173,110 @@ _REGISTRY: dict[str, ModelInfo] = {info.name: info for info in (
 )}
 
 
+def register_model(name: str, factory: Callable[[], AudioTagger], *, sample_rate: int,
+                   embedding_dim: int, version: str = "", license: str = "unknown",
+                   citation: str = "", url: str = "", replace: bool = False) -> ModelInfo:
+    """Add a model that ``embed``, ``benchmark``, ``train`` and ``predict`` accept by name.
+
+    Parameters
+    ----------
+    name : str
+        Model name; its store branch is ``neural.<name>``. No ``.``, ``/`` or leading ``_``.
+    factory : callable
+        Called without arguments, returns the model with its weights loaded: a
+        :class:`torch.nn.Module` with the :class:`~featurekit.neural.base.AudioTagger`
+        interface (attributes ``sample_rate``, ``embedding_dim``, ``n_classes``,
+        ``frame_period_s``; ``forward`` maps float32 waveforms (batch, samples) to
+        ``embedding``, ``tags`` and ``frames``), most simply an ``AudioTagger`` subclass.
+    sample_rate : int, keyword-only
+        Input rate the model expects, Hz (clips are resampled to it).
+    embedding_dim : int, keyword-only
+        Size of its embedding; both are checked against the built model.
+    version : str, keyword-only
+        Changes the stored configuration's hash: bump it when the model's outputs change,
+        so a store refuses to mix old and new embeddings.
+    license, citation, url : str, keyword-only
+        Recorded in the provenance of what it computes.
+    replace : bool, keyword-only
+        Replace a model of the same name (a built-in one included); without it a known name
+        is refused.
+
+    Returns
+    -------
+    ModelInfo
+
+    Raises
+    ------
+    ConfigError
+        A name that is taken (without ``replace``) or malformed, a factory that is not
+        callable, a rate or dimension that is not a positive integer.
+
+    Notes
+    -----
+    An installed package adds models without being imported: an entry point in group
+    ``featurekit.models`` named as the model, whose object is a mapping of ``factory`` and
+    this function's keyword arguments (README, "Your own model"). A name registered here or
+    built in takes precedence over an entry point's.
+    """
+    if not isinstance(name, str) or not _MODEL_NAME.fullmatch(name) or name == E2E_BRANCH:
+        raise ConfigError(f"model name {name!r}: use letters, digits, '_' or '-', starting "
+                          f"with a letter or digit (and not {E2E_BRANCH!r}, the end-to-end "
+                          "stream)")
+    if name in _REGISTRY and not replace:
+        raise ConfigError(f"model {name!r} is already registered; pass replace=True to "
+                          "replace it")
+    if not callable(factory):
+        raise ConfigError(f"factory of model {name!r} is not callable: {factory!r}")
+    for what, value in (("sample_rate", sample_rate), ("embedding_dim", embedding_dim)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{what} of model {name!r} must be a positive integer, "
+                              f"got {value!r}")
+    info = ModelInfo(name=name, family=REGISTERED, file_name="", url=url, sha256=None,
+                     md5=None, sample_rate=sample_rate, embedding_dim=embedding_dim,
+                     license=license, citation=citation, build=factory, version=str(version))
+    _REGISTRY[name] = info
+    return info
+
+
+def _entry_points() -> dict[str, Any]:
+    """Entry points of :data:`ENTRY_POINT_GROUP` not shadowed by a registered name."""
+    from importlib import metadata
+
+    return {point.name: point for point in metadata.entry_points(group=ENTRY_POINT_GROUP)
+            if point.name not in _REGISTRY}
+
+
+def _from_entry_point(point: Any) -> ModelInfo:
+    where = f"entry point {point.name!r} ({point.value}) of group {ENTRY_POINT_GROUP}"
+    try:
+        spec = point.load()
+    except Exception as exc:  # a broken plugin must not hide behind a traceback
+        raise ConfigError(f"{where} cannot be loaded: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(spec, Mapping) or "factory" not in spec:
+        raise ConfigError(f"{where} must be a mapping of register_model's arguments with "
+                          f"'factory', got {type(spec).__name__}")
+    try:
+        return register_model(point.name, **spec)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
 def available_models() -> list[str]:
-    """Names accepted by :func:`load_pretrained`, EfficientAT first."""
-    return list(_REGISTRY)
+    """Names accepted by :func:`load_pretrained`: EfficientAT first, then PANNs, models
+    added by :func:`register_model`, and installed entry points (not yet loaded)."""
+    return [*_REGISTRY, *_entry_points()]
 
 
 def model_info(name: str) -> ModelInfo:
-    """Registry entry of ``name``; raises :class:`~featurekit.errors.ConfigError` if unknown."""
-    from featurekit.errors import ConfigError
-
-    try:
+    """Registry entry of ``name`` (an entry point is loaded and registered on first use);
+    raises :class:`~featurekit.errors.ConfigError` if unknown."""
+    if name in _REGISTRY:
         return _REGISTRY[name]
-    except KeyError:
+    point = _entry_points().get(name)
+    if point is None:
         raise ConfigError(f"unknown model {name!r}; available: "
-                          f"{', '.join(available_models())}") from None
+                          f"{', '.join(available_models())}")
+    return _from_entry_point(point)
 
 
 def weights_cache_dir() -> Path:
@@ -193,12 +309,16 @@ def resolve_weights(name: str, weights: str | os.PathLike[str] | None = None, *,
     Raises
     ------
     WeightsError
-        The explicit file does not exist, or the file is nowhere and downloading is off. The
-        message names the file, the URL and ``FEATUREKIT_WEIGHTS_DIR``.
+        The explicit file does not exist, or the file is nowhere and downloading is off (the
+        message names the file, the URL and ``FEATUREKIT_WEIGHTS_DIR``), or the model is a
+        registered one (:func:`register_model`), which has no weights file.
     DownloadError
         The download failed or its checksum did not match.
     """
     info = model_info(name)
+    if info.registered:
+        raise WeightsError(f"model {name!r} was registered with a factory that loads its own "
+                           "weights; there is no weights file to resolve or pass")
     if weights is not None:
         path = Path(weights).expanduser()
         if not path.is_file():
@@ -325,11 +445,18 @@ def load_pretrained(name: str, weights: str | os.PathLike[str] | None = None,
     Raises
     ------
     WeightsError
-        Weights missing (offline), unreadable, or not matching the architecture (strict load).
+        Weights missing (offline), unreadable, or not matching the architecture (strict load);
+        ``weights`` given for a registered model (its factory loads its own).
+    ConfigError
+        A registered model's factory returned something else than a torch module with the
+        declared ``sample_rate`` and ``embedding_dim``.
     """
     import torch
 
     info = model_info(name)
+    if info.registered:
+        model = _built(info, weights)
+        return model.to(default_device() if device is None else device).eval().requires_grad_(False)
     untrained = isinstance(weights, str) and weights == UNTRAINED
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_UNTRAINED_SEED)
@@ -348,14 +475,19 @@ def load_pretrained(name: str, weights: str | os.PathLike[str] | None = None,
     return model.to(default_device() if device is None else device).eval().requires_grad_(False)
 
 
-def audioset_labels() -> list[str]:
-    """The 527 AudioSet class names in model output order.
+def _built(info: ModelInfo, weights: str | os.PathLike[str] | None) -> AudioTagger:
+    """The model a registered factory returns, checked against its registration."""
+    import torch
 
-    From the AudioSet ontology's ``class_labels_indices.csv`` (Gemmeke et al., ICASSP 2017;
-    CC BY-SA 4.0), shipped with featurekit as ``featurekit/neural/audioset_labels.csv``.
-    """
-    import csv
-    from importlib.resources import files
-
-    text = files("featurekit.neural").joinpath("audioset_labels.csv").read_text("utf-8")
-    return [row["display_name"] for row in csv.DictReader(text.splitlines())]
+    if weights is not None:
+        raise WeightsError(f"model {info.name!r} was registered with a factory that loads its "
+                           f"own weights; weights={str(weights)!r} does not apply")
+    model = info.build()
+    found = {key: getattr(model, key, None) for key in ("sample_rate", "embedding_dim")}
+    declared = {"sample_rate": info.sample_rate, "embedding_dim": info.embedding_dim}
+    if not isinstance(model, torch.nn.Module) or found != declared:
+        raise ConfigError(f"factory of model {info.name!r} must return a torch.nn.Module "
+                          f"with {declared}; got {type(model).__name__} with {found}")
+    model.weights_info = {"name": info.name, "file": None, "sha256": None, "untrained": False,
+                          "version": info.version}
+    return model
