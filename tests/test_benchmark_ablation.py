@@ -115,7 +115,11 @@ def test_none_runs_the_primary_comparison_of_the_default(tmp_path: Path) -> None
     assert "marginal_pp" in none["contributions"]["branches"]["neural.tiny"]
     written = write_report(none, tmp_path)
     report = written["report"].read_text(encoding="utf-8")
-    assert "Ablation `none`" in report
+    assert "Ablation `none`: only what the primary and branch comparisons need" in report
+    # Results written before the option state the subsets they evaluated.
+    del none["config"]["ablation"]
+    before = write_report(none, tmp_path / "before")["report"].read_text(encoding="utf-8")
+    assert "Ablation `families`: each branch alone" in before
 
 
 def test_full_adds_the_pairs_and_the_plan_counts_them() -> None:

@@ -75,8 +75,9 @@ def _protocol_section(results: Mapping[str, Any]) -> list[str]:
                            "stopping, hyper-parameters, fusion weights and stackers are fitted "
                            "on the training folds only, second-level learners on inner "
                            "out-of-fold predictions."))
-    lines = [f"# featurekit benchmark: {results['dataset']}", "",
-             protocol + " " + _ablation_text(results), ""]
+    # A comparison of feature sets evaluates subsets of its own, not an ablation mode's.
+    ablation = "" if results.get("feature_sets") else " " + _ablation_text(results)
+    lines = [f"# featurekit benchmark: {results['dataset']}", "", protocol + ablation, ""]
     missing = results.get("missing_folds") or []
     if missing:
         return [*lines,
