@@ -13,6 +13,7 @@ from fixtures_features import feature_frame, full_label, high_bit, low_bit
 import featurekit.benchmark.engine as engine_module
 import featurekit.benchmark.execute as execute_module
 from featurekit.benchmark import BenchmarkConfig, run_benchmark
+from featurekit.benchmark.estimate import makespan
 from featurekit.benchmark.plan import Unit
 from featurekit.benchmark.schedule import longest_first, static_cost
 
@@ -104,6 +105,10 @@ def test_a_calibrated_run_gives_its_units_in_the_order_its_plan_assumed(
         costs = sorted((seconds[unit] for unit in stage), reverse=True)
         by_name = {execute_module._described(unit): seconds[unit] for unit in stage}
         assert [by_name[name] for name in names] == costs
+    # The plan's estimate of the fits handed them out in that order too.
+    fits = next(stage for stage in results["plan"]["stages"] if stage["name"] == "fits")
+    assert fits["estimated_s"] == pytest.approx(sum(
+        makespan(sorted((seconds[unit] for unit in stage), reverse=True),
+                 results["plan"]["workers"]) for stage in given["plan"].stages))
+    assert "costliest first" in fits["note"]
     assert "unit_seconds" not in results["plan"]
-    assert "costliest first" in next(stage["note"] for stage in results["plan"]["stages"]
-                                     if stage["name"] == "fits")

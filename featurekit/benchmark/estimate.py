@@ -6,9 +6,9 @@ estimates each stage of the run from a short :func:`~featurekit.benchmark.calibr
 
 * fits -- each fit of a head costs ``(a + b * columns) * rows ** e`` (:class:`~featurekit.
   benchmark.calibrate.HeadCost`), summed over each unit's members, inner twins and searches;
-  the units of a stage go to the workers costliest first, as the run gives them
-  (:func:`~featurekit.benchmark.schedule.submission_order` of these seconds), each to the
-  first that is free, and the stage lasts until the last one finishes;
+  the units of a stage go to the workers costliest first by these seconds, as the run gives
+  them (:func:`~featurekit.benchmark.schedule.submission_order`), each to the first that is
+  free, and the stage lasts until the last one finishes;
 * fusion -- the timed fusion of one outer fold and repeat, per system, times the systems, for
   each outer fold and repeat spread over the workers;
 * statistics -- one timed comparison times the comparisons (each one bootstrap);
@@ -48,7 +48,7 @@ from featurekit.benchmark.data import BenchmarkData
 from featurekit.benchmark.execute import UnitOutput, repeat_splits, second_level_rows
 from featurekit.benchmark.plan import Plan, Unit
 from featurekit.benchmark.results import planned_comparisons
-from featurekit.benchmark.schedule import submission_order, unit_width
+from featurekit.benchmark.schedule import longest_first, unit_width
 from featurekit.fusion.branches import member_seeds
 from featurekit.learn.heads.base import HeadSpec
 from featurekit.learn.splits import Split
@@ -205,7 +205,8 @@ def _unit_costs(plan: Plan, data: BenchmarkData, config: BenchmarkConfig,
     """Each unit's modelled seconds (:func:`unit_fit_rows` through its head's model), None
     where a head of the plan has no model; the work of each stage and head appended to
     ``work``."""
-    splits = _plan_splits(plan, data, config)
+    splits = {key: repeat_splits(plan, data, *key, config.inner_splits, config.seeds)
+              for key in {(unit.fold, unit.repeat) for unit in plan.units}}
     costs: dict[Unit, float] = {}
     for index, stage in enumerate(plan.stages, start=1):
         counts: dict[str, dict[str, Any]] = {}
@@ -227,20 +228,12 @@ def _unit_costs(plan: Plan, data: BenchmarkData, config: BenchmarkConfig,
     return costs if heads <= set(models) else None
 
 
-def _plan_splits(plan: Plan, data: BenchmarkData,
-                 config: BenchmarkConfig) -> dict[tuple[int, int], list[Split]]:
-    """The inner splits of every outer fold and repeat of ``plan``, as the run draws them."""
-    return {key: repeat_splits(plan, data, *key, config.inner_splits, config.seeds)
-            for key in {(unit.fold, unit.repeat) for unit in plan.units}}
-
-
-def _fits_s(plan: Plan, data: BenchmarkData, config: BenchmarkConfig,
-            costs: Mapping[Unit, float], workers: int) -> float:
-    """Every stage's makespan, its units given to the workers in the run's order
-    (:func:`~featurekit.benchmark.schedule.submission_order` of ``costs``)."""
-    splits = _plan_splits(plan, data, config)
-    return sum(makespan([costs[stage[position]] for position in
-                         submission_order(stage, plan, data, splits, costs)], workers)
+def _fits_s(plan: Plan, costs: Mapping[Unit, float], workers: int) -> float:
+    """Every stage's makespan, its units given to the workers costliest first, as the run
+    gives them when ``costs`` cover its units
+    (:func:`~featurekit.benchmark.schedule.submission_order`)."""
+    return sum(makespan([costs[stage[position]]
+                         for position in longest_first(stage, costs.__getitem__)], workers)
                for stage in plan.stages)
 
 
@@ -332,7 +325,7 @@ def estimate(plan: Plan, data: BenchmarkData, config: BenchmarkConfig,
         """Estimated seconds of the fits, fusions and comparisons of one plan."""
         each = plans[fraction]
         return {"fits": (None if costs[fraction] is None else
-                         _fits_s(each, data, config, costs[fraction], workers)),
+                         _fits_s(each, costs[fraction], workers)),
                 "fusion": _fusion_s(each, calibration, workers),
                 "statistics": calibration.comparison_s * (
                     len(each.branch_comparisons) if fraction is not None
