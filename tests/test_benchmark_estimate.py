@@ -132,6 +132,14 @@ def test_plan_option_fills_and_fits_nothing_and_writes_plan_json(
     assert all(stages[name]["estimated_s"] > 0 and stages[name]["measured_s"] is None
                for name in ("fits", "fusion", "statistics", "report"))
     assert "| fits |" in capsys.readouterr().out
+    # The plan counts the chosen ablation's work: fewer units without the leave-one-out
+    # subsets, more with every pair of branches.
+    units = {}
+    for mode in ("none", "full"):
+        assert main([*base, "--plan", "--ablation", mode, "--out", str(tmp_path / mode)]) == 0
+        units[mode] = json.loads((tmp_path / mode / "plan.json").read_text(
+            encoding="utf-8"))["units"]
+    assert units["none"] < plan["units"] < units["full"]
 
 
 @pytest.mark.filterwarnings("ignore:urbansound8k. partial copy")

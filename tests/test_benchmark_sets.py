@@ -71,6 +71,7 @@ def test_sets_side_by_side_on_known_signals(tmp_path: Path) -> None:
     text = render_markdown(results)
     assert "## Feature sets side by side" in text
     assert "| `essentia` | 4 |" in text
+    assert "Ablation `" not in text  # the sets' own subsets, not an ablation mode's
     written = write_report(results, tmp_path / "out")
     assert written["feature_sets"] == tmp_path / "out" / SETS_PLOT
     assert written["feature_sets"].stat().st_size > 0

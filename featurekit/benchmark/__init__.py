@@ -5,8 +5,9 @@ The flow, one module per stage:
 * :mod:`~featurekit.benchmark.data` -- the features table checked and turned into arrays;
   each clip's source recording (when known) is the group that every inner split and every
   early-stopping split keeps whole.
-* :mod:`~featurekit.benchmark.plan` -- the systems of the ablation (every branch alone, all
-  handcrafted, all, all but each; x heads x fusions) and the work units they need, as data.
+* :mod:`~featurekit.benchmark.plan` -- the systems of the ablation (its branch subsets,
+  :mod:`~featurekit.benchmark.ablation`: every branch alone, all handcrafted, all, all but
+  each by default; x heads x fusions) and the work units they need, as data.
 * :mod:`~featurekit.benchmark.execute` -- the units run in parallel (joblib processes or a
   Dask cluster); each fits one head on an outer fold's training rows, ``repeats`` times with
   other seeds and inner splits.
@@ -47,7 +48,7 @@ __getattr__ = lazy_getattr(__name__, {
     "benchmark_store": "featurekit.benchmark.driver",
     "run": "featurekit.benchmark.driver",
     "run_benchmark": "featurekit.benchmark.engine",
-    "ablation_subsets": "featurekit.benchmark.plan",
+    "ablation_subsets": "featurekit.benchmark.ablation",
     "system_name": "featurekit.benchmark.plan",
     "load_results": "featurekit.benchmark.results",
     "save_results": "featurekit.benchmark.results",

@@ -30,8 +30,9 @@ from featurekit.benchmark.config import OOF_FEATURES, BenchmarkConfig
 from featurekit.benchmark.data import BenchmarkData
 from featurekit.benchmark.execute import UnitOutput, repeat_splits, unit_input
 from featurekit.benchmark.fuse import fuse_fold
-from featurekit.benchmark.plan import Plan, System, Unit, oof_feature_target
+from featurekit.benchmark.plan import Plan, System, Unit
 from featurekit.benchmark.results import bootstrap_units
+from featurekit.benchmark.schedule import unit_width
 from featurekit.benchmark.score import compare, compare_map
 from featurekit.fusion import fit_branch
 from featurekit.fusion.branches import member_seeds
@@ -137,20 +138,6 @@ class Calibration:
     worker_peak_rss: int
     wide_fit_rss: int
     seconds: float
-
-
-def unit_width(unit: Unit, data: BenchmarkData) -> int:
-    """Numbers a unit's head reads per clip: its columns (an ``oof_features`` unit's target
-    columns and one log-probability per class of each other branch), or the values of its
-    frame sequences (the e2e stream counted by its log-mel frames, which its CNN's frames
-    replace for a sequence head)."""
-    if unit.head in SEQUENCE_HEAD_NAMES or unit.head == E2E_HEAD:
-        return int(sum(np.prod(np.shape(data.sequences[name])[1:]) for name in unit.branches))
-    if unit.kind == OOF_FEATURES:
-        target = oof_feature_target(unit.branches)
-        return int(data.columns(target).size + data.n_classes
-                   * (len(unit.branches) - len(target)))
-    return int(data.columns(unit.branches).size)
 
 
 def _timed_head(spec: HeadSpec, fits: Sequence[tuple[str, Any, np.ndarray, np.ndarray]],

@@ -34,6 +34,12 @@ BENCHMARK_FUSIONS = ("early", *LATE_FUSIONS, OOF_FEATURES, *SEQUENCE_FUSIONS)
 #: cross-validation of the training folds, against the single branch that does (among neural
 #: branches when there are any).
 AUTO, NEURAL_AUTO, SINGLE_AUTO = "auto", "neural-auto", "single-auto"
+#: How much of the ablation a benchmark runs (:mod:`featurekit.benchmark.ablation`): ``full``
+#: adds every pair of branches to ``families``; ``none`` keeps only what the primary
+#: comparison and the report's headline need.
+ABLATION_MODES = ("full", "families", "none")
+#: The default mode: the subsets every earlier run evaluated.
+DEFAULT_ABLATION = "families"
 
 
 def unit_head(head: str, branch: str) -> str:
@@ -135,6 +141,13 @@ class BenchmarkConfig:
     head_settings : HeadSettings, optional
         Parameters that replace some heads' defaults, and the datasets that chose them
         (:mod:`featurekit.benchmark.head_settings`; ``--head-settings FILE``).
+    ablation : {"full", "families", "none"}
+        Branch subsets evaluated (:func:`~featurekit.benchmark.ablation.ablation_subsets`):
+        ``families`` (default) each branch alone, all handcrafted families, everything, all
+        but each branch and handcrafted + each neural branch; ``full`` adds every pair of
+        branches; ``none`` keeps what the primary comparison and the branch comparisons
+        need (everything, each neural branch alone, the handcrafted families together and
+        with each neural branch; each branch alone where none is neural).
     """
 
     heads: tuple[str, ...] = ("xgb", "mlp", "logreg")
@@ -148,6 +161,7 @@ class BenchmarkConfig:
     outer_folds: tuple[int, ...] | None = None
     train_fractions: tuple[float, ...] = ()
     head_settings: HeadSettings | None = None
+    ablation: str = DEFAULT_ABLATION
 
     def __post_init__(self) -> None:
         if not self.heads:
@@ -170,6 +184,9 @@ class BenchmarkConfig:
             raise ConfigError(f"train fractions must be in (0, 1], got {bad[0]}")
         if len(set(self.train_fractions)) != len(self.train_fractions):
             raise ConfigError(f"train fractions repeat a value: {list(self.train_fractions)}")
+        if self.ablation not in ABLATION_MODES:
+            raise ConfigError(f"unknown ablation {self.ablation!r}; choose from "
+                              f"{', '.join(ABLATION_MODES)}")
 
     def validate(self, head_specs: Mapping[str, HeadSpec] | None = None) -> None:
         """Refuse a head that nothing knows, before any work starts.
@@ -227,7 +244,12 @@ class BenchmarkConfig:
                  if name in HEADS or name in SEQUENCE_HEAD_NAMES or name in (head_specs or {})}
         heads = {name: [repr(spec.factory().get_params()), repr(spec.param_grid)]
                  for name, spec in specs.items()}
-        text = json.dumps({"config": self.to_dict(), "heads": heads}, sort_keys=True)
+        config = self.to_dict()
+        if self.ablation == DEFAULT_ABLATION:
+            # The mode is recorded in every to_dict, but hashed only when it is not the
+            # default: a run of the default subsets keeps the hash it had before the option.
+            del config["ablation"]
+        text = json.dumps({"config": config, "heads": heads}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -23,7 +23,7 @@ from featurekit.benchmark.config import BenchmarkConfig
 from featurekit.benchmark.data import BenchmarkData
 from featurekit.benchmark.execute import execute, validation_counts
 from featurekit.benchmark.fuse import Key, Prediction, fuse
-from featurekit.benchmark.plan import Plan, make_plan, subsample_training
+from featurekit.benchmark.plan import Plan, Unit, make_plan, subsample_training
 from featurekit.benchmark.results import branch_comparisons
 from featurekit.errors import ConfigError
 from featurekit.learn.heads.base import HeadSpec
@@ -94,6 +94,7 @@ def _entries(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Predicti
 
 def learning_curve(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Prediction],
                    config: BenchmarkConfig, specs: Mapping[str, HeadSpec],
+                   unit_seconds: Mapping[float | None, Mapping[Unit, float]] | None = None,
                    **options: Any,
                    ) -> tuple[list[dict[str, Any]], int, dict[str, dict[str, dict[str, int]]]]:
     """The branch comparisons at every fraction of ``config.train_fractions``.
@@ -104,6 +105,10 @@ def learning_curve(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Pr
         The full benchmark's plan, data and predictions (fraction 1).
     config : BenchmarkConfig
     specs : mapping of head name to HeadSpec
+    unit_seconds : mapping of float to mapping of Unit to float, optional
+        Per fraction, the modelled seconds of its units
+        (:attr:`~featurekit.benchmark.estimate.CostPlan.unit_seconds`), which order its fits
+        as the estimate did.
     **options
         ``n_jobs``, ``backend``, ``scheduler``, ``progress`` of
         :func:`~featurekit.benchmark.execute.execute` (the fuse stage gets the first three).
@@ -132,7 +137,7 @@ def learning_curve(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Pr
             curve_plan, data, specs, seeds_of=config.seeds,
             inner_splits_count=config.inner_splits, tune=config.tune,
             with_embeddings="blend" in config.fusions, desc=f"learning curve {fraction:g}",
-            **options)
+            unit_seconds=(unit_seconds or {}).get(fraction), **options)
         n_fits += sum(output.n_fits for output in outputs.values())
         validation[f"{fraction:g}"] = validation_counts(outputs, data.grouping)
         fuse_options = {key: value for key, value in options.items() if key != "progress"}

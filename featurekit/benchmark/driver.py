@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from featurekit._util.parallel import check_backend
-from featurekit.benchmark.config import BenchmarkConfig
+from featurekit.benchmark.config import DEFAULT_ABLATION, BenchmarkConfig
 from featurekit.benchmark.curves import check_curve
 from featurekit.benchmark.data import branch_selectors
 from featurekit.benchmark.engine import dataset_task, run_benchmark
@@ -186,9 +186,10 @@ def run(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLike
     ConfigError
         Bad parallelism, backend or configuration (unknown heads, fusions or models, outer
         folds the dataset lacks, a learning curve it cannot draw); unknown sets, or sets with
-        the sequence head (sets are compared on clip-level functionals). All of these are
-        raised before anything is computed; a model name is known when registered, ``e2e``,
-        or imported into the store (``featurekit import-embeddings``).
+        the sequence head (sets are compared on clip-level functionals) or with an ablation
+        mode other than the default (their subsets are their own). All of these are raised
+        before anything is computed; a model name is known when registered, ``e2e``, or
+        imported into the store (``featurekit import-embeddings``).
     MissingDependencyError
         A set's engine is not installed (the message names the extra).
     """
@@ -211,6 +212,10 @@ def run(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLike
     if names is not None and frames:
         raise ConfigError("feature sets are compared on clip-level functionals: drop the "
                           "sequence head from --heads")
+    if names is not None and config.ablation != DEFAULT_ABLATION:
+        raise ConfigError(f"ablation {config.ablation!r} chooses among subsets of branch "
+                          "families; feature sets are compared on subsets of their own: "
+                          "leave the ablation at its default with sets")
     data = load_dataset(dataset, data_dir)
     feature_store = FeatureStore(store)
     # Names of imported embeddings are known only to the store (read, not written, here).

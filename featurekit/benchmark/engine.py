@@ -162,7 +162,8 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
     outputs, splits = execute(
         plan, table, specs, seeds_of=config.seeds, inner_splits_count=config.inner_splits,
         tune=config.tune, with_embeddings="blend" in config.fusions, n_jobs=n_jobs,
-        backend=backend, scheduler=scheduler, progress=progress, desc=f"benchmark {dataset}")
+        backend=backend, scheduler=scheduler, progress=progress, desc=f"benchmark {dataset}",
+        unit_seconds=cost.unit_seconds.get(None))
     fit_seconds = time.perf_counter() - started
     fusion_started = time.perf_counter()
     cost.stage("fits").measured_s = fusion_started - fits_started
@@ -180,7 +181,7 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
         (results["learning_curve"], curve_fits,
          results["learning_curve_validation_splits"]) = learning_curve(
             plan, table, predictions, config, specs, n_jobs=n_jobs, backend=backend,
-            scheduler=scheduler, progress=progress)
+            scheduler=scheduler, progress=progress, unit_seconds=cost.unit_seconds)
         curve_seconds = time.perf_counter() - curve_started
         cost.stage("learning_curve").measured_s = curve_seconds
     present = [int(f) for f in np.unique(table.folds)]

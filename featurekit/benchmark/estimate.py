@@ -6,8 +6,9 @@ estimates each stage of the run from a short :func:`~featurekit.benchmark.calibr
 
 * fits -- each fit of a head costs ``(a + b * columns) * rows ** e`` (:class:`~featurekit.
   benchmark.calibrate.HeadCost`), summed over each unit's members, inner twins and searches;
-  the units of a stage go to the workers in order, each to the first that is free, and the
-  stage lasts until the last one finishes;
+  the units of a stage go to the workers costliest first by these seconds, as the run gives
+  them (:func:`~featurekit.benchmark.schedule.submission_order`), each to the first that is
+  free, and the stage lasts until the last one finishes;
 * fusion -- the timed fusion of one outer fold and repeat, per system, times the systems, for
   each outer fold and repeat spread over the workers;
 * statistics -- one timed comparison times the comparisons (each one bootstrap);
@@ -31,7 +32,7 @@ import json
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,19 +41,14 @@ from sklearn.model_selection import ParameterGrid
 
 from featurekit._util.fsutil import atomic_write_text
 from featurekit._util.memory import peak_rss_bytes
-from featurekit.benchmark.calibrate import (
-    Calibration,
-    HeadCost,
-    calibrate,
-    fusion_kind,
-    unit_width,
-)
+from featurekit.benchmark.calibrate import Calibration, HeadCost, calibrate, fusion_kind
 from featurekit.benchmark.config import OOF_FEATURES, BenchmarkConfig
 from featurekit.benchmark.curves import fraction_plan
 from featurekit.benchmark.data import BenchmarkData
 from featurekit.benchmark.execute import UnitOutput, repeat_splits, second_level_rows
 from featurekit.benchmark.plan import Plan, Unit
 from featurekit.benchmark.results import planned_comparisons
+from featurekit.benchmark.schedule import longest_first, unit_width
 from featurekit.fusion.branches import member_seeds
 from featurekit.learn.heads.base import HeadSpec
 from featurekit.learn.splits import Split
@@ -116,6 +112,10 @@ class CostPlan:
         What is not estimated, and why.
     measured_wall_s, measured_peak_rss_bytes : float or int, optional
         After the run: its wall time, and this process's peak plus each worker's.
+    unit_seconds : dict of (float or None) to dict of Unit to float
+        Per learning-curve fraction (None for the full run), each unit's modelled seconds,
+        where every head has a model: the order in which the run gives each stage's units to
+        the workers (not in :meth:`to_dict`).
     """
 
     dataset: str
@@ -129,6 +129,7 @@ class CostPlan:
     notes: list[str] = field(default_factory=list)
     measured_wall_s: float | None = None
     measured_peak_rss_bytes: int | None = None
+    unit_seconds: dict[float | None, dict[Unit, float]] = field(default_factory=dict)
 
     def stage(self, name: str) -> Stage:
         """The stage called ``name`` (added, unestimated, if the plan lacks it)."""
@@ -153,7 +154,9 @@ class CostPlan:
                "fits": sum(entry["fits"] for entry in full),
                "estimated_wall_s": self.estimated_wall_s,
                "estimated_peak_rss_bytes": self.estimated_peak_rss_bytes}
-        out.update({key: value for key, value in asdict(self).items() if key not in out})
+        # Without the units' seconds: keyed by units, not JSON, and a run's own business.
+        out.update({key: value for key, value in asdict(replace(self, unit_seconds={})).items()
+                    if key not in out and key != "unit_seconds"})
         return out
 
 
@@ -197,14 +200,15 @@ def makespan(costs: Iterable[float], workers: int) -> float:
 
 def _unit_costs(plan: Plan, data: BenchmarkData, config: BenchmarkConfig,
                 specs: Mapping[str, HeadSpec], models: Mapping[str, HeadCost],
-                fraction: float | None, work: list[dict[str, Any]]) -> list[list[float]] | None:
-    """Each unit's modelled seconds, by plan stage (None where a head has no model), and the
-    work of each stage and head appended to ``work``."""
+                fraction: float | None, work: list[dict[str, Any]]
+                ) -> dict[Unit, float] | None:
+    """Each unit's modelled seconds (:func:`unit_fit_rows` through its head's model), None
+    where a head of the plan has no model; the work of each stage and head appended to
+    ``work``."""
     splits = {key: repeat_splits(plan, data, *key, config.inner_splits, config.seeds)
               for key in {(unit.fold, unit.repeat) for unit in plan.units}}
-    costs: list[list[float]] = []
+    costs: dict[Unit, float] = {}
     for index, stage in enumerate(plan.stages, start=1):
-        costs.append([])
         counts: dict[str, dict[str, Any]] = {}
         for unit in stage:
             fits, searches = unit_fit_rows(unit, plan, data, config, specs[unit.head],
@@ -218,10 +222,19 @@ def _unit_costs(plan: Plan, data: BenchmarkData, config: BenchmarkConfig,
             model = models.get(unit.head)
             if model is not None:
                 width = unit_width(unit, data)
-                costs[-1].append(sum(model(rows, width) for rows in [*fits, *searches]))
+                costs[unit] = sum(model(rows, width) for rows in [*fits, *searches])
         work.extend(counts.values())
     heads = {unit.head for unit in plan.units}
     return costs if heads <= set(models) else None
+
+
+def _fits_s(plan: Plan, costs: Mapping[Unit, float], workers: int) -> float:
+    """Every stage's makespan, its units given to the workers costliest first, as the run
+    gives them when ``costs`` cover its units
+    (:func:`~featurekit.benchmark.schedule.submission_order`)."""
+    return sum(makespan([costs[stage[position]]
+                         for position in longest_first(stage, costs.__getitem__)], workers)
+               for stage in plan.stages)
 
 
 def _fusion_s(plan: Plan, calibration: Calibration, workers: int) -> float:
@@ -291,6 +304,7 @@ def estimate(plan: Plan, data: BenchmarkData, config: BenchmarkConfig,
                             for fraction in sorted(config.train_fractions) if fraction < 1.0}}
     costs = {fraction: _unit_costs(each, data, config, specs, models, fraction, cost.work)
              for fraction, each in plans.items()}
+    cost.unit_seconds = {fraction: each for fraction, each in costs.items() if each is not None}
     for name in ("fits", "fusion", "statistics", "report"):
         cost.stage(name)
     if len(plans) > 1:
@@ -311,7 +325,7 @@ def estimate(plan: Plan, data: BenchmarkData, config: BenchmarkConfig,
         """Estimated seconds of the fits, fusions and comparisons of one plan."""
         each = plans[fraction]
         return {"fits": (None if costs[fraction] is None else
-                         sum(makespan(stage, workers) for stage in costs[fraction])),
+                         _fits_s(each, costs[fraction], workers)),
                 "fusion": _fusion_s(each, calibration, workers),
                 "statistics": calibration.comparison_s * (
                     len(each.branch_comparisons) if fraction is not None
@@ -319,8 +333,8 @@ def estimate(plan: Plan, data: BenchmarkData, config: BenchmarkConfig,
 
     for name, value in seconds(None).items():
         cost.stage(name).estimated_s = value
-    cost.stage("fits").note = (f"{len(plan.units)} units on {workers} worker(s); per fit "
-                               "(a + b * columns) * rows^e per head")
+    cost.stage("fits").note = (f"{len(plan.units)} units on {workers} worker(s), costliest "
+                               "first; per fit (a + b * columns) * rows^e per head")
     cost.stage("fusion").note = ("per system, outer fold and repeat: " + ", ".join(
         f"{kind} {value:.2g} s" for kind, value in calibration.fusion_s.items()))
     cost.stage("statistics").note = (f"{cost.comparisons} comparisons, "

@@ -37,6 +37,7 @@ from featurekit._util.progress import progress_bar
 from featurekit.benchmark.config import OOF_FEATURES, unit_head
 from featurekit.benchmark.data import BenchmarkData
 from featurekit.benchmark.plan import Plan, Unit, oof_feature_target
+from featurekit.benchmark.schedule import submission_order
 from featurekit.fusion import fit_branch, log_probability_features, predict_members
 from featurekit.learn.fitting import take_rows
 from featurekit.learn.heads.base import HeadSpec
@@ -295,8 +296,10 @@ def execute(plan: Plan, data: BenchmarkData, specs: Mapping[str, HeadSpec], *,
             seeds_of: Callable[[int], list[int]], inner_splits_count: int, tune: bool,
             with_embeddings: bool, n_jobs: int = 1, backend: str = "loky",
             scheduler: str | None = None, progress: bool | None = None,
-            desc: str = "benchmark") -> tuple[dict[Unit, UnitOutput], dict]:
-    """Run every unit of ``plan``, stage by stage.
+            desc: str = "benchmark", unit_seconds: Mapping[Unit, float] | None = None
+            ) -> tuple[dict[Unit, UnitOutput], dict]:
+    """Run every unit of ``plan``, stage by stage, each stage's costliest units first
+    (:func:`~featurekit.benchmark.schedule.submission_order`).
 
     Parameters
     ----------
@@ -319,10 +322,16 @@ def execute(plan: Plan, data: BenchmarkData, specs: Mapping[str, HeadSpec], *,
     scheduler : str, optional
         Address of a running Dask scheduler, e.g. ``"tcp://10.0.0.5:8786"``.
     progress : bool, optional
+    desc : str
+        Label of the progress bar.
+    unit_seconds : mapping of Unit to float, optional
+        The calibrated model's seconds of each unit, which order each stage it covers
+        (default: a static key of head, rows and columns). Results do not depend on it.
 
     Returns
     -------
     outputs : dict of Unit to UnitOutput
+        In the plan's order, whatever order the units ran in.
     splits : dict of (fold, repeat) to list of (train, validation)
         The inner splits each repeat used (positions into the fold's training rows).
     """
@@ -364,12 +373,18 @@ def execute(plan: Plan, data: BenchmarkData, specs: Mapping[str, HeadSpec], *,
     with progress_bar(total=len(plan.units), desc=desc, unit="fit",
                       disable=None if progress is None else not progress) as bar:
         for stage in plan.stages:
-            results = run_tasks([task(unit) for unit in stage], n_jobs=n_jobs,
-                                backend=backend, scheduler=scheduler, here=gpu_units(stage),
-                                names=[_described(unit) for unit in stage])
+            order = [stage[position] for position in
+                     submission_order(stage, plan, data, splits, unit_seconds)]
+            results = run_tasks([task(unit) for unit in order], n_jobs=n_jobs,
+                                backend=backend, scheduler=scheduler, here=gpu_units(order),
+                                names=[_described(unit) for unit in order])
+            done: dict[Unit, UnitOutput] = {}
             # Closed on any exception, so that the workers stop then (see run_tasks).
             with contextlib.closing(results):
-                for unit, output in zip(stage, results, strict=True):
-                    outputs[unit] = output
+                for unit, output in zip(order, results, strict=True):
+                    done[unit] = output
                     bar.update(1)
+            # In the plan's order: what iterates over the outputs (counts, timings, tuned
+            # parameters in results.json) reads them as it did before the reordering.
+            outputs.update((unit, done[unit]) for unit in stage)
     return outputs, splits

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from featurekit.benchmark.ablation import ablation_subsets, handcrafted_with_each_neural
 from featurekit.benchmark.config import (
     AUTO,
-    HANDCRAFTED_FAMILIES,
     LATE_FUSIONS,
     NEURAL_AUTO,
     OOF_FEATURES,
@@ -39,45 +39,6 @@ from featurekit.names import (
 
 #: Unit kinds: one branch, early fusion, the joint sequence model, out-of-fold features.
 UNIT_KINDS = ("branch", "early", "joint", OOF_FEATURES)
-
-
-def ablation_subsets(branches: Sequence[str]) -> dict[tuple[str, ...], list[str]]:
-    """Branch subsets of the ablation and why each is there.
-
-    Returns
-    -------
-    dict
-        ``subset -> labels``: ``alone:<b>`` for each branch, ``handcrafted`` (all handcrafted
-        branches, when two or more), ``all`` (two or more branches), ``all_but:<b>`` (three
-        or more) and ``handcrafted+<b>`` (the handcrafted branches with one neural branch
-        ``b``, the comparison of :class:`BranchComparison`). A subset reached for several
-        reasons carries every label.
-    """
-    subsets: dict[tuple[str, ...], list[str]] = {}
-    for name in branches:
-        subsets.setdefault((name,), []).append(f"alone:{name}")
-    handcrafted = tuple(name for name in branches if name in HANDCRAFTED_FAMILIES)
-    if len(handcrafted) >= 2:
-        subsets.setdefault(handcrafted, []).append("handcrafted")
-    if len(branches) >= 2:
-        subsets.setdefault(tuple(branches), []).append("all")
-    if len(branches) >= 3:
-        for name in branches:
-            rest = tuple(other for other in branches if other != name)
-            subsets.setdefault(rest, []).append(f"all_but:{name}")
-    for subset, neural in _handcrafted_with_each_neural(branches):
-        subsets.setdefault(subset, []).append(f"handcrafted+{neural}")
-    return subsets
-
-
-def _handcrafted_with_each_neural(branches: Sequence[str]) -> list[tuple[tuple[str, ...], str]]:
-    """(handcrafted branches + neural branch, that neural branch) for each neural branch, in
-    branch order; empty without handcrafted branches."""
-    handcrafted = [name for name in branches if not is_neural(name)]
-    if not handcrafted:
-        return []
-    return [(tuple(name for name in branches if name in handcrafted or name == neural), neural)
-            for neural in branches if is_neural(neural)]
 
 
 def system_name(subset: Sequence[str], head: str, fusion: str | None) -> str:
@@ -213,7 +174,8 @@ class System:
     fusion : str or None
         None for a single branch.
     roles : tuple of str
-        Why its branch set is in the ablation (:func:`ablation_subsets`).
+        Why its branch set is in the ablation
+        (:func:`~featurekit.benchmark.ablation.ablation_subsets`).
     """
 
     branches: tuple[str, ...]
@@ -394,16 +356,17 @@ def make_plan(branches: Sequence[str], config: BenchmarkConfig, folds: np.ndarra
     train_rows : dict of (fold, repeat) to np.ndarray, optional
         Subsampled training rows (see :attr:`Plan.train_rows`).
     subsets : mapping of tuple of str to sequence of str, optional
-        Branch subsets to evaluate and their roles; default :func:`ablation_subsets`
-        (:func:`featurekit.benchmark.sets.set_subsets` compares feature sets instead).
+        Branch subsets to evaluate and their roles; default
+        :func:`~featurekit.benchmark.ablation.ablation_subsets` in ``config.ablation``'s mode
+        (:func:`featurekit.benchmark.sets.set_ablation` compares feature sets instead).
     pairs : sequence of (tuple of str, str), optional
         The :class:`BranchComparison` pairs (subset, single branch); default the handcrafted
         branches with each neural branch. Both sides must be among the subsets.
     """
     outer = leave_one_fold_out(folds, config.outer_folds) if outer is None else list(outer)
-    pairs = (_handcrafted_with_each_neural(branches) if pairs is None
+    pairs = (handcrafted_with_each_neural(branches) if pairs is None
              else [(tuple(fused), branch) for fused, branch in pairs])
-    subsets = (ablation_subsets(branches) if subsets is None
+    subsets = (ablation_subsets(branches, config.ablation) if subsets is None
                else {tuple(subset): list(roles) for subset, roles in subsets.items()})
     if comparisons_only:
         subsets = {subset: roles for subset, roles in subsets.items()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -117,10 +117,13 @@ def assemble_results(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, 
     comparisons = [comparison(s["name"], best_single) for s in fused]
     fusion_vs_own = []
     for system in fused:
-        own = [by_name[system_name((name,), unit_head(system["head"], name), None)]
-               for name in system["branches"]]
-        fusion_vs_own.append(comparison(system["name"], max(
-            own, key=lambda s: s["mean"][metric])["name"]))
+        # An ablation mode that leaves some branches' single systems out (``none``) compares
+        # a fusion with those of its branches that were evaluated alone, if any.
+        own = [by_name[name] for name in _own_singles(system["branches"], system["head"],
+                                                       by_name)]
+        if own:
+            fusion_vs_own.append(comparison(system["name"], max(
+                own, key=lambda s: s["mean"][metric])["name"]))
     sequence_vs_functionals = []
     for head in (h for h in config.heads if h in SEQUENCE_HEAD_NAMES):
         for name in data.branches:
@@ -162,6 +165,13 @@ def assemble_results(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, 
     }
 
 
+def _own_singles(branches: Sequence[str], head: str, names: Container[str]) -> list[str]:
+    """The single-branch systems among ``names`` of a fusion's ``branches`` with its head
+    (the e2e stream's with its CNN)."""
+    singles = [system_name((name,), unit_head(head, name), None) for name in branches]
+    return [name for name in singles if name in names]
+
+
 def planned_comparisons(plan: Plan) -> int:
     """How many paired comparisons :func:`assemble_results` makes for ``plan`` (each one
     bootstrap): the primary one, each branch comparison, each fusion against the best single
@@ -171,9 +181,12 @@ def planned_comparisons(plan: Plan) -> int:
     sequence = [system for system in singles if system.head in SEQUENCE_HEAD_NAMES
                 and any(other.branches == system.branches
                         and other.head not in SEQUENCE_HEAD_NAMES for other in singles)]
-    fused = len(plan.systems) - len(singles)
+    fused = [system for system in plan.systems if system.fusion is not None]
+    names = {system.name for system in singles}
+    with_own = [system for system in fused if _own_singles(system.branches, system.head, names)]
     primary = 1 if plan.auto_candidates and plan.reference_candidates else 0
-    return primary + len(plan.branch_comparisons) + 2 * fused + len(sequence)
+    return (primary + len(plan.branch_comparisons) + len(fused) + len(with_own)
+            + len(sequence))
 
 
 def _selection_branches(plan: Plan, data: BenchmarkData) -> dict[str, list[str]]:
@@ -271,8 +284,9 @@ def _contributions(by_name: Mapping[str, Mapping[str, Any]], branch_names: Seque
                    fold_ids: Sequence[int], anchor: Mapping[str, Any],
                    metric: str = "accuracy") -> dict[str, Any]:
     """Each branch alone and its marginal value (all minus all-but-it), with ``anchor``'s head
-    and fusion, per fold and as mean and standard deviation over folds, in points of
-    ``metric`` (the keys keep their historical ``_pct`` names)."""
+    and fusion (the branches the ablation mode evaluated alone; a marginal value where it
+    evaluated all but the branch), per fold and as mean and standard deviation over folds,
+    in points of ``metric`` (the keys keep their historical ``_pct`` names)."""
     head, fusion = anchor["head"], anchor["fusion"]
 
     def lookup(subset: Sequence[str]) -> Mapping[str, Any] | None:
@@ -292,8 +306,10 @@ def _contributions(by_name: Mapping[str, Mapping[str, Any]], branch_names: Seque
     everything = lookup(branch_names)
     out: dict[str, Any] = {"head": head, "fusion": fusion, "branches": {}}
     for name in branch_names:
-        entry: dict[str, Any] = {"alone_pct": summary(accuracy(by_name[system_name(
-            (name,), unit_head(head, name), None)]))}
+        alone = lookup((name,))
+        if alone is None:  # not evaluated alone in this ablation mode
+            continue
+        entry: dict[str, Any] = {"alone_pct": summary(accuracy(alone))}
         rest = [other for other in branch_names if other != name]
         without = lookup(rest) if rest else None
         if everything is not None and without is not None:

@@ -34,6 +34,7 @@ def _numbers(kind: Callable[[str], Number], what: str) -> Callable[[str], tuple[
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``benchmark`` command."""
     from featurekit.benchmark import BACKENDS, BenchmarkConfig
+    from featurekit.benchmark.config import ABLATION_MODES
 
     defaults = BenchmarkConfig()
     parser = subparsers.add_parser(
@@ -94,6 +95,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "class), e.g. 0.1,0.25,1; at each, the run's paired comparisons "
                              "(handcrafted + each neural branch against it alone; with "
                              "--sets, the sets' pairs)")
+    parser.add_argument("--ablation", choices=ABLATION_MODES, default=defaults.ablation,
+                        help="branch subsets evaluated: 'families' (default) each branch "
+                             "alone, all handcrafted families, everything, all but each "
+                             "branch, handcrafted + each neural branch; 'full' adds every "
+                             "pair of branches; 'none' only what the primary comparison and "
+                             "the branch comparisons need (everything, each neural branch "
+                             "alone, the handcrafted families together and with each neural "
+                             "branch); --plan counts the units of each")
     parser.add_argument("--head-settings", metavar="FILE",
                         help="JSON file of parameters replacing some heads' defaults and the "
                              "datasets that chose them ({\"chosen_on\": [...], \"heads\": "
@@ -132,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
                              n_bootstrap=args.bootstrap,
                              outer_folds=args.outer_folds,
                              train_fractions=args.train_fractions or (),
+                             ablation=args.ablation,
                              head_settings=(read_head_settings(args.head_settings)
                                             if args.head_settings else None))
     models = [] if args.model == NO_MODEL else list(_names(args.model))

@@ -75,7 +75,9 @@ def _protocol_section(results: Mapping[str, Any]) -> list[str]:
                            "stopping, hyper-parameters, fusion weights and stackers are fitted "
                            "on the training folds only, second-level learners on inner "
                            "out-of-fold predictions."))
-    lines = [f"# featurekit benchmark: {results['dataset']}", "", protocol, ""]
+    # A comparison of feature sets evaluates subsets of its own, not an ablation mode's.
+    ablation = "" if results.get("feature_sets") else " " + _ablation_text(results)
+    lines = [f"# featurekit benchmark: {results['dataset']}", "", protocol + ablation, ""]
     missing = results.get("missing_folds") or []
     if missing:
         return [*lines,
@@ -84,6 +86,26 @@ def _protocol_section(results: Mapping[str, Any]) -> list[str]:
                 f"not in this copy, so the figures cover folds {_folds_text(folds)} only and "
                 "are not comparable with full-dataset results.", ""]
     return [*lines, "All official folds are present.", ""]
+
+
+#: What each ablation mode evaluates (:func:`featurekit.benchmark.ablation.ablation_subsets`).
+ABLATION_TEXT = {
+    "families": "each branch alone, the handcrafted families together, everything, all but "
+                "each branch and the handcrafted families with each neural branch",
+    "full": "each branch alone, every pair of branches, the handcrafted families together, "
+            "everything, all but each branch and the handcrafted families with each neural "
+            "branch",
+    "none": "only what the primary and branch comparisons need: everything, each neural "
+            "branch alone (each branch, without a neural one), the handcrafted families "
+            "together and with each neural branch",
+}
+
+
+def _ablation_text(results: Mapping[str, Any]) -> str:
+    """The ablation mode of the run and the branch subsets it evaluated (``families`` for
+    results written before the option)."""
+    mode = results.get("config", {}).get("ablation", "families")
+    return f"Ablation `{mode}`: {ABLATION_TEXT[mode]}."
 
 
 def _inner_splits_text(results: Mapping[str, Any]) -> str:
