@@ -1,7 +1,7 @@
 """Learning curves: does what the handcrafted branches add depend on how much data there is?
 
 For each training fraction, every outer fold's training set is subsampled by whole source
-recordings, stratified by class (:func:`featurekit.benchmark.plan.subsample_training`), anew
+recordings, stratified by class (:func:`subsample_training`), anew
 for every repeat, so the draw's noise enters the intervals with the training noise. On those
 rows the benchmark runs only the systems of each :class:`~featurekit.benchmark.plan.
 BranchComparison` of the full run (by default handcrafted + a neural branch against that
@@ -14,7 +14,8 @@ of each other.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ from featurekit.benchmark.config import BenchmarkConfig
 from featurekit.benchmark.data import BenchmarkData
 from featurekit.benchmark.execute import execute, validation_counts
 from featurekit.benchmark.fuse import Key, Prediction, fuse
-from featurekit.benchmark.plan import Plan, make_plan, subsample_training
+from featurekit.benchmark.plan import Plan, make_plan
 from featurekit.benchmark.results import branch_comparisons
 from featurekit.errors import ConfigError
 from featurekit.learn.heads.base import HeadSpec
@@ -56,6 +57,46 @@ def check_curve(config: BenchmarkConfig, *, protocol: str, comparisons: bool) ->
     if not comparisons:
         raise ConfigError("learning curves compare handcrafted branches + each neural branch "
                           "against that branch alone: the benchmark needs both kinds")
+
+
+def subsample_training(y: np.ndarray, groups: np.ndarray, fraction: float, *,
+                       random_state: int | Sequence[int]) -> np.ndarray:
+    """Rows of a training set kept at ``fraction`` of its groups, stratified by class.
+
+    Each group (source recording) belongs to the class most of its rows have; within each
+    class ``ceil(fraction * groups of the class)`` groups are drawn without replacement
+    (at least one), and every row of a drawn group is kept.
+
+    Parameters
+    ----------
+    y : np.ndarray of int, shape (n_rows,)
+    groups : np.ndarray, shape (n_rows,)
+        Group of each row; rows of one group are kept or dropped together.
+    fraction : float
+        In (0, 1].
+    random_state : int or sequence of int
+        Seed of the draw (``numpy.random.default_rng``).
+
+    Returns
+    -------
+    np.ndarray of int
+        Sorted positions into ``y`` of the kept rows.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ConfigError(f"a training fraction must be in (0, 1], got {fraction}")
+    codes, group_of_row = np.unique(np.asarray(groups), return_inverse=True)
+    classes, y_codes = np.unique(np.asarray(y), return_inverse=True)
+    counts = np.zeros((codes.size, classes.size), dtype=np.int64)
+    np.add.at(counts, (group_of_row, y_codes), 1)
+    group_class = counts.argmax(axis=1)
+    rng = np.random.default_rng(random_state)
+    kept = np.zeros(codes.size, dtype=bool)
+    for label in range(classes.size):
+        members = np.flatnonzero(group_class == label)
+        if members.size:
+            wanted = max(1, math.ceil(fraction * members.size))
+            kept[rng.choice(members, size=wanted, replace=False)] = True
+    return np.flatnonzero(kept[group_of_row])
 
 
 def subsampled_rows(plan: Plan, data: BenchmarkData, fraction: float,

@@ -10,7 +10,6 @@ unit of their own: they are fitted from the units' outputs (:mod:`featurekit.ben
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -99,46 +98,6 @@ def oof_feature_target(subset: Sequence[str]) -> tuple[str, ...]:
     if not pretrained and E2E_BRANCH in subset and len(subset) > 1:
         return tuple(name for name in subset if name != E2E_BRANCH)
     return ()
-
-
-def subsample_training(y: np.ndarray, groups: np.ndarray, fraction: float, *,
-                       random_state: int | Sequence[int]) -> np.ndarray:
-    """Rows of a training set kept at ``fraction`` of its groups, stratified by class.
-
-    Each group (source recording) belongs to the class most of its rows have; within each
-    class ``ceil(fraction * groups of the class)`` groups are drawn without replacement
-    (at least one), and every row of a drawn group is kept.
-
-    Parameters
-    ----------
-    y : np.ndarray of int, shape (n_rows,)
-    groups : np.ndarray, shape (n_rows,)
-        Group of each row; rows of one group are kept or dropped together.
-    fraction : float
-        In (0, 1].
-    random_state : int or sequence of int
-        Seed of the draw (``numpy.random.default_rng``).
-
-    Returns
-    -------
-    np.ndarray of int
-        Sorted positions into ``y`` of the kept rows.
-    """
-    if not 0.0 < fraction <= 1.0:
-        raise ConfigError(f"a training fraction must be in (0, 1], got {fraction}")
-    codes, group_of_row = np.unique(np.asarray(groups), return_inverse=True)
-    classes, y_codes = np.unique(np.asarray(y), return_inverse=True)
-    counts = np.zeros((codes.size, classes.size), dtype=np.int64)
-    np.add.at(counts, (group_of_row, y_codes), 1)
-    group_class = counts.argmax(axis=1)
-    rng = np.random.default_rng(random_state)
-    kept = np.zeros(codes.size, dtype=bool)
-    for label in range(classes.size):
-        members = np.flatnonzero(group_class == label)
-        if members.size:
-            wanted = max(1, math.ceil(fraction * members.size))
-            kept[rng.choice(members, size=wanted, replace=False)] = True
-    return np.flatnonzero(kept[group_of_row])
 
 
 def leave_one_fold_out(folds: np.ndarray, outer_folds: Sequence[int] | None = None
