@@ -155,7 +155,7 @@ def test_no_test_fold_row_reaches_any_fit(monkeypatch: pytest.MonkeyPatch) -> No
     config = BenchmarkConfig(heads=("xgb", "mlp", "logreg"), n_seeds=2, repeats=1, tune=True,
                              n_bootstrap=100)
     results = run(frame, config=config, head_specs=QUICK)
-    # 3 heads x (2 branches + 5 fusions), then auto and its reference (single-auto)
+    # 3 heads x (2 branches + 5 fusions), then auto and its reference (single-branch-auto)
     assert len(results["systems"]) == 3 * (2 + 5) + 2
 
     fold_of = frame["fold"].to_numpy()

@@ -1,15 +1,15 @@
 """Learning curves: does what the handcrafted branches add depend on how much data there is?
 
 For each training fraction, every outer fold's training set is subsampled by whole source
-recordings, stratified by class (:func:`subsample_training`), anew
-for every repeat, so the draw's noise enters the intervals with the training noise. On those
-rows the benchmark runs only the systems of each :class:`~featurekit.benchmark.plan.
-BranchComparison` of the full run (by default handcrafted + a neural branch against that
-branch alone; the pairs of a comparison of feature sets or of a caller's plan otherwise; each
-side chosen by inner cross-validation of the subsample) and scores them on the full, untouched
-test folds. A fraction of 1 is the full benchmark's own comparison. The draws of different
-fractions are independent (each seeded by the base seed, fold and repeat), not nested subsets
-of each other.
+recordings, stratified by class (:func:`subsample_training`), anew for every repeat, so the
+draw's noise enters the intervals with the training noise. On those rows the benchmark runs
+only the systems of each :class:`~featurekit.benchmark.plan.BranchComparison` of the full run
+(by default handcrafted + a neural branch against that branch alone; the pairs of a comparison
+of feature sets or of a caller's plan otherwise) and of its synergy comparison (``auto``
+against ``single-auto``) when it has one, each side chosen by inner cross-validation of the
+subsample, and scores them on the full, untouched test folds. A fraction of 1 is the full
+benchmark's own comparison. The draws of different fractions are independent (each seeded by
+the base seed, fold and repeat), not nested subsets of each other.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from featurekit.benchmark.data import BenchmarkData
 from featurekit.benchmark.execute import execute, validation_counts
 from featurekit.benchmark.fuse import Key, Prediction, fuse
 from featurekit.benchmark.plan import Plan, make_plan
-from featurekit.benchmark.results import branch_comparisons
+from featurekit.benchmark.results import branch_comparisons, synergy_entry
 from featurekit.errors import ConfigError
 from featurekit.learn.heads.base import HeadSpec
 from featurekit.names import TRAIN_VAL_EVAL
@@ -126,18 +126,24 @@ def fraction_plan(plan: Plan, data: BenchmarkData, fraction: float,
 
 
 def _entries(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Prediction],
-             config: BenchmarkConfig, fraction: float) -> list[dict[str, Any]]:
+             config: BenchmarkConfig, fraction: float
+             ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One fraction's branch comparisons and its synergy comparison (none without one)."""
     sizes = [plan.training(fold, repeat).size for fold in plan.folds
              for repeat in range(config.repeats)]
-    return [{"fraction": fraction, **entry, "train_clips": float(np.mean(sizes))}
-            for entry in branch_comparisons(plan, data, predictions, config)]
+    point = {"fraction": fraction, "train_clips": float(np.mean(sizes))}
+    synergy = synergy_entry(plan, data, predictions, config)
+    return ([{**point, **entry} for entry in branch_comparisons(plan, data, predictions, config)],
+            [] if synergy is None else [{**point, **synergy}])
 
 
 def learning_curve(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Prediction],
                    config: BenchmarkConfig, specs: Mapping[str, HeadSpec],
                    **options: Any,
-                   ) -> tuple[list[dict[str, Any]], int, dict[str, dict[str, dict[str, int]]]]:
-    """The branch comparisons at every fraction of ``config.train_fractions``.
+                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int,
+                              dict[str, dict[str, dict[str, int]]]]:
+    """The branch comparisons and the synergy comparison at every fraction of
+    ``config.train_fractions``.
 
     Parameters
     ----------
@@ -155,6 +161,10 @@ def learning_curve(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Pr
         ``fraction, branch, system, reference, accuracy, reference_accuracy`` (0-1),
         ``gain_pp, ci95_pp, per_fold_pp`` (percentage points), ``train_clips`` (mean training
         clips per outer fold and repeat) and the selections' choices; by fraction, then branch.
+    synergy : list of dict
+        Per fraction, ``fraction``, ``train_clips``, the keys of results.json's ``synergy``
+        (:func:`~featurekit.benchmark.results.synergy_entry`), ``score, reference_score,
+        accuracy, reference_accuracy``; empty when the run has no synergy comparison.
     n_fits : int
         Heads fitted for the fractions below 1.
     validation : dict of str to dict
@@ -162,11 +172,13 @@ def learning_curve(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Pr
         (:func:`~featurekit.benchmark.execute.validation_counts`).
     """
     entries: list[dict[str, Any]] = []
+    synergy: list[dict[str, Any]] = []
     n_fits = 0
     validation: dict[str, dict[str, dict[str, int]]] = {}
     for fraction in sorted(config.train_fractions):
         if fraction == 1.0:
-            entries += _entries(plan, data, predictions, config, fraction)
+            pairs, point = _entries(plan, data, predictions, config, fraction)
+            entries, synergy = entries + pairs, synergy + point
             continue
         curve_plan = fraction_plan(plan, data, fraction, config)
         outputs, splits = execute(
@@ -179,5 +191,6 @@ def learning_curve(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Pr
         fuse_options = {key: value for key, value in options.items() if key != "progress"}
         curve_predictions = fuse(curve_plan, data, outputs, splits, config.seeds,
                                  **fuse_options)
-        entries += _entries(curve_plan, data, curve_predictions, config, fraction)
-    return entries, n_fits, validation
+        pairs, point = _entries(curve_plan, data, curve_predictions, config, fraction)
+        entries, synergy = entries + pairs, synergy + point
+    return entries, synergy, n_fits, validation

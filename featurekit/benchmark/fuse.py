@@ -138,8 +138,9 @@ def fuse_fold(plan: Plan, y_train: np.ndarray, y_test: np.ndarray, fold: int, re
     Each selection of :attr:`Plan.selections` (``auto``: the system among
     ``plan.auto_candidates`` whose inner out-of-fold probabilities of the training rows are
     the most accurate -- for label sets, of the highest macro average precision; its
-    reference, ``neural-auto`` or ``single-auto``, likewise among
-    ``plan.reference_candidates``; the two sides of each branch comparison) sees training
+    reference, ``neural-auto`` or ``single-branch-auto``, likewise among
+    ``plan.reference_candidates``; the synergy reference ``single-auto`` among
+    ``plan.synergy_candidates``; the two sides of each branch comparison) sees training
     rows only; its test probabilities are those of the chosen system. ``groups`` (source
     recordings of the training rows) keep a recording whole in the splits drawn inside a
     fixed validation set.

@@ -22,6 +22,7 @@ from featurekit.benchmark.config import (
     NEURAL_AUTO,
     OOF_FEATURES,
     SINGLE_AUTO,
+    SINGLE_BRANCH_AUTO,
     BenchmarkConfig,
     selection_name,
     unit_head,
@@ -77,6 +78,30 @@ def _handcrafted_with_each_neural(branches: Sequence[str]) -> list[tuple[tuple[s
         return []
     return [(tuple(name for name in branches if name in handcrafted or name == neural), neural)
             for neural in branches if is_neural(neural)]
+
+
+def one_group_subsets(branches: Sequence[str]) -> tuple[list[tuple[str, ...]], str | None]:
+    """The branch sets of the synergy comparison's reference ``single-auto``: systems made of
+    one group of streams only.
+
+    Returns
+    -------
+    subsets : list of tuple of str
+        The handcrafted (non-neural) branches together, then each neural branch alone; empty
+        when the run lacks either kind.
+    reason : str or None
+        Why there is no synergy comparison (None when there is one).
+    """
+    handcrafted = tuple(name for name in branches if not is_neural(name))
+    neural = [name for name in branches if is_neural(name)]
+    if not neural:
+        return [], ("no neural branch: the handcrafted branches are the only group, so `auto` "
+                    "is itself a one-group system")
+    if not handcrafted:
+        # Its pool would be the single neural branches: the primary comparison's own.
+        return [], ("no handcrafted branch: the one-group systems are the single neural "
+                    "branches, and the primary comparison already is `auto` against them")
+    return [handcrafted, *((name,) for name in neural)], None
 
 
 def system_name(subset: Sequence[str], head: str, fusion: str | None) -> str:
@@ -251,8 +276,13 @@ class Plan:
     reference_candidates : list of str
         Single neural-branch systems (every single-branch system without a neural branch).
     reference : str
-        ``neural-auto`` or ``single-auto``.
+        ``neural-auto``, or ``single-branch-auto`` without a neural branch.
     branch_comparisons : list of BranchComparison
+    synergy_candidates : list of str
+        The synergy comparison's reference pool (``single-auto``): the selectable systems over
+        one group only (:func:`one_group_subsets`); empty when there is no such comparison.
+    synergy_note : str or None
+        Why there is none (None when there is one).
     train_rows : dict of (fold, repeat) to np.ndarray, optional
         Learning curves: the subsampled training rows of each outer fold and repeat
         (default: all of the fold's training rows).
@@ -268,6 +298,8 @@ class Plan:
     reference_candidates: list[str]
     reference: str
     branch_comparisons: list[BranchComparison] = field(default_factory=list)
+    synergy_candidates: list[str] = field(default_factory=list)
+    synergy_note: str | None = None
     train_rows: dict[tuple[int, int], np.ndarray] | None = None
     fixed_inner: dict[int, list[tuple[np.ndarray, np.ndarray]]] | None = None
 
@@ -288,7 +320,8 @@ class Plan:
     @property
     def selections(self) -> list[tuple[str, list[str]]]:
         """Every inner-CV choice the plan makes: (name, candidate systems), non-empty."""
-        pairs = [(AUTO, self.auto_candidates), (self.reference, self.reference_candidates)]
+        pairs = [(AUTO, self.auto_candidates), (self.reference, self.reference_candidates),
+                 (SINGLE_AUTO, self.synergy_candidates)]
         for comparison in self.branch_comparisons:
             pairs += [(comparison.system, comparison.candidates),
                       (comparison.reference, comparison.reference_candidates)]
@@ -348,8 +381,8 @@ def make_plan(branches: Sequence[str], config: BenchmarkConfig, folds: np.ndarra
         The outer splits; default :func:`leave_one_fold_out` of ``folds`` over
         ``config.outer_folds`` (:func:`featurekit.model.train` plans one split of its own).
     comparisons_only : bool
-        Only the systems of the :class:`BranchComparison` of each neural branch (a learning
-        curve's point).
+        Only the systems of the :class:`BranchComparison` of each neural branch and of the
+        synergy comparison (a learning curve's point).
     train_rows : dict of (fold, repeat) to np.ndarray, optional
         Subsampled training rows (see :attr:`Plan.train_rows`).
     subsets : mapping of tuple of str to sequence of str, optional
@@ -364,10 +397,15 @@ def make_plan(branches: Sequence[str], config: BenchmarkConfig, folds: np.ndarra
              else [(tuple(fused), branch) for fused, branch in pairs])
     subsets = (ablation_subsets(branches) if subsets is None
                else {tuple(subset): list(roles) for subset, roles in subsets.items()})
+    everything = tuple(branches)
+    groups, synergy_note = one_group_subsets(branches)
+    if groups and not all(group in subsets for group in groups):
+        groups, synergy_note = [], ("the handcrafted branches together are not among the "
+                                    "evaluated branch sets")
     if comparisons_only:
         subsets = {subset: roles for subset, roles in subsets.items()
-                   if any(subset in (fused, (neural,)) for fused, neural in pairs)}
-    everything = tuple(branches)
+                   if any(subset in (fused, (neural,)) for fused, neural in pairs)
+                   or (groups and subset in (everything, *groups))}
 
     systems = [System(subset, head, fusion, tuple(roles))
                for subset, roles in subsets.items()
@@ -391,9 +429,13 @@ def make_plan(branches: Sequence[str], config: BenchmarkConfig, folds: np.ndarra
     reference_pool = neural or list(branches)
     reference_candidates = [name for branch in reference_pool
                             for name in selectable((branch,))]
-    reference = NEURAL_AUTO if neural else SINGLE_AUTO
+    reference = NEURAL_AUTO if neural else SINGLE_BRANCH_AUTO
+    synergy_candidates = ([name for group in groups for name in selectable(group)]
+                          if auto_candidates else [])
     if comparisons_only:
-        auto_candidates, reference_candidates = [], []
+        # The synergy comparison's auto stays: the learning curve repeats it.
+        auto_candidates = auto_candidates if synergy_candidates else []
+        reference_candidates = []
     # With one neural branch beside the handcrafted ones, its comparison is the primary one
     # and keeps the primary names.
     comparisons = [BranchComparison(
@@ -403,7 +445,7 @@ def make_plan(branches: Sequence[str], config: BenchmarkConfig, folds: np.ndarra
     # What needs inner out-of-fold predictions: the branches of every late fusion, blend and
     # oof_features system (they learn from them), and every candidate of a selection (they
     # are scored by them).
-    scored = set(auto_candidates) | set(reference_candidates)
+    scored = set(auto_candidates) | set(reference_candidates) | set(synergy_candidates)
     for comparison in comparisons:
         scored |= set(comparison.candidates) | set(comparison.reference_candidates)
 
@@ -440,4 +482,7 @@ def make_plan(branches: Sequence[str], config: BenchmarkConfig, folds: np.ndarra
               for table in (stage1, stage2) if table]
     return Plan(outer=outer, systems=systems, stages=stages, auto_candidates=auto_candidates,
                 reference_candidates=reference_candidates, reference=reference,
-                branch_comparisons=comparisons, train_rows=train_rows)
+                branch_comparisons=comparisons, synergy_candidates=synergy_candidates,
+                synergy_note=None if synergy_candidates else synergy_note or (
+                    "no system over every branch to choose `auto` from"),
+                train_rows=train_rows)

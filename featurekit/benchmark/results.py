@@ -1,12 +1,16 @@
 """Results: the JSON-ready record of a benchmark (the results.json contract), saved and read.
 
-Keys: ``dataset, folds, protocol, systems, primary, best_single, best_fusion, fusion_gain,
-comparisons, fusion_vs_own_branches, sequence_vs_functionals, contributions, versions,
-config_hashes, timings_s, validation_splits`` (the engine adds the last four) and facts about
-the data. ``primary`` is the headline: ``auto`` (per outer fold, the head x fusion over every
-branch that won the inner cross-validation of the training folds) against ``neural-auto`` (the
-same among single neural branches). The best single branch and best fusion by test accuracy
-are kept as exploratory figures: chosen on the test folds, they favour themselves.
+Keys: ``dataset, folds, protocol, systems, primary, synergy, synergy_note, best_single,
+best_fusion, fusion_gain, comparisons, fusion_vs_own_branches, sequence_vs_functionals,
+contributions, versions, config_hashes, timings_s, validation_splits`` (the engine adds the last
+four) and facts about the data. ``primary`` is the headline: ``auto`` (per outer fold, the head
+x fusion over every branch that won the inner cross-validation of the training folds) against
+``neural-auto`` (the same among single neural branches). ``synergy``, the second pre-registered
+comparison, has the same keys: ``auto`` against ``single-auto`` (the same among systems made of
+one group only: the handcrafted branches together, or one neural branch alone); it is None,
+``synergy_note`` saying why, when the run lacks handcrafted or neural branches. The best single
+branch and best fusion by test accuracy are kept as exploratory figures: chosen on the test
+folds, they favour themselves.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from featurekit._util.fsutil import atomic_write_text
-from featurekit.benchmark.config import AUTO, BenchmarkConfig, unit_head
+from featurekit.benchmark.config import AUTO, SINGLE_AUTO, BenchmarkConfig, unit_head
 from featurekit.benchmark.data import BenchmarkData
 from featurekit.benchmark.fuse import Key, Prediction
 from featurekit.benchmark.plan import BranchComparison, Plan, system_name
@@ -102,12 +106,7 @@ def assemble_results(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, 
 
     primary = None
     if plan.auto_candidates and plan.reference_candidates:
-        primary = comparison(AUTO, plan.reference)
-        primary["gain_pp"] = primary.pop("mean_pp")
-        primary.update(metric=metric, selection="inner_cv", n_repeats=repeats,
-                       ci_method=ci_method(data.recordings_known, repeats, config.n_bootstrap),
-                       choices={name: by_name[name]["fusion_choice"]
-                                for name in (AUTO, plan.reference)})
+        primary = _headline(comparison, plan.reference, by_name, data, config)
 
     studied = [s for s in systems if s["head"] is not None]
     singles = [s for s in studied if s["fusion"] is None]
@@ -137,6 +136,9 @@ def assemble_results(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, 
         "dataset": dataset, "folds": plan.folds, "protocol": plan.protocol,
         "multilabel": data.multilabel, "metric": metric,
         "primary": primary,
+        "synergy": (_headline(comparison, SINGLE_AUTO, by_name, data, config)
+                    if plan.synergy_candidates else None),
+        "synergy_note": plan.synergy_note,
         "branch_comparisons": [_branch_comparison(c, by_name, comparison, metric)
                                for c in plan.branch_comparisons],
         "systems": systems,
@@ -162,24 +164,38 @@ def assemble_results(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, 
     }
 
 
+def _headline(comparison: Any, reference: str, by_name: Mapping[str, Mapping[str, Any]],
+              data: BenchmarkData, config: BenchmarkConfig) -> dict[str, Any]:
+    """``auto`` against ``reference``, both chosen by inner cross-validation, as results.json
+    states a pre-registered comparison (``primary``, ``synergy``)."""
+    entry = comparison(AUTO, reference)
+    entry["gain_pp"] = entry.pop("mean_pp")
+    entry.update(metric=primary_metric(data.multilabel), selection="inner_cv",
+                 n_repeats=config.repeats,
+                 ci_method=ci_method(data.recordings_known, config.repeats, config.n_bootstrap),
+                 choices={name: by_name[name]["fusion_choice"] for name in (AUTO, reference)})
+    return entry
+
+
 def planned_comparisons(plan: Plan) -> int:
     """How many paired comparisons :func:`assemble_results` makes for ``plan`` (each one
-    bootstrap): the primary one, each branch comparison, each fusion against the best single
-    branch and against its own branches, and each sequence head against the functionals of
-    its branch."""
+    bootstrap): the primary and synergy ones, each branch comparison, each fusion against the
+    best single branch and against its own branches, and each sequence head against the
+    functionals of its branch."""
     singles = [system for system in plan.systems if system.fusion is None]
     sequence = [system for system in singles if system.head in SEQUENCE_HEAD_NAMES
                 and any(other.branches == system.branches
                         and other.head not in SEQUENCE_HEAD_NAMES for other in singles)]
     fused = len(plan.systems) - len(singles)
     primary = 1 if plan.auto_candidates and plan.reference_candidates else 0
-    return primary + len(plan.branch_comparisons) + 2 * fused + len(sequence)
+    synergy = 1 if plan.synergy_candidates else 0
+    return primary + synergy + len(plan.branch_comparisons) + 2 * fused + len(sequence)
 
 
 def _selection_branches(plan: Plan, data: BenchmarkData) -> dict[str, list[str]]:
     """Branches each selection of the plan chooses among."""
     everything = data.branches
-    out = {AUTO: everything,
+    out = {AUTO: everything, SINGLE_AUTO: everything,
            plan.reference: [b for b in everything if is_neural(b)] or everything}
     for comparison in plan.branch_comparisons:
         out[comparison.system] = list(comparison.branches)
@@ -256,6 +272,25 @@ def branch_comparisons(plan: Plan, data: BenchmarkData, predictions: Mapping[Key
     comparison = _comparer(names, plan, data, predictions, config)
     return [_branch_comparison(c, by_name, comparison, primary_metric(data.multilabel))
             for c in plan.branch_comparisons]
+
+
+def synergy_entry(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Prediction],
+                  config: BenchmarkConfig) -> dict[str, Any] | None:
+    """The synergy comparison of a learning-curve point: ``results.json``'s ``synergy`` keys,
+    and both sides' ``score`` and ``accuracy`` (0-1; the curve keeps no system entries); None
+    when the plan has no synergy comparison."""
+    if not plan.synergy_candidates:
+        return None
+    branches = _selection_branches(plan, data)
+    by_name = {name: _system_entry(name, branches[name], None, name, (), data, plan,
+                                   predictions, config.repeats) for name in (AUTO, SINGLE_AUTO)}
+    entry = _headline(_comparer([AUTO, SINGLE_AUTO], plan, data, predictions, config),
+                      SINGLE_AUTO, by_name, data, config)
+    metric = entry["metric"]
+    return {**entry, "score": by_name[AUTO]["mean"][metric],
+            "reference_score": by_name[SINGLE_AUTO]["mean"][metric],
+            "accuracy": by_name[AUTO]["mean"]["accuracy"],
+            "reference_accuracy": by_name[SINGLE_AUTO]["mean"]["accuracy"]}
 
 
 def _most_chosen(predictions: Mapping[Key, Prediction], plan: Plan) -> str | None:

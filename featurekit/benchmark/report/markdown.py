@@ -161,19 +161,49 @@ def _primary_section(results: Mapping[str, Any], systems: Systems) -> list[str]:
     lines = ["## Primary comparison", ""]
     if not primary:
         return [*lines, "None: it needs at least two branches and a fusion.", ""]
+    return [*lines, *_comparison_lines(
+        results, systems, primary, "the single neural-branch system (every single branch when "
+                                   "there is no neural one)")]
+
+
+def _synergy_section(results: Mapping[str, Any], systems: Systems) -> list[str]:
+    """The second pre-registered comparison: ``auto`` against the best one-group system, and
+    its learning curve."""
+    synergy = results.get("synergy")
+    if not synergy and not results.get("synergy_note"):
+        return []  # results written before the synergy comparison existed
+    lines = ["## Synergy comparison", ""]
+    if not synergy:
+        return [*lines, f"None: {results['synergy_note']}.", ""]
+    lines += _comparison_lines(
+        results, systems, synergy, "the system made of one group of streams only (the "
+                                   "handcrafted branches together, with any head and fusion, "
+                                   "or one neural branch alone, with any head)")
+    curve = results.get("learning_curve_synergy") or []
+    if curve:
+        lines += ["The same comparison at each fraction of the learning curve:", ""]
+        lines += table(["Fraction", "Training clips", *_COMPARISON_HEADER],
+                       [[f"{e['fraction']:g}", f"{e['train_clips']:.0f}", *_comparison_row(e)]
+                        for e in curve])
+    return lines
+
+
+def _comparison_lines(results: Mapping[str, Any], systems: Systems,
+                      primary: Mapping[str, Any], reference_text: str) -> list[str]:
+    """A pre-registered comparison (``primary`` or ``synergy``): its headline, how both sides
+    were chosen (``reference_text`` says among what), and their choices per fold."""
     system, reference = systems[primary["system"]], systems[primary["reference"]]
     metric = primary_metric(results)
     name = metric_title(results)
     shown = "" if metric == "accuracy" else f"{name} "  # accuracy is the unnamed default
-    lines += [f"**`{primary['system']}` {shown}{pct(system['mean'][metric])} % against "
-              f"`{primary['reference']}` {shown}{pct(reference['mean'][metric])} %: "
-              f"{_pp(primary['gain_pp'])} pp (95 % CI {_interval(primary['ci95_pp'])} pp; "
-              f"per fold {_per_fold(primary['per_fold_pp'])}).**", "",
-              f"Fixed before any test score is seen: in each outer fold and repeat, "
-              f"`{primary['system']}` is the head x fusion over every branch, and "
-              f"`{primary['reference']}` the single neural-branch system (every single branch "
-              f"when there is no neural one), with the best inner out-of-fold {name} on the "
-              "training folds. Interval: " + primary["ci_method"] + ".", ""]
+    lines = [f"**`{primary['system']}` {shown}{pct(system['mean'][metric])} % against "
+             f"`{primary['reference']}` {shown}{pct(reference['mean'][metric])} %: "
+             f"{_pp(primary['gain_pp'])} pp (95 % CI {_interval(primary['ci95_pp'])} pp; "
+             f"per fold {_per_fold(primary['per_fold_pp'])}).**", "",
+             f"Fixed before any test score is seen: in each outer fold and repeat, "
+             f"`{primary['system']}` is the head x fusion over every branch, and "
+             f"`{primary['reference']}` {reference_text}, with the best inner out-of-fold "
+             f"{name} on the training folds. Interval: " + primary["ci_method"] + ".", ""]
     rows = [[fold, choices_auto, primary["choices"][primary["reference"]][fold]]
             for fold, choices_auto in primary["choices"][primary["system"]].items()]
     return [*lines, *table(["Fold", f"{primary['system']} chose",
@@ -441,6 +471,7 @@ def render_markdown(results: Mapping[str, Any], plots: Mapping[str, str] | None 
         _protocol_section(results),
         _budget_section(results),
         _primary_section(results, systems),
+        _synergy_section(results, systems),
         _branch_section(results),
         sets_section(results),
         _best_section(results, systems),
