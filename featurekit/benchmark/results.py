@@ -10,7 +10,10 @@ comparison, has the same keys: ``auto`` against ``single-auto`` (the same among 
 one group only: the handcrafted branches together, or one neural branch alone); it is None,
 ``synergy_note`` saying why, when the run lacks handcrafted or neural branches. The best single
 branch and best fusion by test accuracy are kept as exploratory figures: chosen on the test
-folds, they favour themselves.
+folds, they favour themselves. Every system entry has ``n_parameters``, the values it learned
+(:mod:`featurekit.learn.parameters`, the fusion's own added; mean over folds and repeats), and
+``n_frozen_parameters``, those of the frozen pretrained networks its branches read
+(``frozen_parameters``: per neural branch); None where a part has no count.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ from featurekit.benchmark.score import (
     per_class_f1,
     primary_metric,
 )
-from featurekit.names import SEQUENCE_HEAD_NAMES, is_neural
+from featurekit.errors import ConfigError
+from featurekit.names import NEURAL_PREFIX, SEQUENCE_HEAD_NAMES, is_neural
 
 
 def _per_class(name: str, data: BenchmarkData, plan: Plan,
@@ -59,9 +63,45 @@ def _per_class(name: str, data: BenchmarkData, plan: Plan,
             "confusion": (confusion(truth, predicted, data.n_classes) / repeats).tolist()}
 
 
+def frozen_parameters(branches: Sequence[str]) -> dict[str, int | None]:
+    """Per pretrained neural branch, the parameters of its frozen network
+    (:func:`~featurekit.neural.registry.model_parameters`; None for a model the registry does
+    not know)."""
+    from featurekit.neural.registry import model_parameters
+
+    counts: dict[str, int | None] = {}
+    for name in branches:
+        if name.startswith(NEURAL_PREFIX):
+            try:
+                counts[name] = model_parameters(name.removeprefix(NEURAL_PREFIX))
+            except ConfigError:
+                counts[name] = None
+    return counts
+
+
+def _sizes(name: str, plan: Plan, predictions: Mapping[Key, Prediction], repeats: int,
+           frozen: Mapping[str, int | None]) -> dict[str, float | None]:
+    """A system's ``n_parameters`` (learned values, mean over folds and repeats) and
+    ``n_frozen_parameters`` (those of the frozen networks its branches read; for a selection,
+    of the systems it chose, averaged); None where a count is unknown."""
+    branches = {system.name: system.branches for system in plan.systems}
+
+    def mean(values: list[float | None]) -> float | None:
+        return None if any(v is None for v in values) else float(np.mean(values))
+
+    chosen = [predictions[name, fold, r] for fold in plan.folds for r in range(repeats)]
+    learned = mean([prediction.n_parameters for prediction in chosen])
+    fixed = mean([None if any(frozen.get(b, 0) is None for b in branches[system]) else
+                  sum(frozen.get(b) or 0 for b in branches[system])
+                  for system in (prediction.selected or name for prediction in chosen)])
+    return {"n_parameters": learned, "n_frozen_parameters": fixed}
+
+
 def _system_entry(name: str, branches: Sequence[str], head: str | None, fusion: str | None,
                   roles: Sequence[str], data: BenchmarkData, plan: Plan,
-                  predictions: Mapping[Key, Prediction], repeats: int) -> dict[str, Any]:
+                  predictions: Mapping[Key, Prediction], repeats: int,
+                  frozen: Mapping[str, int | None] | None = None) -> dict[str, Any]:
+    """One system's scores (and, given the ``frozen`` networks' counts, its sizes)."""
     metrics, primary = metric_names(data.multilabel), primary_metric(data.multilabel)
     per_fold, per_repeat = {}, np.zeros((repeats, len(plan.folds)))
     for index, (fold, _, _) in enumerate(plan.outer):
@@ -74,6 +114,7 @@ def _system_entry(name: str, branches: Sequence[str], head: str | None, fusion: 
     repeat_score = per_repeat.mean(axis=1)
     entry = {"name": name, "branches": list(branches), "head": head, "fusion": fusion,
              "per_fold": per_fold,
+             **({} if frozen is None else _sizes(name, plan, predictions, repeats, frozen)),
              "mean": {m: float(v.mean()) for m, v in values.items()},
              "std": {m: float(v.std(ddof=1)) if v.size > 1 else 0.0 for m, v in values.items()},
              "repeats": {primary: repeat_score.tolist()},
@@ -93,12 +134,13 @@ def assemble_results(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, 
                      config: BenchmarkConfig, *, dataset: str) -> dict[str, Any]:
     """Every system's scores and the comparisons between them (see the module docstring)."""
     repeats = config.repeats
+    frozen = frozen_parameters(data.branches)
     systems = [_system_entry(s.name, s.branches, s.head, s.fusion, s.roles, data, plan,
-                             predictions, repeats) for s in plan.systems]
+                             predictions, repeats, frozen) for s in plan.systems]
     for name, branches in _selection_branches(plan, data).items():
         systems.append(_system_entry(name, branches, None, name,
                                      ("selected on inner cross-validation",), data, plan,
-                                     predictions, repeats))
+                                     predictions, repeats, frozen))
     by_name = {system["name"]: system for system in systems}
     comparison = _comparer([system["name"] for system in systems], plan, data, predictions,
                            config)
@@ -152,6 +194,7 @@ def assemble_results(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, 
         "recordings_known": data.recordings_known,
         "grouping": data.grouping,
         "branches": {name: len(cols) for name, cols in data.positions.items()},
+        "frozen_parameters": frozen,
         "config": config.to_dict(),
         "comparisons": comparisons,
         "fusion_vs_own_branches": fusion_vs_own,

@@ -163,6 +163,23 @@ def model_info(name: str) -> ModelInfo:
                           f"{', '.join(available_models())}") from None
 
 
+def model_parameters(name: str) -> int:
+    """Parameters of model ``name``'s network: its architecture built with untrained weights,
+    so that no checkpoint is read or downloaded (loading one changes no count).
+
+    Raises
+    ------
+    ConfigError
+        ``name`` is not in the registry.
+    """
+    info = model_info(name)  # first: an unknown name raises without importing torch
+    import torch
+
+    with torch.random.fork_rng(devices=[]):  # the caller's random stream stays as it was
+        model = info.build()
+    return int(sum(p.numel() for p in model.parameters()))
+
+
 def weights_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/featurekit/weights``, default ``~/.cache/featurekit/weights``."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"

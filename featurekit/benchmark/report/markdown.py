@@ -16,6 +16,7 @@ from featurekit.benchmark.report.common import (
     pct,
     per_class_key,
     primary_metric,
+    size_text,
     subsampled_units,
     table,
 )
@@ -282,7 +283,9 @@ def _ablation_section(results: Mapping[str, Any]) -> list[str]:
     """Every branch set x fusion (rows) by head (columns)."""
     metric, heads = primary_metric(results), _heads(results)
     lines = [f"## Ablation: {metric_title(results)} (%) by branch set, head and fusion", "",
-             "Mean ± standard deviation over folds.", ""]
+             "Mean ± standard deviation over folds; beside each, the values the system learned "
+             "(heads, encoders, the e2e CNN, the fusion's own), and per branch set those of "
+             "the frozen pretrained networks it reads (`?`: not counted).", ""]
     rows = []
     subsets = list(dict.fromkeys(tuple(system["branches"]) for system in results["systems"]))
     fusions = list(dict.fromkeys(system["fusion"] for system in results["systems"]))
@@ -292,12 +295,16 @@ def _ablation_section(results: Mapping[str, Any]) -> list[str]:
             for head in heads:
                 match = [s for s in results["systems"] if tuple(s["branches"]) == subset
                          and s["head"] == head and s["fusion"] == fusion]
-                cells.append(_mean_sd(match[0], metric) if match else "")
+                cells += ([_mean_sd(match[0], metric), size_text(match[0], "n_parameters")]
+                          if match else ["", ""])
             if any(cells):
                 example = next(s for s in results["systems"] if tuple(s["branches"]) == subset)
                 rows.append(["+".join(subset), ", ".join(example["ablation"]),
-                             fusion or "–", *cells])
-    return [*lines, *table(["Branches", "Role", "Fusion", *heads], rows)]
+                             fusion or "–", *cells, size_text(example, "n_frozen_parameters")])
+    return [*lines, *table(["Branches", "Role", "Fusion",
+                            *(title for head in heads for title in (head, "learned")),
+                            "frozen"], rows)]
+
 
 
 def _contributions_section(results: Mapping[str, Any]) -> list[str]:
@@ -406,10 +413,11 @@ def _all_systems_section(results: Mapping[str, Any]) -> list[str]:
     rows = [[f"`{s['name']}`", *(_mean_sd(s, key) for key, _ in shown),
              *([f"{s['mean']['dprime']:.2f}"] if multilabel else []),
              f"{100.0 * s.get('repeat_sd', {}).get(metric, 0.0):.2f}",
+             size_text(s, "n_parameters"), size_text(s, "n_frozen_parameters"),
              " / ".join(pct(s["per_fold"][str(f)][metric]) for f in folds)]
             for s in results["systems"]]
     return [*lines, *table(["System", *(title for _, title in shown),
-                            *(["d′"] if multilabel else []), "Repeat sd",
+                            *(["d′"] if multilabel else []), "Repeat sd", "Learned", "Frozen",
                             f"{metric_name} per fold ({' / '.join(str(f) for f in folds)})"],
                            rows)]
 
