@@ -193,7 +193,8 @@ def test_results_follow_the_contract_and_survive_json(tmp_path: Path) -> None:
         assert set(system["std"]) == {"accuracy", "macro_f1", "map"}
         assert np.sum(system["confusion"]) == 90
         assert isinstance(system["branches"], list)
-        assert system["fusion"] in (None, "early", "weighted", "auto", "neural-auto")
+        assert system["fusion"] in (None, "early", "weighted", "auto", "neural-auto",
+                                    "single-auto")
     best = {s["name"]: s for s in results["systems"]}
     gain = results["fusion_gain"]
     assert gain["mean_pp"] == pytest.approx(
@@ -318,7 +319,8 @@ def test_oof_features_let_the_neural_head_read_the_other_branches() -> None:
     results = run(frame, config=config)
     by_name = {system["name"]: system for system in results["systems"]}
     assert set(by_name) == {"pitch/logreg", "neural.m/logreg",
-                            "pitch+neural.m/logreg/oof_features", "auto", "neural-auto"}
+                            "pitch+neural.m/logreg/oof_features", "auto", "neural-auto",
+                            "single-auto"}
     assert by_name["neural.m/logreg"]["mean"]["accuracy"] < 0.65
     assert by_name["pitch+neural.m/logreg/oof_features"]["mean"]["accuracy"] > 0.85
     assert set(by_name["pitch+neural.m/logreg/oof_features"]["fusion_choice"].values()) == {
