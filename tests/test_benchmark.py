@@ -155,7 +155,7 @@ def test_no_test_fold_row_reaches_any_fit(monkeypatch: pytest.MonkeyPatch) -> No
     config = BenchmarkConfig(heads=("xgb", "mlp", "logreg"), n_seeds=2, repeats=1, tune=True,
                              n_bootstrap=100)
     results = run(frame, config=config, head_specs=QUICK)
-    # 3 heads x (2 branches + 5 fusions), then auto and its reference (single-auto)
+    # 3 heads x (2 branches + 5 fusions), then auto and its reference (single-branch-auto)
     assert len(results["systems"]) == 3 * (2 + 5) + 2
 
     fold_of = frame["fold"].to_numpy()
@@ -193,7 +193,8 @@ def test_results_follow_the_contract_and_survive_json(tmp_path: Path) -> None:
         assert set(system["std"]) == {"accuracy", "macro_f1", "map"}
         assert np.sum(system["confusion"]) == 90
         assert isinstance(system["branches"], list)
-        assert system["fusion"] in (None, "early", "weighted", "auto", "neural-auto")
+        assert system["fusion"] in (None, "early", "weighted", "auto", "neural-auto",
+                                    "single-auto")
     best = {s["name"]: s for s in results["systems"]}
     gain = results["fusion_gain"]
     assert gain["mean_pp"] == pytest.approx(
@@ -318,7 +319,8 @@ def test_oof_features_let_the_neural_head_read_the_other_branches() -> None:
     results = run(frame, config=config)
     by_name = {system["name"]: system for system in results["systems"]}
     assert set(by_name) == {"pitch/logreg", "neural.m/logreg",
-                            "pitch+neural.m/logreg/oof_features", "auto", "neural-auto"}
+                            "pitch+neural.m/logreg/oof_features", "auto", "neural-auto",
+                            "single-auto"}
     assert by_name["neural.m/logreg"]["mean"]["accuracy"] < 0.65
     assert by_name["pitch+neural.m/logreg/oof_features"]["mean"]["accuracy"] > 0.85
     assert set(by_name["pitch+neural.m/logreg/oof_features"]["fusion_choice"].values()) == {

@@ -103,7 +103,9 @@ def test_none_runs_the_primary_comparison_of_the_default(tmp_path: Path) -> None
     # The plan counts the run's work, which the mode cut.
     assert none["plan"]["fits"] == none["n_fits"] < families["n_fits"]
     assert none["plan"]["units"] < families["plan"]["units"]
-    assert none["plan"]["comparisons"] == (1 + len(none["branch_comparisons"])
+    # The primary and synergy comparisons (both kept by the mode), then the ablation's.
+    assert none["synergy"] == families["synergy"]
+    assert none["plan"]["comparisons"] == (2 + len(none["branch_comparisons"])
                                            + len(none["comparisons"])
                                            + len(none["fusion_vs_own_branches"]))
     assert none["config"]["ablation"] == "none"

@@ -60,7 +60,8 @@ def test_the_plan_counts_what_the_run_does_and_records_both_costs() -> None:
     # Every fit the run made (members and inner twins), every system and comparison.
     assert plan["fits"] == results["n_fits"]
     assert plan["systems"] == [s["name"] for s in results["systems"]]
-    assert plan["comparisons"] == (1 + len(results["branch_comparisons"])
+    # The primary and synergy comparisons, then the others.
+    assert plan["comparisons"] == (2 + len(results["branch_comparisons"])
                                    + len(results["comparisons"])
                                    + len(results["fusion_vs_own_branches"])
                                    + len(results["sequence_vs_functionals"]))

@@ -356,8 +356,8 @@ def test_functionals_units_late_rules_and_auto_never_see_the_test_fold(spied: Lo
                  if np.array_equal(fit["y"], fit["y_train"])]
     n_late = sum(s.fusion in rules_module.FUSION_RULES for s in plan.systems)
     assert len(main_fits) >= n_late * N_FOLDS * FUNCTIONALS.repeats
-    # auto and neural-auto, per fold and repeat
-    assert len(spied.selections) == 2 * N_FOLDS * FUNCTIONALS.repeats
+    # auto, neural-auto and single-auto (the synergy reference), per fold and repeat
+    assert len(spied.selections) == 3 * N_FOLDS * FUNCTIONALS.repeats
     assert results["primary"]["reference"] == "neural-auto"
 
 

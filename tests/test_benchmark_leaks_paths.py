@@ -257,7 +257,8 @@ def test_official_split_fits_and_second_level_learn_from_real_rows_only(spied: L
     check_oof_features_rows(spied, frame, plan, TRAIN_VAL_EVAL)
     assert {fit["rule"] for fit in spied.rule_fits} == {"mean", "weighted", "stacking",
                                                          "calibrated"}
-    assert len(spied.selections) == 2 * FUNCTIONALS.repeats  # auto and neural-auto
+    # auto, neural-auto and single-auto (the synergy reference)
+    assert len(spied.selections) == 3 * FUNCTIONALS.repeats
 
 
 def test_the_filler_check_catches_a_target_fitted_on_every_training_row(

@@ -48,7 +48,7 @@ def test_only_units_whose_out_of_fold_predictions_are_needed_get_inner_twins() -
         (("pitch",), "branch"): False,
         (("spectral",), "branch"): False,
         (("neural.m",), "branch"): True,  # a reference candidate
-        (("pitch", "spectral"), "early"): False,
+        (("pitch", "spectral"), "early"): True,  # a synergy reference candidate
         (("spectral", "neural.m"), "early"): False,
         (("pitch", "neural.m"), "early"): False,
         (("pitch", "spectral", "neural.m"), "early"): True,  # an auto candidate
@@ -59,6 +59,48 @@ def test_only_units_whose_out_of_fold_predictions_are_needed_get_inner_twins() -
     # A late rule learns from its branches' out-of-fold predictions: every branch gets twins.
     late = inner_of(make_plan(BRANCHES, config(fusions=("mean",)), FOLDS))
     assert late == {((name,), "branch"): True for name in BRANCHES}
+
+
+def test_the_synergy_reference_chooses_among_one_group_systems_only() -> None:
+    plan = make_plan(["pitch", "spectral", "neural.a", "neural.b"],
+                     config(heads=("logreg", "mlp"), fusions=("early", "mean")), FOLDS)
+    # The handcrafted branches together (fused, any head), or one neural branch (any head).
+    assert sorted(plan.synergy_candidates) == sorted([
+        "pitch+spectral/logreg/early", "pitch+spectral/logreg/mean",
+        "pitch+spectral/mlp/early", "pitch+spectral/mlp/mean",
+        "neural.a/logreg", "neural.a/mlp", "neural.b/logreg", "neural.b/mlp"])
+    assert plan.synergy_note is None
+    assert ("single-auto", plan.synergy_candidates) in plan.selections
+    assert ("auto", plan.auto_candidates) in plan.selections
+    # Every candidate is scored on inner predictions, so it gets its inner twins.
+    assert inner_of(plan)[(("pitch", "spectral"), "early")]
+    # One handcrafted branch is a group of its own.
+    one = make_plan(["pitch", "neural.m"], config(fusions=("early",)), FOLDS)
+    assert one.synergy_candidates == ["pitch/logreg", "neural.m/logreg"]
+
+
+@pytest.mark.parametrize(("branches", "reason"), [
+    (["pitch", "spectral"], "no neural branch"),
+    (["neural.a", "neural.b"], "no handcrafted branch")])
+def test_without_two_kinds_of_groups_there_is_no_synergy_comparison(
+        branches: list[str], reason: str) -> None:
+    plan = make_plan(branches, config(fusions=("early",)), FOLDS)
+    assert plan.synergy_candidates == [] and reason in plan.synergy_note
+    assert "single-auto" not in dict(plan.selections)
+
+
+def test_a_learning_curve_plan_keeps_the_synergy_comparisons_systems() -> None:
+    branches = ["pitch", "spectral", "neural.a", "neural.b"]
+    full = make_plan(branches, config(fusions=("early",)), FOLDS)
+    curve = make_plan(branches, config(fusions=("early",)), FOLDS, comparisons_only=True)
+    assert curve.synergy_candidates == full.synergy_candidates
+    assert curve.auto_candidates == full.auto_candidates
+    assert curve.reference_candidates == []  # the primary comparison is not repeated
+    # Without the handcrafted set among the subsets, there is no complete one-group pool.
+    partial = make_plan(branches, config(fusions=("early",)), FOLDS,
+                        subsets={(name,): ["alone"] for name in branches}
+                        | {tuple(branches): ["all"]})
+    assert partial.synergy_candidates == [] and "not among" in partial.synergy_note
 
 
 def test_oof_features_units_and_their_inputs() -> None:
@@ -84,7 +126,7 @@ def test_auto_candidates_are_every_fusion_over_all_branches_but_the_blend() -> N
 
 def test_without_neural_branches_every_single_branch_is_a_reference_candidate() -> None:
     plan = make_plan(["pitch", "spectral", "timbre"], config(fusions=("weighted",)), FOLDS)
-    assert plan.reference == "single-auto"
+    assert plan.reference == "single-branch-auto"
     assert plan.reference_candidates == ["pitch/logreg", "spectral/logreg", "timbre/logreg"]
     assert plan.auto_candidates == ["pitch+spectral+timbre/logreg/weighted"]
     single = make_plan(["pitch"], config(), FOLDS)

@@ -11,8 +11,9 @@ from fixtures_features import feature_frame, full_label
 from sklearn.base import clone
 
 from featurekit.benchmark import BenchmarkConfig, run_benchmark
+from featurekit.benchmark.curves import subsample_training
 from featurekit.benchmark.data import prepare_data
-from featurekit.benchmark.plan import make_plan, oof_feature_target, subsample_training
+from featurekit.benchmark.plan import make_plan, oof_feature_target
 from featurekit.computers.logmel import LogMelBranch
 from featurekit.errors import ConfigError
 from featurekit.learn.heads.base import HeadSpec

@@ -96,7 +96,8 @@ def test_report_without_fusion_or_missing_folds(results: dict) -> None:
     assert "All official folds are present." in text
     assert "## Per-class F1" not in text
     assert "## Primary comparison" in text
-    no_primary = render_markdown({**single, "primary": None,
+    # Without `auto` there is neither pre-registered comparison.
+    no_primary = render_markdown({**single, "primary": None, "synergy": None,
                                   "systems": [s for s in single["systems"] if s["head"]]})
     assert "## Primary comparison" in no_primary and "`auto`" not in no_primary
 
@@ -122,7 +123,7 @@ def test_benchmark_command_end_to_end_on_handcrafted_branches(
     printed = capsys.readouterr().out
     # The plan first (before any fit), then the primary comparison.
     assert printed.startswith("## Plan and cost")
-    assert "\nprimary: auto " in printed and "vs single-auto" in printed
+    assert "\nprimary: auto " in printed and "vs single-branch-auto" in printed
     assert "exploratory, picked on test folds: best single branch" in printed
     assert results["primary"]["n_repeats"] == 1
     assert "source recordings resampled" in results["primary"]["ci_method"]

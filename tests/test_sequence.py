@@ -206,7 +206,7 @@ def test_benchmark_runs_the_sequence_head_the_blend_and_the_joint_model() -> Non
     assert set(by_name) == {"pitch/logreg", "spectral/logreg", "pitch+spectral/logreg/early",
                             "pitch+spectral/logreg/calibrated", "pitch/seq", "spectral/seq",
                             "pitch+spectral/seq/calibrated", "pitch+spectral/seq/blend",
-                            "pitch+spectral/seq/joint", "auto", "single-auto"}
+                            "pitch+spectral/seq/joint", "auto", "single-branch-auto"}
     single = max(by_name["pitch/seq"]["mean"]["accuracy"],
                  by_name["spectral/seq"]["mean"]["accuracy"])
     for fusion in ("blend", "joint"):

@@ -22,8 +22,10 @@ The flow, one module per stage:
 
 The primary comparison is fixed in advance: ``auto`` (per outer fold, the head x fusion over
 every branch with the best inner out-of-fold accuracy on the training folds) against
-``neural-auto`` (the same among single neural branches). Anything chosen by test accuracy
-(best single branch, best fusion) is reported as exploratory.
+``neural-auto`` (the same among single neural branches); so is the synergy comparison,
+``auto`` against ``single-auto`` (the same among systems of one group only: the handcrafted
+branches together, or one neural branch alone). Anything chosen by test accuracy (best single
+branch, best fusion) is reported as exploratory.
 
 Entry points: :func:`run` (a dataset directory, as ``featurekit benchmark``),
 :func:`benchmark_store` (a feature store) and :func:`run_benchmark` (a features table).

@@ -30,9 +30,12 @@ OOF_FEATURES = "oof_features"
 SEQUENCE_FUSIONS = ("blend", "joint")
 #: Every fusion a benchmark can run.
 BENCHMARK_FUSIONS = ("early", *LATE_FUSIONS, OOF_FEATURES, *SEQUENCE_FUSIONS)
-#: The primary comparison's systems: the head x fusion over every branch that wins the inner
-#: cross-validation of the training folds, against the single branch that does (among neural
-#: branches when there are any).
+#: The pre-registered comparisons' systems, each chosen per outer fold and repeat by the inner
+#: cross-validation of the training folds: ``auto``, the head x fusion over every branch; the
+#: primary comparison's reference ``neural-auto``, the best single neural-branch system
+#: (``single-branch-auto``, among every single branch, when there is no neural branch); the
+#: synergy comparison's reference ``single-auto``, the best system made of one group only (the
+#: handcrafted branches together, or one neural branch alone).
 AUTO, NEURAL_AUTO, SINGLE_AUTO = "auto", "neural-auto", "single-auto"
 #: How much of the ablation a benchmark runs (:mod:`featurekit.benchmark.ablation`): ``full``
 #: adds every pair of branches to ``families``; ``none`` keeps only what the primary
@@ -40,6 +43,7 @@ AUTO, NEURAL_AUTO, SINGLE_AUTO = "auto", "neural-auto", "single-auto"
 ABLATION_MODES = ("full", "families", "none")
 #: The default mode: the subsets every earlier run evaluated.
 DEFAULT_ABLATION = "families"
+SINGLE_BRANCH_AUTO = "single-branch-auto"
 
 
 def unit_head(head: str, branch: str) -> str:

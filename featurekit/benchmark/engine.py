@@ -125,7 +125,8 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
         each stage, :mod:`featurekit.benchmark.estimate`), and ``validation_splits``: per
         head, how many fits (members and inner twins) stopped early on held-out groups (named
         by ``grouping``), on held-out clips, or had no validation rows
-        (``learning_curve_validation_splits`` per fraction).
+        (``learning_curve_validation_splits`` per fraction); with train fractions,
+        ``learning_curve`` and ``learning_curve_synergy``.
     """
     started = time.perf_counter()
     config = config or BenchmarkConfig()
@@ -178,7 +179,7 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
     curve_fits, curve_seconds = 0, 0.0
     if config.train_fractions:
         curve_started = time.perf_counter()
-        (results["learning_curve"], curve_fits,
+        (results["learning_curve"], results["learning_curve_synergy"], curve_fits,
          results["learning_curve_validation_splits"]) = learning_curve(
             plan, table, predictions, config, specs, n_jobs=n_jobs, backend=backend,
             scheduler=scheduler, progress=progress, unit_seconds=cost.unit_seconds)

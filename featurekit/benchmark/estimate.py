@@ -328,7 +328,8 @@ def estimate(plan: Plan, data: BenchmarkData, config: BenchmarkConfig,
                          _fits_s(each, costs[fraction], workers)),
                 "fusion": _fusion_s(each, calibration, workers),
                 "statistics": calibration.comparison_s * (
-                    len(each.branch_comparisons) if fraction is not None
+                    len(each.branch_comparisons) + bool(each.synergy_candidates)
+                    if fraction is not None
                     else len(cost.systems) if data.multilabel else cost.comparisons)}
 
     for name, value in seconds(None).items():

@@ -41,6 +41,7 @@ from featurekit.benchmark.schedule import submission_order
 from featurekit.fusion import fit_branch, log_probability_features, predict_members
 from featurekit.learn.fitting import take_rows
 from featurekit.learn.heads.base import HeadSpec
+from featurekit.learn.parameters import mean_parameters
 from featurekit.learn.splits import Split, inner_splits, stratification_labels
 from featurekit.names import E2E_BRANCH, E2E_HEAD, SEQUENCE_HEAD_NAMES, TORCH_HEAD_NAMES
 
@@ -76,6 +77,9 @@ class UnitOutput:
     validation_kinds : dict of str to int
         How many of those fits stopped early on held-out ``groups``, on held-out ``clips``, or
         had no validation rows (``none``).
+    n_parameters : float or None
+        Learned values of the head, the mean over its members
+        (:func:`~featurekit.learn.parameters.n_parameters`; None for a head without a count).
     """
 
     test: np.ndarray
@@ -84,6 +88,7 @@ class UnitOutput:
     seconds: float
     n_fits: int = 0
     validation_kinds: dict[str, int] = field(default_factory=dict)
+    n_parameters: float | None = None
     oof_embedding: np.ndarray | None = None
     test_embedding: np.ndarray | None = None
     stream_weights: np.ndarray | None = None
@@ -235,7 +240,8 @@ def fit_unit(unit: Unit, spec: HeadSpec, data: BenchmarkData, train: np.ndarray,
         output = UnitOutput(test=predict_members(fitted.members, X_test, data.n_classes),
                             oof=_at_rows(fitted.oof, rows, len(train)), params=fitted.params,
                             seconds=0.0, n_fits=len(fitted.validation_kinds),
-                            validation_kinds=dict(Counter(fitted.validation_kinds)))
+                            validation_kinds=dict(Counter(fitted.validation_kinds)),
+                            n_parameters=mean_parameters(fitted.members))
         if with_frames:
             # One network's frames: the channels of different seeds' networks do not match.
             output.frames = (fitted.members[0].frames(X_train),

@@ -25,8 +25,10 @@ from featurekit.benchmark.execute import UnitOutput, second_level_rows
 from featurekit.benchmark.plan import Plan, System, Unit, oof_feature_target
 from featurekit.benchmark.score import primary_metric, task_metrics
 from featurekit.fusion import blend_probabilities, cross_fitted_proba, make_fusion
+from featurekit.fusion.rules import rule_parameters
 from featurekit.learn.selection import select_by_oof
 from featurekit.learn.splits import Split
+from featurekit.names import E2E_BRANCH, E2E_HEAD, SEQUENCE_HEAD_NAMES
 
 
 @dataclass
@@ -47,6 +49,10 @@ class Prediction:
     metrics : dict of str to float
         :func:`featurekit.benchmark.score.fold_metrics` of ``test`` (computed where the
         prediction is made, in parallel).
+    n_parameters : float or None
+        Learned values of the system: its heads' (members averaged) and its fusion's own
+        (:func:`~featurekit.fusion.rules.rule_parameters`); a selection's, those of the system
+        it chose. None where a part has no count (a caller's head, the blend's blender).
     """
 
     test: np.ndarray
@@ -54,10 +60,16 @@ class Prediction:
     choice: str | None = None
     selected: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    n_parameters: float | None = None
 
 
 Key = tuple[str, int, int]  # system name, fold, repeat
 UnitKey = tuple[str, tuple[str, ...], str]  # head, branches, kind: one unit per fold and repeat
+
+
+def _total(counts: Sequence[float | None]) -> float | None:
+    """Sum of parameter counts; None when one is unknown."""
+    return None if any(count is None for count in counts) else float(sum(counts))
 
 
 def _named(choice: str, branches: Sequence[str]) -> str:
@@ -89,7 +101,15 @@ def _fuse_system(system: System, y_train: np.ndarray, splits: Sequence[Split],
             choice = (f"{'+'.join(target)} features + out-of-fold log-probabilities of "
                       + ", ".join(name for name in system.branches if name not in target))
         inner = output.oof.mean(axis=0) if scored and output.oof is not None else None
-        return Prediction(output.test.mean(axis=0), inner, choice)
+        # oof_features predicts through the other branches' heads too, a sequence head on
+        # the e2e stream through the CNN whose frames it reads.
+        others = ([outputs[unit_head(head, name), (name,), "branch"].n_parameters
+                   for name in system.branches if name not in oof_feature_target(
+                       system.branches)] if system.fusion == OOF_FEATURES else [])
+        if head in SEQUENCE_HEAD_NAMES and E2E_BRANCH in system.branches:
+            others.append(outputs[E2E_HEAD, (E2E_BRANCH,), "branch"].n_parameters)
+        return Prediction(output.test.mean(axis=0), inner, choice,
+                          n_parameters=_total([output.n_parameters, *others]))
     parts = [outputs[unit_head(head, name), (name,), "branch"] for name in system.branches]
     if system.fusion == "blend":
         y_twins, twin_splits = twins
@@ -109,7 +129,8 @@ def _fuse_system(system: System, y_train: np.ndarray, splits: Sequence[Split],
     rule = make_fusion(system.fusion).fit(oof, y_train, splits)
     test = rule.combine([part.test.mean(axis=0) for part in parts])
     inner = cross_fitted_proba(system.fusion, oof, y_train, splits) if scored else None
-    return Prediction(test, inner, _named(rule.choice_, system.branches))
+    return Prediction(test, inner, _named(rule.choice_, system.branches), n_parameters=_total(
+        [*(part.n_parameters for part in parts), rule_parameters(rule)]))
 
 
 def _second_level(y_train: np.ndarray, outputs: Mapping[Unit, UnitOutput],
@@ -138,8 +159,9 @@ def fuse_fold(plan: Plan, y_train: np.ndarray, y_test: np.ndarray, fold: int, re
     Each selection of :attr:`Plan.selections` (``auto``: the system among
     ``plan.auto_candidates`` whose inner out-of-fold probabilities of the training rows are
     the most accurate -- for label sets, of the highest macro average precision; its
-    reference, ``neural-auto`` or ``single-auto``, likewise among
-    ``plan.reference_candidates``; the two sides of each branch comparison) sees training
+    reference, ``neural-auto`` or ``single-branch-auto``, likewise among
+    ``plan.reference_candidates``; the synergy reference ``single-auto`` among
+    ``plan.synergy_candidates``; the two sides of each branch comparison) sees training
     rows only; its test probabilities are those of the chosen system. ``groups`` (source
     recordings of the training rows) keep a recording whole in the splits drawn inside a
     fixed validation set.
@@ -165,7 +187,7 @@ def fuse_fold(plan: Plan, y_train: np.ndarray, y_test: np.ndarray, fold: int, re
         predictions[name, fold, repeat] = Prediction(
             best.test, None,
             f"{chosen.best} (inner {metric} {100 * chosen.scores[chosen.index]:.1f} %)",
-            chosen.best, best.metrics)
+            chosen.best, best.metrics, best.n_parameters)
     return predictions
 
 

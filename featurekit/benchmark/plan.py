@@ -10,7 +10,6 @@ unit of their own: they are fitted from the units' outputs (:mod:`featurekit.ben
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -23,6 +22,7 @@ from featurekit.benchmark.config import (
     NEURAL_AUTO,
     OOF_FEATURES,
     SINGLE_AUTO,
+    SINGLE_BRANCH_AUTO,
     BenchmarkConfig,
     selection_name,
     unit_head,
@@ -39,6 +39,30 @@ from featurekit.names import (
 
 #: Unit kinds: one branch, early fusion, the joint sequence model, out-of-fold features.
 UNIT_KINDS = ("branch", "early", "joint", OOF_FEATURES)
+
+
+def one_group_subsets(branches: Sequence[str]) -> tuple[list[tuple[str, ...]], str | None]:
+    """The branch sets of the synergy comparison's reference ``single-auto``: systems made of
+    one group of streams only.
+
+    Returns
+    -------
+    subsets : list of tuple of str
+        The handcrafted (non-neural) branches together, then each neural branch alone; empty
+        when the run lacks either kind.
+    reason : str or None
+        Why there is no synergy comparison (None when there is one).
+    """
+    handcrafted = tuple(name for name in branches if not is_neural(name))
+    neural = [name for name in branches if is_neural(name)]
+    if not neural:
+        return [], ("no neural branch: the handcrafted branches are the only group, so `auto` "
+                    "is itself a one-group system")
+    if not handcrafted:
+        # Its pool would be the single neural branches: the primary comparison's own.
+        return [], ("no handcrafted branch: the one-group systems are the single neural "
+                    "branches, and the primary comparison already is `auto` against them")
+    return [handcrafted, *((name,) for name in neural)], None
 
 
 def system_name(subset: Sequence[str], head: str, fusion: str | None) -> str:
@@ -60,46 +84,6 @@ def oof_feature_target(subset: Sequence[str]) -> tuple[str, ...]:
     if not pretrained and E2E_BRANCH in subset and len(subset) > 1:
         return tuple(name for name in subset if name != E2E_BRANCH)
     return ()
-
-
-def subsample_training(y: np.ndarray, groups: np.ndarray, fraction: float, *,
-                       random_state: int | Sequence[int]) -> np.ndarray:
-    """Rows of a training set kept at ``fraction`` of its groups, stratified by class.
-
-    Each group (source recording) belongs to the class most of its rows have; within each
-    class ``ceil(fraction * groups of the class)`` groups are drawn without replacement
-    (at least one), and every row of a drawn group is kept.
-
-    Parameters
-    ----------
-    y : np.ndarray of int, shape (n_rows,)
-    groups : np.ndarray, shape (n_rows,)
-        Group of each row; rows of one group are kept or dropped together.
-    fraction : float
-        In (0, 1].
-    random_state : int or sequence of int
-        Seed of the draw (``numpy.random.default_rng``).
-
-    Returns
-    -------
-    np.ndarray of int
-        Sorted positions into ``y`` of the kept rows.
-    """
-    if not 0.0 < fraction <= 1.0:
-        raise ConfigError(f"a training fraction must be in (0, 1], got {fraction}")
-    codes, group_of_row = np.unique(np.asarray(groups), return_inverse=True)
-    classes, y_codes = np.unique(np.asarray(y), return_inverse=True)
-    counts = np.zeros((codes.size, classes.size), dtype=np.int64)
-    np.add.at(counts, (group_of_row, y_codes), 1)
-    group_class = counts.argmax(axis=1)
-    rng = np.random.default_rng(random_state)
-    kept = np.zeros(codes.size, dtype=bool)
-    for label in range(classes.size):
-        members = np.flatnonzero(group_class == label)
-        if members.size:
-            wanted = max(1, math.ceil(fraction * members.size))
-            kept[rng.choice(members, size=wanted, replace=False)] = True
-    return np.flatnonzero(kept[group_of_row])
 
 
 def leave_one_fold_out(folds: np.ndarray, outer_folds: Sequence[int] | None = None
@@ -254,8 +238,13 @@ class Plan:
     reference_candidates : list of str
         Single neural-branch systems (every single-branch system without a neural branch).
     reference : str
-        ``neural-auto`` or ``single-auto``.
+        ``neural-auto``, or ``single-branch-auto`` without a neural branch.
     branch_comparisons : list of BranchComparison
+    synergy_candidates : list of str
+        The synergy comparison's reference pool (``single-auto``): the selectable systems over
+        one group only (:func:`one_group_subsets`); empty when there is no such comparison.
+    synergy_note : str or None
+        Why there is none (None when there is one).
     train_rows : dict of (fold, repeat) to np.ndarray, optional
         Learning curves: the subsampled training rows of each outer fold and repeat
         (default: all of the fold's training rows).
@@ -271,6 +260,8 @@ class Plan:
     reference_candidates: list[str]
     reference: str
     branch_comparisons: list[BranchComparison] = field(default_factory=list)
+    synergy_candidates: list[str] = field(default_factory=list)
+    synergy_note: str | None = None
     train_rows: dict[tuple[int, int], np.ndarray] | None = None
     fixed_inner: dict[int, list[tuple[np.ndarray, np.ndarray]]] | None = None
 
@@ -291,7 +282,8 @@ class Plan:
     @property
     def selections(self) -> list[tuple[str, list[str]]]:
         """Every inner-CV choice the plan makes: (name, candidate systems), non-empty."""
-        pairs = [(AUTO, self.auto_candidates), (self.reference, self.reference_candidates)]
+        pairs = [(AUTO, self.auto_candidates), (self.reference, self.reference_candidates),
+                 (SINGLE_AUTO, self.synergy_candidates)]
         for comparison in self.branch_comparisons:
             pairs += [(comparison.system, comparison.candidates),
                       (comparison.reference, comparison.reference_candidates)]
@@ -351,8 +343,8 @@ def make_plan(branches: Sequence[str], config: BenchmarkConfig, folds: np.ndarra
         The outer splits; default :func:`leave_one_fold_out` of ``folds`` over
         ``config.outer_folds`` (:func:`featurekit.model.train` plans one split of its own).
     comparisons_only : bool
-        Only the systems of the :class:`BranchComparison` of each neural branch (a learning
-        curve's point).
+        Only the systems of the :class:`BranchComparison` of each neural branch and of the
+        synergy comparison (a learning curve's point).
     train_rows : dict of (fold, repeat) to np.ndarray, optional
         Subsampled training rows (see :attr:`Plan.train_rows`).
     subsets : mapping of tuple of str to sequence of str, optional
@@ -368,10 +360,15 @@ def make_plan(branches: Sequence[str], config: BenchmarkConfig, folds: np.ndarra
              else [(tuple(fused), branch) for fused, branch in pairs])
     subsets = (ablation_subsets(branches, config.ablation) if subsets is None
                else {tuple(subset): list(roles) for subset, roles in subsets.items()})
+    everything = tuple(branches)
+    groups, synergy_note = one_group_subsets(branches)
+    if groups and not all(group in subsets for group in groups):
+        groups, synergy_note = [], ("the handcrafted branches together are not among the "
+                                    "evaluated branch sets")
     if comparisons_only:
         subsets = {subset: roles for subset, roles in subsets.items()
-                   if any(subset in (fused, (neural,)) for fused, neural in pairs)}
-    everything = tuple(branches)
+                   if any(subset in (fused, (neural,)) for fused, neural in pairs)
+                   or (groups and subset in (everything, *groups))}
 
     systems = [System(subset, head, fusion, tuple(roles))
                for subset, roles in subsets.items()
@@ -395,9 +392,13 @@ def make_plan(branches: Sequence[str], config: BenchmarkConfig, folds: np.ndarra
     reference_pool = neural or list(branches)
     reference_candidates = [name for branch in reference_pool
                             for name in selectable((branch,))]
-    reference = NEURAL_AUTO if neural else SINGLE_AUTO
+    reference = NEURAL_AUTO if neural else SINGLE_BRANCH_AUTO
+    synergy_candidates = ([name for group in groups for name in selectable(group)]
+                          if auto_candidates else [])
     if comparisons_only:
-        auto_candidates, reference_candidates = [], []
+        # The synergy comparison's auto stays: the learning curve repeats it.
+        auto_candidates = auto_candidates if synergy_candidates else []
+        reference_candidates = []
     # With one neural branch beside the handcrafted ones, its comparison is the primary one
     # and keeps the primary names.
     comparisons = [BranchComparison(
@@ -407,7 +408,7 @@ def make_plan(branches: Sequence[str], config: BenchmarkConfig, folds: np.ndarra
     # What needs inner out-of-fold predictions: the branches of every late fusion, blend and
     # oof_features system (they learn from them), and every candidate of a selection (they
     # are scored by them).
-    scored = set(auto_candidates) | set(reference_candidates)
+    scored = set(auto_candidates) | set(reference_candidates) | set(synergy_candidates)
     for comparison in comparisons:
         scored |= set(comparison.candidates) | set(comparison.reference_candidates)
 
@@ -444,4 +445,7 @@ def make_plan(branches: Sequence[str], config: BenchmarkConfig, folds: np.ndarra
               for table in (stage1, stage2) if table]
     return Plan(outer=outer, systems=systems, stages=stages, auto_candidates=auto_candidates,
                 reference_candidates=reference_candidates, reference=reference,
-                branch_comparisons=comparisons, train_rows=train_rows)
+                branch_comparisons=comparisons, synergy_candidates=synergy_candidates,
+                synergy_note=None if synergy_candidates else synergy_note or (
+                    "no system over every branch to choose `auto` from"),
+                train_rows=train_rows)

@@ -1,12 +1,19 @@
 """Results: the JSON-ready record of a benchmark (the results.json contract), saved and read.
 
-Keys: ``dataset, folds, protocol, systems, primary, best_single, best_fusion, fusion_gain,
-comparisons, fusion_vs_own_branches, sequence_vs_functionals, contributions, versions,
-config_hashes, timings_s, validation_splits`` (the engine adds the last four) and facts about
-the data. ``primary`` is the headline: ``auto`` (per outer fold, the head x fusion over every
-branch that won the inner cross-validation of the training folds) against ``neural-auto`` (the
-same among single neural branches). The best single branch and best fusion by test accuracy
-are kept as exploratory figures: chosen on the test folds, they favour themselves.
+Keys: ``dataset, folds, protocol, systems, primary, synergy, synergy_note, best_single,
+best_fusion, fusion_gain, comparisons, fusion_vs_own_branches, sequence_vs_functionals,
+contributions, versions, config_hashes, timings_s, validation_splits`` (the engine adds the last
+four) and facts about the data. ``primary`` is the headline: ``auto`` (per outer fold, the head
+x fusion over every branch that won the inner cross-validation of the training folds) against
+``neural-auto`` (the same among single neural branches). ``synergy``, the second pre-registered
+comparison, has the same keys: ``auto`` against ``single-auto`` (the same among systems made of
+one group only: the handcrafted branches together, or one neural branch alone); it is None,
+``synergy_note`` saying why, when the run lacks handcrafted or neural branches. The best single
+branch and best fusion by test accuracy are kept as exploratory figures: chosen on the test
+folds, they favour themselves. Every system entry has ``n_parameters``, the values it learned
+(:mod:`featurekit.learn.parameters`, the fusion's own added; mean over folds and repeats), and
+``n_frozen_parameters``, those of the frozen pretrained networks its branches read
+(``frozen_parameters``: per neural branch); None where a part has no count.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from featurekit._util.fsutil import atomic_write_text
-from featurekit.benchmark.config import AUTO, BenchmarkConfig, unit_head
+from featurekit.benchmark.config import AUTO, SINGLE_AUTO, BenchmarkConfig, unit_head
 from featurekit.benchmark.data import BenchmarkData
 from featurekit.benchmark.fuse import Key, Prediction
 from featurekit.benchmark.plan import BranchComparison, Plan, system_name
@@ -35,7 +42,8 @@ from featurekit.benchmark.score import (
     per_class_f1,
     primary_metric,
 )
-from featurekit.names import SEQUENCE_HEAD_NAMES, is_neural
+from featurekit.errors import ConfigError
+from featurekit.names import NEURAL_PREFIX, SEQUENCE_HEAD_NAMES, is_neural
 
 
 def _per_class(name: str, data: BenchmarkData, plan: Plan,
@@ -55,9 +63,45 @@ def _per_class(name: str, data: BenchmarkData, plan: Plan,
             "confusion": (confusion(truth, predicted, data.n_classes) / repeats).tolist()}
 
 
+def frozen_parameters(branches: Sequence[str]) -> dict[str, int | None]:
+    """Per pretrained neural branch, the parameters of its frozen network
+    (:func:`~featurekit.neural.parameters.model_parameters`; None for a model the registry does
+    not know)."""
+    from featurekit.neural.parameters import model_parameters
+
+    counts: dict[str, int | None] = {}
+    for name in branches:
+        if name.startswith(NEURAL_PREFIX):
+            try:
+                counts[name] = model_parameters(name.removeprefix(NEURAL_PREFIX))
+            except ConfigError:
+                counts[name] = None
+    return counts
+
+
+def _sizes(name: str, plan: Plan, predictions: Mapping[Key, Prediction], repeats: int,
+           frozen: Mapping[str, int | None]) -> dict[str, float | None]:
+    """A system's ``n_parameters`` (learned values, mean over folds and repeats) and
+    ``n_frozen_parameters`` (those of the frozen networks its branches read; for a selection,
+    of the systems it chose, averaged); None where a count is unknown."""
+    branches = {system.name: system.branches for system in plan.systems}
+
+    def mean(values: list[float | None]) -> float | None:
+        return None if any(v is None for v in values) else float(np.mean(values))
+
+    chosen = [predictions[name, fold, r] for fold in plan.folds for r in range(repeats)]
+    learned = mean([prediction.n_parameters for prediction in chosen])
+    fixed = mean([None if any(frozen.get(b, 0) is None for b in branches[system]) else
+                  sum(frozen.get(b) or 0 for b in branches[system])
+                  for system in (prediction.selected or name for prediction in chosen)])
+    return {"n_parameters": learned, "n_frozen_parameters": fixed}
+
+
 def _system_entry(name: str, branches: Sequence[str], head: str | None, fusion: str | None,
                   roles: Sequence[str], data: BenchmarkData, plan: Plan,
-                  predictions: Mapping[Key, Prediction], repeats: int) -> dict[str, Any]:
+                  predictions: Mapping[Key, Prediction], repeats: int,
+                  frozen: Mapping[str, int | None] | None = None) -> dict[str, Any]:
+    """One system's scores (and, given the ``frozen`` networks' counts, its sizes)."""
     metrics, primary = metric_names(data.multilabel), primary_metric(data.multilabel)
     per_fold, per_repeat = {}, np.zeros((repeats, len(plan.folds)))
     for index, (fold, _, _) in enumerate(plan.outer):
@@ -70,6 +114,7 @@ def _system_entry(name: str, branches: Sequence[str], head: str | None, fusion: 
     repeat_score = per_repeat.mean(axis=1)
     entry = {"name": name, "branches": list(branches), "head": head, "fusion": fusion,
              "per_fold": per_fold,
+             **({} if frozen is None else _sizes(name, plan, predictions, repeats, frozen)),
              "mean": {m: float(v.mean()) for m, v in values.items()},
              "std": {m: float(v.std(ddof=1)) if v.size > 1 else 0.0 for m, v in values.items()},
              "repeats": {primary: repeat_score.tolist()},
@@ -89,12 +134,13 @@ def assemble_results(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, 
                      config: BenchmarkConfig, *, dataset: str) -> dict[str, Any]:
     """Every system's scores and the comparisons between them (see the module docstring)."""
     repeats = config.repeats
+    frozen = frozen_parameters(data.branches)
     systems = [_system_entry(s.name, s.branches, s.head, s.fusion, s.roles, data, plan,
-                             predictions, repeats) for s in plan.systems]
+                             predictions, repeats, frozen) for s in plan.systems]
     for name, branches in _selection_branches(plan, data).items():
         systems.append(_system_entry(name, branches, None, name,
                                      ("selected on inner cross-validation",), data, plan,
-                                     predictions, repeats))
+                                     predictions, repeats, frozen))
     by_name = {system["name"]: system for system in systems}
     comparison = _comparer([system["name"] for system in systems], plan, data, predictions,
                            config)
@@ -102,12 +148,7 @@ def assemble_results(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, 
 
     primary = None
     if plan.auto_candidates and plan.reference_candidates:
-        primary = comparison(AUTO, plan.reference)
-        primary["gain_pp"] = primary.pop("mean_pp")
-        primary.update(metric=metric, selection="inner_cv", n_repeats=repeats,
-                       ci_method=ci_method(data.recordings_known, repeats, config.n_bootstrap),
-                       choices={name: by_name[name]["fusion_choice"]
-                                for name in (AUTO, plan.reference)})
+        primary = _headline(comparison, plan.reference, by_name, data, config)
 
     studied = [s for s in systems if s["head"] is not None]
     singles = [s for s in studied if s["fusion"] is None]
@@ -140,6 +181,9 @@ def assemble_results(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, 
         "dataset": dataset, "folds": plan.folds, "protocol": plan.protocol,
         "multilabel": data.multilabel, "metric": metric,
         "primary": primary,
+        "synergy": (_headline(comparison, SINGLE_AUTO, by_name, data, config)
+                    if plan.synergy_candidates else None),
+        "synergy_note": plan.synergy_note,
         "branch_comparisons": [_branch_comparison(c, by_name, comparison, metric)
                                for c in plan.branch_comparisons],
         "systems": systems,
@@ -153,6 +197,7 @@ def assemble_results(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, 
         "recordings_known": data.recordings_known,
         "grouping": data.grouping,
         "branches": {name: len(cols) for name, cols in data.positions.items()},
+        "frozen_parameters": frozen,
         "config": config.to_dict(),
         "comparisons": comparisons,
         "fusion_vs_own_branches": fusion_vs_own,
@@ -172,11 +217,24 @@ def _own_singles(branches: Sequence[str], head: str, names: Container[str]) -> l
     return [name for name in singles if name in names]
 
 
+def _headline(comparison: Any, reference: str, by_name: Mapping[str, Mapping[str, Any]],
+              data: BenchmarkData, config: BenchmarkConfig) -> dict[str, Any]:
+    """``auto`` against ``reference``, both chosen by inner cross-validation, as results.json
+    states a pre-registered comparison (``primary``, ``synergy``)."""
+    entry = comparison(AUTO, reference)
+    entry["gain_pp"] = entry.pop("mean_pp")
+    entry.update(metric=primary_metric(data.multilabel), selection="inner_cv",
+                 n_repeats=config.repeats,
+                 ci_method=ci_method(data.recordings_known, config.repeats, config.n_bootstrap),
+                 choices={name: by_name[name]["fusion_choice"] for name in (AUTO, reference)})
+    return entry
+
+
 def planned_comparisons(plan: Plan) -> int:
     """How many paired comparisons :func:`assemble_results` makes for ``plan`` (each one
-    bootstrap): the primary one, each branch comparison, each fusion against the best single
-    branch and against its own branches, and each sequence head against the functionals of
-    its branch."""
+    bootstrap): the primary and synergy ones, each branch comparison, each fusion against the
+    best single branch and against its own branches, and each sequence head against the
+    functionals of its branch."""
     singles = [system for system in plan.systems if system.fusion is None]
     sequence = [system for system in singles if system.head in SEQUENCE_HEAD_NAMES
                 and any(other.branches == system.branches
@@ -185,14 +243,15 @@ def planned_comparisons(plan: Plan) -> int:
     names = {system.name for system in singles}
     with_own = [system for system in fused if _own_singles(system.branches, system.head, names)]
     primary = 1 if plan.auto_candidates and plan.reference_candidates else 0
-    return (primary + len(plan.branch_comparisons) + len(fused) + len(with_own)
+    synergy = 1 if plan.synergy_candidates else 0
+    return (primary + synergy + len(plan.branch_comparisons) + len(fused) + len(with_own)
             + len(sequence))
 
 
 def _selection_branches(plan: Plan, data: BenchmarkData) -> dict[str, list[str]]:
     """Branches each selection of the plan chooses among."""
     everything = data.branches
-    out = {AUTO: everything,
+    out = {AUTO: everything, SINGLE_AUTO: everything,
            plan.reference: [b for b in everything if is_neural(b)] or everything}
     for comparison in plan.branch_comparisons:
         out[comparison.system] = list(comparison.branches)
@@ -269,6 +328,25 @@ def branch_comparisons(plan: Plan, data: BenchmarkData, predictions: Mapping[Key
     comparison = _comparer(names, plan, data, predictions, config)
     return [_branch_comparison(c, by_name, comparison, primary_metric(data.multilabel))
             for c in plan.branch_comparisons]
+
+
+def synergy_entry(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Prediction],
+                  config: BenchmarkConfig) -> dict[str, Any] | None:
+    """The synergy comparison of a learning-curve point: ``results.json``'s ``synergy`` keys,
+    and both sides' ``score`` and ``accuracy`` (0-1; the curve keeps no system entries); None
+    when the plan has no synergy comparison."""
+    if not plan.synergy_candidates:
+        return None
+    branches = _selection_branches(plan, data)
+    by_name = {name: _system_entry(name, branches[name], None, name, (), data, plan,
+                                   predictions, config.repeats) for name in (AUTO, SINGLE_AUTO)}
+    entry = _headline(_comparer([AUTO, SINGLE_AUTO], plan, data, predictions, config),
+                      SINGLE_AUTO, by_name, data, config)
+    metric = entry["metric"]
+    return {**entry, "score": by_name[AUTO]["mean"][metric],
+            "reference_score": by_name[SINGLE_AUTO]["mean"][metric],
+            "accuracy": by_name[AUTO]["mean"]["accuracy"],
+            "reference_accuracy": by_name[SINGLE_AUTO]["mean"]["accuracy"]}
 
 
 def _most_chosen(predictions: Mapping[Key, Prediction], plan: Plan) -> str | None:

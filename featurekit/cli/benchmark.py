@@ -185,20 +185,24 @@ def overlap_notice(results: dict) -> str | None:
 
 
 def summary_text(results: dict) -> str:
-    """The primary comparison first, then the exploratory best systems (in macro mAP for a
-    multi-label task, accuracy otherwise)."""
+    """The pre-registered comparisons first (primary, synergy), then the exploratory best
+    systems (in macro mAP for a multi-label task, accuracy otherwise)."""
     metric = results.get("metric", "accuracy")
     accuracy = {s["name"]: 100 * s["mean"][metric] for s in results["systems"]}
     unit = " mAP" if metric == "map" else ""
     lines = []
-    primary = results.get("primary")
-    if primary:
-        low, high = primary["ci95_pp"]
-        lines.append(f"primary: {primary['system']} {accuracy[primary['system']]:.1f} %{unit} vs "
-                     f"{primary['reference']} {accuracy[primary['reference']]:.1f} %{unit}: "
-                     f"{primary['gain_pp']:+.2f} pp [95 % CI {low:+.2f}, {high:+.2f}] per fold "
-                     + ", ".join(f"{k}: {v:+.2f}" for k, v in primary["per_fold_pp"].items())
-                     + f" ({primary['n_repeats']} repeats; {primary['ci_method']})")
+    for key in ("primary", "synergy"):
+        entry = results.get(key)
+        if entry:
+            low, high = entry["ci95_pp"]
+            lines.append(f"{key}: {entry['system']} {accuracy[entry['system']]:.1f} %{unit} vs "
+                         f"{entry['reference']} {accuracy[entry['reference']]:.1f} %{unit}: "
+                         f"{entry['gain_pp']:+.2f} pp [95 % CI {low:+.2f}, {high:+.2f}] per "
+                         "fold " + ", ".join(f"{k}: {v:+.2f}"
+                                             for k, v in entry["per_fold_pp"].items())
+                         + f" ({entry['n_repeats']} repeats; {entry['ci_method']})")
+    if results.get("synergy_note"):
+        lines.append(f"synergy: none ({results['synergy_note']})")
     lines.append(f"exploratory, picked on test folds: best single branch "
                  f"{results['best_single']} ({accuracy[results['best_single']]:.1f} %)"
                  + (f", best fusion {results['best_fusion']} "
@@ -212,6 +216,12 @@ def summary_text(results: dict) -> str:
         lines.append(f"learning curve {entry['fraction']:g} ({entry['train_clips']:.0f} training "
                      f"clips): {entry['system']} {score:.1f} %{unit} vs "
                      f"{entry['reference']} {reference:.1f} %{unit}: "
+                     f"{entry['gain_pp']:+.2f} pp [{low:+.2f}, {high:+.2f}]")
+    for entry in results.get("learning_curve_synergy", []):
+        low, high = entry["ci95_pp"]
+        lines.append(f"learning curve {entry['fraction']:g} ({entry['train_clips']:.0f} training "
+                     f"clips), synergy: {entry['system']} {100 * entry['score']:.1f} %{unit} vs "
+                     f"{entry['reference']} {100 * entry['reference_score']:.1f} %{unit}: "
                      f"{entry['gain_pp']:+.2f} pp [{low:+.2f}, {high:+.2f}]")
     if results.get("feature_sets"):
         from featurekit.benchmark.report.sets import sets_summary

@@ -46,6 +46,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from featurekit.errors import ConfigError
 from featurekit.learn.fitting import aligned_proba
+from featurekit.learn.parameters import n_parameters
 from featurekit.learn.selection import oof_score, select_by_inner_cv
 from featurekit.learn.splits import Split
 
@@ -404,6 +405,23 @@ FUSION_RULES: dict[str, type] = {"mean": MeanFusion, "weighted": WeightedFusion,
 FUSIONS: tuple[str, ...] = ("early", *FUSION_RULES)
 
 
+def rule_parameters(rule: FusionRule) -> int:
+    """Values a fitted late-fusion rule learned on the inner out-of-fold probabilities.
+
+    None (0) for the mean, and for a rule that kept fixed weights or fell back on one branch;
+    the weighted rule's learned weights (one per branch); the stacker's coefficients and
+    intercepts; the calibrated rule's temperatures and weights.
+    """
+    if isinstance(rule, WeightedFusion):
+        return int(np.size(rule.weights_)) if rule.choice_.startswith("learned") else 0
+    if isinstance(rule, StackingFusion):
+        return 0 if rule.stacker_ is None else int(n_parameters(rule.stacker_) or 0)
+    if isinstance(rule, CalibratedFusion):
+        return (0 if rule.fallback_ is not None
+                else int(np.size(rule.temperatures_) + np.size(rule.weights_)))
+    return 0
+
+
 def make_fusion(name: str) -> FusionRule:
     """An unfitted late-fusion rule by name."""
     try:
@@ -414,4 +432,5 @@ def make_fusion(name: str) -> FusionRule:
 
 
 __all__ = ["FUSIONS", "FUSION_RULES", "CalibratedFusion", "FusionRule", "MeanFusion",
-           "StackingFusion", "WeightedFusion", "fit_temperature", "make_fusion"]
+           "StackingFusion", "WeightedFusion", "fit_temperature", "make_fusion",
+           "rule_parameters"]

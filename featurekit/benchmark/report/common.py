@@ -36,6 +36,20 @@ def subsampled_units(results: Mapping[str, Any]) -> str:
     return "source recordings" if grouping(results) == "recordings" else "clips"
 
 
+def size_text(system: Mapping[str, Any], key: str) -> str:
+    """A system's parameter count ``key`` (``n_parameters``, ``n_frozen_parameters``), short:
+    ``579``, ``12.3 k``, ``1.23 M``; ``?`` where unknown; empty in results written before
+    the counts existed."""
+    if key not in system:
+        return ""
+    value = system[key]
+    if value is None:
+        return "?"
+    if value < 1e3:
+        return f"{value:.0f}"
+    return f"{value / 1e3:.1f} k" if value < 1e6 else f"{value / 1e6:.2f} M"
+
+
 def pct(value: float) -> str:
     """A fraction as a percentage with one decimal, without the sign: ``0.8123 -> "81.2"``.
 

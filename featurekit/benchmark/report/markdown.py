@@ -11,15 +11,21 @@ from typing import Any
 
 from featurekit.benchmark.report.common import (
     gain_pair,
-    grouping,
     metric_title,
     pct,
     per_class_key,
     primary_metric,
+    size_text,
     subsampled_units,
     table,
 )
 from featurekit.benchmark.report.plan import plan_lines
+from featurekit.benchmark.report.protocol import (
+    budget_section,
+    protocol_section,
+    run_heads,
+    validation_text,
+)
 from featurekit.benchmark.report.sets import sets_section
 
 #: A run's system entries by name.
@@ -43,159 +49,60 @@ def _interval(ci95: Sequence[float]) -> str:
     return f"{_pp(ci95[0])} to {_pp(ci95[1])}"
 
 
-def _folds_text(folds: Sequence[int]) -> str:
-    return ", ".join(str(f) for f in folds)
-
-
 def _per_fold(per_fold_pp: Mapping[str, float]) -> str:
     return ", ".join(f"{k}: {_pp(v)}" for k, v in per_fold_pp.items())
 
 
-def _heads(results: Mapping[str, Any]) -> list[str]:
-    """The heads of the run, in the order of its systems (fusions without one left out)."""
-    return list(dict.fromkeys(system["head"] for system in results["systems"]
-                              if system["head"] is not None))
-
-
 # -- sections --------------------------------------------------------------------------------
-def _protocol_section(results: Mapping[str, Any]) -> list[str]:
-    """The title, the evaluation protocol and whether every official fold is there."""
-    folds = results["folds"]
-    protocol = (f"**Protocol.** {results['protocol']} over folds {_folds_text(folds)} "
-                f"({results.get('n_clips', '?')} clips, {len(results.get('classes', []))} "
-                f"classes; clips per fold: "
-                + ", ".join(f"{k}: {v}" for k, v in results.get("clips_per_fold", {}).items())
-                + "). " + ("Official split: heads are fitted on the train clips (fold 1) and "
-                           "predict the validation clips (fold 2), on which fusion weights, "
-                           "stackers and every selection are learned; the systems are then "
-                           "refitted on train + validation and score the eval clips (fold 3) "
-                           "once; intervals resample the eval clips."
-                           if results["protocol"] == "train-val-eval" else
-                           "Each fold is the test set once; scaling, imputation, early "
-                           "stopping, hyper-parameters, fusion weights and stackers are fitted "
-                           "on the training folds only, second-level learners on inner "
-                           "out-of-fold predictions."))
-    # A comparison of feature sets evaluates subsets of its own, not an ablation mode's.
-    ablation = "" if results.get("feature_sets") else " " + _ablation_text(results)
-    lines = [f"# featurekit benchmark: {results['dataset']}", "", protocol + ablation, ""]
-    missing = results.get("missing_folds") or []
-    if missing:
-        return [*lines,
-                f"**Missing folds.** The dataset's official folds are "
-                f"{_folds_text(results['expected_folds'])}; folds {_folds_text(missing)} are "
-                f"not in this copy, so the figures cover folds {_folds_text(folds)} only and "
-                "are not comparable with full-dataset results.", ""]
-    return [*lines, "All official folds are present.", ""]
-
-
-#: What each ablation mode evaluates (:func:`featurekit.benchmark.ablation.ablation_subsets`).
-ABLATION_TEXT = {
-    "families": "each branch alone, the handcrafted families together, everything, all but "
-                "each branch and the handcrafted families with each neural branch",
-    "full": "each branch alone, every pair of branches, the handcrafted families together, "
-            "everything, all but each branch and the handcrafted families with each neural "
-            "branch",
-    "none": "only what the primary and branch comparisons need: everything, each neural "
-            "branch alone (each branch, without a neural one), the handcrafted families "
-            "together and with each neural branch",
-}
-
-
-def _ablation_text(results: Mapping[str, Any]) -> str:
-    """The ablation mode of the run and the branch subsets it evaluated (``families`` for
-    results written before the option)."""
-    mode = results.get("config", {}).get("ablation", "families")
-    return f"Ablation `{mode}`: {ABLATION_TEXT[mode]}."
-
-
-def _inner_splits_text(results: Mapping[str, Any]) -> str:
-    """The inner splits as they were drawn: the official one, or by the run's groups."""
-    if results["protocol"] == "train-val-eval":
-        return "one inner split, the official one (train clips fit, validation clips predicted)"
-    count = results.get("config", {}).get("inner_splits")
-    return {"recordings": f"{count} inner out-of-fold splits of the training folds that keep "
-                          "each source recording whole",
-            "folds": f"{count} inner out-of-fold splits of the training folds that keep each "
-                     "fold whole (source recordings unknown)",
-            "clips": f"{count} inner out-of-fold splits of the training clips (source "
-                     "recordings unknown)"}[grouping(results)]
-
-
-#: How an early-stopping split kind of results.json's ``validation_splits`` reads.
-_HELD_OUT = {"recordings": "whole source recordings", "folds": "whole folds",
-             "clips": "clips", "none": "no validation rows"}
-
-
-def _validation_text(counts: Mapping[str, Mapping[str, int]]) -> str:
-    """Per head, the fits of each early-stopping split kind: ``mlp 12 whole source
-    recordings, 3 clips``."""
-    return "; ".join(f"`{head}` " + ", ".join(f"{n} {_HELD_OUT.get(kind, kind)}"
-                                               for kind, n in kinds.items() if n)
-                     for head, kinds in counts.items())
-
-
-def _settings_text(record: Mapping[str, Any], dataset: str) -> str:
-    """Where each head's settings were chosen, and whether that data is this dataset's."""
-    where = "; ".join(
-        f"`{head}` " + (", ".join(facts["chosen_on"]) if facts["chosen_on"] else "no data")
-        + (" (" + ", ".join(f"{key}={value}" for key, value in facts["params"].items()) + ")"
-           if facts["params"] else "")
-        for head, facts in record["heads"].items())
-    verdict = {True: f"none of them on {dataset}'s clips: the figures are independent of the "
-                     "choice.",
-               False: f"**not independent**: the settings of {', '.join(record['overlapping'])} "
-                      f"were chosen on {dataset}'s clips, so its figures favour them.",
-               None: f"whether {dataset}'s clips took part cannot be told from its name."}
-    return (f"**Head settings, and the data that chose them.** {where}; "
-            f"{verdict[record['disjoint']]} Evidence: {record['evidence']}.")
-
-
-def _budget_section(results: Mapping[str, Any]) -> list[str]:
-    """What every system was given (heads, repeats, seeds, inner splits), and config hashes."""
-    lines = []
-    config = results.get("config", {})
-    if config:
-        lines += [f"**Budget (identical for every system).** Heads: "
-                  f"{', '.join(_heads(results))}; "
-                  f"{config.get('repeats', 1)} repeat(s) of every fit (other seeds and inner "
-                  f"splits each time), {config.get('n_seeds')} seed(s) per seeded head within "
-                  "a repeat, probabilities averaged (single branches and every branch inside "
-                  f"a fusion alike); {_inner_splits_text(results)}; hyper-parameter "
-                  f"search {'on' if config.get('tune') else 'off'}; seed {config.get('seed')}.",
-                  ""]
-    if results.get("validation_splits"):
-        lines += ["**Early stopping.** What every fit (members and their inner out-of-fold "
-                  "twins, which stop early on the kind of split their member used) held out "
-                  "as validation rows: " + _validation_text(results["validation_splits"])
-                  + ".", ""]
-    if results.get("head_settings"):
-        lines += [_settings_text(results["head_settings"], results["dataset"]), ""]
-    hashes = results.get("config_hashes", {})
-    if hashes:
-        lines += ["**Config hashes.** " + ", ".join(f"{k}: `{v}`" for k, v in hashes.items()),
-                  ""]
-    return lines
-
-
 def _primary_section(results: Mapping[str, Any], systems: Systems) -> list[str]:
     """The headline: ``auto`` against its reference, both chosen on training folds only."""
     primary = results.get("primary")
     lines = ["## Primary comparison", ""]
     if not primary:
         return [*lines, "None: it needs at least two branches and a fusion.", ""]
+    return [*lines, *_comparison_lines(
+        results, systems, primary, "the single neural-branch system (every single branch when "
+                                   "there is no neural one)")]
+
+
+def _synergy_section(results: Mapping[str, Any], systems: Systems) -> list[str]:
+    """The second pre-registered comparison: ``auto`` against the best one-group system, and
+    its learning curve."""
+    synergy = results.get("synergy")
+    if not synergy and not results.get("synergy_note"):
+        return []  # results written before the synergy comparison existed
+    lines = ["## Synergy comparison", ""]
+    if not synergy:
+        return [*lines, f"None: {results['synergy_note']}.", ""]
+    lines += _comparison_lines(
+        results, systems, synergy, "the system made of one group of streams only (the "
+                                   "handcrafted branches together, with any head and fusion, "
+                                   "or one neural branch alone, with any head)")
+    curve = results.get("learning_curve_synergy") or []
+    if curve:
+        lines += ["The same comparison at each fraction of the learning curve:", ""]
+        lines += table(["Fraction", "Training clips", *_COMPARISON_HEADER],
+                       [[f"{e['fraction']:g}", f"{e['train_clips']:.0f}", *_comparison_row(e)]
+                        for e in curve])
+    return lines
+
+
+def _comparison_lines(results: Mapping[str, Any], systems: Systems,
+                      primary: Mapping[str, Any], reference_text: str) -> list[str]:
+    """A pre-registered comparison (``primary`` or ``synergy``): its headline, how both sides
+    were chosen (``reference_text`` says among what), and their choices per fold."""
     system, reference = systems[primary["system"]], systems[primary["reference"]]
     metric = primary_metric(results)
     name = metric_title(results)
     shown = "" if metric == "accuracy" else f"{name} "  # accuracy is the unnamed default
-    lines += [f"**`{primary['system']}` {shown}{pct(system['mean'][metric])} % against "
-              f"`{primary['reference']}` {shown}{pct(reference['mean'][metric])} %: "
-              f"{_pp(primary['gain_pp'])} pp (95 % CI {_interval(primary['ci95_pp'])} pp; "
-              f"per fold {_per_fold(primary['per_fold_pp'])}).**", "",
-              f"Fixed before any test score is seen: in each outer fold and repeat, "
-              f"`{primary['system']}` is the head x fusion over every branch, and "
-              f"`{primary['reference']}` the single neural-branch system (every single branch "
-              f"when there is no neural one), with the best inner out-of-fold {name} on the "
-              "training folds. Interval: " + primary["ci_method"] + ".", ""]
+    lines = [f"**`{primary['system']}` {shown}{pct(system['mean'][metric])} % against "
+             f"`{primary['reference']}` {shown}{pct(reference['mean'][metric])} %: "
+             f"{_pp(primary['gain_pp'])} pp (95 % CI {_interval(primary['ci95_pp'])} pp; "
+             f"per fold {_per_fold(primary['per_fold_pp'])}).**", "",
+             f"Fixed before any test score is seen: in each outer fold and repeat, "
+             f"`{primary['system']}` is the head x fusion over every branch, and "
+             f"`{primary['reference']}` {reference_text}, with the best inner out-of-fold "
+             f"{name} on the training folds. Interval: " + primary["ci_method"] + ".", ""]
     rows = [[fold, choices_auto, primary["choices"][primary["reference"]][fold]]
             for fold, choices_auto in primary["choices"][primary["system"]].items()]
     return [*lines, *table(["Fold", f"{primary['system']} chose",
@@ -239,7 +146,7 @@ def _branch_section(results: Mapping[str, Any]) -> list[str]:
         fractions = results.get("learning_curve_validation_splits") or {}
         if fractions:
             lines += ["Early stopping of the fits at each fraction below 1:", "",
-                      *(f"- {fraction}: {_validation_text(counts)}"
+                      *(f"- {fraction}: {validation_text(counts)}"
                         for fraction, counts in fractions.items()), ""]
     return lines
 
@@ -272,9 +179,11 @@ def _best_section(results: Mapping[str, Any], systems: Systems) -> list[str]:
 
 def _ablation_section(results: Mapping[str, Any]) -> list[str]:
     """Every branch set x fusion (rows) by head (columns)."""
-    metric, heads = primary_metric(results), _heads(results)
+    metric, heads = primary_metric(results), run_heads(results)
     lines = [f"## Ablation: {metric_title(results)} (%) by branch set, head and fusion", "",
-             "Mean ± standard deviation over folds.", ""]
+             "Mean ± standard deviation over folds; beside each, the values the system learned "
+             "(heads, encoders, the e2e CNN, the fusion's own), and per branch set those of "
+             "the frozen pretrained networks it reads (`?`: not counted).", ""]
     rows = []
     subsets = list(dict.fromkeys(tuple(system["branches"]) for system in results["systems"]))
     fusions = list(dict.fromkeys(system["fusion"] for system in results["systems"]))
@@ -284,12 +193,16 @@ def _ablation_section(results: Mapping[str, Any]) -> list[str]:
             for head in heads:
                 match = [s for s in results["systems"] if tuple(s["branches"]) == subset
                          and s["head"] == head and s["fusion"] == fusion]
-                cells.append(_mean_sd(match[0], metric) if match else "")
+                cells += ([_mean_sd(match[0], metric), size_text(match[0], "n_parameters")]
+                          if match else ["", ""])
             if any(cells):
                 example = next(s for s in results["systems"] if tuple(s["branches"]) == subset)
                 rows.append(["+".join(subset), ", ".join(example["ablation"]),
-                             fusion or "–", *cells])
-    return [*lines, *table(["Branches", "Role", "Fusion", *heads], rows)]
+                             fusion or "–", *cells, size_text(example, "n_frozen_parameters")])
+    return [*lines, *table(["Branches", "Role", "Fusion",
+                            *(title for head in heads for title in (head, "learned")),
+                            "frozen"], rows)]
+
 
 
 def _contributions_section(results: Mapping[str, Any]) -> list[str]:
@@ -398,10 +311,11 @@ def _all_systems_section(results: Mapping[str, Any]) -> list[str]:
     rows = [[f"`{s['name']}`", *(_mean_sd(s, key) for key, _ in shown),
              *([f"{s['mean']['dprime']:.2f}"] if multilabel else []),
              f"{100.0 * s.get('repeat_sd', {}).get(metric, 0.0):.2f}",
+             size_text(s, "n_parameters"), size_text(s, "n_frozen_parameters"),
              " / ".join(pct(s["per_fold"][str(f)][metric]) for f in folds)]
             for s in results["systems"]]
     return [*lines, *table(["System", *(title for _, title in shown),
-                            *(["d′"] if multilabel else []), "Repeat sd",
+                            *(["d′"] if multilabel else []), "Repeat sd", "Learned", "Frozen",
                             f"{metric_name} per fold ({' / '.join(str(f) for f in folds)})"],
                            rows)]
 
@@ -460,9 +374,10 @@ def render_markdown(results: Mapping[str, Any], plots: Mapping[str, str] | None 
     """
     systems = {system["name"]: system for system in results["systems"]}
     sections = [
-        _protocol_section(results),
-        _budget_section(results),
+        protocol_section(results),
+        budget_section(results),
         _primary_section(results, systems),
+        _synergy_section(results, systems),
         _branch_section(results),
         sets_section(results),
         _best_section(results, systems),
