@@ -140,6 +140,8 @@ def test_the_embed_command_opens_the_hear_door(folder: Path, tmp_path: Path,
     store = FeatureStore(tmp_path / "store")
     assert len(store.read("audio", "neural.hear-fake_hear_cli")) == 6
     assert len(store.frames("audio", "neural.hear-fake_hear_cli")) == 6 * 15
+    assert main([*common, "--model", f"hear:{module}", "--tags"]) == 2
+    assert "has no tags" in capsys.readouterr().err
     broken = _module(tmp_path, monkeypatch, "fake_hear_broken", scene=False)
     assert main([*common, "--model", f"hear:{broken}"]) == 2
     err = capsys.readouterr().err.strip()

@@ -62,7 +62,7 @@ class NeuralBranch:
         :func:`~featurekit.neural.registry.default_batch_size` of the device (8 on the CPU,
         64 on CUDA).
     tags : bool, keyword-only
-        Also store the 527 AudioSet tag probabilities.
+        Also store the 527 AudioSet tag probabilities (a door's model has none: refused).
     device : str, keyword-only, optional
         Default CUDA when available, else CPU.
     allow_tf32 : bool, keyword-only
@@ -89,6 +89,9 @@ class NeuralBranch:
                  tags: bool = False, device: str | None = None, allow_tf32: bool = False,
                  offline: bool | None = None) -> None:
         info = model_info(model)
+        if tags and info.source is not None:
+            raise ConfigError(f"model {model!r} has no tags: a door's model (hear:, hf:) gives "
+                              "embeddings and frames only")
         if n_threads < 1 or (batch_size is not None and batch_size < 1):
             raise ConfigError("n_threads and batch_size must be >= 1")
         if n_workers is not None and (n_workers == 0 or n_workers < -1):
