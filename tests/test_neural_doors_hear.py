@@ -155,6 +155,9 @@ def test_modules_without_the_api_are_refused_in_one_line(tmp_path: Path,
         model_info("hear:featurekit.names")
     with pytest.raises(ConfigError, match="'no_such_hear_module' cannot be imported"):
         check_models("hear:no_such_hear_module")
+    module = _module(tmp_path, monkeypatch, "fake_hear_weights")
+    with pytest.raises(ConfigError, match=r"load_model\('missing.txt'\) failed: FileNotFound"):
+        model_info(f"hear:{module}:missing.txt")
     (tmp_path / "hear_no_rate.py").write_text(
         FAKE_HEAR.replace("    sample_rate = 8000\n", "") + SCENE)
     monkeypatch.syspath_prepend(str(tmp_path))

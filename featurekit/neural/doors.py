@@ -58,8 +58,9 @@ def open_door(name: str, *, offline: bool) -> ModelInfo:
     Raises
     ------
     ConfigError
-        A module that cannot be imported or lacks a function or attribute of the HEAR API
-        (named, in one line); see :func:`featurekit.neural.hf.open_hf` for ``hf:``.
+        A module that cannot be imported, lacks a function or attribute of the HEAR API
+        (named, in one line), or whose ``load_model`` fails; see
+        :func:`featurekit.neural.hf.open_hf` for ``hf:``.
     """
     if name.startswith(HF_DOOR):
         from featurekit.neural.hf import open_hf
@@ -70,7 +71,11 @@ def open_door(name: str, *, offline: bool) -> ModelInfo:
                           "hf:ID_OR_DIR[@layer=K]")
     module_name, _, weights = name[len(HEAR_DOOR):].partition(":")
     module = _hear_module(module_name)
-    hear_model = module.load_model(weights)
+    try:
+        hear_model = module.load_model(weights)
+    except Exception as exc:  # a module's own failure, told in one line like ours
+        raise ConfigError(f"HEAR module {module_name!r}: load_model({weights!r}) failed: "
+                          f"{type(exc).__name__}: {exc}") from exc
     missing = [key for key in HEAR_MODEL_ATTRIBUTES if not hasattr(hear_model, key)]
     if missing:
         raise ConfigError(f"the model of HEAR module {module_name!r} lacks the attribute "
@@ -142,7 +147,9 @@ class HearTagger(AudioTagger):
         # A model with no parameters of its own still needs one for featurekit to know the
         # device to put the waveforms on.
         self.anchor = torch.nn.Parameter(torch.zeros(0), requires_grad=False)
-        probe = torch.zeros((1, round(_PROBE_S * self.sample_rate)))
+        # On the model's device, where HEAR modules expect their input.
+        device = next(self.parameters()).device
+        probe = torch.zeros((1, round(_PROBE_S * self.sample_rate)), device=device)
         times = self._timestamps(probe)[1][0]
         if times.shape[0] < 2:
             raise ConfigError(f"HEAR module {module.__name__!r} gave fewer than two timestamp "
