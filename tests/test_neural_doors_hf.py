@@ -136,6 +136,10 @@ def test_malformed_names_and_missing_transformers_are_refused(
         model_info(f"hf:{tiny}@layer=last")
     with pytest.raises(ConfigError, match="is not a directory"):
         model_info(f"hf:{tmp_path / 'nothing'}")
+    transformers.ClapConfig().save_pretrained(tmp_path / "clap")
+    transformers.ClapFeatureExtractor().save_pretrained(tmp_path / "clap")
+    with pytest.raises(ConfigError, match="clap models are not supported"):
+        model_info(f"hf:{tmp_path / 'clap'}")
     monkeypatch.setitem(sys.modules, "transformers", None)
     with pytest.raises(MissingDependencyError, match=r'pip install "featurekit\[hf\]"'):
         model_info(f"hf:{tiny}")

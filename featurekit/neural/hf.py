@@ -79,9 +79,13 @@ def open_hf(name: str, *, offline: bool) -> ModelInfo:
                           f"({str(exc).splitlines()[0]})") from None
     n_layers = getattr(config, "num_hidden_layers", None)
     hidden_size = getattr(config, "hidden_size", None)
-    if not isinstance(n_layers, int) or not isinstance(hidden_size, int):
-        raise ConfigError(f"{name!r}: {config.model_type} models are not supported (their "
-                          "configuration states no num_hidden_layers and hidden_size)")
+    # A model of several towers (CLAP: audio and text) answers for one it does not run on
+    # audio alone; picking its audio tower is not built.
+    towers = hasattr(config, "audio_config") or hasattr(config, "text_config")
+    if towers or not isinstance(n_layers, int) or not isinstance(hidden_size, int):
+        raise ConfigError(f"{name!r}: {config.model_type} models are not supported (only "
+                          "single audio models whose configuration states num_hidden_layers "
+                          "and hidden_size; not several towers, as CLAP's)")
     layer = int(layer_text) if mark else n_layers
     if layer > n_layers:
         raise ConfigError(f"{name!r}: the model has layers 0 to {n_layers}")
