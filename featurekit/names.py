@@ -39,9 +39,43 @@ FSD50K = "fsd50k"
 GENERIC_ADAPTERS = ("folder", "csv")
 
 
+#: Prefixes of the model names that open a door rather than name a registered model:
+#: ``hear:MODULE[:WEIGHTS]`` (a HEAR 2021 module), ``hf:ID_OR_DIR[@layer=K]`` (Hugging Face).
+HEAR_DOOR, HF_DOOR = "hear:", "hf:"
+
+
+def is_door(model: str) -> bool:
+    """Whether ``model`` names a HEAR module or a Hugging Face model (``hear:``, ``hf:``)."""
+    return model.startswith((HEAR_DOOR, HF_DOOR))
+
+
+def model_store_name(model: str) -> str:
+    """The name a model's store branch and columns carry: ``model`` itself, except for a door.
+
+    ``hear:MODULE[:WEIGHTS]`` -> ``hear-MODULE`` with ``.`` as ``-`` (the weights file is in
+    the branch's configuration, not its name); ``hf:ID_OR_DIR[@layer=K]`` -> ``hf-`` and the
+    hub id (``org/name`` -> ``org-name``), or a directory's last component when it is a path
+    (starting with ``/``, ``.`` or ``~``), with ``-layerK`` when a layer is named. Characters
+    other than letters, digits, ``_`` and ``-`` become ``-``.
+    """
+    if model.startswith(HEAR_DOOR):
+        return _plain("hear-" + model[len(HEAR_DOOR):].partition(":")[0])
+    if model.startswith(HF_DOOR):
+        source, _, layer = model[len(HF_DOOR):].partition("@layer=")
+        if source.startswith(("/", ".", "~")):
+            source = source.rstrip("/").rpartition("/")[2]
+        return _plain(f"hf-{source}" + (f"-layer{layer}" if layer else ""))
+    return model
+
+
+def _plain(name: str) -> str:
+    return "".join(c if c.isascii() and (c.isalnum() or c in "_-") else "-" for c in name)
+
+
 def neural_branch(model: str) -> str:
-    """Store branch (and feature group) of a pretrained model's embeddings."""
-    return f"{NEURAL_PREFIX}{model}"
+    """Store branch (and feature group) of a pretrained model's embeddings (a door's under
+    :func:`model_store_name`)."""
+    return f"{NEURAL_PREFIX}{model_store_name(model)}"
 
 
 def is_neural(group: str) -> bool:
@@ -59,4 +93,5 @@ def indexed_names(prefix: str, count: int) -> list[str]:
 def embedding_names(model: str, dim: int, *, tags: int = 0) -> list[str]:
     """Column names ``neural.<model>.emb_000`` … then ``neural.<model>.tag_000`` … (tags are
     AudioSet class indices, see :func:`featurekit.neural.audioset_labels`)."""
-    return indexed_names(f"neural.{model}.emb", dim) + indexed_names(f"neural.{model}.tag", tags)
+    branch = neural_branch(model)
+    return indexed_names(f"{branch}.emb", dim) + indexed_names(f"{branch}.tag", tags)

@@ -25,10 +25,17 @@ from featurekit.computers.imported import imported_models
 from featurekit.computers.runner import run_branch
 from featurekit.config import ExtractionConfig
 from featurekit.errors import ConfigError, StoreError
-from featurekit.names import E2E_BRANCH, HANDCRAFTED_BRANCH, LOGMEL_BRANCH, neural_branch
+from featurekit.names import (
+    E2E_BRANCH,
+    HANDCRAFTED_BRANCH,
+    LOGMEL_BRANCH,
+    is_door,
+    neural_branch,
+)
 
 __all__ = ["FillEstimate", "check_models", "check_n_jobs", "check_provenance", "estimate_fill",
-           "fill_store", "model_branches", "model_names", "read_features", "stored_extraction"]
+           "fill_store", "model_branches", "model_names", "open_doors", "read_features",
+           "stored_extraction"]
 
 
 def model_names(model: str | Sequence[str] | None) -> list[str]:
@@ -57,14 +64,16 @@ def check_models(model: str | Sequence[str] | None, *,
     ------
     ConfigError
         A name that is neither a registered pretrained model
-        (:func:`featurekit.neural.registry.available_models`), ``e2e`` nor ``imported``
+        (:func:`featurekit.neural.registry.available_models`), a door that opens
+        (``hear:...``, ``hf:...``, :mod:`featurekit.neural.doors`), ``e2e`` nor ``imported``
         (naming it, every choice and how to import embeddings), or a name given twice.
     """
     from featurekit.neural.registry import available_models
 
     names = model_names(model)
     known = [*available_models(), E2E_BRANCH, *(imported or ())]
-    unknown = [name for name in names if name not in known]
+    open_doors(names)  # a module without the HEAR API fails here, before any work
+    unknown = [name for name in names if name not in known and not is_door(name)]
     if unknown:
         hint = ("" if imported is None else
                 f"; embeddings computed elsewhere become a model once imported: featurekit "
@@ -75,6 +84,22 @@ def check_models(model: str | Sequence[str] | None, *,
     if len(set(names)) != len(names):
         raise ConfigError(f"models repeat a name: {', '.join(names)}")
     return names
+
+
+def open_doors(model: str | Sequence[str] | None) -> None:
+    """Open the doors among ``model``'s names (``hear:...``, ``hf:...``) in this process, so
+    that their store branches' computers, which are told the branch only, find the model.
+
+    Raises
+    ------
+    ConfigError
+        A door that does not open (:func:`featurekit.neural.doors.open_door`).
+    """
+    from featurekit.neural.registry import model_info
+
+    for name in model_names(model):
+        if is_door(name):
+            model_info(name)
 
 
 def model_branches(model: str | Sequence[str] | None) -> list[str]:
@@ -116,6 +141,7 @@ def _computers(data: Any, feature_store: Any, *, model: str | Sequence[str] | No
     if extraction is None:
         extraction = stored_extraction(feature_store, data.name)
     imported = model_branches(imported_models(feature_store, data.name))
+    open_doors(model)
     return [make_computer(branch, extraction=extraction, weights=weights,
                           n_threads=effective_n_jobs(n_jobs))
             for branch in [*branches, *model_branches(model)] if branch not in imported]

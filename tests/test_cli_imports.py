@@ -17,7 +17,7 @@ from featurekit.cli import iter_commands
 
 #: Modules that must not be imported to build parsers or print help.
 HEAVY = ("torch", "sklearn", "xgboost", "pandas", "pyarrow", "librosa", "scipy", "numba",
-         "joblib", "dask", "distributed", "opensmile", "essentia", "matplotlib",
+         "joblib", "dask", "distributed", "opensmile", "essentia", "matplotlib", "transformers",
          "featurekit.benchmark.driver", "featurekit.computers.runner", "featurekit.store")
 
 _PROBE = textwrap.dedent("""

@@ -18,7 +18,7 @@ from featurekit.errors import FeaturekitError, MissingDependencyError
 
 #: Import names of the optional engines, and the extra that installs each.
 EXTRAS = {"distributed": "dask", "dask": "dask", "opensmile": "opensmile",
-          "essentia": "essentia"}
+          "essentia": "essentia", "transformers": "hf"}
 
 
 def test_require_returns_the_module() -> None:

@@ -8,6 +8,7 @@ extra                     installs                    needed by
 ``featurekit[dask]``      ``dask[distributed]``       ``backend="dask"`` (``--backend dask``)
 ``featurekit[opensmile]`` ``opensmile``               the openSMILE feature sets
 ``featurekit[essentia]``  ``essentia`` (AGPL-3.0)     the Essentia feature sets
+``featurekit[hf]``        ``transformers``            ``hf:`` models (``--model hf:ID``)
 ========================  ==========================  =======================================
 
 >>> distributed = require("distributed", extra="dask", purpose="backend='dask'")  # doctest: +SKIP

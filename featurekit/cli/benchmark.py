@@ -51,8 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", default="mn04_as",
                         help=f"pretrained model(s) of the neural branch, comma-separated, and "
                              f"'e2e' for a CNN trained from scratch on the task's log-mel "
-                             f"spectrograms (default mn04_as; '{NO_MODEL}' for handcrafted "
-                             f"branches only)")
+                             f"spectrograms; hear:MODULE[:WEIGHTS] and hf:ID_OR_DIR[@layer=K] "
+                             f"open a HEAR module or a Hugging Face model (default mn04_as; "
+                             f"'{NO_MODEL}' for handcrafted branches only)")
     parser.add_argument("--weights", help="checkpoint file of the model (default: resolved "
                                           "as by featurekit embed)")
     parser.add_argument("--sets", metavar="LIST",

@@ -18,8 +18,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "STORE/<dataset>/neural.<model>/. Resumable: a rerun skips stored clips "
                     "and retries failed ones.")
     add_dataset_arguments(parser)
-    parser.add_argument("--model", default="mn04_as", choices=available_models(),
-                        help="pretrained model (default mn04_as)")
+    parser.add_argument("--model", default="mn04_as",
+                        help=f"pretrained model: {', '.join(available_models())}; or "
+                             "hear:MODULE[:WEIGHTS] (a HEAR 2021 module) or "
+                             "hf:ID_OR_DIR[@layer=K] (a Hugging Face audio model) "
+                             "(default mn04_as)")
     parser.add_argument("--weights",
                         help="checkpoint file (default: found in $FEATUREKIT_WEIGHTS_DIR or "
                              "the cache, else downloaded unless FEATUREKIT_OFFLINE=1)")
@@ -57,11 +60,13 @@ def run(args: argparse.Namespace) -> int:
     from featurekit.computers.runner import run_branch
     from featurekit.datasets import load_dataset
     from featurekit.errors import ConfigError
+    from featurekit.pipeline import check_models
 
     if args.batch_size is not None and args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.jobs == 0 or args.jobs < -1:
         raise ConfigError("--jobs must be a positive count or -1")
+    check_models(args.model)
     dataset = load_dataset(args.dataset, args.data_dir)
     jobs = effective_n_jobs(args.jobs)
     branch = NeuralBranch(args.model, args.weights, n_threads=jobs, n_workers=jobs,

@@ -24,8 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "pickle: share it only with people who trust you.")
     add_dataset_arguments(parser)
     parser.add_argument("--model", default="mn04_as",
-                        help=f"pretrained model of the neural branch (default mn04_as; "
-                             f"'{NO_MODEL}' for handcrafted branches only)")
+                        help=f"pretrained model of the neural branch, hear:MODULE[:WEIGHTS] "
+                             f"or hf:ID_OR_DIR[@layer=K] (default mn04_as; '{NO_MODEL}' for "
+                             f"handcrafted branches only)")
     parser.add_argument("--weights", help="checkpoint file of the model (default: resolved "
                                           "as by featurekit embed)")
     parser.add_argument("--system", default=AUTO,

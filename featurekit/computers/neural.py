@@ -43,7 +43,9 @@ class NeuralBranch:
     Parameters
     ----------
     model : str
-        Registered model name (``mn04_as``, ``cnn14`` …).
+        Registered model name (``mn04_as``, ``cnn14`` …) or a door (``hear:MODULE[:WEIGHTS]``,
+        ``hf:ID_OR_DIR[@layer=K]``, :mod:`featurekit.neural.doors`), stored under its store
+        name (:func:`featurekit.names.model_store_name`).
     weights : path-like or ``"untrained"``, optional
         Checkpoint file; default: resolved by :func:`featurekit.neural.resolve_weights`.
         None for a model added by :func:`featurekit.neural.register_model` (its factory
@@ -60,7 +62,7 @@ class NeuralBranch:
         :func:`~featurekit.neural.registry.default_batch_size` of the device (8 on the CPU,
         64 on CUDA).
     tags : bool, keyword-only
-        Also store the 527 AudioSet tag probabilities.
+        Also store the 527 AudioSet tag probabilities (a door's model has none: refused).
     device : str, keyword-only, optional
         Default CUDA when available, else CPU.
     allow_tf32 : bool, keyword-only
@@ -87,10 +89,15 @@ class NeuralBranch:
                  tags: bool = False, device: str | None = None, allow_tf32: bool = False,
                  offline: bool | None = None) -> None:
         info = model_info(model)
+        if tags and info.source is not None:
+            raise ConfigError(f"model {model!r} has no tags: a door's model (hear:, hf:) gives "
+                              "embeddings and frames only")
         if n_threads < 1 or (batch_size is not None and batch_size < 1):
             raise ConfigError("n_threads and batch_size must be >= 1")
         if n_workers is not None and (n_workers == 0 or n_workers < -1):
             raise ConfigError(f"n_workers must be a positive count or -1, got {n_workers}")
+        # A door (hear:..., hf:...) is known by its store name from here on.
+        model = info.name
         self.model, self.n_threads, self.batch_size, self.tags = model, n_threads, batch_size, tags
         self.n_workers = n_threads if n_workers is None else n_workers
         self.device, self.allow_tf32 = device, allow_tf32
@@ -147,7 +154,9 @@ class NeuralBranch:
         # option existed.
         if self.allow_tf32:
             config["allow_tf32"] = True
-        if self._info.registered:  # what builds it stands in for the weights file
+        if self._info.source is not None:  # a door's model: its source (module, weights ...)
+            config["source"] = dict(self._info.source)
+        elif self._info.registered:  # what builds it stands in for the weights file
             build = self._info.build
             config["factory"] = f"{build.__module__}.{getattr(build, '__qualname__', build)}"
             config["version"] = self._info.version
@@ -172,6 +181,8 @@ class NeuralBranch:
         """Embeddings of each file (or array at ``sr`` Hz), or the exception it raised, in
         order."""
         notes: list[tuple[str, ...]] = []
+        if hasattr(self.tagger, "with_frames"):  # a model whose frames cost extra passes
+            self.tagger.with_frames = frames
         clips = load_for(self.tagger, paths, n_jobs=self.n_workers, batch_size=self.batch_size,
                          sr=sr)
 

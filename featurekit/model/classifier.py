@@ -48,7 +48,7 @@ from featurekit.errors import AudioError, ConfigError
 from featurekit.model.artifact import RECORDED_PACKAGES, write_artifact
 from featurekit.model.clip_features import clip_computers, clip_features, clip_sources, source_name
 from featurekit.names import HANDCRAFTED_BRANCH
-from featurekit.pipeline import model_branches
+from featurekit.pipeline import model_branches, open_doors
 
 __all__ = ["AudioClassifier", "ClipPrediction"]
 
@@ -268,6 +268,7 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
                              f"{y.shape}")
         check_system(self.system, self.extraction or ExtractionConfig(), self.model,
                      self.config or BenchmarkConfig())
+        open_doors(self.model)
         computers = clip_computers([HANDCRAFTED_BRANCH, *model_branches(self.model)],
                                    self.extraction or ExtractionConfig(),
                                    weights=self.weights, n_jobs=self.n_jobs)
@@ -392,6 +393,7 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self, "estimator_")
         sources = clip_sources(X)
+        open_doors(self.model)  # a door (hear:..., hf:...): its branch's model, here too
         computers = clip_computers(self.branches_, self.extraction_, weights=self.weights,
                                    n_jobs=self.n_jobs, weights_sha256=self.weights_sha256_)
         values, failures = clip_features(computers, sources, sr, n_jobs=self.n_jobs)

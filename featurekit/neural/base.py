@@ -25,12 +25,16 @@ class AudioTagger(nn.Module):
         Size of ``tags`` (527 AudioSet classes).
     frame_period_s : float
         Time between consecutive rows of ``frames``, seconds.
+    first_frame_s : float or None
+        Time of the first row of ``frames`` from the start of the input, seconds; None (the
+        default): the centre of the first period, ``frame_period_s / 2``.
     """
 
     sample_rate: int
     embedding_dim: int
     n_classes: int = 527
     frame_period_s: float
+    first_frame_s: float | None = None
 
     def logmel(self, waveforms: torch.Tensor) -> torch.Tensor:
         """Front-end output in the publisher's convention (see the subclass)."""

@@ -270,11 +270,14 @@ def embed_waveforms(model: AudioTagger, waveforms: Iterable[np.ndarray | BaseExc
         for queue in waiting.values():
             run(queue)
     return [clip if isinstance(clip, BaseException)
-            else _combine(clip, sr, model.frame_period_s) for clip in clips]
+            else _combine(clip, sr, model.frame_period_s,
+                          # Optional (a plain module may follow the interface without it):
+                          # where the first row sits in its window, default mid-period.
+                          getattr(model, "first_frame_s", None)) for clip in clips]
 
 
-def _combine(windows: list[_Output], sr: int,
-             frame_period_s: float) -> ClipEmbedding | BaseException:
+def _combine(windows: list[_Output], sr: int, frame_period_s: float,
+             first_frame_s: float | None) -> ClipEmbedding | BaseException:
     for _, output in windows:
         if isinstance(output, BaseException):
             return output
@@ -287,7 +290,8 @@ def _combine(windows: list[_Output], sr: int,
     rows: list[np.ndarray] = []
     last_time = -np.inf
     for start, output in windows:
-        frame_times = start / sr + (np.arange(output["frames"].shape[0]) + 0.5) * frame_period_s
+        first = 0.5 * frame_period_s if first_frame_s is None else first_frame_s
+        frame_times = start / sr + first + np.arange(output["frames"].shape[0]) * frame_period_s
         keep = frame_times > last_time + frame_period_s / 2
         times.append(frame_times[keep])
         rows.append(output["frames"][keep])

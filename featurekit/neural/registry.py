@@ -11,10 +11,12 @@ Weights are looked up, in order:
 ``weights="untrained"`` builds the architecture with seeded random weights, for tests and
 timing only; such a model is marked ``untrained`` in its provenance.
 
-Other models join by name: :func:`register_model` in the running process, or an installed
+Other models join by name: :func:`register_model` in the running process, an installed
 package's entry point in group :data:`ENTRY_POINT_GROUP` (``featurekit.models``), found when
-:func:`available_models` or :func:`model_info` first asks. Their factories load their own
-weights: nothing is resolved or downloaded for them.
+:func:`available_models` or :func:`model_info` first asks, or a door: ``hear:MODULE[:WEIGHTS]``
+(any HEAR 2021 module) or ``hf:ID_OR_DIR[@layer=K]`` (a Hugging Face audio model), see
+:mod:`featurekit.neural.doors`. Their factories load their own weights: nothing is resolved
+or downloaded for them by featurekit.
 """
 
 from __future__ import annotations
@@ -24,13 +26,13 @@ import os
 import pickle
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from featurekit.errors import ConfigError, WeightsError
-from featurekit.names import E2E_BRANCH
+from featurekit.names import E2E_BRANCH, is_door
+from featurekit.neural.info import REGISTERED, ModelInfo
 
 if TYPE_CHECKING:
     import torch
@@ -53,8 +55,6 @@ UNTRAINED = "untrained"
 DEFAULT_BATCH_SIZES = {"cpu": 8, "cuda": 64}
 #: Entry-point group of installed packages' models (see :func:`register_model`).
 ENTRY_POINT_GROUP = "featurekit.models"
-#: ``ModelInfo.family`` of a model added by :func:`register_model` or an entry point.
-REGISTERED = "registered"
 WEIGHTS_DIR_VAR = "FEATUREKIT_WEIGHTS_DIR"
 OFFLINE_VAR = "FEATUREKIT_OFFLINE"
 _UNTRAINED_SEED = 0
@@ -68,57 +68,6 @@ _PANNS_CITATION = ("Q. Kong, Y. Cao, T. Iqbal, Y. Wang, W. Wang, M. D. Plumbley.
                    "IEEE/ACM TASLP 28, 2020.")
 _EFFICIENTAT_URL = "https://github.com/fschmid56/EfficientAT/releases/download/v0.0.1/{}"
 _PANNS_URL = "https://zenodo.org/record/3987831/files/{}?download=1"
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """Registry entry of one pretrained model.
-
-    Attributes
-    ----------
-    name : str
-        featurekit name (``mn04_as``, ``cnn14`` ...).
-    family : str
-        ``"efficientat"``, ``"panns"``, or ``"registered"`` (:func:`register_model`: the
-        factory loads its own weights; ``file_name`` is empty).
-    file_name : str
-        Published checkpoint file name.
-    url : str
-        Official download URL.
-    sha256, md5 : str or None
-        Checksums of the published file, where known.
-    sample_rate : int
-        Input rate, Hz.
-    embedding_dim : int
-        Embedding size.
-    license : str
-        License of the weights.
-    citation : str
-        Paper to cite.
-    build : callable
-        Returns the model, untrained for the built-in families.
-    version : str
-        Registered models: the version their registration declares, part of a store
-        branch's configuration (so a changed model does not mix with stored embeddings).
-    """
-
-    name: str
-    family: str
-    file_name: str
-    url: str
-    sha256: str | None
-    md5: str | None
-    sample_rate: int
-    embedding_dim: int
-    license: str
-    citation: str
-    build: Callable[[], AudioTagger]
-    version: str = ""
-
-    @property
-    def registered(self) -> bool:
-        """Whether the model was added by :func:`register_model` (or an entry point)."""
-        return self.family == REGISTERED
 
 
 def _build(module: str, factory: str, *args: Any) -> AudioTagger:
@@ -148,6 +97,9 @@ def _panns(name: str, factory: str, file_name: str, *, sample_rate: int,
 # tests check every entry against the built model). Checksums: mn04 measured on the file;
 # PANNs md5 (and the Cnn14_16k sha256) as reported by several independent users of the
 # Zenodo files (the publisher states none).
+#: Doors opened in this process (:func:`model_info`), by the name they were opened with and
+#: by their store name (the last opened of a store name wins).
+_DOORS: dict[str, ModelInfo] = {}
 _REGISTRY: dict[str, ModelInfo] = {info.name: info for info in (
     _efficientat("mn04_as", 0.4, "mn04_as_mAP_432.pt", embedding_dim=384,
                  sha256="899a8c6217063f6941793102a2780b3dd788ab11fce468d9cf5f0577c453321c",
@@ -268,10 +220,18 @@ def available_models() -> list[str]:
 
 
 def model_info(name: str) -> ModelInfo:
-    """Registry entry of ``name`` (an entry point is loaded and registered on first use);
-    raises :class:`~featurekit.errors.ConfigError` if unknown."""
+    """Registry entry of ``name`` (an entry point is loaded and registered on first use, a
+    door, ``hear:...`` or ``hf:...``, opened: :mod:`featurekit.neural.doors`); raises
+    :class:`~featurekit.errors.ConfigError` if unknown."""
     if name in _REGISTRY:
         return _REGISTRY[name]
+    if is_door(name) and name not in _DOORS:  # once per process: it may load a model
+        info = importlib.import_module("featurekit.neural.doors").open_door(
+            name, offline=_is_offline(None))
+        # Also under its store name, which is all that a store branch's computer is told.
+        _DOORS[name] = _DOORS[info.name] = info
+    if name in _DOORS:
+        return _DOORS[name]
     point = _entry_points().get(name)
     if point is None:
         raise ConfigError(f"unknown model {name!r}; available: "

@@ -1,0 +1,145 @@
+"""The Hugging Face door: ``hf:ID_OR_DIR[@layer=K]``, on a tiny randomly initialised wav2vec 2.0
+saved to a temporary folder (nothing is ever downloaded)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from fixtures_audio import make_folder_dataset
+
+from featurekit.computers.neural import NeuralBranch
+from featurekit.computers.runner import run_branch
+from featurekit.config import ExtractionConfig
+from featurekit.datasets import load_dataset
+from featurekit.errors import ConfigError, MissingDependencyError
+from featurekit.io.audio import load_audio
+from featurekit.neural import model_info, registry
+from featurekit.store.reader import FeatureStore
+
+transformers = pytest.importorskip("transformers")  # the dev extra installs it
+pytestmark = pytest.mark.filterwarnings("ignore::featurekit.datasets.DatasetWarning")
+
+
+@pytest.fixture(autouse=True)
+def own_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Doors opened by a test close with it."""
+    monkeypatch.setattr(registry, "_DOORS", {})
+    monkeypatch.setenv("FEATUREKIT_NO_PROGRESS", "1")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer wav2vec 2.0 of width 32 at 16 kHz (one token per 80 samples), untrained."""
+    config = transformers.Wav2Vec2Config(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        conv_dim=(16, 16, 16), conv_stride=(5, 4, 4), conv_kernel=(10, 4, 4),
+        num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
+    torch.manual_seed(0)
+    directory = tmp_path_factory.mktemp("hf") / "tiny"
+    transformers.Wav2Vec2Model(config).save_pretrained(directory)
+    transformers.Wav2Vec2FeatureExtractor(sampling_rate=16000).save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    return make_folder_dataset(tmp_path / "audio", clips_per_class=6, duration=1.2)
+
+
+def _hidden(directory: Path, y: np.ndarray, layer: int) -> np.ndarray:
+    """Hidden states of ``layer`` for one 16-kHz clip, by transformers alone."""
+    extractor = transformers.AutoFeatureExtractor.from_pretrained(directory)
+    model = transformers.AutoModel.from_pretrained(directory).eval()
+    with torch.inference_mode():
+        out = model(**extractor([y], sampling_rate=16000, return_tensors="pt"),
+                    output_hidden_states=True)
+    return out.hidden_states[layer][0].numpy()
+
+
+def test_a_saved_model_embeds_a_dataset_deterministically(tiny: Path, folder: Path,
+                                                          tmp_path: Path) -> None:
+    dataset = load_dataset("folder", folder)
+    name = f"hf:{tiny}"
+    tables = []
+    for store in ("a", "b"):
+        branch = NeuralBranch(name, device="cpu")
+        assert branch.branch == "neural.hf-tiny"
+        assert run_branch(branch, dataset, tmp_path / store, frames=True,
+                          progress=False).exit_code == 0
+        tables.append(FeatureStore(tmp_path / store).read(dataset.name, "neural.hf-tiny"))
+    np.testing.assert_array_equal(tables[0].to_numpy(), tables[1].to_numpy())
+    store = FeatureStore(tmp_path / "a")
+    config = store.provenance(dataset.name, "neural.hf-tiny")["config"]
+    assert config["source"]["door"] == "hf" and config["source"]["layer"] == 2
+    assert len(config["source"]["weights_sha256"]) == 64
+    # The embedding is the mean of the last layer's hidden states; the frames are those.
+    clip = dataset.clips.sort_values("clip_id").iloc[0]
+    hidden = _hidden(tiny, load_audio(clip["path"], sr=16000)[0], layer=2)
+    np.testing.assert_allclose(tables[0].iloc[0, -32:].to_numpy(np.float32), hidden.mean(0),
+                               rtol=1e-4, atol=1e-5)
+    frames = store.frames(dataset.name, "neural.hf-tiny")
+    first = frames[frames["clip_id"] == clip["clip_id"]]
+    np.testing.assert_allclose(first.iloc[:, -32:].to_numpy(np.float32), hidden, rtol=1e-4,
+                               atol=1e-5)
+    np.testing.assert_allclose(np.diff(first["time_s"]), 0.005)
+    # Another layer is another branch, with that layer's hidden states.
+    layer1 = NeuralBranch(f"{name}@layer=1", device="cpu")
+    assert layer1.branch == "neural.hf-tiny-layer1"
+    assert run_branch(layer1, dataset, tmp_path / "a", progress=False).exit_code == 0
+    np.testing.assert_allclose(
+        store.read(dataset.name, "neural.hf-tiny-layer1").iloc[0, -32:].to_numpy(np.float32),
+        _hidden(tiny, load_audio(clip["path"], sr=16000)[0], layer=1).mean(0), rtol=1e-4,
+        atol=1e-5)
+
+
+def test_a_saved_model_runs_through_the_benchmark_and_train_predict(
+        tiny: Path, folder: Path, tmp_path: Path) -> None:
+    from featurekit.benchmark import run as run_benchmark_on
+    from featurekit.benchmark.config import BenchmarkConfig
+    from featurekit.model.load import load_model
+    from featurekit.model.train import train
+
+    config = BenchmarkConfig(heads=("logreg",), fusions=("early",), repeats=1, n_bootstrap=100)
+    extraction = ExtractionConfig(families=("spectral",))
+    results = run_benchmark_on("folder", folder, tmp_path / "store", model=f"hf:{tiny}",
+                               config=config, extraction=extraction, out=tmp_path / "bench",
+                               progress=False).results
+    names = [system["name"] for system in results["systems"]]
+    assert "neural.hf-tiny/logreg" in names
+    classifier = train("folder", folder, tmp_path / "store", model=f"hf:{tiny}",
+                       system="neural.hf-tiny/logreg", config=config, extraction=extraction,
+                       progress=False)
+    path = classifier.save(tmp_path / "model.fk")
+    registry._DOORS.clear()  # as in a new process: the saved name opens the door again
+    clips = load_dataset("folder", folder).clips["path"].tolist()
+    np.testing.assert_array_equal(load_model(path).predict_proba(clips),
+                                  classifier.predict_proba(clips))
+
+
+def test_offline_a_hub_id_is_read_from_the_cache_only(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FEATUREKIT_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(ConfigError, match="cannot load a Hugging Face audio model"):
+        model_info("hf:facebook/wav2vec2-base")
+
+
+def test_malformed_names_and_missing_transformers_are_refused(
+        tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="the model has layers 0 to 2"):
+        model_info(f"hf:{tiny}@layer=3")
+    with pytest.raises(ConfigError, match="@layer=K"):
+        model_info(f"hf:{tiny}@layer=last")
+    with pytest.raises(ConfigError, match="is not a directory"):
+        model_info(f"hf:{tmp_path / 'nothing'}")
+    transformers.ClapConfig().save_pretrained(tmp_path / "clap")
+    transformers.ClapFeatureExtractor().save_pretrained(tmp_path / "clap")
+    with pytest.raises(ConfigError, match="clap models are not supported"):
+        model_info(f"hf:{tmp_path / 'clap'}")
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    with pytest.raises(MissingDependencyError, match=r'pip install "featurekit\[hf\]"'):
+        model_info(f"hf:{tiny}")
