@@ -73,7 +73,12 @@ def embeddings(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def comparable(results: dict, model: str) -> str:
-    kept = {key: value for key, value in results.items() if key not in RUN_FACTS}
+    """The figures, without run facts and the frozen network's size (an imported embedding
+    comes without its network, so it has no count)."""
+    kept = {key: value for key, value in results.items()
+            if key not in (*RUN_FACTS, "frozen_parameters")}
+    kept["systems"] = [{key: value for key, value in system.items()
+                        if key != "n_frozen_parameters"} for system in kept["systems"]]
     return json.dumps(kept, sort_keys=True).replace(model, "MODEL")
 
 
@@ -104,6 +109,8 @@ def test_exported_embeddings_imported_under_another_name_benchmark_identically(
                             clips=dataset.clips) for model in ("mn04_as", "mine")]
     assert comparable(runs[0], "mn04_as") == comparable(runs[1], "mine")
     assert runs[1]["best_single"] == "neural.mine/logreg"
+    assert runs[0]["frozen_parameters"]["neural.mn04_as"] > 0
+    assert runs[1]["frozen_parameters"] == {"neural.mine": None}
     provenance = runs[1]["provenance"]["neural.mine"]
     assert provenance["imported"] and provenance["count"] == 48
     assert provenance["config"]["dimension"] == 5
