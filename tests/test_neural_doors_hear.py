@@ -191,6 +191,12 @@ def test_featurekit_s_own_hear_module_is_a_hear_module(tmp_path: Path) -> None:
     np.testing.assert_allclose(out["frames"].numpy(),
                                hear.get_timestamp_embeddings(audio, own)[0].numpy(), atol=1e-6)
     assert out["tags"].shape == (2, 0)
+    # Random weights named inside the door are marked, so a benchmark refuses the branch.
+    from featurekit.computers.neural import NeuralBranch
+
+    branch = NeuralBranch(name)
+    assert branch.provenance()["untrained"] is True
+    assert branch.tagger.embedding_dim == 384
 
 
 def test_a_hear_module_is_trained_on_and_predicts_from_audio(folder: Path, tmp_path: Path,

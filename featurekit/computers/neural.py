@@ -102,7 +102,10 @@ class NeuralBranch:
         self.n_workers = n_threads if n_workers is None else n_workers
         self.device, self.allow_tf32 = device, allow_tf32
         self.branch = f"neural.{model}"
-        self.untrained = isinstance(weights, str) and weights == UNTRAINED
+        # A door names its weights inside the model name (hear:MODULE:untrained): random
+        # weights there must be marked too, or a benchmark would accept them.
+        self.untrained = ((isinstance(weights, str) and weights == UNTRAINED)
+                          or (info.source or {}).get("weights") == UNTRAINED)
         if info.registered and weights is not None:  # refused here, before any clip
             raise WeightsError(f"model {model!r} was registered with a factory that loads its "
                                f"own weights; weights={str(weights)!r} does not apply")
@@ -121,7 +124,8 @@ class NeuralBranch:
     def tagger(self) -> AudioTagger:
         """The loaded model (loaded on first access)."""
         if self._tagger is None:
-            weights = UNTRAINED if self.untrained else self.weights_path
+            weights = UNTRAINED if self.untrained and not self._info.registered \
+                else self.weights_path
             self._tagger = load_pretrained(self.model, weights, device=self.device,
                                            offline=True)
         return self._tagger
