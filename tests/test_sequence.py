@@ -369,3 +369,54 @@ def test_load_sequences_pads_and_orders_clips(tmp_path: Path) -> None:
     assert load_sequences(store, "ds", ["pitch"], ["b"], max_frames=2)["pitch"].shape[1] == 2
     with pytest.raises(StoreError, match="no stored frames"):
         load_sequences(store, "ds", ["pitch"], ["a", "zz"])
+
+
+def test_info_nce_known_answers() -> None:
+    import torch
+
+    from featurekit.learn.torch.training import info_nce
+
+    batch = 8
+    aligned = torch.eye(batch)
+    assert float(info_nce([aligned, aligned], temperature=0.01)) < 1e-6
+    constant = torch.ones(batch, 4)  # says nothing about which clip is which
+    assert float(info_nce([constant, constant, constant], temperature=0.1)) == \
+        pytest.approx(np.log(batch), rel=1e-6)
+    shuffled = aligned[torch.roll(torch.arange(batch), 1)]  # every clip matched to another
+    assert float(info_nce([aligned, shuffled], temperature=0.01)) > 50.0
+    # Invariant to each embedding's length (cosine similarity).
+    scaled = info_nce([3.0 * aligned + 0.1, aligned + 0.1 / 3.0], temperature=0.5)
+    assert float(scaled) == pytest.approx(float(info_nce([aligned + 0.1 / 3.0] * 2,
+                                                         temperature=0.5)), rel=1e-5)
+
+
+def test_contrastive_alignment_is_a_weighted_term_of_the_joint_loss(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import featurekit.learn.torch.sequence as sequence
+
+    y = np.arange(160) % 4
+    streams = {"pitch": coded_sequences(y, low_bit(y), strength=1.5, seed=1),
+               "neural.x": coded_sequences(y, high_bit(y), n_frames=6, n_dims=5,
+                                           strength=1.5, seed=2)}
+    calls = []
+    info_nce = sequence.info_nce
+
+    def spy(embeddings, *, temperature):
+        calls.append((len(embeddings), embeddings[0].shape[0], temperature))
+        return info_nce(embeddings, temperature=temperature)
+
+    monkeypatch.setattr(sequence, "info_nce", spy)
+    plain = SequenceClassifier(random_state=0, **FAST).fit(streams, y)
+    off = SequenceClassifier(random_state=0, contrastive_weight=0.0, **FAST).fit(streams, y)
+    assert not calls
+    np.testing.assert_array_equal(off.predict_proba(streams), plain.predict_proba(streams))
+    aligned = SequenceClassifier(random_state=0, contrastive_weight=1.0,
+                                 contrastive_temperature=0.2, **FAST).fit(streams, y)
+    assert calls and {call[0] for call in calls} == {2} and {call[2] for call in calls} == {0.2}
+    assert max(call[1] for call in calls) == FAST.get("batch_size", 64)
+    assert not np.array_equal(aligned.predict_proba(streams), plain.predict_proba(streams))
+    assert accuracy(aligned, streams, y) > 0.6  # still learns the task (chance: 0.25)
+    with pytest.raises(ConfigError, match="contrastive_weight must be >= 0"):
+        SequenceClassifier(contrastive_weight=-1.0).fit(streams, y)
+    with pytest.raises(ConfigError, match="contrastive_temperature must be > 0"):
+        SequenceClassifier(contrastive_temperature=0.0).fit(streams, y)

@@ -28,7 +28,10 @@ class JointSequenceClassifier(SequenceClassifier):
       own losses, so every encoder learns to classify on its own rather than lean on the
       strongest stream;
     * *stream dropout* (``stream_dropout``) leaves streams out of a training clip's blend at
-      random (never all of them), so the gate cannot come to rely on one stream alone.
+      random (never all of them), so the gate cannot come to rely on one stream alone;
+    * an optional *contrastive alignment* (``contrastive_weight`` > 0) adds a symmetric
+      InfoNCE term that pulls each stream's embedding of a clip towards the other streams'
+      embeddings of the same clip (the paper's branches "aligned by contrastive learning").
 
     This is :class:`~featurekit.learn.torch.sequence.SequenceClassifier` given a mapping of
     streams, as an
@@ -39,7 +42,8 @@ class JointSequenceClassifier(SequenceClassifier):
     **params
         Those of :class:`~featurekit.learn.torch.sequence.SequenceClassifier` (``encoder``,
         ``width``,
-        ``embedding_dim``, ``stream_dropout``, ``aux_weight``, ``max_epochs``,
+        ``embedding_dim``, ``stream_dropout``, ``aux_weight``, ``contrastive_weight``,
+        ``max_epochs``,
         ``random_state``, ...).
 
     Attributes

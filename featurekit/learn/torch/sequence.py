@@ -39,6 +39,7 @@ from featurekit.learn.torch.encoders import ENCODERS
 from featurekit.learn.torch.inputs import StreamScaling, check_streams
 from featurekit.learn.torch.training import (
     deterministic_torch,
+    info_nce,
     logits_to_proba,
     target_loss,
     target_tensor,
@@ -77,7 +78,7 @@ class _Network(nn.Module):
         embeddings = [encoder(x, mask) for encoder, (x, mask) in zip(self.encoders, inputs,
                                                                       strict=True)]
         if self.gate is None:
-            fused, weights, auxiliary = embeddings[0], None, []
+            fused, weights, auxiliary, streams = embeddings[0], None, [], []
         else:
             scores = self.gate(torch.cat(embeddings, dim=1))
             if hidden is not None:
@@ -86,7 +87,8 @@ class _Network(nn.Module):
             fused = (torch.stack(embeddings, dim=1) * weights.unsqueeze(-1)).sum(dim=1)
             auxiliary = [layer(self.dropout(embedding))
                          for layer, embedding in zip(self.auxiliary, embeddings, strict=True)]
-        return _Outputs(self.classify(self.dropout(fused)), fused, weights, auxiliary)
+            streams = embeddings
+        return _Outputs(self.classify(self.dropout(fused)), fused, weights, auxiliary, streams)
 
 
 class _Outputs(NamedTuple):
@@ -94,6 +96,7 @@ class _Outputs(NamedTuple):
     embedding: torch.Tensor
     weights: torch.Tensor | None  # (batch, n_streams) gate weights; None for one stream
     auxiliary: list[torch.Tensor]  # per-stream logits; empty for one stream
+    streams: list[torch.Tensor]  # per-stream embeddings; empty for one stream
 
 
 class SequenceClassifier(ClassifierMixin, BaseEstimator):
@@ -147,6 +150,14 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         Of the training cross-entropy.
     aux_weight : float
         Weight of the per-stream auxiliary losses (several streams only).
+    contrastive_weight : float
+        Weight of the contrastive alignment of the streams (several streams only): a
+        symmetric InfoNCE term (:func:`~featurekit.learn.torch.training.info_nce`) that pulls
+        each stream's embedding of a clip towards the other streams' embeddings of the same
+        clip and away from those of the batch's other clips. 0 (the default, not yet chosen on
+        development data) trains without it.
+    contrastive_temperature : float
+        Temperature of the InfoNCE similarities (cosine similarity / temperature).
     patience : int
         Stop after this many epochs without a lower validation log-loss; the best epoch's
         weights are kept.
@@ -195,7 +206,9 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
                  stream_dropout: float = 0.0, max_steps: int | None = 48,
                  max_epochs: int = 30, batch_size: int = 64,
                  learning_rate: float = 2e-3, weight_decay: float = 1e-2,
-                 label_smoothing: float = 0.1, aux_weight: float = 0.5, patience: int = 6,
+                 label_smoothing: float = 0.1, aux_weight: float = 0.5,
+                 contrastive_weight: float = 0.0, contrastive_temperature: float = 0.1,
+                 patience: int = 6,
                  validation_fraction: float = 0.15,
                  validation_kind: str = AUTO_VALIDATION, n_jobs: int = 1,
                  device: str | None = None, random_state: int | None = None) -> None:
@@ -216,6 +229,8 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         self.weight_decay = weight_decay
         self.label_smoothing = label_smoothing
         self.aux_weight = aux_weight
+        self.contrastive_weight = contrastive_weight
+        self.contrastive_temperature = contrastive_temperature
         self.patience = patience
         self.validation_fraction = validation_fraction
         self.validation_kind = validation_kind
@@ -245,8 +260,12 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         for name in ("frame_dropout", "stream_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        if self.aux_weight < 0.0:
-            raise ConfigError(f"aux_weight must be >= 0, got {self.aux_weight}")
+        for name in ("aux_weight", "contrastive_weight"):
+            if getattr(self, name) < 0.0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.contrastive_temperature <= 0.0:
+            raise ConfigError("contrastive_temperature must be > 0, got "
+                              f"{self.contrastive_temperature}")
 
     def _inputs(self, X: np.ndarray | Mapping[str, np.ndarray], index: np.ndarray,
                 device: torch.device, rng: np.random.Generator | None = None
@@ -283,7 +302,7 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         weights = [out.weights for out in outputs]
         return _Outputs(torch.cat([out.logits for out in outputs]),
                         torch.cat([out.embedding for out in outputs]),
-                        None if weights[0] is None else torch.cat(weights), [])
+                        None if weights[0] is None else torch.cat(weights), [], [])
 
     def _loss(self, outputs: _Outputs, targets: torch.Tensor,
               criterion: nn.Module) -> torch.Tensor:
@@ -291,6 +310,9 @@ class SequenceClassifier(ClassifierMixin, BaseEstimator):
         if outputs.auxiliary and self.aux_weight > 0.0:
             loss = loss + self.aux_weight * torch.stack(
                 [criterion(logits, targets) for logits in outputs.auxiliary]).mean()
+        if outputs.streams and self.contrastive_weight > 0.0:
+            loss = loss + self.contrastive_weight * info_nce(
+                outputs.streams, temperature=self.contrastive_temperature)
         return loss
 
     # --------------------------------------------------------------------- API

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -74,6 +75,37 @@ def target_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     if targets.dtype.is_floating_point:
         return nn.functional.binary_cross_entropy_with_logits(logits, targets)
     return nn.functional.cross_entropy(logits, targets)
+
+
+def info_nce(embeddings: Sequence[torch.Tensor], *, temperature: float) -> torch.Tensor:
+    """Symmetric InfoNCE between the streams' embeddings of the same clips.
+
+    For every pair of streams, each clip's embedding in one stream should be most similar
+    (cosine similarity divided by ``temperature``) to the same clip's embedding in the other
+    stream among the batch's clips: the cross-entropy of that choice, in both directions,
+    averaged over pairs (van den Oord et al., 2018; CLIP's symmetric form, Radford et al.,
+    2021).
+
+    Parameters
+    ----------
+    embeddings : sequence of torch.Tensor, each (batch, dim)
+        Two or more streams' embeddings, rows are the same clips.
+    temperature : float, keyword-only
+        Greater than 0; smaller sharpens the similarities.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar loss; ``log(batch)`` for embeddings that carry no information about the clip.
+    """
+    normalised = [nn.functional.normalize(embedding, dim=1) for embedding in embeddings]
+    same_clip = torch.arange(normalised[0].shape[0], device=normalised[0].device)
+    losses = []
+    for first, second in itertools.combinations(normalised, 2):
+        similarity = first @ second.T / temperature
+        losses += [nn.functional.cross_entropy(similarity, same_clip),
+                   nn.functional.cross_entropy(similarity.T, same_clip)]
+    return torch.stack(losses).mean()
 
 
 def logits_to_proba(logits: torch.Tensor, multilabel: bool) -> np.ndarray:
