@@ -18,7 +18,7 @@ from featurekit.errors import FeaturekitError, MissingDependencyError
 
 #: Import names of the optional engines, and the extra that installs each.
 EXTRAS = {"distributed": "dask", "dask": "dask", "opensmile": "opensmile",
-          "essentia": "essentia", "transformers": "hf"}
+          "essentia": "essentia", "transformers": "hf", "lameenc": "mp3"}
 
 
 def test_require_returns_the_module() -> None:

@@ -9,6 +9,7 @@ extra                     installs                    needed by
 ``featurekit[opensmile]`` ``opensmile``               the openSMILE feature sets
 ``featurekit[essentia]``  ``essentia`` (AGPL-3.0)     the Essentia feature sets
 ``featurekit[hf]``        ``transformers``            ``hf:`` models (``--model hf:ID``)
+``featurekit[mp3]``       ``lameenc``                 the ``mp3`` corruption (MP3 round trip)
 ========================  ==========================  =======================================
 
 >>> distributed = require("distributed", extra="dask", purpose="backend='dask'")  # doctest: +SKIP
