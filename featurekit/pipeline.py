@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from featurekit.computers.base import BranchComputer
+from featurekit.computers.corrupted import CorruptedComputer, Corruption
 from featurekit.computers.factory import make_computer
 from featurekit.computers.imported import imported_models
 from featurekit.computers.runner import run_branch
@@ -33,9 +34,9 @@ from featurekit.names import (
     neural_branch,
 )
 
-__all__ = ["FillEstimate", "check_models", "check_n_jobs", "check_provenance", "estimate_fill",
-           "fill_store", "model_branches", "model_names", "open_doors", "read_features",
-           "stored_extraction"]
+__all__ = ["FillEstimate", "check_corruptible", "check_models", "check_n_jobs",
+           "check_provenance", "corrupted_dataset", "estimate_fill", "fill_store",
+           "model_branches", "model_names", "open_doors", "read_features", "stored_extraction"]
 
 
 def model_names(model: str | Sequence[str] | None) -> list[str]:
@@ -133,25 +134,59 @@ def stored_extraction(store: Any, dataset: str) -> ExtractionConfig:
 
 def _computers(data: Any, feature_store: Any, *, model: str | Sequence[str] | None,
                branches: Sequence[str], weights: str | None,
-               extraction: ExtractionConfig | None, n_jobs: int) -> list[BranchComputer]:
+               extraction: ExtractionConfig | None, n_jobs: int,
+               corruption: Corruption | None = None, seed: int = 0) -> list[BranchComputer]:
     """The computers of ``branches`` then of the models' branches (see :func:`fill_store`),
-    leaving out imported branches: nothing computes those."""
+    leaving out imported branches: nothing computes those. With ``corruption``, ``data`` is
+    the clean dataset, and each computer runs on corrupted copies of its clips."""
     from joblib import effective_n_jobs
 
     if extraction is None:
         extraction = stored_extraction(feature_store, data.name)
     imported = model_branches(imported_models(feature_store, data.name))
     open_doors(model)
-    return [make_computer(branch, extraction=extraction, weights=weights,
-                          n_threads=effective_n_jobs(n_jobs))
-            for branch in [*branches, *model_branches(model)] if branch not in imported]
+    computers = [make_computer(branch, extraction=extraction, weights=weights,
+                               n_threads=effective_n_jobs(n_jobs))
+                 for branch in [*branches, *model_branches(model)] if branch not in imported]
+    if corruption is None:
+        return computers
+    check_corruptible(feature_store, data.name, model)
+    return [CorruptedComputer(computer, corruption, seed) for computer in computers]
+
+
+def check_corruptible(feature_store: Any, dataset: str,
+                      model: str | Sequence[str] | None) -> None:
+    """Refuse models of ``dataset`` whose branches hold imported embeddings: nothing here can
+    compute them on corrupted audio.
+
+    Raises
+    ------
+    ConfigError
+    """
+    if imported := [name for name in model_names(model)
+                    if name in imported_models(feature_store, dataset)]:
+        raise ConfigError(f"model(s) {', '.join(imported)} hold imported embeddings, which "
+                          "featurekit cannot compute on corrupted audio: leave them out of a "
+                          "robustness run")
+
+
+def corrupted_dataset(data: Any, corruption: Corruption, clip_ids: Sequence[str]) -> Any:
+    """The corrupted copy of ``data``'s clips ``clip_ids`` as a dataset of its own, named
+    ``<dataset>@<corruption>`` (so that a store keeps its branches apart from the clean ones),
+    with the clean clips' files, folds and labels (:class:`~featurekit.computers.corrupted.
+    CorruptedComputer` corrupts them as it reads them)."""
+    from dataclasses import replace
+
+    clips = data.clips[data.clips["clip_id"].isin(list(clip_ids))].reset_index(drop=True)
+    return replace(data, name=f"{data.name}@{corruption.name}", clips=clips)
 
 
 def fill_store(data: Any, feature_store: Any, *, model: str | Sequence[str] | None,
                branches: Sequence[str] = (HANDCRAFTED_BRANCH,), weights: str | None = None,
                extraction: ExtractionConfig | None = None, frames: bool = False,
                n_jobs: int = 1, backend: str = "loky", scheduler: str | None = None,
-               progress: bool | None = None) -> list[BranchComputer]:
+               progress: bool | None = None, corruption: Corruption | None = None,
+               clip_ids: Sequence[str] | None = None, seed: int = 0) -> list[BranchComputer]:
     """Compute whatever ``feature_store`` lacks of a dataset's branches.
 
     Parameters
@@ -173,6 +208,15 @@ def fill_store(data: Any, feature_store: Any, *, model: str | Sequence[str] | No
     n_jobs, backend, scheduler, progress :
         Parallelism of extraction and embedding
         (:func:`featurekit.computers.runner.run_branch`).
+    corruption : Corruption, optional
+        Compute the branches on corrupted copies of the clips instead, into the store's
+        dataset ``<data.name>@<corruption>`` (:func:`corrupted_dataset`), with the clean
+        dataset's handcrafted configuration; imported embeddings are refused (nothing here
+        computes them).
+    clip_ids : sequence of str, optional
+        With ``corruption``: the clips to corrupt (default every clip).
+    seed : int
+        With ``corruption``: the run's seed (:func:`featurekit.computers.corrupted.clip_rng`).
 
     Returns
     -------
@@ -195,7 +239,11 @@ def fill_store(data: Any, feature_store: Any, *, model: str | Sequence[str] | No
                              f"import them with `featurekit import-embeddings --name {name} "
                              "--frames FILE --overwrite ...`")
     computers = _computers(data, feature_store, model=model, branches=branches,
-                           weights=weights, extraction=extraction, n_jobs=n_jobs)
+                           weights=weights, extraction=extraction, n_jobs=n_jobs,
+                           corruption=corruption, seed=seed)
+    if corruption is not None:
+        data = corrupted_dataset(data, corruption, data.clips["clip_id"] if clip_ids is None
+                                 else clip_ids)
     for computer in computers:
         stored = computer.branch in feature_store.branches(data.name)
         # The e2e stream's branch is nothing but frames.

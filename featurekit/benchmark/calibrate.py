@@ -207,7 +207,8 @@ def _sampled_plans(plan: Plan) -> dict[str, Plan]:
             0, len(systems) - 1, min(FUSION_SAMPLE, len(systems)))})]
         plans[kind] = replace(plan, systems=picked, reference_candidates=[],
                               auto_candidates=[s.name for s in picked if s.name in scored],
-                              branch_comparisons=[], synergy_candidates=[])
+                              branch_comparisons=[], synergy_candidates=[],
+                              extra_selections={})
     return plans
 
 

@@ -37,6 +37,9 @@ BENCHMARK_FUSIONS = ("early", *LATE_FUSIONS, OOF_FEATURES, *SEQUENCE_FUSIONS)
 #: synergy comparison's reference ``single-auto``, the best system made of one group only (the
 #: handcrafted branches together, or one neural branch alone).
 AUTO, NEURAL_AUTO, SINGLE_AUTO = "auto", "neural-auto", "single-auto"
+#: A robustness run's fourth choice: the best system over the handcrafted branches alone
+#: (among the synergy pool's handcrafted systems), scored under each corruption beside them.
+HANDCRAFTED_AUTO = "handcrafted-auto"
 #: How much of the ablation a benchmark runs (:mod:`featurekit.benchmark.ablation`): ``full``
 #: adds every pair of branches to ``families``; ``none`` keeps only what the primary
 #: comparison and the report's headline need.

@@ -114,6 +114,12 @@ class BenchmarkData:
     clip_ids : np.ndarray of str
     Y : np.ndarray of int, (n_clips, n_classes), optional
         Multi-label tasks: each clip's label indicators, what heads fit and metrics score.
+    corrupted : dict of str to np.ndarray, float32 (n_clips, n_features)
+        A robustness run: per corruption, the features of the clips' corrupted copies, in
+        ``X``'s rows and columns; a clip without a corrupted copy keeps its clean row there
+        and is marked in ``corrupted_rows``. Only test rows are ever read (predicted).
+    corrupted_rows : dict of str to np.ndarray of bool
+        Per corruption, the clips that have a corrupted copy.
     """
 
     X: np.ndarray
@@ -127,6 +133,8 @@ class BenchmarkData:
     sequences: dict[str, np.ndarray] = field(default_factory=dict)
     sequence_rows: np.ndarray | None = None
     Y: np.ndarray | None = None
+    corrupted: dict[str, np.ndarray] = field(default_factory=dict)
+    corrupted_rows: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_classes(self) -> int:
@@ -204,7 +212,8 @@ def _check_multilabel_config(config: BenchmarkConfig) -> None:
 def prepare_data(data: pd.DataFrame, config: BenchmarkConfig, *,
                  branches: Mapping[str, Selector] | None = None,
                  sequences: Mapping[str, np.ndarray] | None = None,
-                 multilabel: bool = False) -> BenchmarkData:
+                 multilabel: bool = False,
+                 corrupted: Mapping[str, pd.DataFrame] | None = None) -> BenchmarkData:
     """Check a features table (a store read) and turn it into :class:`BenchmarkData`.
 
     Parameters
@@ -220,6 +229,9 @@ def prepare_data(data: pd.DataFrame, config: BenchmarkConfig, *,
     multilabel : bool
         ``label`` holds each clip's label set, joined by :data:`LABEL_SEPARATOR`; classes are
         the labels' sorted union and :attr:`BenchmarkData.Y` their indicators.
+    corrupted : mapping of str to pandas.DataFrame, optional
+        A robustness run: per corruption, the store read of the clips' corrupted copies
+        (``clip_id`` and the same feature columns; any subset of the clips).
 
     Raises
     ------
@@ -272,7 +284,34 @@ def prepare_data(data: pd.DataFrame, config: BenchmarkConfig, *,
             raise DatasetError(f"clip(s) without labels: {', '.join(map(str, empty[:5]))}")
         Y, classes = label_matrix(label_sets)
         y = stratification_labels(Y)
+    clip_ids = data["clip_id"].to_numpy(dtype=str)
+    corrupted_X, corrupted_rows = {}, {}
+    for name, table in (corrupted or {}).items():
+        corrupted_X[name], corrupted_rows[name] = _corrupted_matrix(
+            name, table, X, clip_ids, feature_columns)
     return BenchmarkData(X=X, y=y.astype(np.int64), folds=folds, groups=groups,
                          grouping=grouping, positions=positions,
-                         classes=classes, clip_ids=data["clip_id"].to_numpy(dtype=str),
-                         sequences=sequences, sequence_rows=order, Y=Y)
+                         classes=classes, clip_ids=clip_ids,
+                         sequences=sequences, sequence_rows=order, Y=Y,
+                         corrupted=corrupted_X, corrupted_rows=corrupted_rows)
+
+
+def _corrupted_matrix(name: str, table: pd.DataFrame, X: np.ndarray, clip_ids: np.ndarray,
+                      feature_columns: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """A corruption's features in ``X``'s rows and columns (clean rows where a clip has no
+    corrupted copy) and which rows have one."""
+    absent = [column for column in feature_columns if column not in table.columns]
+    if absent:
+        raise DatasetError(f"the corrupted copy {name!r} lacks feature columns, e.g. "
+                           f"{absent[0]!r}: it was computed with other branches or settings")
+    rows = pd.Index(clip_ids).get_indexer(table["clip_id"].astype(str))
+    if (rows < 0).any():
+        raise DatasetError(f"the corrupted copy {name!r} holds clips the benchmark lacks, "
+                           f"e.g. {table['clip_id'].iloc[int(np.argmax(rows < 0))]!r}")
+    values = table[list(feature_columns)].to_numpy(dtype=np.float32, copy=True)
+    values[~np.isfinite(values) & ~np.isnan(values)] = np.nan
+    matrix = X.copy()
+    matrix[rows] = values
+    present = np.zeros(len(clip_ids), dtype=bool)
+    present[rows] = True
+    return matrix, present

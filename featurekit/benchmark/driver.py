@@ -30,13 +30,16 @@ from featurekit.benchmark.data import branch_selectors
 from featurekit.benchmark.engine import dataset_task, run_benchmark
 from featurekit.benchmark.estimate import (
     CostPlan,
+    Stage,
     fill_stage,
     read_stage,
     record_stage,
     save_plan,
 )
-from featurekit.benchmark.plan import leave_one_fold_out
+from featurekit.benchmark.plan import leave_one_fold_out, official_split
 from featurekit.benchmark.results import save_results
+from featurekit.benchmark.robustness import CorruptedTable, check_robustness
+from featurekit.computers.corrupted import Corruption, parse_corruptions
 from featurekit.computers.imported import imported_models
 from featurekit.computers.sets import FEATURE_SETS, parse_sets
 from featurekit.errors import ConfigError
@@ -48,12 +51,15 @@ from featurekit.names import (
     neural_branch,
 )
 from featurekit.pipeline import (
+    check_corruptible,
     check_models,
     check_n_jobs,
+    corrupted_dataset,
     estimate_fill,
     fill_store,
     model_names,
     read_features,
+    stored_extraction,
 )
 
 
@@ -134,7 +140,8 @@ def run(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLike
         config: BenchmarkConfig | None = None, extraction: Any = None,
         out: str | os.PathLike[str] | None = None, n_jobs: int = 1, backend: str = "loky",
         scheduler: str | None = None, progress: bool | None = None, plan_only: bool = False,
-        on_plan: Callable[[dict[str, Any]], None] | None = None) -> BenchmarkRun:
+        on_plan: Callable[[dict[str, Any]], None] | None = None,
+        corruptions: str | Sequence[str] | None = None) -> BenchmarkRun:
     """Benchmark a dataset end to end: compute what the store lacks, evaluate, write reports.
 
     The plan (:mod:`featurekit.benchmark.estimate`: the work, and each stage's estimated
@@ -174,6 +181,13 @@ def run(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLike
         when given.
     on_plan : callable, optional
         Called with the plan as soon as it is made (before any unit is fitted).
+    corruptions : str or sequence of str, optional
+        A robustness run (:mod:`featurekit.benchmark.robustness`): corruption specs
+        (:func:`featurekit.computers.corrupted.parse_corruptions`, e.g.
+        ``"noise:snr=20/10/0,lowpass:hz=2000"``). Every branch is computed on corrupted copies
+        of the outer test clips, each corruption into its own dataset of the store
+        (``<dataset>@<corruption>``, resumable like any branch); the systems fitted and chosen
+        on clean audio predict them.
 
     Returns
     -------
@@ -212,6 +226,10 @@ def run(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLike
     if names is not None and frames:
         raise ConfigError("feature sets are compared on clip-level functionals: drop the "
                           "sequence head from --heads")
+    corrupt = None if corruptions is None else parse_corruptions(corruptions)
+    if corrupt is not None and names is not None:
+        raise ConfigError("corruptions are scored on the ablation of branches, not on a "
+                          "comparison of feature sets: drop --sets or --corruptions")
     if names is not None and config.ablation != DEFAULT_ABLATION:
         raise ConfigError(f"ablation {config.ablation!r} chooses among subsets of branch "
                           "families; feature sets are compared on subsets of their own: "
@@ -224,6 +242,9 @@ def run(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLike
     protocol = task["protocol"]
     if protocol == LEAVE_ONE_FOLD_OUT:
         leave_one_fold_out(data.clips["fold"].to_numpy(), config.outer_folds)
+    if corrupt is not None:
+        check_robustness(config, models)
+        check_corruptible(feature_store, data.name, models)
     neural = [E2E_BRANCH if name == E2E_BRANCH else neural_branch(name) for name in models]
     check_curve(config, protocol=protocol,
                 comparisons=bool(neural) if names is None
@@ -242,22 +263,34 @@ def run(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLike
                         notes=[f"the store lacks {', '.join(absent)}: only the fill is "
                                "estimated; run --plan again once it is filled"])
         return _plan_run(cost.to_dict(), out, on_plan)
+    stages = [stage]
+    corrupted: list[CorruptedTable] = []
     if not plan_only:
         fill_started = time.perf_counter()
         fill_store(data, feature_store, backend=backend, scheduler=scheduler,
                    progress=progress, **fill_options)
         stage.measured_s = time.perf_counter() - fill_started
+        if corrupt is not None:
+            corrupt_started = time.perf_counter()
+            corrupted = fill_corrupted(data, feature_store, corrupt, protocol=protocol,
+                                       config=config, fill_options=fill_options,
+                                       backend=backend, scheduler=scheduler, progress=progress)
+            stages.append(Stage("corrupt", None, time.perf_counter() - corrupt_started,
+                                f"{len(corrupt)} corruption(s) of the test clips"))
+    elif corrupt is not None:
+        stages.append(Stage("corrupt", None, note="not estimated: each corruption computes "
+                                                  "every branch again on the test clips"))
     options = {"n_jobs": n_jobs, "backend": backend, "scheduler": scheduler,
                "progress": progress, "calibrate": True, "plan_only": plan_only,
                # A plan alone is printed once complete (below).
-               "on_plan": None if plan_only else on_plan, "stages": [stage]}
+               "on_plan": None if plan_only else on_plan, "stages": stages}
     if names is not None:
         results = benchmark_sets(feature_store, data, names, model=models, config=config,
                                  **options)
     else:
         results = benchmark_store(feature_store, data.name, model=models, config=config,
                                   expected_folds=data.expected_folds,
-                                  clips=data.clips, **task, **options)
+                                  clips=data.clips, corrupted=corrupted, **task, **options)
     if plan_only:
         partial = [e.branch for e in fill if e.missing]
         if partial:
@@ -282,3 +315,43 @@ def _plan_run(plan: dict[str, Any], out: str | os.PathLike[str] | None,
         on_plan(plan)
     written = [] if out is None else [save_plan(plan, out)]
     return BenchmarkRun({"plan": plan}, written)
+
+
+def test_clip_ids(clips: pd.DataFrame, *, protocol: str,
+                  outer_folds: Sequence[int] | None) -> list[str]:
+    """The clips some outer fold tests: every clip of the outer folds under
+    leave-one-fold-out, the eval clips under an official split."""
+    folds = clips["fold"].to_numpy()
+    outer = (leave_one_fold_out(folds, outer_folds) if protocol == LEAVE_ONE_FOLD_OUT
+             else official_split(folds)[0])
+    return [str(clip) for _, _, test in outer for clip in clips["clip_id"].iloc[test]]
+
+
+def fill_corrupted(data: Any, feature_store: Any, corruptions: Sequence[Corruption], *,
+                   protocol: str, config: BenchmarkConfig, fill_options: Mapping[str, Any],
+                   backend: str, scheduler: str | None,
+                   progress: bool | None) -> list[CorruptedTable]:
+    """Compute every branch on each corruption's copies of the outer test clips (what the
+    store lacks of them) and read them back.
+
+    The handcrafted configuration is the clean branch's, so that corrupted and clean columns
+    mean the same; each clip's corruption is seeded by ``config.seed``, the corruption and the
+    clip's file name.
+    """
+    clip_ids = test_clip_ids(data.clips, protocol=protocol, outer_folds=config.outer_folds)
+    options = {**fill_options, "extraction": stored_extraction(feature_store, data.name),
+               "frames": False}
+    tables = []
+    for corruption in corruptions:
+        fill_store(data, feature_store, corruption=corruption, clip_ids=clip_ids,
+                   seed=config.seed, backend=backend, scheduler=scheduler, progress=progress,
+                   **options)
+        copy = corrupted_dataset(data, corruption, clip_ids)
+        table, provenance = read_features(feature_store, copy.name,
+                                          model=fill_options["model"], clips=copy.clips)
+        facts = {**corruption.to_dict(), "seed": config.seed, "store_dataset": copy.name,
+                 "config_hashes": {branch: facts.get("config_hash")
+                                   for branch, facts in provenance.items()}}
+        tables.append(CorruptedTable(corruption.name, corruption.kind, corruption.severity,
+                                     facts, table))
+    return tables

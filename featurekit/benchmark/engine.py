@@ -26,6 +26,7 @@ from featurekit.benchmark.fuse import fuse
 from featurekit.benchmark.head_settings import settings_record, with_settings
 from featurekit.benchmark.plan import make_plan, official_split
 from featurekit.benchmark.results import assemble_results
+from featurekit.benchmark.robustness import CorruptedTable, robustness_plan, robustness_results
 from featurekit.errors import ConfigError
 from featurekit.fusion import Selector
 from featurekit.learn.heads.base import HeadSpec
@@ -55,7 +56,8 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
                   protocol: str = LEAVE_ONE_FOLD_OUT, calibrate: bool = False,
                   plan_only: bool = False,
                   on_plan: Callable[[dict[str, Any]], None] | None = None,
-                  stages: Sequence[Stage] = ()) -> dict[str, Any]:
+                  stages: Sequence[Stage] = (),
+                  corrupted: Sequence[CorruptedTable] = ()) -> dict[str, Any]:
     """Evaluate every branch alone, together and left out, by leave-one-fold-out (or on an
     official train -> validation -> eval split).
 
@@ -115,6 +117,10 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
     stages : sequence of Stage
         Stages a driver already estimated or ran (filling the store, reading it), which the
         plan records beside its own.
+    corrupted : sequence of CorruptedTable
+        A robustness run: the features of corrupted copies of the test clips, which the
+        systems fitted and chosen on clean audio also predict
+        (:mod:`featurekit.benchmark.robustness`; clip-level heads only).
 
     Returns
     -------
@@ -138,8 +144,12 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
         config = _multilabel_config(config)
     provenance = dict(provenance or {})
     check_provenance(provenance)
+    if corrupted and sequences:
+        raise ConfigError("corruptions are scored on clip-level features: a robustness run "
+                          "takes no frame sequences (sequence heads, the e2e stream)")
     table = prepare_data(data, config, branches=branches, sequences=sequences,
-                         multilabel=multilabel)
+                         multilabel=multilabel,
+                         corrupted={entry.name: entry.table for entry in corrupted})
     specs = {name: head_spec(name, head_specs) for name in config.heads}
     if E2E_BRANCH in table.branches:
         specs[E2E_HEAD] = head_spec(E2E_HEAD, head_specs)
@@ -152,6 +162,8 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
     check_curve(config, protocol=protocol, comparisons=bool(plan.branch_comparisons))
     if fixed_inner is not None:
         plan = replace(plan, fixed_inner=fixed_inner)
+    if corrupted:
+        plan = robustness_plan(plan)
     cost = estimate(plan, table, config, specs, dataset=dataset, n_jobs=n_jobs,
                     backend=backend, scheduler=scheduler, stages=stages,
                     calibrated=calibrate or plan_only)
@@ -173,6 +185,8 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
     cost.stage("fusion").measured_s = time.perf_counter() - fusion_started
     statistics_started = time.perf_counter()
     results = assemble_results(plan, table, predictions, config, dataset=dataset)
+    if corrupted:
+        results.update(robustness_results(plan, table, predictions, config, corrupted))
     cost.stage("statistics").measured_s = time.perf_counter() - statistics_started
     results["validation_splits"] = validation_counts(outputs, table.grouping)
     results["head_settings"] = settings_record(specs, dataset, config.head_settings)

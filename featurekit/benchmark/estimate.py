@@ -55,8 +55,8 @@ from featurekit.learn.splits import Split
 from featurekit.pipeline import FillEstimate
 
 #: The stages of a run, in order.
-STAGES = ("fill", "read", "calibration", "fits", "fusion", "statistics", "learning_curve",
-          "report")
+STAGES = ("fill", "corrupt", "read", "calibration", "fits", "fusion", "statistics",
+          "learning_curve", "report")
 #: Seconds allowed for results.json, report.md and its plots (not calibrated: about a
 #: second on UrbanSound8K's 185 systems, plus matplotlib's import).
 REPORT_ALLOWANCE_S = 3.0

@@ -9,7 +9,8 @@ while a fit on the GPU gains nothing from a worker (:func:`gpu_units`).
 
 Each unit fits one head on the training rows of its outer fold and predicts the test rows;
 with ``unit.inner`` it also fits the head's inner out-of-fold twins on the inner splits of the
-training rows. Only training rows reach any ``fit``: the test rows are only predicted.
+training rows. Only training rows reach any ``fit``: the test rows are only predicted, and so
+are their corrupted copies in a robustness run (by the same fitted members).
 
 A second-level learner (the target head of ``oof_features`` here, the late rules in
 :mod:`featurekit.benchmark.fuse`) learns only from rows with real out-of-fold probabilities:
@@ -80,6 +81,9 @@ class UnitOutput:
     n_parameters : float or None
         Learned values of the head, the mean over its members
         (:func:`~featurekit.learn.parameters.n_parameters`; None for a head without a count).
+    corrupted : dict of str to np.ndarray, (n_members, n_test, n_classes)
+        A robustness run: per corruption, each member's probabilities of the outer test rows'
+        corrupted copies (the same fitted members as ``test``).
     """
 
     test: np.ndarray
@@ -94,6 +98,7 @@ class UnitOutput:
     stream_weights: np.ndarray | None = None
     frames: tuple[np.ndarray, np.ndarray] | None = None
     peak_rss: tuple[int, int] = (0, 0)
+    corrupted: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 #: Splits of a fixed validation set for the second level's own choices and out-of-fold
@@ -223,8 +228,16 @@ def fit_unit(unit: Unit, spec: HeadSpec, data: BenchmarkData, train: np.ndarray,
                                            [part.oof.mean(axis=0)[rows] for part in others])
         X_test = log_probability_features(target_columns[test],
                                           [part.test.mean(axis=0) for part in others])
+        # Corrupted test rows go through the same second level: the target branch's corrupted
+        # columns and the other heads' probabilities of the corrupted copies.
+        X_corrupted = {name: log_probability_features(
+            values[np.ix_(test, data.columns(target))],
+            [part.corrupted[name].mean(axis=0) for part in others])
+            for name, values in data.corrupted.items()}
     else:
         X_train, X_test = unit_input(unit, data, train), unit_input(unit, data, test)
+        X_corrupted = {name: values[np.ix_(test, data.columns(unit.branches))]
+                       for name, values in data.corrupted.items()}
         if sequence and E2E_BRANCH in unit.branches:  # the CNN's frames, not its log-mel input
             X_train, X_test = (_with_stream(unit.branches, X, E2E_BRANCH, frames) for X, frames
                                in zip((X_train, X_test), other_outputs[E2E_BRANCH].frames,
@@ -241,7 +254,10 @@ def fit_unit(unit: Unit, spec: HeadSpec, data: BenchmarkData, train: np.ndarray,
                             oof=_at_rows(fitted.oof, rows, len(train)), params=fitted.params,
                             seconds=0.0, n_fits=len(fitted.validation_kinds),
                             validation_kinds=dict(Counter(fitted.validation_kinds)),
-                            n_parameters=mean_parameters(fitted.members))
+                            n_parameters=mean_parameters(fitted.members),
+                            corrupted={name: predict_members(fitted.members, X,
+                                                             data.n_classes)
+                                       for name, X in X_corrupted.items()})
         if with_frames:
             # One network's frames: the channels of different seeds' networks do not match.
             output.frames = (fitted.members[0].frames(X_train),

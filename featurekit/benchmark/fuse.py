@@ -53,6 +53,9 @@ class Prediction:
         Learned values of the system: its heads' (members averaged) and its fusion's own
         (:func:`~featurekit.fusion.rules.rule_parameters`); a selection's, those of the system
         it chose. None where a part has no count (a caller's head, the blend's blender).
+    corrupted : dict of str to np.ndarray, (n_test, n_classes)
+        A robustness run: per corruption, the probabilities of the test rows' corrupted
+        copies, by the same fitted system (a selection's: the chosen system's).
     """
 
     test: np.ndarray
@@ -61,6 +64,7 @@ class Prediction:
     selected: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     n_parameters: float | None = None
+    corrupted: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 Key = tuple[str, int, int]  # system name, fold, repeat
@@ -109,7 +113,9 @@ def _fuse_system(system: System, y_train: np.ndarray, splits: Sequence[Split],
         if head in SEQUENCE_HEAD_NAMES and E2E_BRANCH in system.branches:
             others.append(outputs[E2E_HEAD, (E2E_BRANCH,), "branch"].n_parameters)
         return Prediction(output.test.mean(axis=0), inner, choice,
-                          n_parameters=_total([output.n_parameters, *others]))
+                          n_parameters=_total([output.n_parameters, *others]),
+                          corrupted={name: values.mean(axis=0)
+                                     for name, values in output.corrupted.items()})
     parts = [outputs[unit_head(head, name), (name,), "branch"] for name in system.branches]
     if system.fusion == "blend":
         y_twins, twin_splits = twins
@@ -129,8 +135,10 @@ def _fuse_system(system: System, y_train: np.ndarray, splits: Sequence[Split],
     rule = make_fusion(system.fusion).fit(oof, y_train, splits)
     test = rule.combine([part.test.mean(axis=0) for part in parts])
     inner = cross_fitted_proba(system.fusion, oof, y_train, splits) if scored else None
+    corrupted = {name: rule.combine([part.corrupted[name].mean(axis=0) for part in parts])
+                 for name in parts[0].corrupted}
     return Prediction(test, inner, _named(rule.choice_, system.branches), n_parameters=_total(
-        [*(part.n_parameters for part in parts), rule_parameters(rule)]))
+        [*(part.n_parameters for part in parts), rule_parameters(rule)]), corrupted=corrupted)
 
 
 def _second_level(y_train: np.ndarray, outputs: Mapping[Unit, UnitOutput],
@@ -187,7 +195,7 @@ def fuse_fold(plan: Plan, y_train: np.ndarray, y_test: np.ndarray, fold: int, re
         predictions[name, fold, repeat] = Prediction(
             best.test, None,
             f"{chosen.best} (inner {metric} {100 * chosen.scores[chosen.index]:.1f} %)",
-            chosen.best, best.metrics, best.n_parameters)
+            chosen.best, best.metrics, best.n_parameters, best.corrupted)
     return predictions
 
 

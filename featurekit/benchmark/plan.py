@@ -251,6 +251,9 @@ class Plan:
     fixed_inner : dict of int to list of (train, validation), optional
         Official splits (:func:`official_split`): each outer fold's inner split, the same in
         every repeat (default: group-aware inner splits drawn per repeat).
+    extra_selections : dict of str to list of str
+        Further inner-CV choices among systems the plan already scores (a robustness run's
+        ``handcrafted-auto``, :func:`featurekit.benchmark.robustness.robustness_plan`).
     """
 
     outer: list[tuple[int, np.ndarray, np.ndarray]]
@@ -264,6 +267,7 @@ class Plan:
     synergy_note: str | None = None
     train_rows: dict[tuple[int, int], np.ndarray] | None = None
     fixed_inner: dict[int, list[tuple[np.ndarray, np.ndarray]]] | None = None
+    extra_selections: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def protocol(self) -> str:
@@ -283,7 +287,7 @@ class Plan:
     def selections(self) -> list[tuple[str, list[str]]]:
         """Every inner-CV choice the plan makes: (name, candidate systems), non-empty."""
         pairs = [(AUTO, self.auto_candidates), (self.reference, self.reference_candidates),
-                 (SINGLE_AUTO, self.synergy_candidates)]
+                 (SINGLE_AUTO, self.synergy_candidates), *self.extra_selections.items()]
         for comparison in self.branch_comparisons:
             pairs += [(comparison.system, comparison.candidates),
                       (comparison.reference, comparison.reference_candidates)]

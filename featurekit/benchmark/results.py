@@ -97,7 +97,7 @@ def _sizes(name: str, plan: Plan, predictions: Mapping[Key, Prediction], repeats
     return {"n_parameters": learned, "n_frozen_parameters": fixed}
 
 
-def _system_entry(name: str, branches: Sequence[str], head: str | None, fusion: str | None,
+def system_entry(name: str, branches: Sequence[str], head: str | None, fusion: str | None,
                   roles: Sequence[str], data: BenchmarkData, plan: Plan,
                   predictions: Mapping[Key, Prediction], repeats: int,
                   frozen: Mapping[str, int | None] | None = None) -> dict[str, Any]:
@@ -135,14 +135,14 @@ def assemble_results(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, 
     """Every system's scores and the comparisons between them (see the module docstring)."""
     repeats = config.repeats
     frozen = frozen_parameters(data.branches)
-    systems = [_system_entry(s.name, s.branches, s.head, s.fusion, s.roles, data, plan,
+    systems = [system_entry(s.name, s.branches, s.head, s.fusion, s.roles, data, plan,
                              predictions, repeats, frozen) for s in plan.systems]
-    for name, branches in _selection_branches(plan, data).items():
-        systems.append(_system_entry(name, branches, None, name,
+    for name, branches in selection_branches(plan, data).items():
+        systems.append(system_entry(name, branches, None, name,
                                      ("selected on inner cross-validation",), data, plan,
                                      predictions, repeats, frozen))
     by_name = {system["name"]: system for system in systems}
-    comparison = _comparer([system["name"] for system in systems], plan, data, predictions,
+    comparison = comparer([system["name"] for system in systems], plan, data, predictions,
                            config)
     metric = primary_metric(data.multilabel)
 
@@ -248,7 +248,7 @@ def planned_comparisons(plan: Plan) -> int:
             + len(sequence))
 
 
-def _selection_branches(plan: Plan, data: BenchmarkData) -> dict[str, list[str]]:
+def selection_branches(plan: Plan, data: BenchmarkData) -> dict[str, list[str]]:
     """Branches each selection of the plan chooses among."""
     everything = data.branches
     out = {AUTO: everything, SINGLE_AUTO: everything,
@@ -256,6 +256,9 @@ def _selection_branches(plan: Plan, data: BenchmarkData) -> dict[str, list[str]]
     for comparison in plan.branch_comparisons:
         out[comparison.system] = list(comparison.branches)
         out[comparison.reference] = [comparison.branch]
+    branches = {system.name: system.branches for system in plan.systems}
+    for name, candidates in plan.extra_selections.items():
+        out[name] = [b for b in everything if any(b in branches[c] for c in candidates)]
     return {name: out[name] for name, _ in plan.selections}
 
 
@@ -265,7 +268,7 @@ def bootstrap_units(plan: Plan, data: BenchmarkData) -> list[np.ndarray]:
             for _, _, test in plan.outer]
 
 
-def _comparer(names: Sequence[str], plan: Plan, data: BenchmarkData,
+def comparer(names: Sequence[str], plan: Plan, data: BenchmarkData,
               predictions: Mapping[Key, Prediction], config: BenchmarkConfig) -> Any:
     """``comparison(name, reference)`` of two of ``names``: paired, in points of the task's
     primary metric, with the two-level bootstrap over the test units and the repeats
@@ -322,10 +325,10 @@ def branch_comparisons(plan: Plan, data: BenchmarkData, predictions: Mapping[Key
     repeats = config.repeats
     names = [name for comparison in plan.branch_comparisons
              for name in (comparison.system, comparison.reference)]
-    branches = _selection_branches(plan, data)
-    by_name = {name: _system_entry(name, branches[name], None, name, (), data, plan,
+    branches = selection_branches(plan, data)
+    by_name = {name: system_entry(name, branches[name], None, name, (), data, plan,
                                    predictions, repeats) for name in names}
-    comparison = _comparer(names, plan, data, predictions, config)
+    comparison = comparer(names, plan, data, predictions, config)
     return [_branch_comparison(c, by_name, comparison, primary_metric(data.multilabel))
             for c in plan.branch_comparisons]
 
@@ -337,10 +340,10 @@ def synergy_entry(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Pre
     when the plan has no synergy comparison."""
     if not plan.synergy_candidates:
         return None
-    branches = _selection_branches(plan, data)
-    by_name = {name: _system_entry(name, branches[name], None, name, (), data, plan,
+    branches = selection_branches(plan, data)
+    by_name = {name: system_entry(name, branches[name], None, name, (), data, plan,
                                    predictions, config.repeats) for name in (AUTO, SINGLE_AUTO)}
-    entry = _headline(_comparer([AUTO, SINGLE_AUTO], plan, data, predictions, config),
+    entry = _headline(comparer([AUTO, SINGLE_AUTO], plan, data, predictions, config),
                       SINGLE_AUTO, by_name, data, config)
     metric = entry["metric"]
     return {**entry, "score": by_name[AUTO]["mean"][metric],

@@ -111,6 +111,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "head, where its settings were chosen and whether that data "
                              "overlaps this dataset. The defaults' evidence: "
                              "benchmarks/notes/heads.md")
+    parser.add_argument("--corruptions", metavar="SPEC",
+                        help="robustness: also score every system on corrupted copies of the "
+                             "test clips (trained and chosen on clean audio only), e.g. "
+                             "noise:snr=20/10/0,lowpass:hz=4000/2000,gain:db=-30,mp3:kbps=32,"
+                             "reverb:rt60=0.6,background:dir=PATH:snr=10 (mp3 needs "
+                             "featurekit[mp3]); each corruption's branches are stored as "
+                             "dataset <dataset>@<corruption> and reused on a rerun")
     parser.add_argument("--jobs", type=int, default=1,
                         help="worker processes for extraction and model fitting, -1 for all "
                              "cores (default 1); with CUDA, the torch heads (seq, cnn) are "
@@ -153,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
                                             if args.config or args.families else None),
                                 out=args.out, n_jobs=args.jobs, backend=args.backend,
                                 scheduler=args.scheduler, plan_only=args.plan,
-                                on_plan=print_plan)
+                                on_plan=print_plan, corruptions=args.corruptions)
     if not args.plan:
         print(summary_text(outcome.results))
     if outcome.written:
@@ -224,6 +231,14 @@ def summary_text(results: dict) -> str:
                      f"clips), synergy: {entry['system']} {100 * entry['score']:.1f} %{unit} vs "
                      f"{entry['reference']} {100 * entry['reference_score']:.1f} %{unit}: "
                      f"{entry['gain_pp']:+.2f} pp [{low:+.2f}, {high:+.2f}]")
+    for entry in results.get("robustness", []):
+        low, high = entry["ci95_pp"]
+        lines.append(f"under {entry['corruption']} {entry['severity']}, {entry['comparison']}: "
+                     f"{entry['system']} {100 * entry['value']:.1f} %{unit} (drop "
+                     f"{entry['drop_pp']:+.1f} pp) vs {entry['reference']} "
+                     f"{100 * entry['reference_value']:.1f} %{unit} (drop "
+                     f"{entry['reference_drop_pp']:+.1f} pp): {entry['gain_pp']:+.2f} pp "
+                     f"[{low:+.2f}, {high:+.2f}]")
     if results.get("feature_sets"):
         from featurekit.benchmark.report.sets import sets_summary
 

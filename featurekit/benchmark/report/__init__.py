@@ -30,13 +30,14 @@ from featurekit.benchmark.report.plots import (
     plot_per_class_ap,
     plot_per_class_gain,
 )
+from featurekit.benchmark.report.robustness import ROBUSTNESS_PLOT, plot_robustness
 from featurekit.benchmark.report.sets import SETS_PLOT, plot_sets, sets_section, sets_summary
 
 __all__ = ["AP_PLOT", "CONFUSION_PLOT", "CONTRIBUTION_PLOT", "CURVE_PLOT", "GAIN_PLOT",
-           "METRIC_NAMES", "REPORT_FILE", "SETS_PLOT", "headline_system", "plot_confusion",
-           "plot_contributions", "plot_learning_curve", "plot_per_class_ap",
-           "plot_per_class_gain", "plot_sets", "render_markdown", "sets_section", "sets_summary",
-           "write_report"]
+           "METRIC_NAMES", "REPORT_FILE", "ROBUSTNESS_PLOT", "SETS_PLOT", "headline_system",
+           "plot_confusion", "plot_contributions", "plot_learning_curve", "plot_per_class_ap",
+           "plot_per_class_gain", "plot_robustness", "plot_sets", "render_markdown",
+           "sets_section", "sets_summary", "write_report"]
 
 #: File names written into the output directory.
 REPORT_FILE = "report.md"
@@ -62,7 +63,8 @@ def write_report(results: Mapping[str, Any],
     -------
     dict of str to Path
         ``report`` and one entry per plot written (``contributions``, ``feature_sets`` for a
-        comparison of sets, ``learning_curve`` with train fractions, ``confusion`` (multi-label:
+        comparison of sets, ``learning_curve`` with train fractions, ``robustness`` with
+        corruptions, ``confusion`` (multi-label:
         ``per_class_ap``), ``per_class_gain`` -- the last only when a fusion was run).
     """
     out = Path(out_dir)
@@ -81,6 +83,10 @@ def write_report(results: Mapping[str, Any],
         plot_learning_curve(results, out / CURVE_PLOT)
         written["learning_curve"] = out / CURVE_PLOT
         plots["Learning curve: gain of the handcrafted branches"] = CURVE_PLOT
+    if results.get("robustness_systems"):
+        plot_robustness(results, out / ROBUSTNESS_PLOT)
+        written["robustness"] = out / ROBUSTNESS_PLOT
+        plots["Robustness: score against severity"] = ROBUSTNESS_PLOT
     if results.get("multilabel"):  # label sets have no confusion matrix
         plot_per_class_ap(results, out / AP_PLOT)
         written["per_class_ap"] = out / AP_PLOT

@@ -26,6 +26,7 @@ from featurekit.benchmark.report.protocol import (
     run_heads,
     validation_text,
 )
+from featurekit.benchmark.report.robustness import robustness_section
 from featurekit.benchmark.report.sets import sets_section
 
 #: A run's system entries by name.
@@ -379,6 +380,7 @@ def render_markdown(results: Mapping[str, Any], plots: Mapping[str, str] | None 
         _primary_section(results, systems),
         _synergy_section(results, systems),
         _branch_section(results),
+        robustness_section(results),
         sets_section(results),
         _best_section(results, systems),
         _ablation_section(results),
