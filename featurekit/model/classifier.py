@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,28 +33,24 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from featurekit._util.versions import package_versions
-from featurekit.benchmark.config import (
-    AUTO,
-    HANDCRAFTED_FAMILIES,
-    LATE_FUSIONS,
-    OOF_FEATURES,
-    BenchmarkConfig,
-    head_spec,
-)
+from featurekit.benchmark.config import AUTO, BenchmarkConfig, head_spec
 from featurekit.benchmark.data import KEY_COLUMNS, BenchmarkData, prepare_data
-from featurekit.benchmark.plan import Plan, System, make_plan, oof_feature_target
+from featurekit.benchmark.plan import System
 from featurekit.config import DESCRIPTOR_VERSION, ExtractionConfig
-from featurekit.errors import AudioError, ConfigError
+from featurekit.errors import AudioError
 from featurekit.model.artifact import RECORDED_PACKAGES, write_artifact
 from featurekit.model.clip_features import clip_computers, clip_features, clip_sources, source_name
+from featurekit.model.systems import (
+    TRAINING_SPLIT,
+    check_system,
+    store_branch,
+    system_estimator,
+    training_plan,
+)
 from featurekit.names import HANDCRAFTED_BRANCH
 from featurekit.pipeline import model_branches, open_doors
 
 __all__ = ["AudioClassifier", "ClipPrediction"]
-
-
-#: Fold label of the single outer split :func:`train` plans over its training clips.
-TRAINING_SPLIT = 0
 
 
 @dataclass(frozen=True)
@@ -77,91 +73,6 @@ class ClipPrediction:
     proba: np.ndarray | None
     label: Any
     error: str | None = None
-
-
-def _store_branch(branch: str) -> str:
-    """The feature-store branch holding a benchmark branch's columns."""
-    return HANDCRAFTED_BRANCH if branch in HANDCRAFTED_FAMILIES else branch
-
-
-def _training_plan(system: Any, branches: Sequence[str], config: BenchmarkConfig,
-                  rows: np.ndarray) -> Plan:
-    """The plan of one split that trains on ``rows`` (and tests on them), refusing a
-    ``system`` it cannot fit.
-
-    :func:`~featurekit.model.train.train` calls it before any work, with the branches the
-    store will hold and no rows, so that a mistyped system stops it before extraction.
-
-    Parameters
-    ----------
-    system : str
-        ``"auto"`` or a system name (:class:`AudioClassifier`).
-    branches : sequence of str
-        Benchmark branches, in column order.
-    config : BenchmarkConfig
-    rows : np.ndarray of int
-        The training clips.
-
-    Returns
-    -------
-    Plan
-
-    Raises
-    ------
-    ConfigError
-        An unknown head in ``config``; ``system`` is not a system of the plan, or is
-        ``auto`` with nothing to choose from.
-    """
-    config.validate()
-    if not isinstance(system, str) or not system:
-        raise ConfigError(f"system must be 'auto' or a system name, got {system!r}")
-    plan = make_plan(branches, config, np.full(rows.size, TRAINING_SPLIT),
-                     outer=[(TRAINING_SPLIT, rows, rows)])
-    names = [candidate.name for candidate in plan.systems]
-    if system == AUTO and not plan.auto_candidates:
-        raise ConfigError("'auto' chooses among fused systems over every branch, and there "
-                          f"is only {', '.join(branches)}: name a system instead")
-    if system != AUTO and system not in names:
-        raise ConfigError(f"unknown system {system!r} for branches {', '.join(branches)} and "
-                          f"heads {', '.join(config.heads)}; e.g. {', '.join(names[:3])}, or "
-                          "'auto'")
-    return plan
-
-
-def check_system(system: Any, extraction: ExtractionConfig, model: str | None,
-                 config: BenchmarkConfig) -> None:
-    """Refuse, before any feature is computed, a ``system`` that the branches of
-    ``extraction``'s families and ``model``'s embeddings cannot make (see
-    :func:`_training_plan`)."""
-    _training_plan(system, [*extraction.families, *model_branches(model)], config,
-                  np.arange(0))
-
-
-def _system_estimator(system: System, columns: Mapping[str, np.ndarray],
-                      config: BenchmarkConfig) -> BaseEstimator:
-    """The :mod:`featurekit.fusion` estimator of a benchmark system, seeded as its first
-    repeat (``columns``: each branch's positions in the estimator's input)."""
-    from featurekit.fusion import (
-        EarlyFusionClassifier,
-        LateFusionClassifier,
-        OOFFeaturesClassifier,
-    )
-
-    head = head_spec(system.head)
-    options = {"n_seeds": config.n_seeds, "inner_splits": config.inner_splits,
-               "tune": config.tune, "random_state": config.seeds(0)[0]}
-    branches = {name: columns[name] for name in system.branches}
-    # A single branch is early fusion of one branch: the same seeded members on its columns.
-    if system.fusion in (None, "early"):
-        return EarlyFusionClassifier(branches, head, **options)
-    if system.fusion in LATE_FUSIONS:
-        return LateFusionClassifier(branches, head, system.fusion, **options)
-    if system.fusion == OOF_FEATURES:
-        target, = oof_feature_target(system.branches)  # one branch without the e2e stream
-        return OOFFeaturesClassifier(branches, target, head, **options)
-    raise ConfigError(f"system {system.name!r}: training {system.fusion!r} systems is not "
-                      f"supported (functionals heads with early, late or oof_features "
-                      f"fusion are)")
 
 
 class AudioClassifier(ClassifierMixin, BaseEstimator):
@@ -296,7 +207,7 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         config = dataclasses.replace(self.config or BenchmarkConfig(), repeats=1)
         data = prepare_data(table, config)
         rows = np.arange(len(data.y))
-        plan = _training_plan(self.system, data.branches, config, rows)
+        plan = training_plan(self.system, data.branches, config, rows)
         systems = {system.name: system for system in plan.systems}
         self.candidate_scores_: dict[str, float] = {}
         self.inner_accuracy_: float | None = None
@@ -308,14 +219,14 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         for name in chosen.branches:
             columns[name] = np.arange(start, start + data.positions[name].size)
             start += data.positions[name].size
-        estimator = _system_estimator(chosen, columns, config)
+        estimator = system_estimator(chosen, columns, config)
         estimator.fit(data.X[np.ix_(rows, positions)], data.y[rows], groups=data.groups[rows])
         self.estimator_ = estimator
         self.classes_ = np.asarray(data.classes if classes is None else classes
                                    )[estimator.classes_]
         self.system_ = chosen.name
         self.feature_names_ = [feature_columns[i] for i in positions]
-        self.branches_ = list(dict.fromkeys(_store_branch(b) for b in chosen.branches))
+        self.branches_ = list(dict.fromkeys(store_branch(b) for b in chosen.branches))
         self._record_provenance(chosen, config, branch_provenance, trained_on)
 
     def _select(self, plan: Any, data: BenchmarkData, rows: np.ndarray,

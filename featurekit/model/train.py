@@ -13,7 +13,8 @@ from featurekit.benchmark.config import (
 )
 from featurekit.config import ExtractionConfig
 from featurekit.errors import ConfigError
-from featurekit.model.classifier import AudioClassifier, check_system
+from featurekit.model.classifier import AudioClassifier
+from featurekit.model.systems import check_system
 
 
 def train(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLike[str], *,
