@@ -56,8 +56,8 @@ def train(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLi
     Raises
     ------
     ConfigError
-        Unknown system, heads, fusions, model or folds, or a multi-label dataset; raised
-        before the store is opened.
+        Unknown system, heads, fusions, model (neither computable nor imported into the
+        store) or folds, or a multi-label dataset; raised before the store is written.
     StoreError
         The store holds another configuration, or computing a branch failed.
     """
