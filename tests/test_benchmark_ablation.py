@@ -23,6 +23,8 @@ def test_families_is_the_ablation_every_run_had() -> None:
     assert subsets == {
         **{(name,): [f"alone:{name}"] for name in BRANCHES},
         HANDCRAFTED: ["handcrafted"],
+        # Two networks: both together, neural-auto's candidates beside each alone.
+        ("neural.a", "neural.b"): ["neural"],
         tuple(BRANCHES): ["all"],
         **{tuple(b for b in BRANCHES if b != name): [f"all_but:{name}"] for name in BRANCHES},
         (*HANDCRAFTED, "neural.a"): ["all_but:neural.b", "handcrafted+neural.a"],
@@ -34,8 +36,10 @@ def test_full_adds_every_pair_of_branches() -> None:
     families, full = ablation_subsets(BRANCHES), ablation_subsets(BRANCHES, "full")
     pairs = {subset: labels for subset, labels in full.items() if subset not in families}
     assert list(full)[:len(families)] == list(families)
-    assert len(pairs) == 10  # 5 choose 2, none of them already a subset of five branches
+    # 5 choose 2, but the two neural branches together are already a subset of families
+    assert len(pairs) == 9
     assert pairs[("pitch", "neural.b")] == ["pair:pitch+neural.b"]
+    assert full[("neural.a", "neural.b")] == ["neural", "pair:neural.a+neural.b"]
     # A pair already in the ablation carries both labels.
     three = ablation_subsets(["pitch", "timbre", "neural.a"], "full")
     assert three[("pitch", "timbre")] == ["handcrafted", "all_but:neural.a", "pair:pitch+timbre"]
@@ -45,7 +49,8 @@ def test_full_adds_every_pair_of_branches() -> None:
 def test_none_keeps_what_the_primary_and_branch_comparisons_read() -> None:
     assert ablation_subsets(BRANCHES, "none") == {
         ("neural.a",): ["alone:neural.a"], ("neural.b",): ["alone:neural.b"],
-        HANDCRAFTED: ["handcrafted"], tuple(BRANCHES): ["all"],
+        HANDCRAFTED: ["handcrafted"], ("neural.a", "neural.b"): ["neural"],
+        tuple(BRANCHES): ["all"],
         (*HANDCRAFTED, "neural.a"): ["handcrafted+neural.a"],
         (*HANDCRAFTED, "neural.b"): ["handcrafted+neural.b"],
     }

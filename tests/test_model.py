@@ -81,7 +81,7 @@ def test_save_and_load_give_the_same_predictions_and_provenance(
     assert provenance["system"] == SYSTEM and provenance["system_requested"] == SYSTEM
     assert provenance["classes"] == list(fitted.classes_)
     assert provenance["store_branches"] == ["handcrafted"]
-    assert provenance["neural_model"] is None
+    assert provenance["neural_models"] == [] and header["format"] == 2
     assert provenance["extraction_config_hash"] == fitted.extraction_.config_hash()
     assert {"featurekit", "numpy", "scikit-learn", "xgboost", "torch"} <= set(
         provenance["versions"])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from fixtures_audio import make_folder_dataset
-from torch import nn
+from fixtures_models import FrameStats
 
 from featurekit.cli import main
 from featurekit.computers.neural import NeuralBranch
@@ -19,7 +19,6 @@ from featurekit.datasets import load_dataset
 from featurekit.errors import ConfigError, WeightsError
 from featurekit.neural import (
     ENTRY_POINT_GROUP,
-    AudioTagger,
     available_models,
     load_pretrained,
     model_info,
@@ -30,31 +29,6 @@ from featurekit.pipeline import check_models
 from featurekit.store.reader import FeatureStore
 
 pytestmark = pytest.mark.filterwarnings("ignore::featurekit.datasets.DatasetWarning")
-
-
-class FrameStats(AudioTagger):
-    """A trivial tagger: per 0.1-s frame, mean and spread of the waveform, projected to 4."""
-
-    sample_rate = 8000
-    embedding_dim = 4
-    frame_period_s = 0.1
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.project = nn.Linear(2, self.embedding_dim)
-
-    def trunk(self, waveforms: torch.Tensor) -> dict[str, torch.Tensor]:
-        frames = waveforms.unfold(1, 800, 800)
-        hidden = self.project(torch.stack([frames.mean(-1), frames.std(-1)], dim=-1))
-        return {"embedding": hidden.mean(dim=1),
-                "logits": torch.zeros(len(waveforms), self.n_classes),
-                "fmap": hidden.transpose(1, 2).unsqueeze(-1)}
-
-
-#: What a package's entry point names: register_model's arguments, factory included.
-FRAME_STATS = {"factory": FrameStats, "sample_rate": 8000, "embedding_dim": 4,
-               "version": "1", "license": "MIT"}
 
 
 @pytest.fixture(autouse=True)
@@ -143,11 +117,11 @@ def _entry_points(*points: importlib.metadata.EntryPoint):
 
 def test_installed_entry_points_are_models_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(importlib.metadata, "entry_points", _entry_points(
-        importlib.metadata.EntryPoint("plugin_stats", "test_neural_plugins:FRAME_STATS",
+        importlib.metadata.EntryPoint("plugin_stats", "fixtures_models:FRAME_STATS",
                                       ENTRY_POINT_GROUP),
-        importlib.metadata.EntryPoint("mn04_as", "test_neural_plugins:FRAME_STATS",
+        importlib.metadata.EntryPoint("mn04_as", "fixtures_models:FRAME_STATS",
                                       ENTRY_POINT_GROUP),
-        importlib.metadata.EntryPoint("broken", "test_neural_plugins:FrameStats",
+        importlib.metadata.EntryPoint("broken", "fixtures_models:FrameStats",
                                       ENTRY_POINT_GROUP)))
     names = available_models()
     assert names.count("mn04_as") == 1 and names[-2:] == ["plugin_stats", "broken"]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from fixtures_audio import make_urbansound8k
-from test_neural_plugins import FrameStats
+from fixtures_models import FrameStats
 
 from featurekit.cli import main
 from featurekit.computers.corrupted import (

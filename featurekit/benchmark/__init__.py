@@ -22,7 +22,8 @@ The flow, one module per stage:
 
 The primary comparison is fixed in advance: ``auto`` (per outer fold, the head x fusion over
 every branch with the best inner out-of-fold accuracy on the training folds) against
-``neural-auto`` (the same among single neural branches); so is the synergy comparison,
+``neural-auto`` (the same among single neural branches and, with several, the neural branches
+fused together); so is the synergy comparison,
 ``auto`` against ``single-auto`` (the same among systems of one group only: the handcrafted
 branches together, or one neural branch alone). Anything chosen by test accuracy (best single
 branch, best fusion) is reported as exploratory.

@@ -32,8 +32,9 @@ SEQUENCE_FUSIONS = ("blend", "joint")
 BENCHMARK_FUSIONS = ("early", *LATE_FUSIONS, OOF_FEATURES, *SEQUENCE_FUSIONS)
 #: The pre-registered comparisons' systems, each chosen per outer fold and repeat by the inner
 #: cross-validation of the training folds: ``auto``, the head x fusion over every branch; the
-#: primary comparison's reference ``neural-auto``, the best single neural-branch system
-#: (``single-branch-auto``, among every single branch, when there is no neural branch); the
+#: primary comparison's reference ``neural-auto``, the best single neural-branch system or,
+#: with several neural branches, fusion of them all (``single-branch-auto``, among every
+#: single branch, when there is no neural branch); the
 #: synergy comparison's reference ``single-auto``, the best system made of one group only (the
 #: handcrafted branches together, or one neural branch alone).
 AUTO, NEURAL_AUTO, SINGLE_AUTO = "auto", "neural-auto", "single-auto"

@@ -15,7 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from featurekit.benchmark.ablation import ablation_subsets, handcrafted_with_each_neural
+from featurekit.benchmark.ablation import (
+    ablation_subsets,
+    handcrafted_with_each_neural,
+    neural_together,
+)
 from featurekit.benchmark.config import (
     AUTO,
     LATE_FUSIONS,
@@ -236,7 +240,10 @@ class Plan:
     auto_candidates : list of str
         Systems over every branch, any requested head and fusion with an inner score.
     reference_candidates : list of str
-        Single neural-branch systems (every single-branch system without a neural branch).
+        Single neural-branch systems and, with two or more neural branches beside other
+        branches, the systems over those neural branches together
+        (:func:`~featurekit.benchmark.ablation.neural_together`); every single-branch system
+        without a neural branch.
     reference : str
         ``neural-auto``, or ``single-branch-auto`` without a neural branch.
     branch_comparisons : list of BranchComparison
@@ -393,9 +400,11 @@ def make_plan(branches: Sequence[str], config: BenchmarkConfig, folds: np.ndarra
 
     auto_candidates = selectable(everything) if len(everything) > 1 else []
     neural = [b for b in branches if is_neural(b)]
-    reference_pool = neural or list(branches)
-    reference_candidates = [name for branch in reference_pool
-                            for name in selectable((branch,))]
+    reference_pool = [(branch,) for branch in neural or branches]
+    # Every network alone and all of them together; never everything, which is auto's pool.
+    if neural_together(branches) not in ((), everything):
+        reference_pool.append(neural_together(branches))
+    reference_candidates = [name for subset in reference_pool for name in selectable(subset)]
     reference = NEURAL_AUTO if neural else SINGLE_BRANCH_AUTO
     synergy_candidates = ([name for group in groups for name in selectable(group)]
                           if auto_candidates else [])

@@ -5,8 +5,9 @@ best_fusion, fusion_gain, comparisons, fusion_vs_own_branches, sequence_vs_funct
 contributions, versions, config_hashes, timings_s, validation_splits`` (the engine adds the last
 four) and facts about the data. ``primary`` is the headline: ``auto`` (per outer fold, the head
 x fusion over every branch that won the inner cross-validation of the training folds) against
-``neural-auto`` (the same among single neural branches). ``synergy``, the second pre-registered
-comparison, has the same keys: ``auto`` against ``single-auto`` (the same among systems made of
+``neural-auto`` (the same among single neural branches and, with several, their fusions), each
+side's pool in ``candidates``. ``synergy``, the second pre-registered comparison, has the same
+keys: ``auto`` against ``single-auto`` (the same among systems made of
 one group only: the handcrafted branches together, or one neural branch alone); it is None,
 ``synergy_note`` saying why, when the run lacks handcrafted or neural branches. The best single
 branch and best fusion by test accuracy are kept as exploratory figures: chosen on the test
@@ -148,7 +149,7 @@ def assemble_results(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, 
 
     primary = None
     if plan.auto_candidates and plan.reference_candidates:
-        primary = _headline(comparison, plan.reference, by_name, data, config)
+        primary = _headline(comparison, plan.reference, by_name, data, config, plan)
 
     studied = [s for s in systems if s["head"] is not None]
     singles = [s for s in studied if s["fusion"] is None]
@@ -181,7 +182,7 @@ def assemble_results(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, 
         "dataset": dataset, "folds": plan.folds, "protocol": plan.protocol,
         "multilabel": data.multilabel, "metric": metric,
         "primary": primary,
-        "synergy": (_headline(comparison, SINGLE_AUTO, by_name, data, config)
+        "synergy": (_headline(comparison, SINGLE_AUTO, by_name, data, config, plan)
                     if plan.synergy_candidates else None),
         "synergy_note": plan.synergy_note,
         "branch_comparisons": [_branch_comparison(c, by_name, comparison, metric)
@@ -218,15 +219,18 @@ def _own_singles(branches: Sequence[str], head: str, names: Container[str]) -> l
 
 
 def _headline(comparison: Any, reference: str, by_name: Mapping[str, Mapping[str, Any]],
-              data: BenchmarkData, config: BenchmarkConfig) -> dict[str, Any]:
+              data: BenchmarkData, config: BenchmarkConfig, plan: Plan) -> dict[str, Any]:
     """``auto`` against ``reference``, both chosen by inner cross-validation, as results.json
-    states a pre-registered comparison (``primary``, ``synergy``)."""
+    states a pre-registered comparison (``primary``, ``synergy``): with each side's choices
+    per fold and the systems it chose among (``candidates``)."""
     entry = comparison(AUTO, reference)
     entry["gain_pp"] = entry.pop("mean_pp")
+    pools = dict(plan.selections)
     entry.update(metric=primary_metric(data.multilabel), selection="inner_cv",
                  n_repeats=config.repeats,
                  ci_method=ci_method(data.recordings_known, config.repeats, config.n_bootstrap),
-                 choices={name: by_name[name]["fusion_choice"] for name in (AUTO, reference)})
+                 choices={name: by_name[name]["fusion_choice"] for name in (AUTO, reference)},
+                 candidates={name: list(pools[name]) for name in (AUTO, reference)})
     return entry
 
 
@@ -344,7 +348,7 @@ def synergy_entry(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Pre
     by_name = {name: system_entry(name, branches[name], None, name, (), data, plan,
                                    predictions, config.repeats) for name in (AUTO, SINGLE_AUTO)}
     entry = _headline(comparer([AUTO, SINGLE_AUTO], plan, data, predictions, config),
-                      SINGLE_AUTO, by_name, data, config)
+                      SINGLE_AUTO, by_name, data, config, plan)
     metric = entry["metric"]
     return {**entry, "score": by_name[AUTO]["mean"][metric],
             "reference_score": by_name[SINGLE_AUTO]["mean"][metric],

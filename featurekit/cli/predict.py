@@ -25,6 +25,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "per class, error) or a JSON list (default csv)")
     parser.add_argument("--weights", help="checkpoint of the model's neural branch, when not "
                                           "where featurekit embed finds it")
+    parser.add_argument("--embeddings", action="append", default=[], metavar="[NAME=]FILE",
+                        help="the files' embeddings of a model imported at training (featurekit "
+                             "import-embeddings), which featurekit cannot compute: .parquet or "
+                             ".csv with a clip_id (each file as named here) or path column, or "
+                             "a .npy matrix with one row per file in order; NAME may be left "
+                             "out when the model reads one imported branch; repeat for each. "
+                             "A file it lacks gets an error row")
     parser.add_argument("--jobs", type=int, default=1,
                         help="worker processes for extraction, torch threads for embedding; "
                              "-1 for all cores (default 1)")
@@ -43,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs == 0 or args.jobs < -1:
         raise ConfigError("--jobs must be a positive count or -1")
     classifier = load_model(args.model, weights=args.weights, n_jobs=args.jobs)
-    predictions = classifier.predict_clips(args.files)
+    predictions = classifier.predict_clips(args.files, embeddings=_embeddings(
+        args.embeddings, list(classifier.imported_)))
     classes = [str(name) for name in classifier.classes_]
     if args.format == "json":
         json.dump([{"path": p.source, "label": None if p.label is None else str(p.label),
@@ -66,3 +74,24 @@ def run(args: argparse.Namespace) -> int:
         print(f"featurekit: {len(failed)} of {len(predictions)} file(s) could not be "
               f"classified", file=sys.stderr)
     return EXIT_FAILED if len(failed) == len(predictions) else EXIT_OK
+
+
+def _embeddings(values: list[str], imported: list[str]) -> dict[str, str]:
+    """``--embeddings [NAME=]FILE`` values as model name -> file; a value without a name is
+    the only imported model's."""
+    from featurekit.errors import ConfigError
+
+    files: dict[str, str] = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep:
+            if len(imported) != 1:
+                raise ConfigError(f"--embeddings {value}: name the model (NAME=FILE); the "
+                                  f"model reads {len(imported)} imported branches"
+                                  + (f" ({', '.join(imported)})" if imported else ""))
+            name, path = imported[0], value
+        if name in files:
+            raise ConfigError(f"--embeddings gives {name} twice")
+        files[name] = path
+    return files
+

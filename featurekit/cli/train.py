@@ -24,9 +24,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "pickle: share it only with people who trust you.")
     add_dataset_arguments(parser)
     parser.add_argument("--model", default="mn04_as",
-                        help=f"pretrained model of the neural branch, hear:MODULE[:WEIGHTS] "
-                             f"or hf:ID_OR_DIR[@layer=K] (default mn04_as; '{NO_MODEL}' for "
-                             f"handcrafted branches only)")
+                        help=f"pretrained model(s) of the neural branches, comma-separated: "
+                             f"registered names, hear:MODULE[:WEIGHTS], hf:ID_OR_DIR[@layer=K], "
+                             f"or names of embeddings imported into the store (featurekit "
+                             f"import-embeddings; predict is then given the new files' with "
+                             f"--embeddings) (default mn04_as; '{NO_MODEL}' for handcrafted "
+                             f"branches only)")
     parser.add_argument("--weights", help="checkpoint file of the model (default: resolved "
                                           "as by featurekit embed)")
     parser.add_argument("--system", default=AUTO,
@@ -59,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     config = BenchmarkConfig(heads=_names(args.heads), fusions=_names(args.fusions),
                              seed=args.seed, inner_splits=args.inner_splits)
     classifier = train(args.dataset, args.data_dir, args.store, system=args.system,
-                       model=None if args.model == NO_MODEL else args.model,
+                       model=None if args.model == NO_MODEL else list(_names(args.model)),
                        weights=args.weights,
                        folds=args.folds,
                        config=config,

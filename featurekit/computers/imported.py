@@ -163,11 +163,11 @@ def _finite(values: np.ndarray, keys: Sequence[str], path: Path) -> np.ndarray:
     return cast
 
 
-def _npy(path: Path, ids: Path | None) -> tuple[list[str], np.ndarray]:
+def _npy(path: Path, ids: Path | list[str] | None) -> tuple[list[str], np.ndarray]:
     if ids is None:
         raise _fail(path, "a .npy matrix needs an ids file (ids=..., --ids FILE): one clip id "
                           "per line, in row order")
-    if not ids.is_file():
+    if isinstance(ids, Path) and not ids.is_file():
         raise EmbeddingImportError(f"ids file not found: {ids}")
     try:
         matrix = np.load(path, allow_pickle=False)
@@ -176,9 +176,10 @@ def _npy(path: Path, ids: Path | None) -> tuple[list[str], np.ndarray]:
     if matrix.ndim != 2 or not np.issubdtype(matrix.dtype, np.number):
         raise _fail(path, f"expected a 2-D numeric matrix, got shape {matrix.shape} of "
                           f"{matrix.dtype}")
-    keys = ids.read_text(encoding="utf-8").splitlines()
+    keys = ids.read_text(encoding="utf-8").splitlines() if isinstance(ids, Path) else ids
     if len(keys) != len(matrix):
-        raise _fail(path, f"{len(matrix)} rows but {len(keys)} ids in {ids}")
+        where = f"in {ids}" if isinstance(ids, Path) else "given"
+        raise _fail(path, f"{len(matrix)} rows but {len(keys)} ids {where}")
     return [key.strip() for key in keys], matrix.astype(np.float64)
 
 
@@ -200,7 +201,8 @@ def _match(keys: list[str], column: str, clips: pd.DataFrame, root: Path,
 
 
 def read_embeddings(path: str | os.PathLike[str], clips: pd.DataFrame, *,
-                    root: str | os.PathLike[str] = ".", ids: str | os.PathLike[str] | None = None,
+                    root: str | os.PathLike[str] = ".",
+                    ids: str | os.PathLike[str] | list[str] | None = None,
                     id_column: str | None = None, frames: bool = False) -> EmbeddingTable:
     """Read and validate a table of embeddings (or of frames) against a dataset's clips.
 
@@ -212,8 +214,9 @@ def read_embeddings(path: str | os.PathLike[str], clips: pd.DataFrame, *,
         The dataset's clips (``Dataset.clips``: ``clip_id`` and ``path``).
     root : path-like, keyword-only
         Directory that relative audio paths start from (the dataset's).
-    ids : path-like, keyword-only, optional
-        With a ``.npy`` matrix: text file of clip ids, one per line, in row order.
+    ids : path-like or list of str, keyword-only, optional
+        With a ``.npy`` matrix: text file of clip ids, one per line, in row order; or those
+        ids as a list.
     id_column : str, keyword-only, optional
         Id column of a table; default ``clip_id``, else ``path``.
     frames : bool, keyword-only
@@ -237,7 +240,7 @@ def read_embeddings(path: str | os.PathLike[str], clips: pd.DataFrame, *,
     if path.suffix.lower() == ".npy":
         if frames:
             raise _fail(path, "frames are read from a Parquet or CSV table with a time_s column")
-        keys, values = _npy(path, None if ids is None else Path(ids))
+        keys, values = _npy(path, ids if ids is None or isinstance(ids, list) else Path(ids))
         column = "clip_id"
     else:
         table = _read_frame(path)

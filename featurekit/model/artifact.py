@@ -4,10 +4,11 @@ Artifact files
 --------------
 A magic line ``featurekit-model``, a one-line JSON header (artifact format, featurekit
 version, descriptor version, payload length and SHA-256, and the provenance: configuration
-hashes, library versions, classes, branches, neural model and weights checksum, the system and
-its inner-CV score), then the payload: a pickle of the fitted :class:`AudioClassifier`. Loading
-checks the header and the payload's length and checksum before unpickling anything, and refuses
-artifacts of another format, featurekit release (major.minor) or descriptor version.
+hashes, library versions, classes, branches, each neural branch's model and weights or source
+checksum, the system and its inner-CV score), then the payload: a pickle of the fitted
+:class:`AudioClassifier`. Loading checks the header and the payload's length and checksum
+before unpickling anything, and refuses artifacts of another format (but reads format 1),
+featurekit release (major.minor) or descriptor version.
 
 .. warning::
    Artifacts are pickles: unpickling runs code named in the file. The checksum detects
@@ -33,8 +34,9 @@ from featurekit.errors import ArtifactError
 ARTIFACT_MAGIC = b"featurekit-model\n"
 
 
-#: Version of the artifact layout; bumped when the header or payload changes meaning.
-ARTIFACT_FORMAT = 1
+#: Version of the artifact layout; bumped when the header or payload changes meaning. Format 2
+#: records every neural branch (format 1 kept one weights checksum, and no imported branch).
+ARTIFACT_FORMAT = 2
 
 
 #: A header longer than this is not a featurekit artifact.

@@ -1,11 +1,12 @@
 """Train one benchmark system once, save it, and classify new audio with it.
 
 :class:`AudioClassifier` is a scikit-learn classifier over audio clips (file paths or arrays):
-it computes the handcrafted descriptors and the pretrained embedding a system needs, with the
-extraction configuration and the model weights it was trained with, and feeds them to the
-system's heads and fusion. The system is one that ``featurekit benchmark`` evaluates -- a
-name such as ``pitch+timbre+spectral+neural.mn04_as/logreg/oof_features`` -- or ``auto``, the
-benchmark's own choice: every fused system over all branches is scored by inner
+it computes the handcrafted descriptors and the pretrained embeddings a system needs, with the
+extraction configuration and the model weights it was trained with (and is given those of
+imported models, which it cannot compute), and feeds them to the system's heads and fusion.
+The system is one that ``featurekit benchmark`` evaluates -- a name such as
+``pitch+timbre+spectral+neural.mn04_as/logreg/oof_features`` -- or ``auto``, the benchmark's
+own choice: every fused system over all branches is scored by inner
 cross-validation on the training clips (the benchmark engine's
 :func:`~featurekit.benchmark.plan.make_plan`, :func:`~featurekit.benchmark.execute.execute`
 and :func:`~featurekit.benchmark.fuse.fuse_fold`) and the best is picked by
@@ -33,28 +34,31 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from featurekit._util.versions import package_versions
-from featurekit.benchmark.config import (
-    AUTO,
-    HANDCRAFTED_FAMILIES,
-    LATE_FUSIONS,
-    OOF_FEATURES,
-    BenchmarkConfig,
-    head_spec,
-)
+from featurekit.benchmark.config import AUTO, BenchmarkConfig, head_spec
 from featurekit.benchmark.data import KEY_COLUMNS, BenchmarkData, prepare_data
-from featurekit.benchmark.plan import Plan, System, make_plan, oof_feature_target
+from featurekit.benchmark.plan import System
 from featurekit.config import DESCRIPTOR_VERSION, ExtractionConfig
-from featurekit.errors import AudioError, ConfigError
+from featurekit.errors import AudioError
 from featurekit.model.artifact import RECORDED_PACKAGES, write_artifact
-from featurekit.model.clip_features import clip_computers, clip_features, clip_sources, source_name
-from featurekit.names import HANDCRAFTED_BRANCH
+from featurekit.model.clip_features import (
+    clip_computers,
+    clip_features,
+    clip_sources,
+    imported_features,
+    imported_tables,
+    source_name,
+)
+from featurekit.model.systems import (
+    TRAINING_SPLIT,
+    check_system,
+    store_branch,
+    system_estimator,
+    training_plan,
+)
+from featurekit.names import HANDCRAFTED_BRANCH, NEURAL_PREFIX, neural_branch
 from featurekit.pipeline import model_branches, open_doors
 
 __all__ = ["AudioClassifier", "ClipPrediction"]
-
-
-#: Fold label of the single outer split :func:`train` plans over its training clips.
-TRAINING_SPLIT = 0
 
 
 @dataclass(frozen=True)
@@ -79,91 +83,6 @@ class ClipPrediction:
     error: str | None = None
 
 
-def _store_branch(branch: str) -> str:
-    """The feature-store branch holding a benchmark branch's columns."""
-    return HANDCRAFTED_BRANCH if branch in HANDCRAFTED_FAMILIES else branch
-
-
-def _training_plan(system: Any, branches: Sequence[str], config: BenchmarkConfig,
-                  rows: np.ndarray) -> Plan:
-    """The plan of one split that trains on ``rows`` (and tests on them), refusing a
-    ``system`` it cannot fit.
-
-    :func:`~featurekit.model.train.train` calls it before any work, with the branches the
-    store will hold and no rows, so that a mistyped system stops it before extraction.
-
-    Parameters
-    ----------
-    system : str
-        ``"auto"`` or a system name (:class:`AudioClassifier`).
-    branches : sequence of str
-        Benchmark branches, in column order.
-    config : BenchmarkConfig
-    rows : np.ndarray of int
-        The training clips.
-
-    Returns
-    -------
-    Plan
-
-    Raises
-    ------
-    ConfigError
-        An unknown head in ``config``; ``system`` is not a system of the plan, or is
-        ``auto`` with nothing to choose from.
-    """
-    config.validate()
-    if not isinstance(system, str) or not system:
-        raise ConfigError(f"system must be 'auto' or a system name, got {system!r}")
-    plan = make_plan(branches, config, np.full(rows.size, TRAINING_SPLIT),
-                     outer=[(TRAINING_SPLIT, rows, rows)])
-    names = [candidate.name for candidate in plan.systems]
-    if system == AUTO and not plan.auto_candidates:
-        raise ConfigError("'auto' chooses among fused systems over every branch, and there "
-                          f"is only {', '.join(branches)}: name a system instead")
-    if system != AUTO and system not in names:
-        raise ConfigError(f"unknown system {system!r} for branches {', '.join(branches)} and "
-                          f"heads {', '.join(config.heads)}; e.g. {', '.join(names[:3])}, or "
-                          "'auto'")
-    return plan
-
-
-def check_system(system: Any, extraction: ExtractionConfig, model: str | None,
-                 config: BenchmarkConfig) -> None:
-    """Refuse, before any feature is computed, a ``system`` that the branches of
-    ``extraction``'s families and ``model``'s embeddings cannot make (see
-    :func:`_training_plan`)."""
-    _training_plan(system, [*extraction.families, *model_branches(model)], config,
-                  np.arange(0))
-
-
-def _system_estimator(system: System, columns: Mapping[str, np.ndarray],
-                      config: BenchmarkConfig) -> BaseEstimator:
-    """The :mod:`featurekit.fusion` estimator of a benchmark system, seeded as its first
-    repeat (``columns``: each branch's positions in the estimator's input)."""
-    from featurekit.fusion import (
-        EarlyFusionClassifier,
-        LateFusionClassifier,
-        OOFFeaturesClassifier,
-    )
-
-    head = head_spec(system.head)
-    options = {"n_seeds": config.n_seeds, "inner_splits": config.inner_splits,
-               "tune": config.tune, "random_state": config.seeds(0)[0]}
-    branches = {name: columns[name] for name in system.branches}
-    # A single branch is early fusion of one branch: the same seeded members on its columns.
-    if system.fusion in (None, "early"):
-        return EarlyFusionClassifier(branches, head, **options)
-    if system.fusion in LATE_FUSIONS:
-        return LateFusionClassifier(branches, head, system.fusion, **options)
-    if system.fusion == OOF_FEATURES:
-        target, = oof_feature_target(system.branches)  # one branch without the e2e stream
-        return OOFFeaturesClassifier(branches, target, head, **options)
-    raise ConfigError(f"system {system.name!r}: training {system.fusion!r} systems is not "
-                      f"supported (functionals heads with early, late or oof_features "
-                      f"fusion are)")
-
-
 class AudioClassifier(ClassifierMixin, BaseEstimator):
     """One benchmark system trained on audio: extraction, embedding, heads and fusion.
 
@@ -173,9 +92,11 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         ``"auto"`` (chosen by inner cross-validation on the training clips, as the
         benchmark's ``auto``), or a benchmark system name such as ``timbre/xgb`` or
         ``pitch+timbre+spectral+neural.mn04_as/logreg/weighted``.
-    model : str or None
-        Pretrained model of the neural branch ``neural.<model>``; None for handcrafted
-        branches only.
+    model : str, sequence of str or None
+        Pretrained model(s) of the neural branches ``neural.<model>``; None for handcrafted
+        branches only. :func:`~featurekit.model.train.train` also accepts embeddings imported
+        into its store (``featurekit import-embeddings``), whose new clips' values
+        :meth:`predict_clips` is given (``embeddings``); :meth:`fit` computes every model.
     weights : path-like, optional
         Checkpoint of ``model`` (default: resolved as by ``featurekit embed``). Predictions
         refuse weights whose checksum differs from the training weights'.
@@ -203,8 +124,12 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         ``neural.<model>``).
     extraction_ : ExtractionConfig
         The handcrafted configuration of the training features.
-    weights_sha256_ : str or None
-        Checksum of the training embeddings' weights (None without a neural branch).
+    weights_sha256_ : dict of str to str or None
+        Per neural store branch, the checksum of its training embeddings' weights (None for
+        a registered model's own weights, or imported embeddings).
+    imported_ : dict of str to int
+        Models whose embeddings were imported, among those the estimator reads: name ->
+        dimension. Predictions take their values for new clips (``embeddings``).
     inner_accuracy_ : float or None
         ``auto``: the chosen system's inner out-of-fold accuracy on the training clips.
     candidate_scores_ : dict of str to float
@@ -226,7 +151,7 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
     >>> featurekit.load_model("model.fk").predict(["new.flac"])              # doctest: +SKIP
     """
 
-    def __init__(self, system: str = AUTO, *, model: str | None = "mn04_as",
+    def __init__(self, system: str = AUTO, *, model: str | Sequence[str] | None = "mn04_as",
                  weights: str | os.PathLike[str] | None = None,
                  extraction: ExtractionConfig | None = None,
                  config: BenchmarkConfig | None = None, n_jobs: int = 1) -> None:
@@ -296,7 +221,7 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         config = dataclasses.replace(self.config or BenchmarkConfig(), repeats=1)
         data = prepare_data(table, config)
         rows = np.arange(len(data.y))
-        plan = _training_plan(self.system, data.branches, config, rows)
+        plan = training_plan(self.system, data.branches, config, rows)
         systems = {system.name: system for system in plan.systems}
         self.candidate_scores_: dict[str, float] = {}
         self.inner_accuracy_: float | None = None
@@ -308,14 +233,14 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
         for name in chosen.branches:
             columns[name] = np.arange(start, start + data.positions[name].size)
             start += data.positions[name].size
-        estimator = _system_estimator(chosen, columns, config)
+        estimator = system_estimator(chosen, columns, config)
         estimator.fit(data.X[np.ix_(rows, positions)], data.y[rows], groups=data.groups[rows])
         self.estimator_ = estimator
         self.classes_ = np.asarray(data.classes if classes is None else classes
                                    )[estimator.classes_]
         self.system_ = chosen.name
         self.feature_names_ = [feature_columns[i] for i in positions]
-        self.branches_ = list(dict.fromkeys(_store_branch(b) for b in chosen.branches))
+        self.branches_ = list(dict.fromkeys(store_branch(b) for b in chosen.branches))
         self._record_provenance(chosen, config, branch_provenance, trained_on)
 
     def _select(self, plan: Any, data: BenchmarkData, rows: np.ndarray,
@@ -348,9 +273,14 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
                            trained_on: Mapping[str, Any]) -> None:
         handcrafted = branch_provenance[HANDCRAFTED_BRANCH]
         self.extraction_ = ExtractionConfig.from_dict(handcrafted["config"])
-        neural = next((dict(facts) for branch, facts in branch_provenance.items()
-                       if branch.startswith("neural.")), None)
-        self.weights_sha256_ = neural["config"]["weights_sha256"] if neural else None
+        neural = {branch: facts for branch, facts in branch_provenance.items()
+                  if branch.startswith(NEURAL_PREFIX)}
+        self.weights_sha256_ = {branch: facts["config"].get("weights_sha256")
+                                for branch, facts in neural.items()}
+        self.imported_ = {facts["config"]["model"]: sum(
+                              name.startswith(f"{branch}.") for name in self.feature_names_)
+                          for branch, facts in neural.items()
+                          if facts.get("imported") and branch in self.branches_}
         self.provenance_ = {
             "system": system.name, "system_requested": self.system,
             "inner_accuracy": self.inner_accuracy_,
@@ -360,11 +290,14 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
             "extraction_config": self.extraction_.to_dict(),
             "extraction_config_hash": self.extraction_.config_hash(),
             "descriptor_version": DESCRIPTOR_VERSION,
-            "neural_model": (None if neural is None else
-                             {"model": neural["config"]["model"],
-                              "weights_file": neural["config"]["weights_file"],
-                              "weights_sha256": self.weights_sha256_,
-                              "config_hash": neural["config_hash"]}),
+            # Every neural branch trained on (store_branches: those the system reads).
+            "neural_models": [{"branch": branch, "model": facts["config"]["model"],
+                               "imported": bool(facts.get("imported")),
+                               "weights_file": facts["config"].get("weights_file"),
+                               "weights_sha256": self.weights_sha256_[branch],
+                               "source_sha256": facts["config"].get("source_sha256"),
+                               "config_hash": facts["config_hash"]}
+                              for branch, facts in neural.items()],
             "benchmark_config": config.to_dict(),
             "benchmark_config_hash": config.config_hash(),
             "trained_on": dict(trained_on),
@@ -375,7 +308,9 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
     # Prediction
     # ----------------------------------------------------------------------------------------
 
-    def predict_clips(self, X: Any, *, sr: int | None = None) -> list[ClipPrediction]:
+    def predict_clips(self, X: Any, *, sr: int | None = None,
+                      embeddings: Mapping[str, str | os.PathLike[str]] | None = None
+                      ) -> list[ClipPrediction]:
         """Class probabilities of each clip, or why it could not be classified.
 
         Parameters
@@ -384,19 +319,35 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
             Audio files, or 1-D arrays at ``sr`` Hz.
         sr : int, keyword-only, optional
             Sample rate of array clips, Hz.
+        embeddings : mapping of str to path-like, keyword-only, optional
+            For each imported model the estimator reads (``imported_``), a file of the
+            clips' embeddings (:func:`~featurekit.model.clip_features.imported_tables`).
 
         Returns
         -------
         list of ClipPrediction
-            One per clip, in order; a missing, unreadable, empty, non-finite or silent clip
-            has ``error`` set instead of probabilities.
+            One per clip, in order; a missing, unreadable, empty, non-finite or silent clip,
+            or one that an embeddings file lacks, has ``error`` set instead of probabilities.
+
+        Raises
+        ------
+        ConfigError
+            An imported model without embeddings, or embeddings of a model that is not one.
+        EmbeddingImportError
+            An embeddings file that cannot be read, or of another dimension.
         """
         check_is_fitted(self, "estimator_")
         sources = clip_sources(X)
+        tables = imported_tables(embeddings, self.imported_, sources)  # before any work
         open_doors(self.model)  # a door (hear:..., hf:...): its branch's model, here too
-        computers = clip_computers(self.branches_, self.extraction_, weights=self.weights,
+        given = {neural_branch(name) for name in self.imported_}
+        computed = [branch for branch in self.branches_ if branch not in given]
+        computers = clip_computers(computed, self.extraction_, weights=self.weights,
                                    n_jobs=self.n_jobs, weights_sha256=self.weights_sha256_)
         values, failures = clip_features(computers, sources, sr, n_jobs=self.n_jobs)
+        imported, missing = imported_features(tables, sources)
+        values = pd.concat([values, imported], axis=1)
+        failures = {**missing, **failures}  # a clip's own failure first
         good = [i for i in range(len(sources)) if i not in failures]
         probas = np.empty((0, self.classes_.size))
         if good:
@@ -416,15 +367,18 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
             predictions.append(ClipPrediction(name, proba, self.classes_[np.argmax(proba)]))
         return predictions
 
-    def predict_proba(self, X: Any, *, sr: int | None = None) -> np.ndarray:
-        """Class probabilities, shape (n_clips, n_classes), columns in ``classes_`` order.
+    def predict_proba(self, X: Any, *, sr: int | None = None,
+                      embeddings: Mapping[str, str | os.PathLike[str]] | None = None
+                      ) -> np.ndarray:
+        """Class probabilities, shape (n_clips, n_classes), columns in ``classes_`` order
+        (``sr``, ``embeddings``: see :meth:`predict_clips`).
 
         Raises
         ------
         AudioError
             A clip cannot be classified (the message names it); see :meth:`predict_clips`.
         """
-        predictions = self.predict_clips(X, sr=sr)
+        predictions = self.predict_clips(X, sr=sr, embeddings=embeddings)
         for prediction in predictions:
             if prediction.error is not None:
                 raise AudioError(f"{prediction.source}: {prediction.error}")
@@ -432,9 +386,10 @@ class AudioClassifier(ClassifierMixin, BaseEstimator):
             return np.empty((0, self.classes_.size))
         return np.stack([prediction.proba for prediction in predictions])
 
-    def predict(self, X: Any, *, sr: int | None = None) -> np.ndarray:
-        """Most probable class of each clip."""
-        proba = self.predict_proba(X, sr=sr)
+    def predict(self, X: Any, *, sr: int | None = None,
+                embeddings: Mapping[str, str | os.PathLike[str]] | None = None) -> np.ndarray:
+        """Most probable class of each clip (see :meth:`predict_proba`)."""
+        proba = self.predict_proba(X, sr=sr, embeddings=embeddings)
         return self.classes_[np.argmax(proba, axis=1)]
 
     def __sklearn_tags__(self) -> Any:

@@ -15,6 +15,11 @@ from featurekit.config import DESCRIPTOR_VERSION
 from featurekit.errors import ArtifactError
 from featurekit.model.artifact import ARTIFACT_FORMAT, RECORDED_PACKAGES, read_header, release
 from featurekit.model.classifier import AudioClassifier
+from featurekit.names import NEURAL_PREFIX
+
+#: The artifact format before :data:`ARTIFACT_FORMAT`, still read: a model of at most one
+#: neural branch, which kept that branch's weights checksum alone.
+ONE_NEURAL_FORMAT = 1
 
 
 def load_model(path: str | os.PathLike[str], *,
@@ -23,7 +28,8 @@ def load_model(path: str | os.PathLike[str], *,
     """Read a trained :class:`AudioClassifier` from an artifact file.
 
     The header is checked first (artifact format, featurekit release, descriptor version),
-    then the payload's length and SHA-256; only then is it unpickled.
+    then the payload's length and SHA-256; only then is it unpickled. A format-1 artifact
+    (one neural branch at most) is read as the current format.
 
     .. warning::
        The payload is a pickle: load only artifacts you trust.
@@ -44,9 +50,10 @@ def load_model(path: str | os.PathLike[str], *,
         Not an artifact, truncated or corrupt, or written by an incompatible featurekit.
     """
     header, offset = read_header(path)
-    if header.get("format") != ARTIFACT_FORMAT:
+    if header.get("format") not in (ONE_NEURAL_FORMAT, ARTIFACT_FORMAT):
         raise ArtifactError(f"{path}: artifact format {header.get('format')!r}; this featurekit "
-                            f"{__version__} reads format {ARTIFACT_FORMAT}")
+                            f"{__version__} reads formats {ONE_NEURAL_FORMAT} and "
+                            f"{ARTIFACT_FORMAT}")
     saved = str(header.get("featurekit"))
     if release(saved) != release(__version__):
         raise ArtifactError(f"{path}: trained with featurekit {saved}, incompatible with "
@@ -65,6 +72,12 @@ def load_model(path: str | os.PathLike[str], *,
     if not isinstance(classifier, AudioClassifier):
         raise ArtifactError(f"{path}: payload is a {type(classifier).__name__}, not an "
                             f"AudioClassifier")
+    if header["format"] == ONE_NEURAL_FORMAT:
+        # Its one checksum belongs to its neural branch, if the system reads one.
+        classifier.weights_sha256_ = {branch: classifier.weights_sha256_
+                                      for branch in classifier.branches_
+                                      if branch.startswith(NEURAL_PREFIX)}
+        classifier.imported_ = {}
     recorded = header.get("provenance", {}).get("versions", {})
     current = package_versions(*RECORDED_PACKAGES)
     changed = [f"{name} {recorded[name]} -> {current[name]}" for name in RECORDED_PACKAGES

@@ -13,11 +13,12 @@ from featurekit.benchmark.config import (
 )
 from featurekit.config import ExtractionConfig
 from featurekit.errors import ConfigError
-from featurekit.model.classifier import AudioClassifier, check_system
+from featurekit.model.classifier import AudioClassifier
+from featurekit.model.systems import check_system
 
 
 def train(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLike[str], *,
-          system: str = AUTO, model: str | None = "mn04_as",
+          system: str = AUTO, model: str | Sequence[str] | None = "mn04_as",
           weights: str | os.PathLike[str] | None = None, folds: Sequence[int] | None = None,
           config: BenchmarkConfig | None = None, extraction: ExtractionConfig | None = None,
           n_jobs: int = 1, progress: bool | None = None) -> AudioClassifier:
@@ -36,7 +37,8 @@ def train(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLi
     store : path-like
         Feature store (created if missing).
     system, model, weights, config :
-        As in :class:`AudioClassifier`.
+        As in :class:`AudioClassifier`; ``model`` may also name embeddings imported into the
+        store (``featurekit import-embeddings``), which are read, never computed.
     folds : sequence of int, optional
         Training folds (default: every fold present).
     extraction : ExtractionConfig, optional
@@ -54,17 +56,19 @@ def train(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLi
     Raises
     ------
     ConfigError
-        Unknown system, heads, fusions, model or folds, or a multi-label dataset; raised
-        before the store is opened.
+        Unknown system, heads, fusions, model (neither computable nor imported into the
+        store) or folds, or a multi-label dataset; raised before the store is written.
     StoreError
         The store holds another configuration, or computing a branch failed.
     """
+    from featurekit.computers.imported import imported_models
     from featurekit.datasets import load_dataset
     from featurekit.names import E2E_BRANCH
     from featurekit.pipeline import (
         check_models,
         check_n_jobs,
         fill_store,
+        model_names,
         read_features,
         stored_extraction,
     )
@@ -72,11 +76,14 @@ def train(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLi
 
     # Every argument is checked before the store is filled (see featurekit.benchmark.run).
     check_n_jobs(n_jobs)
-    if E2E_BRANCH in check_models(model):
+    if E2E_BRANCH in model_names(model):
         raise ConfigError("featurekit train fits systems of clip-level features; the e2e "
                           "stream (a CNN trained from scratch) is evaluated by featurekit "
                           "benchmark --model e2e only")
     data = load_dataset(dataset, data_dir)
+    feature_store = FeatureStore(store)
+    # Names of imported embeddings are known only to the store (read, not written, here).
+    check_models(model, imported=imported_models(feature_store, data.name))
     if data.multilabel:  # its label column holds label sets; a classifier here has one class
         raise ConfigError(f"{data.name} is multi-label; featurekit train fits single-label "
                           "classifiers (featurekit benchmark evaluates multi-label systems)")
@@ -88,7 +95,6 @@ def train(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLi
                           f"present: {present})")
     training = dataclasses.replace(data, clips=data.clips[data.clips["fold"].isin(wanted)]
                                    .reset_index(drop=True))
-    feature_store = FeatureStore(store)
     check_system(system, extraction or stored_extraction(feature_store, data.name), model,
                  config or BenchmarkConfig())
     fill_store(training, feature_store, model=model, weights=weights, extraction=extraction,

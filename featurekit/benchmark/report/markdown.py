@@ -62,8 +62,9 @@ def _primary_section(results: Mapping[str, Any], systems: Systems) -> list[str]:
     if not primary:
         return [*lines, "None: it needs at least two branches and a fusion.", ""]
     return [*lines, *_comparison_lines(
-        results, systems, primary, "the single neural-branch system (every single branch when "
-                                   "there is no neural one)")]
+        results, systems, primary, "the single neural-branch system, or with several neural "
+                                   "branches any head x fusion of them all (every single "
+                                   "branch when there is no neural one)")]
 
 
 def _synergy_section(results: Mapping[str, Any], systems: Systems) -> list[str]:
