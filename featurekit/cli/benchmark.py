@@ -234,11 +234,11 @@ def summary_text(results: dict) -> str:
     for entry in results.get("robustness", []):
         low, high = entry["ci95_pp"]
         lines.append(f"under {entry['corruption']} {entry['severity']}, {entry['comparison']}: "
-                     f"{entry['system']} {100 * entry['value']:.1f} %{unit} (drop "
-                     f"{entry['drop_pp']:+.1f} pp) vs {entry['reference']} "
-                     f"{100 * entry['reference_value']:.1f} %{unit} (drop "
-                     f"{entry['reference_drop_pp']:+.1f} pp): {entry['gain_pp']:+.2f} pp "
-                     f"[{low:+.2f}, {high:+.2f}]")
+                     f"{entry['system']} {100 * entry['value']:.1f} %{unit} "
+                     f"({-entry['drop_pp']:+.1f} pp from clean) vs {entry['reference']} "
+                     f"{100 * entry['reference_value']:.1f} %{unit} "
+                     f"({-entry['reference_drop_pp']:+.1f} pp from clean): "
+                     f"{entry['gain_pp']:+.2f} pp [{low:+.2f}, {high:+.2f}]")
     if results.get("feature_sets"):
         from featurekit.benchmark.report.sets import sets_summary
 
