@@ -88,12 +88,13 @@ def plot_robustness(results: Mapping[str, Any], target: Path) -> None:
         names = list(dict.fromkeys(e["name"] for e in systems if e["corruption"] == kind))
         severities = [next(e["severity"] for e in systems if e["name"] == name)
                       for name in names]
-        for system in choices:
+        # Dashed and dotted lines keep a choice visible when another choice made the same.
+        for system, style in zip(choices, ("-", "--", ":", "-."), strict=False):
             points = [next(e for e in systems if e["name"] == name and e["system"] == system)
                       for name in names]
             axis.plot(range(len(names) + 1),
                       [100 * points[0]["clean_value"], *(100 * p["value"] for p in points)],
-                      marker="o", label=system)
+                      marker="o", linestyle=style, label=system)
         axis.set_xticks(range(len(names) + 1), ["clean", *severities])
         axis.set_title(kind)
         axis.set_ylabel(f"{metric_title(results)} (%)")
