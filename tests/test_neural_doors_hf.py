@@ -61,7 +61,7 @@ def clap(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     directory = tmp_path_factory.mktemp("hf") / "clap"
     transformers.ClapModel(config).save_pretrained(directory)
-    # An unfused CLAP's extractor (laion/clap-htsat-unfused): one spectrogram, no crops.
+    # An unfused CLAP's extractor: one spectrogram (fusion's four need a fused tower).
     transformers.ClapFeatureExtractor(feature_size=16, max_length_s=2,
                                       truncation="rand_trunc").save_pretrained(directory)
     return directory

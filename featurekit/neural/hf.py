@@ -6,7 +6,7 @@ tokens of the hidden states of layer ``K`` (0 is the embedding layer's output; d
 last), its frames those hidden states, one row per token.
 
 A CLAP model (``ClapModel``, model type ``clap``) is read for its audio tower alone
-(``ClapAudioModelWithProjection``: the text tower's weights are left unloaded). Its clip
+(``ClapAudioModelWithProjection``: the text tower is never built). Its clip
 embedding is what CLAP compares with texts, ``ClapModel.get_audio_features``: the projected
 audio embedding, L2-normalised, of size ``projection_dim``. Its frames are the audio tower's
 last hidden state averaged over frequency, one row per time step (``max_length_s`` over their
@@ -76,7 +76,8 @@ def open_hf(name: str, *, offline: bool) -> ModelInfo:
         ``transformers`` is not installed (names the ``hf`` extra).
     ConfigError
         A malformed layer, a path that is no directory, a model or feature extractor that
-        cannot be loaded, or a layer the model does not have.
+        cannot be loaded, a layer the model does not have (any layer for CLAP), or a model
+        of several towers other than CLAP.
     """
     source, mark, layer_text = name[len(HF_DOOR):].partition(LAYER_MARK)
     if not source or (mark and not layer_text.isdigit()):
