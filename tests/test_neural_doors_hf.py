@@ -1,8 +1,9 @@
 """The Hugging Face door: ``hf:ID_OR_DIR[@layer=K]``, on a tiny randomly initialised wav2vec 2.0
-saved to a temporary folder (nothing is ever downloaded)."""
+and a tiny CLAP saved to temporary folders (nothing is ever downloaded)."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -11,13 +12,15 @@ import pytest
 import torch
 from fixtures_audio import make_folder_dataset
 
+from featurekit.cli import main
 from featurekit.computers.neural import NeuralBranch
 from featurekit.computers.runner import run_branch
 from featurekit.config import ExtractionConfig
 from featurekit.datasets import load_dataset
 from featurekit.errors import ConfigError, MissingDependencyError
 from featurekit.io.audio import load_audio
-from featurekit.neural import model_info, registry
+from featurekit.neural import load_pretrained, model_info, registry
+from featurekit.neural.embedding import embed_waveforms, window_starts
 from featurekit.store.reader import FeatureStore
 
 transformers = pytest.importorskip("transformers")  # the dev extra installs it
@@ -42,6 +45,25 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("hf") / "tiny"
     transformers.Wav2Vec2Model(config).save_pretrained(directory)
     transformers.Wav2Vec2FeatureExtractor(sampling_rate=16000).save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def clap(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CLAP whose audio tower has two Swin stages of width 8 and 16 on 16 mel bands, with
+    a 2-s input at 48 kHz (32 time steps) and embeddings of size 8, untrained."""
+    audio = {"depths": [1, 1], "num_attention_heads": [1, 2], "patch_embeds_hidden_size": 8,
+             "hidden_size": 16, "num_hidden_layers": 2, "num_mel_bins": 16, "spec_size": 64,
+             "window_size": 4}
+    text = {"vocab_size": 64, "hidden_size": 8, "num_hidden_layers": 1,
+            "num_attention_heads": 1, "intermediate_size": 16, "max_position_embeddings": 40}
+    config = transformers.ClapConfig(text_config=text, audio_config=audio, projection_dim=8)
+    torch.manual_seed(0)
+    directory = tmp_path_factory.mktemp("hf") / "clap"
+    transformers.ClapModel(config).save_pretrained(directory)
+    # An unfused CLAP's extractor: one spectrogram (fusion's four need a fused tower).
+    transformers.ClapFeatureExtractor(feature_size=16, max_length_s=2,
+                                      truncation="rand_trunc").save_pretrained(directory)
     return directory
 
 
@@ -120,6 +142,78 @@ def test_a_saved_model_runs_through_the_benchmark_and_train_predict(
                                   classifier.predict_proba(clips))
 
 
+def _clap_features(directory: Path, windows: list[np.ndarray]) -> np.ndarray:
+    """``ClapModel.get_audio_features`` of 48-kHz windows, by transformers alone."""
+    extractor = transformers.AutoFeatureExtractor.from_pretrained(directory)
+    model = transformers.ClapModel.from_pretrained(directory).eval()
+    with torch.inference_mode():
+        return np.stack([model.get_audio_features(**extractor(
+            [y], sampling_rate=48000, return_tensors="pt")).pooler_output[0].numpy()
+            for y in windows])
+
+
+def test_a_clap_model_stores_its_projected_audio_embedding(clap: Path, folder: Path,
+                                                            tmp_path: Path) -> None:
+    dataset = load_dataset("folder", folder)
+    tables = []
+    for store in ("a", "b"):
+        branch = NeuralBranch(f"hf:{clap}", device="cpu")
+        assert run_branch(branch, dataset, tmp_path / store, frames=True,
+                          progress=False).exit_code == 0
+        tables.append(FeatureStore(tmp_path / store).read(dataset.name, "neural.hf-clap"))
+    np.testing.assert_array_equal(tables[0].to_numpy(), tables[1].to_numpy())
+    store = FeatureStore(tmp_path / "a")
+    config = store.provenance(dataset.name, "neural.hf-clap")["config"]
+    assert config["source"]["tower"] == "audio" and "layer" not in config["source"]
+    assert config["source"]["output"] == "get_audio_features"
+    assert config["embedding_dim"] == 8 and config["window_s"] == 2.0
+    columns = [c for c in tables[0].columns if c.startswith("neural.hf-clap.emb_")]
+    assert len(columns) == 8
+    clip = dataset.clips.sort_values("clip_id").iloc[0]
+    expected = _clap_features(clap, [load_audio(clip["path"], sr=48000)[0]])[0]
+    np.testing.assert_allclose(tables[0].iloc[0][columns].to_numpy(np.float32), expected,
+                               rtol=1e-4, atol=1e-5)
+    # Frames: 32 time steps per 2 s, those of the 1.2 s of audio only.
+    frames = store.frames(dataset.name, "neural.hf-clap")
+    first = frames[frames["clip_id"] == clip["clip_id"]]
+    assert len(first) == 20 and first.shape[1] - 2 == 16
+    np.testing.assert_allclose(np.diff(first["time_s"]), 2 / 32)
+
+
+def test_a_clip_longer_than_the_models_input_is_averaged_over_its_windows(
+        clap: Path) -> None:
+    y = np.random.default_rng(0).normal(0, 0.1, 5 * 48000).astype(np.float32)
+    notes = NeuralBranch(f"hf:{clap}", device="cpu").compute_batch([y], sr=48000)[0].notes
+    assert "averaged over 3 windows of 2 s" in notes
+    clip = embed_waveforms(load_pretrained(f"hf:{clap}", device="cpu"), [y])[0]
+    assert clip.n_windows == 3
+    windows = [y[start:start + 96000] for start in window_starts(y.size, 96000)]
+    np.testing.assert_allclose(clip.embedding, _clap_features(clap, windows).mean(0),
+                               rtol=1e-4, atol=1e-5)
+
+
+def test_an_ast_is_cut_into_its_own_input_length(tmp_path: Path, tiny: Path) -> None:
+    config = transformers.ASTConfig(hidden_size=16, num_hidden_layers=1,
+                                    num_attention_heads=1, intermediate_size=16,
+                                    num_mel_bins=16, max_length=300)
+    config.save_pretrained(tmp_path / "ast")
+    transformers.ASTFeatureExtractor(num_mel_bins=16,
+                                     max_length=300).save_pretrained(tmp_path / "ast")
+    assert model_info(f"hf:{tmp_path / 'ast'}").window_s == 3.0  # 300 frames of 10 ms
+    assert model_info(f"hf:{tiny}").window_s is None  # wav2vec 2.0: featurekit's 10 s
+
+
+def test_a_clap_model_runs_through_the_benchmark_command(clap: Path, folder: Path,
+                                                         tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    assert main(["benchmark", "--dataset", "folder", "--data-dir", str(folder), "--store",
+                 str(tmp_path / "store"), "--model", f"hf:{clap}", "--families", "spectral",
+                 "--heads", "logreg", "--fusions", "mean", "--repeats", "1", "--bootstrap",
+                 "200", "--ablation", "none", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert "neural.hf-clap/logreg" in [system["name"] for system in results["systems"]]
+
+
 def test_offline_a_hub_id_is_read_from_the_cache_only(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FEATUREKIT_OFFLINE", "1")
@@ -138,8 +232,13 @@ def test_malformed_names_and_missing_transformers_are_refused(
         model_info(f"hf:{tmp_path / 'nothing'}")
     transformers.ClapConfig().save_pretrained(tmp_path / "clap")
     transformers.ClapFeatureExtractor().save_pretrained(tmp_path / "clap")
-    with pytest.raises(ConfigError, match="clap models are not supported"):
-        model_info(f"hf:{tmp_path / 'clap'}")
+    with pytest.raises(ConfigError, match="@layer=K does not apply to CLAP"):
+        model_info(f"hf:{tmp_path / 'clap'}@layer=1")
+    # A CLAP audio tower saved alone is no CLAP model.
+    transformers.ClapAudioConfig().save_pretrained(tmp_path / "tower")
+    transformers.ClapFeatureExtractor().save_pretrained(tmp_path / "tower")
+    with pytest.raises(ConfigError, match="clap_audio_model models are not supported"):
+        model_info(f"hf:{tmp_path / 'tower'}")
     monkeypatch.setitem(sys.modules, "transformers", None)
     with pytest.raises(MissingDependencyError, match=r'pip install "featurekit\[hf\]"'):
         model_info(f"hf:{tiny}")

@@ -146,6 +146,12 @@ class NeuralBranch:
         return embedding_names(self.model, self._info.embedding_dim,
                                tags=n_tags if self.tags else 0)
 
+    @property
+    def _window_s(self) -> float:
+        """Length of the windows long clips are cut into, seconds: the model's own, known
+        before it is built (``ModelInfo.window_s``), else featurekit's."""
+        return WINDOW_S if self._info.window_s is None else self._info.window_s
+
     def _config(self) -> dict[str, Any]:
         config = {"model": self.model,
                   "weights_file": (None if self.weights_path is None
@@ -153,7 +159,7 @@ class NeuralBranch:
                   "weights_sha256": self.weights_sha256, "untrained": self.untrained,
                   "sample_rate": self._info.sample_rate,
                   "embedding_dim": self._info.embedding_dim, "tags": self.tags,
-                  "min_duration_s": MIN_DURATION_S, "window_s": WINDOW_S}
+                  "min_duration_s": MIN_DURATION_S, "window_s": self._window_s}
         # Only when asked for, so that full-float32 stores keep the hash they had before the
         # option existed.
         if self.allow_tf32:
@@ -210,7 +216,7 @@ class NeuralBranch:
                      frames: bool) -> ClipResult:
         values = np.concatenate([clip.embedding, clip.tags]) if self.tags else clip.embedding
         if clip.n_windows > 1:
-            notes = (*notes, f"averaged over {clip.n_windows} windows of {WINDOW_S:g} s")
+            notes = (*notes, f"averaged over {clip.n_windows} windows of {self._window_s:g} s")
         table = None
         if frames:
             table = pd.DataFrame(clip.frames, columns=indexed_names(f"{self.branch}.neuralogram",

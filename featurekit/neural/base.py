@@ -28,6 +28,10 @@ class AudioTagger(nn.Module):
     first_frame_s : float or None
         Time of the first row of ``frames`` from the start of the input, seconds; None (the
         default): the centre of the first period, ``frame_period_s / 2``.
+    window_s : float or None
+        Length of the windows longer clips are cut into, seconds: the model's own input
+        length where it has one; None (the default): featurekit's
+        :data:`~featurekit.neural.embedding.WINDOW_S`.
     """
 
     sample_rate: int
@@ -35,6 +39,7 @@ class AudioTagger(nn.Module):
     n_classes: int = 527
     frame_period_s: float
     first_frame_s: float | None = None
+    window_s: float | None = None
 
     def logmel(self, waveforms: torch.Tensor) -> torch.Tensor:
         """Front-end output in the publisher's convention (see the subclass)."""

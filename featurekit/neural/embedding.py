@@ -3,7 +3,9 @@
 Clip policy (the same for the store branch, :class:`PretrainedEmbedder` and the HEAR API):
 
 * clips shorter than ``min_duration_s`` (1 s) are zero-padded at the end to that length;
-* clips up to ``window_s`` (10 s, the AudioSet training length) are processed whole;
+* clips up to ``window_s`` are processed whole: the model's own input length where it
+  declares one (:attr:`AudioTagger.window_s <featurekit.neural.base.AudioTagger.window_s>`,
+  :func:`model_window_s`), else 10 s (:data:`WINDOW_S`, the AudioSet training length);
 * longer clips are cut into ``ceil(duration / window_s)`` windows of ``window_s``, evenly
   spaced from the start to the end (overlapping a little), and the clip's embedding and tag
   probabilities are the means over windows. Its neuralogram is the windows' rows in time
@@ -30,11 +32,13 @@ from featurekit.neural.decoding import LoadedClip, Source, load_clips
 from featurekit.neural.registry import default_batch_size
 
 __all__ = ["LOOK_AHEAD_BATCHES", "MIN_DURATION_S", "WINDOW_S", "ClipEmbedding", "embed_waveforms",
-           "float32_precision", "load_for", "torch_threads", "window_starts"]
+           "float32_precision", "load_for", "model_window_s", "torch_threads",
+           "window_starts"]
 
 #: Shorter clips are zero-padded to this length, seconds.
 MIN_DURATION_S = 1.0
-#: Longer clips are averaged over windows of this length, seconds.
+#: Longer clips are averaged over windows of this length, seconds, unless the model declares
+#: its own (:func:`model_window_s`).
 WINDOW_S = 10.0
 #: Batches of clips decoded ahead of the network (:func:`load_for`): enough to keep a GPU fed
 #: through a slow clip, few enough that a dataset is never in memory at once.
@@ -63,6 +67,13 @@ class ClipEmbedding:
     frame_times_s: np.ndarray
     frames: np.ndarray
     n_windows: int
+
+
+def model_window_s(model: AudioTagger) -> float:
+    """Window length of ``model``, seconds: its ``window_s`` where it declares one (an optional
+    attribute: a plain module may follow the interface without it), else :data:`WINDOW_S`."""
+    window_s = getattr(model, "window_s", None)
+    return WINDOW_S if window_s is None else float(window_s)
 
 
 def window_starts(n_samples: int, window: int) -> np.ndarray:
@@ -186,7 +197,7 @@ _NOT_RUN = RuntimeError("internal error: this window's batch never ran")
 
 
 def embed_waveforms(model: AudioTagger, waveforms: Iterable[np.ndarray | BaseException], *,
-                    batch_size: int | None = None, window_s: float = WINDOW_S,
+                    batch_size: int | None = None, window_s: float | None = None,
                     min_duration_s: float = MIN_DURATION_S, allow_tf32: bool = False,
                     ) -> list[ClipEmbedding | BaseException]:
     """Embed mono waveforms already at ``model.sample_rate``.
@@ -203,7 +214,9 @@ def embed_waveforms(model: AudioTagger, waveforms: Iterable[np.ndarray | BaseExc
     batch_size : int, keyword-only, optional
         Windows per forward pass; default
         :func:`~featurekit.neural.registry.default_batch_size` of the model's device.
-    window_s, min_duration_s : float, keyword-only
+    window_s : float, keyword-only, optional
+        Clip policy (module docstring); default :func:`model_window_s`.
+    min_duration_s : float, keyword-only
         Clip policy (module docstring).
     allow_tf32 : bool, keyword-only
         Let CUDA use TF32 tensor cores (:func:`float32_precision`); the default is full
@@ -228,6 +241,8 @@ def embed_waveforms(model: AudioTagger, waveforms: Iterable[np.ndarray | BaseExc
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     sr = model.sample_rate
+    if window_s is None:
+        window_s = model_window_s(model)
     window = round(window_s * sr)
     min_samples = round(min_duration_s * sr)
     if not 0 < min_samples <= window:

@@ -50,6 +50,10 @@ class ModelInfo:
         Models of a door (``hear:``, ``hf:``): what identifies them (module or model, weights
         file and its SHA-256, layer), part of a store branch's configuration in place of the
         factory's name and version.
+    window_s : float, optional
+        The model's own window length, seconds (:attr:`AudioTagger.window_s
+        <featurekit.neural.base.AudioTagger.window_s>`, which the built model must have);
+        None: featurekit's 10-s windows.
     """
 
     name: str
@@ -65,6 +69,7 @@ class ModelInfo:
     build: Callable[[], AudioTagger]
     version: str = ""
     source: Mapping[str, Any] | None = None
+    window_s: float | None = None
 
     @property
     def registered(self) -> bool:

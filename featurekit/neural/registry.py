@@ -409,7 +409,8 @@ def load_pretrained(name: str, weights: str | os.PathLike[str] | None = None,
         ``weights`` given for a registered model (its factory loads its own).
     ConfigError
         A registered model's factory returned something else than a torch module with the
-        declared ``sample_rate`` and ``embedding_dim``.
+        declared ``sample_rate`` and ``embedding_dim`` (and ``window_s``, a door's own window
+        length, None for ``register_model``'s).
     """
     import torch
 
@@ -443,8 +444,10 @@ def _built(info: ModelInfo, weights: str | os.PathLike[str] | None) -> AudioTagg
         raise WeightsError(f"model {info.name!r} was registered with a factory that loads its "
                            f"own weights; weights={str(weights)!r} does not apply")
     model = info.build()
-    found = {key: getattr(model, key, None) for key in ("sample_rate", "embedding_dim")}
-    declared = {"sample_rate": info.sample_rate, "embedding_dim": info.embedding_dim}
+    found = {key: getattr(model, key, None)
+             for key in ("sample_rate", "embedding_dim", "window_s")}
+    declared = {"sample_rate": info.sample_rate, "embedding_dim": info.embedding_dim,
+                "window_s": info.window_s}
     if not isinstance(model, torch.nn.Module) or found != declared:
         raise ConfigError(f"factory of model {info.name!r} must return a torch.nn.Module "
                           f"with {declared}; got {type(model).__name__} with {found}")
