@@ -1,4 +1,4 @@
-"""Defaults of the sequence head (pooling, stream dropout), leave-one-fold-out on ESC-10.
+"""Defaults of the sequence head (pooling, stream dropout, contrastive weight), by folds.
 
 Candidates of :class:`featurekit.learn.torch.sequence.SequenceClassifier` are fitted once per outer
 fold
@@ -9,7 +9,10 @@ and ``--jobs`` fits in parallel; everything else is the class default. Candidate
 * ``pooling`` in {``mean``, ``meanstd``} for the ``timbre`` stream alone and the
   ``neural.<model>`` stream alone;
 * ``stream_dropout`` in {0.0, 0.2, 0.4} for the joint model of ``timbre``, ``spectral`` and
-  ``neural.<model>`` (pooling: ``--joint-pooling``).
+  ``neural.<model>`` (pooling: ``--joint-pooling``);
+* ``contrastive_weight`` in ``--contrastive-weights`` (default {0.0, 0.1, 0.5}) for the same
+  joint model with ``contrastive_temperature`` ``--contrastive-temperature`` (0.1) and
+  ``stream_dropout=0`` (``--only contrastive``).
 
 Per candidate the table gives test accuracy (mean +- sd over the outer folds of the seeds'
 mean), log-loss, their paired differences to the first candidate of the same input (mean +- sd
@@ -18,10 +21,18 @@ over folds), macro-F1, the accuracy of the seeds' mean probabilities, wall secon
 the neural stream on the test clips.
 
 Defaults are chosen on ESC-10 only (never on the UrbanSound8K folds the README reports); see
-``benchmarks/notes/sequence.md`` for the store-building commands and the decision::
+``benchmarks/notes/sequence.md`` (pooling, stream dropout) and
+``benchmarks/notes/contrastive.md`` (contrastive weight) for the store-building commands and
+the decisions::
 
     python benchmarks/sequence_defaults.py --store STORE --data-dir /work/shared/data/esc10 \
         --seeds 0 1 --jobs 2
+    python benchmarks/sequence_defaults.py --store STORE --data-dir /work/shared/data/esc10 \
+        --only contrastive --seeds 0 1 --jobs 2
+
+``--dataset urbansound8k`` is refused unless ``--report`` says that the run reports values
+already chosen (for instance ``--only contrastive --contrastive-weights 0 0.1 --report``) rather
+than chooses them.
 """
 
 from __future__ import annotations
@@ -43,16 +54,24 @@ from featurekit.store.sequences import load_sequences
 JOINT_STREAMS = ("timbre", "spectral")
 
 
-def candidates(model: str, joint_pooling: str) -> list[tuple[str, tuple[str, ...], dict]]:
-    """(input label, streams, parameters) of every candidate, reference first per input."""
+def candidates(model: str, joint_pooling: str, contrastive_weights: tuple[float, ...] = (),
+               contrastive_temperature: float = 0.1
+               ) -> list[tuple[str, str, tuple[str, ...], dict]]:
+    """(group, input label, streams, parameters) of every candidate, reference first per
+    input; groups are the ``--only`` choices."""
     neural = f"neural.{model}"
-    out: list[tuple[str, tuple[str, ...], dict]] = []
+    out: list[tuple[str, str, tuple[str, ...], dict]] = []
     for stream in ("timbre", neural):
         for pooling in ("mean", "meanstd"):
-            out.append((stream, (stream,), {"pooling": pooling}))
+            out.append(("single", stream, (stream,), {"pooling": pooling}))
     for dropout in (0.0, 0.2, 0.4):
-        out.append(("joint", (*JOINT_STREAMS, neural),
+        out.append(("joint", "joint", (*JOINT_STREAMS, neural),
                     {"pooling": joint_pooling, "stream_dropout": dropout}))
+    for weight in contrastive_weights:
+        out.append(("contrastive", "joint (contrastive)", (*JOINT_STREAMS, neural),
+                    {"pooling": joint_pooling, "stream_dropout": 0.0,
+                     "contrastive_weight": float(weight),
+                     "contrastive_temperature": contrastive_temperature}))
     return out
 
 
@@ -83,11 +102,19 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--jobs", type=int, default=2, help="fits in parallel")
     parser.add_argument("--joint-pooling", default="meanstd", choices=["mean", "meanstd"])
-    parser.add_argument("--only", nargs="+", choices=["single", "joint"],
-                        default=["single", "joint"], help="subset of candidates to run")
+    parser.add_argument("--only", nargs="+", choices=["single", "joint", "contrastive"],
+                        default=["single", "joint"],
+                        help="subset of candidates to run (contrastive: the joint model's "
+                             "contrastive_weight candidates)")
+    parser.add_argument("--contrastive-weights", type=float, nargs="+", default=[0.0, 0.1, 0.5],
+                        help="contrastive_weight candidates, the reference first")
+    parser.add_argument("--contrastive-temperature", type=float, default=0.1)
+    parser.add_argument("--report", action="store_true",
+                        help="this run reports values already chosen (allows urbansound8k)")
     args = parser.parse_args()
-    if args.dataset == "urbansound8k":
-        parser.error("defaults are chosen on ESC-10 (or UrbanSound8K training folds) only")
+    if args.dataset == "urbansound8k" and not args.report:
+        parser.error("defaults are chosen on ESC-10 only; pass --report to report values "
+                     "already chosen on UrbanSound8K")
 
     store = FeatureStore(args.store)
     clips = store.read(args.dataset, branches=["handcrafted"], columns=[])
@@ -100,17 +127,21 @@ def main() -> None:
     groups = pd.factorize(clips["clip_id"].map(recordings).astype(str))[0]
     fold_ids = sorted(set(folds.tolist()))
 
-    chosen = [c for c in candidates(args.model, args.joint_pooling)
-              if ("joint" if c[0] == "joint" else "single") in args.only]
+    chosen = [c[1:] for c in candidates(args.model, args.joint_pooling,
+                                        tuple(args.contrastive_weights),
+                                        args.contrastive_temperature)
+              if c[0] in args.only]
     tasks = [(i, fold, seed) for i in range(len(chosen)) for fold in fold_ids
              for seed in args.seeds]
     print(f"{args.dataset}: {len(clips)} clips, folds {fold_ids}, seeds {args.seeds}, "
           f"{len(tasks)} fits on {args.jobs} workers", flush=True)
+    started = time.perf_counter()
     results = Parallel(n_jobs=args.jobs, verbose=0)(
         delayed(fit_one)(sequences, chosen[i][1], chosen[i][2], labels, groups,
                          np.flatnonzero(folds != fold), np.flatnonzero(folds == fold), seed)
         for i, fold, seed in tasks)
     by_task = dict(zip(tasks, results, strict=True))
+    wall = time.perf_counter() - started
 
     rows = []
     for i, (label, _streams, params) in enumerate(chosen):
@@ -160,10 +191,12 @@ def main() -> None:
     for column, title, digits in (("accuracy", "accuracy % (seed mean)", 1),
                                   ("log_loss", "log-loss (seed mean)", 3)):
         print(f"\nPer-fold {title}, folds {fold_ids}:")
-        for row in rows:
-            name = ", ".join(f"{k}={v}" for k, v in row["params"].items())
-            print(f"  {row['input']:16s} {name:36s} "
+        names = [", ".join(f"{k}={v}" for k, v in row["params"].items()) for row in rows]
+        width = max(36, *(len(name) for name in names))
+        for row, name in zip(rows, names, strict=True):
+            print(f"  {row['input']:19s} {name:{width}s} "
                   + " ".join(f"{a:6.{digits}f}" for a in row["folds"][column]))
+    print(f"\n{len(tasks)} fits in {wall / 60:.1f} min of wall time on {args.jobs} workers")
 
 
 if __name__ == "__main__":

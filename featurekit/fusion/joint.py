@@ -31,7 +31,9 @@ class JointSequenceClassifier(SequenceClassifier):
       random (never all of them), so the gate cannot come to rely on one stream alone;
     * an optional *contrastive alignment* (``contrastive_weight`` > 0) adds a symmetric
       InfoNCE term that pulls each stream's embedding of a clip towards the other streams'
-      embeddings of the same clip (the paper's branches "aligned by contrastive learning").
+      embeddings of the same clip (the paper's branches "aligned by contrastive learning");
+      off by default, as ESC-10 showed no gain beyond fold noise
+      (``benchmarks/notes/contrastive.md``).
 
     This is :class:`~featurekit.learn.torch.sequence.SequenceClassifier` given a mapping of
     streams, as an
