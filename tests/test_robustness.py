@@ -191,3 +191,24 @@ def test_results_survive_json() -> None:
     assert restored["robustness"] == results["robustness"]
     assert [c["name"] for c in restored["corruptions"]] == ["copy"]
 
+
+
+def test_label_sets_under_an_official_split_score_macro_map_on_the_eval_clips() -> None:
+    from test_multilabel import _features_table
+
+    frame = _features_table()
+    eval_clips = frame[frame["fold"] == 3]
+    copy = CorruptedTable("eval-noise", "test", "level=1", {},
+                          eval_clips.drop(columns=["fold", "label", "label_id"]).assign(
+                              **{f"pitch.f{j}.mean": 0.0 for j in range(5)}))
+    config = BenchmarkConfig(heads=("logreg",), fusions=("mean", "weighted"), repeats=1,
+                             n_bootstrap=200)
+    results = run_benchmark(frame, dataset="toy", config=config, multilabel=True,
+                            protocol="train-val-eval", progress=False, corrupted=[copy])
+    primary = next(e for e in results["robustness"] if e["comparison"] == "primary")
+    assert primary["metric"] == "map" and primary["n_clips"] == len(eval_clips)
+    assert primary["clean_value"] == pytest.approx(
+        next(s for s in results["systems"] if s["name"] == AUTO)["mean"]["map"])
+    systems = entries(results)
+    assert systems["eval-noise", NEURAL_AUTO]["drop_pp"] == pytest.approx(0.0, abs=1e-9)
+    assert systems["eval-noise", HANDCRAFTED_AUTO]["drop_pp"] > 5.0
