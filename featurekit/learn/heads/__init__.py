@@ -20,8 +20,10 @@ folds split by recording, never on a reported test fold; the measurements and th
 that reproduce them are in ``benchmarks/notes/heads.md``):
 
 * ``xgb``: histogram trees (16 bins), depth 4, 10 % of the columns per tree, learning rate
-  0.2, 100 rounds on all training rows, no validation split. A multi-class round grows one
-  tree per class, so rounds dominate the cost.
+  0.2, 100 rounds on all training rows, no validation split. A multi-class or multi-label
+  round grows one tree per class, so rounds dominate the cost (XGBoost's
+  ``multi_output_tree`` was measured slower and less accurate at 56 and 200 classes:
+  ``benchmarks/notes/scale.md``).
 * ``mlp``: one hidden layer of 64 ReLU units on standardised inputs, Adam (step 3e-3,
   batches of about 256 clips), float32. A first network stops 30 epochs after its best
   validation error (ties broken by log-loss) on held-out groups; the final network is trained
