@@ -181,6 +181,15 @@ def corrupted_dataset(data: Any, corruption: Corruption, clip_ids: Sequence[str]
     return replace(data, name=f"{data.name}@{corruption.name}", clips=clips)
 
 
+def _filled_dataset(data: Any, corruption: Corruption | None,
+                    clip_ids: Sequence[str] | None) -> Any:
+    """The dataset a fill computes: ``data`` itself, or its corrupted copy of ``clip_ids``."""
+    if corruption is None:
+        return data
+    return corrupted_dataset(data, corruption,
+                             data.clips["clip_id"] if clip_ids is None else clip_ids)
+
+
 def fill_store(data: Any, feature_store: Any, *, model: str | Sequence[str] | None,
                branches: Sequence[str] = (HANDCRAFTED_BRANCH,), weights: str | None = None,
                extraction: ExtractionConfig | None = None, frames: bool = False,
@@ -241,9 +250,7 @@ def fill_store(data: Any, feature_store: Any, *, model: str | Sequence[str] | No
     computers = _computers(data, feature_store, model=model, branches=branches,
                            weights=weights, extraction=extraction, n_jobs=n_jobs,
                            corruption=corruption, seed=seed)
-    if corruption is not None:
-        data = corrupted_dataset(data, corruption, data.clips["clip_id"] if clip_ids is None
-                                 else clip_ids)
+    data = _filled_dataset(data, corruption, clip_ids)
     for computer in computers:
         stored = computer.branch in feature_store.branches(data.name)
         # The e2e stream's branch is nothing but frames.
@@ -298,7 +305,9 @@ FILL_SAMPLE_CLIPS = 3
 def estimate_fill(data: Any, feature_store: Any, *, model: str | Sequence[str] | None,
                   branches: Sequence[str] = (HANDCRAFTED_BRANCH,), weights: str | None = None,
                   extraction: ExtractionConfig | None = None, frames: bool = False,
-                  n_jobs: int = 1) -> list[FillEstimate]:
+                  n_jobs: int = 1, corruption: Corruption | None = None,
+                  clip_ids: Sequence[str] | None = None,
+                  seed: int = 0) -> list[FillEstimate]:
     """Estimate what :func:`fill_store` would compute, without writing anything.
 
     For each branch with clips missing from the store, its computer computes one clip (which
@@ -309,6 +318,9 @@ def estimate_fill(data: Any, feature_store: Any, *, model: str | Sequence[str] |
     ----------
     data, feature_store, model, branches, weights, extraction, frames, n_jobs :
         As :func:`fill_store`.
+    corruption, clip_ids, seed :
+        As :func:`fill_store`: the estimate of computing the branches on corrupted copies
+        (the sample clips are corrupted and computed, as the fill would).
 
     Returns
     -------
@@ -318,8 +330,11 @@ def estimate_fill(data: Any, feature_store: Any, *, model: str | Sequence[str] |
     from joblib import effective_n_jobs
 
     estimates = []
-    for computer in _computers(data, feature_store, model=model, branches=branches,
-                               weights=weights, extraction=extraction, n_jobs=n_jobs):
+    computers = _computers(data, feature_store, model=model, branches=branches,
+                           weights=weights, extraction=extraction, n_jobs=n_jobs,
+                           corruption=corruption, seed=seed)
+    data = _filled_dataset(data, corruption, clip_ids)
+    for computer in computers:
         stored = (feature_store.stored_clip_ids(data.name, computer.branch)
                   if computer.branch in feature_store.branches(data.name) else set())
         paths = [str(path) for clip, path in zip(data.clips["clip_id"], data.clips["path"],

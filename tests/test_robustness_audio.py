@@ -225,6 +225,17 @@ def test_the_command_scores_stores_reports_and_reuses_corrupted_copies(
     assert facts["clean_config_hash"] == feature_store.provenance(
         "urbansound8k", "handcrafted")["config_hash"] != facts["config_hash"]
     assert len(feature_store.read("urbansound8k@noise-snr0", "neural.frame_stats")) == 18
+    stage = next(s for s in results["plan"]["stages"] if s["name"] == "corrupt")
+    assert stage["estimated_s"] > 0 and stage["measured_s"] > 0
+    assert stage["note"].startswith("3 corruption(s) of 18 test clips; gain-db-20: ")
+    # A plan estimates a new corruption's copies from a few clips, and stores none of them.
+    planned = [*command[:-1], "gain:db=-10", "--plan", "--out", str(tmp_path / "plan")]
+    assert main(planned) == 0
+    plan = json.loads((tmp_path / "plan" / "plan.json").read_text(encoding="utf-8"))
+    stage = next(s for s in plan["stages"] if s["name"] == "corrupt")
+    assert stage["estimated_s"] > 0 and stage["measured_s"] is None
+    assert "urbansound8k@gain-db-10" not in FeatureStore(store).datasets()
+    capsys.readouterr()
     # A rerun computes nothing again and gives the same figures.
     assert main([*command, "--out", str(tmp_path / "second")]) == 0
     rerun = capsys.readouterr().err

@@ -30,7 +30,7 @@ from featurekit.benchmark.data import branch_selectors
 from featurekit.benchmark.engine import dataset_task, run_benchmark
 from featurekit.benchmark.estimate import (
     CostPlan,
-    Stage,
+    corrupt_stage,
     fill_stage,
     read_stage,
     record_stage,
@@ -270,16 +270,19 @@ def run(dataset: str, data_dir: str | os.PathLike[str], store: str | os.PathLike
         fill_store(data, feature_store, backend=backend, scheduler=scheduler,
                    progress=progress, **fill_options)
         stage.measured_s = time.perf_counter() - fill_started
-        if corrupt is not None:
+    if corrupt is not None:
+        # After the clean fill: the copies are computed with the clean branch's settings.
+        clip_ids = test_clip_ids(data.clips, protocol=protocol, outer_folds=config.outer_folds)
+        options = {**fill_options, "extraction": stored_extraction(feature_store, data.name),
+                   "frames": False, "clip_ids": clip_ids, "seed": config.seed}
+        stages.append(corrupt_stage({c.name: estimate_fill(data, feature_store, corruption=c,
+                                                           **options) for c in corrupt},
+                                    len(clip_ids)))
+        if not plan_only:
             corrupt_started = time.perf_counter()
-            corrupted = fill_corrupted(data, feature_store, corrupt, protocol=protocol,
-                                       config=config, fill_options=fill_options,
+            corrupted = fill_corrupted(data, feature_store, corrupt, options=options,
                                        backend=backend, scheduler=scheduler, progress=progress)
-            stages.append(Stage("corrupt", None, time.perf_counter() - corrupt_started,
-                                f"{len(corrupt)} corruption(s) of the test clips"))
-    elif corrupt is not None:
-        stages.append(Stage("corrupt", None, note="not estimated: each corruption computes "
-                                                  "every branch again on the test clips"))
+            stages[-1].measured_s = time.perf_counter() - corrupt_started
     options = {"n_jobs": n_jobs, "backend": backend, "scheduler": scheduler,
                "progress": progress, "calibrate": True, "plan_only": plan_only,
                # A plan alone is printed once complete (below).
@@ -328,28 +331,23 @@ def test_clip_ids(clips: pd.DataFrame, *, protocol: str,
 
 
 def fill_corrupted(data: Any, feature_store: Any, corruptions: Sequence[Corruption], *,
-                   protocol: str, config: BenchmarkConfig, fill_options: Mapping[str, Any],
-                   backend: str, scheduler: str | None,
+                   options: Mapping[str, Any], backend: str, scheduler: str | None,
                    progress: bool | None) -> list[CorruptedTable]:
-    """Compute every branch on each corruption's copies of the outer test clips (what the
-    store lacks of them) and read them back.
+    """Compute every branch on each corruption's copies of the clips ``options["clip_ids"]``
+    (what the store lacks of them) and read them back.
 
-    The handcrafted configuration is the clean branch's, so that corrupted and clean columns
-    mean the same; each clip's corruption is seeded by ``config.seed``, the corruption and the
-    clip's file name.
+    ``options`` are :func:`~featurekit.pipeline.fill_store`'s: the clean branch's handcrafted
+    configuration (so that corrupted and clean columns mean the same), the test clips, and the
+    run's seed (each clip's corruption is seeded by it, the corruption and the file name).
     """
-    clip_ids = test_clip_ids(data.clips, protocol=protocol, outer_folds=config.outer_folds)
-    options = {**fill_options, "extraction": stored_extraction(feature_store, data.name),
-               "frames": False}
     tables = []
     for corruption in corruptions:
-        fill_store(data, feature_store, corruption=corruption, clip_ids=clip_ids,
-                   seed=config.seed, backend=backend, scheduler=scheduler, progress=progress,
-                   **options)
-        copy = corrupted_dataset(data, corruption, clip_ids)
-        table, provenance = read_features(feature_store, copy.name,
-                                          model=fill_options["model"], clips=copy.clips)
-        facts = {**corruption.to_dict(), "seed": config.seed, "store_dataset": copy.name,
+        fill_store(data, feature_store, corruption=corruption, backend=backend,
+                   scheduler=scheduler, progress=progress, **options)
+        copy = corrupted_dataset(data, corruption, options["clip_ids"])
+        table, provenance = read_features(feature_store, copy.name, model=options["model"],
+                                          clips=copy.clips)
+        facts = {**corruption.to_dict(), "seed": options["seed"], "store_dataset": copy.name,
                  "config_hashes": {branch: facts.get("config_hash")
                                    for branch, facts in provenance.items()}}
         tables.append(CorruptedTable(corruption.name, corruption.kind, corruption.severity,

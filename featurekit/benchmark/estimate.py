@@ -401,6 +401,19 @@ def fill_stage(estimates: Sequence[FillEstimate]) -> Stage:
                  note=note or "nothing missing")
 
 
+def corrupt_stage(estimates: Mapping[str, Sequence[FillEstimate]], n_clips: int) -> Stage:
+    """The corrupt stage of a robustness run: per corruption (its name to
+    :func:`featurekit.pipeline.estimate_fill`'s estimates on its copies of ``n_clips`` test
+    clips), every branch computed again."""
+    parts = [f"{name}: " + ", ".join(
+        f"{e.branch} {e.missing} x {e.seconds_per_clip or 0:.3g} s / {e.workers}"
+        for e in per if e.missing) for name, per in estimates.items()
+        if any(e.missing for e in per)]
+    return Stage("corrupt", float(sum(e.estimated_s for per in estimates.values() for e in per)),
+                 note=(f"{len(estimates)} corruption(s) of {n_clips} test clips"
+                       + (f"; {'; '.join(parts)}" if parts else ", nothing missing")))
+
+
 def read_stage(seconds: float, *, plan_only: bool) -> Stage:
     """The read stage: measured while planning, which a real run does before it fits."""
     return Stage("read", seconds, None if plan_only else seconds, "measured while planning")
