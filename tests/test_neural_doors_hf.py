@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from fixtures_audio import make_folder_dataset
@@ -82,18 +84,25 @@ def _hidden(directory: Path, y: np.ndarray, layer: int) -> np.ndarray:
     return out.hidden_states[layer][0].numpy()
 
 
+def embedded_twice(name: str, branch: str, dataset: Any, tmp_path: Path) -> list[pd.DataFrame]:
+    """The store branch ``branch`` of ``dataset`` computed by ``name`` into two stores (``a``,
+    ``b`` under ``tmp_path``), checked identical."""
+    tables = []
+    for store in ("a", "b"):
+        computer = NeuralBranch(name, device="cpu")
+        assert computer.branch == branch
+        assert run_branch(computer, dataset, tmp_path / store, frames=True,
+                          progress=False).exit_code == 0
+        tables.append(FeatureStore(tmp_path / store).read(dataset.name, branch))
+    np.testing.assert_array_equal(tables[0].to_numpy(), tables[1].to_numpy())
+    return tables
+
+
 def test_a_saved_model_embeds_a_dataset_deterministically(tiny: Path, folder: Path,
                                                           tmp_path: Path) -> None:
     dataset = load_dataset("folder", folder)
     name = f"hf:{tiny}"
-    tables = []
-    for store in ("a", "b"):
-        branch = NeuralBranch(name, device="cpu")
-        assert branch.branch == "neural.hf-tiny"
-        assert run_branch(branch, dataset, tmp_path / store, frames=True,
-                          progress=False).exit_code == 0
-        tables.append(FeatureStore(tmp_path / store).read(dataset.name, "neural.hf-tiny"))
-    np.testing.assert_array_equal(tables[0].to_numpy(), tables[1].to_numpy())
+    tables = embedded_twice(name, "neural.hf-tiny", dataset, tmp_path)
     store = FeatureStore(tmp_path / "a")
     config = store.provenance(dataset.name, "neural.hf-tiny")["config"]
     assert config["source"]["door"] == "hf" and config["source"]["layer"] == 2
@@ -155,13 +164,7 @@ def _clap_features(directory: Path, windows: list[np.ndarray]) -> np.ndarray:
 def test_a_clap_model_stores_its_projected_audio_embedding(clap: Path, folder: Path,
                                                             tmp_path: Path) -> None:
     dataset = load_dataset("folder", folder)
-    tables = []
-    for store in ("a", "b"):
-        branch = NeuralBranch(f"hf:{clap}", device="cpu")
-        assert run_branch(branch, dataset, tmp_path / store, frames=True,
-                          progress=False).exit_code == 0
-        tables.append(FeatureStore(tmp_path / store).read(dataset.name, "neural.hf-clap"))
-    np.testing.assert_array_equal(tables[0].to_numpy(), tables[1].to_numpy())
+    tables = embedded_twice(f"hf:{clap}", "neural.hf-clap", dataset, tmp_path)
     store = FeatureStore(tmp_path / "a")
     config = store.provenance(dataset.name, "neural.hf-clap")["config"]
     assert config["source"]["tower"] == "audio" and "layer" not in config["source"]

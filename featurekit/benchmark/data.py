@@ -259,8 +259,7 @@ def prepare_data(data: pd.DataFrame, config: BenchmarkConfig, *,
     _check_branch_sequences(sequences, selectors, len(data), config)
     if E2E_BRANCH in sequences:  # learns from its frames alone: no clip-level columns
         positions[E2E_BRANCH] = np.empty(0, dtype=np.int64)
-    X = np.array(data[feature_columns].to_numpy(dtype=np.float32), copy=True)
-    X[~np.isfinite(X) & ~np.isnan(X)] = np.nan
+    X = _feature_matrix(data, feature_columns)
     label_ids, y = np.unique(data["label_id"].to_numpy(dtype=np.int64), return_inverse=True)
     names_by_id = (data.drop_duplicates("label_id").set_index("label_id")["label"]
                    if "label" in data.columns else pd.Series(dtype=str))
@@ -296,6 +295,14 @@ def prepare_data(data: pd.DataFrame, config: BenchmarkConfig, *,
                          corrupted=corrupted_X, corrupted_rows=corrupted_rows)
 
 
+def _feature_matrix(table: pd.DataFrame, feature_columns: Sequence[str]) -> np.ndarray:
+    """``table``'s feature columns as a float32 matrix of its own, an infinite value treated as
+    missing (NaN), as a head treats it."""
+    X = np.array(table[list(feature_columns)].to_numpy(dtype=np.float32), copy=True)
+    X[np.isinf(X)] = np.nan
+    return X
+
+
 def _corrupted_matrix(name: str, table: pd.DataFrame, X: np.ndarray, clip_ids: np.ndarray,
                       feature_columns: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """A corruption's features in ``X``'s rows and columns (clean rows where a clip has no
@@ -308,10 +315,8 @@ def _corrupted_matrix(name: str, table: pd.DataFrame, X: np.ndarray, clip_ids: n
     if (rows < 0).any():
         raise DatasetError(f"the corrupted copy {name!r} holds clips the benchmark lacks, "
                            f"e.g. {table['clip_id'].iloc[int(np.argmax(rows < 0))]!r}")
-    values = table[list(feature_columns)].to_numpy(dtype=np.float32, copy=True)
-    values[~np.isfinite(values) & ~np.isnan(values)] = np.nan
     matrix = X.copy()
-    matrix[rows] = values
+    matrix[rows] = _feature_matrix(table, feature_columns)
     present = np.zeros(len(clip_ids), dtype=bool)
     present[rows] = True
     return matrix, present

@@ -233,9 +233,18 @@ class CorruptedComputer:
 
     def __init__(self, computer: BranchComputer, corruption: Corruption, seed: int) -> None:
         self.computer, self.corruption, self.seed = computer, corruption, int(seed)
-        self.branch = computer.branch
-        self.process_parallel = computer.process_parallel
-        self.clips_per_task = getattr(computer, "clips_per_task", None)
+
+    @property
+    def branch(self) -> str:
+        return self.computer.branch
+
+    @property
+    def process_parallel(self) -> bool:
+        return self.computer.process_parallel
+
+    @property
+    def clips_per_task(self) -> int | None:
+        return getattr(self.computer, "clips_per_task", None)
 
     @property
     def feature_names(self) -> list[str]:
