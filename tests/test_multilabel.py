@@ -34,8 +34,15 @@ from featurekit.benchmark.resample import bootstrap_map_difference, resampled_av
 from featurekit.benchmark.score import d_prime, lwlrap, multilabel_metrics, per_class_ap
 from featurekit.cli import main
 from featurekit.datasets import DatasetWarning, load_dataset, verify_dataset
+from featurekit.datasets.base import Dataset
 from featurekit.datasets.fsd50k import download_fsd50k
-from featurekit.datasets.mixtures import mix_pair, plan_mixtures, write_mixture_set
+from featurekit.datasets.mixtures import (
+    class_speeds,
+    mix_pair,
+    plan_mixtures,
+    variant_name,
+    write_mixture_set,
+)
 from featurekit.errors import ConfigError, DatasetError, DownloadError
 from featurekit.fusion import make_fusion
 from featurekit.io.download import extract_archive
@@ -500,6 +507,60 @@ def test_mixture_set_round_trips_through_the_fsd50k_adapter(tmp_path: Path) -> N
     labels = dataset.clips.set_index("clip_id")["label"]
     assert labels.to_dict() == plan.set_index("fname")["labels"].to_dict()
     assert sf.info(dataset.clips["path"].iloc[0]).samplerate == 8000
+
+
+def test_mixture_plan_of_many_items_and_classes(tmp_path: Path) -> None:
+    source = _esc_like(tmp_path)  # 4 classes, 6 clips per fold
+    classes = ["dog", "rooster", "rain", "pig"]
+    plan = plan_mixtures(source.clips, SPLITS, seed=3, n_items=500, classes=classes,
+                         n_classes=10)
+    assert len(plan) == 500
+    # Split sizes follow the source clips and speeds of each split (folds 1-3 : 4 : 5).
+    assert plan["split"].value_counts().to_dict() == {"train": 300, "val": 100, "eval": 100}
+    names = set(plan["labels"].str.split(",").explode())
+    speeds = class_speeds(classes, 10)
+    assert names == {variant_name(label, speed) for label, kept in speeds.items()
+                     for speed in kept}
+    assert [len(speeds[label]) for label in classes] == [3, 3, 2, 2]
+    # Partners are of another source class; no item is made twice.
+    mixed = plan[plan["second"].notna()]
+    base = mixed["labels"].str.split(",").map(lambda pair: {n.split("@")[0] for n in pair})
+    assert (base.map(len) == 2).all()
+    assert not plan.duplicated(["first", "second", "first_speed", "second_speed"]).any()
+    # A clip used again as a first clip is always mixed.
+    again = plan.duplicated(["split", "first", "first_speed"])
+    assert again.any() and plan.loc[again, "second"].notna().all()
+    with pytest.raises(DatasetError, match="n_classes must be between 4"):
+        plan_mixtures(source.clips, SPLITS, n_classes=21)
+
+
+def test_mixture_speed_variants_shift_the_pitch(tmp_path: Path) -> None:
+    sr = 8000
+    paths = []
+    for index, hz in enumerate([250.0, 250.0, 600.0, 600.0] * 3):
+        paths.append(tmp_path / f"{index}.wav")
+        t = np.arange(sr) / sr
+        sf.write(paths[-1], 0.5 * np.sin(2 * np.pi * hz * t), sr)
+    clips = pd.DataFrame({"clip_id": [p.stem for p in paths], "path": [str(p) for p in paths],
+                          "label": ["low", "low", "high", "high"] * 3,
+                          "fold": np.repeat([1, 4, 5], 4)})
+    clips["label_id"] = (clips["label"] == "high").astype(int)
+    source = Dataset(name="tones", clips=clips, classes=["low", "high"], expected_folds=[1, 4, 5],
+                     root=tmp_path)
+    plan = write_mixture_set(source, tmp_path / "mix", {1: "train", 4: "val", 5: "eval"},
+                             sr=sr, duration=0.5, single_share=0.9, seed=0, n_items=60,
+                             n_classes=4, n_jobs=2)
+    with pytest.warns(DatasetWarning, match="partial copy"):
+        dataset = load_dataset("fsd50k", tmp_path / "mix")
+    assert dataset.classes == ["low", "low@1.26x", "high", "high@1.26x"]
+    singles = plan[plan["second"].isna()]
+    assert set(singles["labels"]) == set(dataset.classes)
+    paths = dataset.clips.set_index("clip_id")["path"]
+    for item in singles.itertuples():
+        y, _ = sf.read(paths[item.fname])
+        peak_hz = np.argmax(np.abs(np.fft.rfft(y))) * sr / y.size
+        hz = 250.0 if item.labels.startswith("low") else 600.0
+        assert peak_hz == pytest.approx(hz * item.first_speed, abs=4.0)
 
 
 # --------------------------------------------------------------------------------------------
