@@ -1,6 +1,6 @@
 """The joint multi-label logistic regression: its loss and gradient, agreement with
-scikit-learn's one-vs-rest, constant classes, input checks (small synthetic data, seconds in
-all)."""
+scikit-learn's one-vs-rest, constant classes, input checks, and its use by the logistic head and
+the stacking fusion (small synthetic data, seconds in all)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 
 from featurekit.errors import ConfigError
+from featurekit.fusion.rules import StackingFusion, rule_parameters
+from featurekit.learn.heads.logreg import LogRegHead
 from featurekit.learn.linear import MultiLabelLogisticRegression, loss_and_gradient
+from featurekit.learn.parameters import n_parameters
+from featurekit.learn.selection import oof_score
+from featurekit.learn.splits import inner_splits, stratification_labels
 
 
 def label_data(n: int = 200, d: int = 8, k: int = 4,
@@ -155,3 +160,41 @@ def test_bad_inputs_are_refused() -> None:
         model.predict_proba(X[:, :3])
     with pytest.raises(ValueError, match="infinity"):
         model.predict_proba(np.where(bad > 0, np.inf, 0.0))
+
+
+def test_the_logistic_head_fits_label_indicators_with_it() -> None:
+    X, Y = label_data(n=160, seed=4)
+    Y = np.column_stack([Y, np.zeros(len(Y), int)])  # a class without positives
+    head = LogRegHead(C=0.1).fit(X, Y)
+    model = head.pipeline_[-1]
+    assert isinstance(model, MultiLabelLogisticRegression)
+    proba = head.predict_proba(X[:30])
+    assert proba.shape == (30, 5) and head.classes_.tolist() == [0, 1, 2, 3, 4]
+    np.testing.assert_array_equal(proba, model.predict_proba(head.pipeline_[:-1].transform(
+        X[:30])))
+    assert np.all(proba[:, 4] == 0.0)
+    assert head.n_iter_ == model.n_iter_ > 0
+    assert n_parameters(head) == 4 * (8 + 1) + 1  # the constant class counts its constant
+    # The same regressions as one-vs-rest on the head's standardised inputs.
+    ovr = one_vs_rest(0.1, head.pipeline_[:-1].transform(X), Y)
+    np.testing.assert_allclose(proba, ovr.predict_proba(head.pipeline_[:-1].transform(X[:30])),
+                               atol=1e-3)
+
+
+def test_stacking_fuses_label_indicators_with_it() -> None:
+    rng = np.random.default_rng(5)
+    truth = (rng.random((240, 6)) < 0.3).astype(int)
+    # Branch a knows classes 0-2, branch b classes 3-5; only a stacker reads both well.
+    knows = np.arange(6) < 3
+    a = np.where(knows, np.clip(0.6 * truth + 0.4 * rng.random(truth.shape), 0, 1),
+                 rng.random(truth.shape))
+    b = np.where(~knows, np.clip(0.6 * truth + 0.4 * rng.random(truth.shape), 0, 1),
+                 rng.random(truth.shape))
+    splits = inner_splits(stratification_labels(truth), n_splits=3)
+    rule = StackingFusion().fit([a, b], truth, splits)
+    assert rule.choice_.startswith("stacker") and rule.multilabel_
+    assert isinstance(rule.stacker_, MultiLabelLogisticRegression)
+    fused = rule.combine([a, b])
+    assert fused.shape == truth.shape
+    assert oof_score(truth, fused) > max(oof_score(truth, a), oof_score(truth, b)) + 0.2
+    assert rule_parameters(rule) == 6 * (2 * 6 + 1)
