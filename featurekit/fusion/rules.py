@@ -32,7 +32,6 @@ New rules register in :data:`FUSION_RULES` (name -> class with ``fit(oof, y, spl
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -41,11 +40,11 @@ from scipy.optimize import minimize, minimize_scalar
 from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
-from sklearn.multiclass import OneVsRestClassifier
 from sklearn.utils.validation import check_is_fitted
 
 from featurekit.errors import ConfigError
 from featurekit.learn.fitting import aligned_proba
+from featurekit.learn.linear import MultiLabelLogisticRegression
 from featurekit.learn.parameters import n_parameters
 from featurekit.learn.selection import oof_score, select_by_inner_cv
 from featurekit.learn.splits import Split
@@ -173,8 +172,9 @@ class _BranchAlone(ClassifierMixin, BaseEstimator):
 
 
 class StackingFusion(BaseEstimator):
-    """Multinomial logistic regression on concatenated out-of-fold probabilities (one-vs-rest
-    binary regressions, each reading every branch's every class, for label indicators).
+    """Multinomial logistic regression on concatenated out-of-fold probabilities (for label
+    indicators, one binary regression per class, each reading every branch's every class, all
+    solved together: :class:`~featurekit.learn.linear.MultiLabelLogisticRegression`).
 
     One inner cross-validation over the given splits
     (:func:`featurekit.learn.selection.select_by_inner_cv`) chooses among the stacker with each
@@ -189,7 +189,7 @@ class StackingFusion(BaseEstimator):
 
     Attributes
     ----------
-    stacker_ : LogisticRegression or None
+    stacker_ : LogisticRegression, MultiLabelLogisticRegression or None
         The fitted stacker (``None`` when a branch won).
     fallback_ : int or None
         The branch used alone, if any.
@@ -220,9 +220,7 @@ class StackingFusion(BaseEstimator):
         self.cv_accuracy_ = selection.scores
         kind, value = selection.best
         if kind == "stacker":
-            with warnings.catch_warnings():  # a class without positives is fitted constant
-                warnings.filterwarnings("ignore", message="Label not .* present")
-                self.stacker_ = self._stacker(value).fit(features, y)
+            self.stacker_ = self._stacker(value).fit(features, y)
             self.fallback_ = None
             self.choice_ = f"stacker C={value:g}"
         else:
@@ -232,8 +230,11 @@ class StackingFusion(BaseEstimator):
         return self
 
     def _stacker(self, C: float) -> Any:
-        stacker = LogisticRegression(C=C, solver="newton-cg", max_iter=200)
-        return OneVsRestClassifier(stacker) if self.multilabel_ else stacker
+        if self.multilabel_:
+            # One L-BFGS for every class (the one-vs-rest optimum, matrix-matrix products):
+            # its iterations are cheaper and less powerful than newton-cg's, so more of them.
+            return MultiLabelLogisticRegression(C=C, max_iter=500)
+        return LogisticRegression(C=C, solver="newton-cg", max_iter=200)
 
     def combine(self, probas: Sequence[np.ndarray]) -> np.ndarray:
         check_is_fitted(self, "choice_")

@@ -4,8 +4,9 @@ What counts, per kind of head (the input standardisation -- imputation medians, 
 statistics -- is left out everywhere: it is the same for every head on a branch and is not
 fitted to the labels):
 
-* logistic regression: coefficients and intercepts (one-vs-rest: of every class's model; a
-  class fitted constant, without positives, counts its one constant);
+* logistic regression: coefficients and intercepts (multi-label, one regression per class:
+  of every class's; a class fitted constant, without positive or without negative training
+  rows, counts its one constant, as scikit-learn's one-vs-rest constant predictor does);
 * MLP: every layer's weights and biases;
 * XGBoost: the nodes of the trees the head predicts with (its ``n_rounds_`` rounds): one
   learned value per node, a split's threshold or a leaf's output (the split's feature choice is
@@ -22,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from featurekit.learn.linear import MultiLabelLogisticRegression
+
 
 def xgb_nodes(booster: Any, n_rounds: int) -> int:
     """Nodes (splits and leaves) of the trees of ``booster``'s first ``n_rounds`` rounds, as
@@ -30,7 +33,12 @@ def xgb_nodes(booster: Any, n_rounds: int) -> int:
 
 
 def _linear(model: Any) -> int:
-    """Coefficients and intercepts of a fitted scikit-learn linear model or one-vs-rest."""
+    """Coefficients and intercepts of a fitted scikit-learn linear model, one-vs-rest or
+    :class:`~featurekit.learn.linear.MultiLabelLogisticRegression`."""
+    if isinstance(model, MultiLabelLogisticRegression):
+        # A constant class stores zero coefficients and an infinite intercept: one value.
+        solved = int(np.sum(~model.constant_))
+        return solved * (model.coef_.shape[1] + 1) + int(np.sum(model.constant_))
     if hasattr(model, "estimators_"):
         return sum(_linear(each) for each in model.estimators_)
     if not hasattr(model, "coef_"):

@@ -34,7 +34,8 @@ that reproduce them are in ``benchmarks/notes/heads.md``):
 Every head also fits multi-label targets: given a label-indicator matrix ``y`` of shape
 (n_samples, n_classes) it predicts independent per-class probabilities (XGBoost: one logistic
 output per class; the MLP: sigmoid outputs with binary cross-entropy; logistic regression:
-one-vs-rest), its early-stopping split stratified by each row's rarest label
+one binary regression per class, all solved by one L-BFGS, the one-vs-rest optimum), its
+early-stopping split stratified by each row's rarest label
 (:func:`stratification_labels`).
 
 The optional hyper-parameter search (:func:`tune_head`) tries a grid of at most four
