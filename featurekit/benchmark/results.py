@@ -249,22 +249,49 @@ def _headline(comparison: Any, reference: str, by_name: Mapping[str, Mapping[str
     return entry
 
 
+def _planned_pairs(plan: Plan, *, curve_point: bool = False
+                   ) -> list[tuple[str, frozenset[str]]]:
+    """The paired comparisons :func:`assemble_results` makes for ``plan`` (a learning-curve
+    point, :func:`curve_comparisons`: the branch comparisons and the synergy one), each as its
+    system and the systems its reference may be: the best single branch, a fusion's best own
+    branch and a sequence head's best functionals are picked by their test scores, after the
+    run."""
+    synergy = [(AUTO, frozenset({SINGLE_AUTO}))] if plan.synergy_candidates else []
+    branch = [(c.system, frozenset({c.reference})) for c in plan.branch_comparisons]
+    if curve_point:
+        return [*branch, *synergy]
+    singles = [system for system in plan.systems if system.fusion is None]
+    fused = [system for system in plan.systems if system.fusion is not None]
+    names = frozenset(system.name for system in singles)
+    primary = ([(AUTO, frozenset({plan.reference}))]
+               if plan.auto_candidates and plan.reference_candidates else [])
+    own = [(system.name, frozenset(_own_singles(system.branches, system.head, names)))
+           for system in fused]
+    sequence = [(system.name, frozenset(
+        other.name for other in singles if other.branches == system.branches
+        and other.head not in SEQUENCE_HEAD_NAMES)) for system in singles
+        if system.head in SEQUENCE_HEAD_NAMES]
+    return [*primary, *synergy, *branch, *((system.name, names) for system in fused),
+            *((name, references) for name, references in [*own, *sequence] if references)]
+
+
 def planned_comparisons(plan: Plan) -> int:
     """How many paired comparisons :func:`assemble_results` makes for ``plan`` (each one
     bootstrap): the primary and synergy ones, each branch comparison, each fusion against the
     best single branch and against its own branches, and each sequence head against the
     functionals of its branch."""
-    singles = [system for system in plan.systems if system.fusion is None]
-    sequence = [system for system in singles if system.head in SEQUENCE_HEAD_NAMES
-                and any(other.branches == system.branches
-                        and other.head not in SEQUENCE_HEAD_NAMES for other in singles)]
-    fused = [system for system in plan.systems if system.fusion is not None]
-    names = {system.name for system in singles}
-    with_own = [system for system in fused if _own_singles(system.branches, system.head, names)]
-    primary = 1 if plan.auto_candidates and plan.reference_candidates else 0
-    synergy = 1 if plan.synergy_candidates else 0
-    return (primary + synergy + len(plan.branch_comparisons) + len(fused) + len(with_own)
-            + len(sequence))
+    return len(_planned_pairs(plan))
+
+
+def statistics_tasks(plan: Plan, multilabel: bool, *, curve_point: bool = False) -> int:
+    """How many bootstraps the statistics of ``plan`` (a learning-curve point's with
+    ``curve_point``) give the workers (:func:`comparer`), at most: one per comparison, or for
+    label sets one per system the comparisons may read (which single branch is the best is
+    known only after the run, and systems with identical probabilities share one)."""
+    pairs = _planned_pairs(plan, curve_point=curve_point)
+    if not multilabel:
+        return len(pairs)
+    return len({name for system, references in pairs for name in (system, *references)})
 
 
 def selection_branches(plan: Plan, data: BenchmarkData) -> dict[str, list[str]]:
