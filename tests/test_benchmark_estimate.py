@@ -5,11 +5,14 @@ benchmarks/notes/scale.md, not asserted here: timings are not correctness)."""
 from __future__ import annotations
 
 import json
+import math
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 from fixtures_features import feature_frame, full_label, high_bit, low_bit
+from test_multilabel import _features_table
 
 import featurekit.benchmark.engine as engine_module
 import featurekit.benchmark.execute as execute_module
@@ -95,6 +98,27 @@ def no_fits(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(execute_module, "fit_unit", refuse)
     monkeypatch.setattr(engine_module, "execute", refuse)
+
+
+@pytest.mark.parametrize("multilabel", [False, True])
+def test_the_statistics_estimate_spreads_the_bootstraps_over_the_workers(
+        multilabel: bool, no_fits: None) -> None:
+    frame = (_features_table() if multilabel else
+             feature_frame(n_clips=60, widths={"pitch": 3, "neural.tiny": 4}))
+    config = BenchmarkConfig(heads=("logreg",), fusions=("early", "weighted"), repeats=2,
+                             n_bootstrap=100)
+    plan = run_benchmark(frame, dataset="g", config=config, multilabel=multilabel, n_jobs=2,
+                         plan_only=True, progress=False)["plan"]
+    stage = next(stage for stage in plan["stages"] if stage["name"] == "statistics")
+    assert stage["note"].startswith(f"{plan['comparisons']} comparisons ")
+    tasks = plan["comparisons"]  # single-label: a bootstrap each
+    if multilabel:
+        # Each system the comparisons may read, once: at most every system and selection.
+        tasks = int(re.search(r"of up to (\d+) systems", stage["note"]).group(1))
+        assert 2 < tasks <= len(plan["systems"])
+    assert stage["note"].endswith(" s) on 2 worker(s)")
+    assert stage["estimated_s"] == pytest.approx(
+        math.ceil(tasks / 2) * plan["calibration"]["comparison_s"])
 
 
 @pytest.mark.filterwarnings("ignore:urbansound8k. partial copy")

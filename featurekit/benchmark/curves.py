@@ -25,7 +25,7 @@ from featurekit.benchmark.data import BenchmarkData
 from featurekit.benchmark.execute import execute, validation_counts
 from featurekit.benchmark.fuse import Key, Prediction, fuse
 from featurekit.benchmark.plan import Plan, Unit, make_plan
-from featurekit.benchmark.results import branch_comparisons, synergy_entry
+from featurekit.benchmark.results import curve_comparisons
 from featurekit.errors import ConfigError
 from featurekit.learn.heads.base import HeadSpec
 from featurekit.names import TRAIN_VAL_EVAL
@@ -126,14 +126,15 @@ def fraction_plan(plan: Plan, data: BenchmarkData, fraction: float,
 
 
 def _entries(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Prediction],
-             config: BenchmarkConfig, fraction: float
+             config: BenchmarkConfig, fraction: float, **workers: Any
              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """One fraction's branch comparisons and its synergy comparison (none without one)."""
+    """One fraction's branch comparisons and its synergy comparison (none without one), their
+    bootstraps on the ``workers`` (``n_jobs``, ``backend``, ``scheduler``)."""
     sizes = [plan.training(fold, repeat).size for fold in plan.folds
              for repeat in range(config.repeats)]
     point = {"fraction": fraction, "train_clips": float(np.mean(sizes))}
-    synergy = synergy_entry(plan, data, predictions, config)
-    return ([{**point, **entry} for entry in branch_comparisons(plan, data, predictions, config)],
+    entries, synergy = curve_comparisons(plan, data, predictions, config, **workers)
+    return ([{**point, **entry} for entry in entries],
             [] if synergy is None else [{**point, **synergy}])
 
 
@@ -158,7 +159,8 @@ def learning_curve(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Pr
         as the estimate did.
     **options
         ``n_jobs``, ``backend``, ``scheduler``, ``progress`` of
-        :func:`~featurekit.benchmark.execute.execute` (the fuse stage gets the first three).
+        :func:`~featurekit.benchmark.execute.execute` (the fusions and the comparisons'
+        bootstraps get the first three).
 
     Returns
     -------
@@ -168,7 +170,7 @@ def learning_curve(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Pr
         clips per outer fold and repeat) and the selections' choices; by fraction, then branch.
     synergy : list of dict
         Per fraction, ``fraction``, ``train_clips``, the keys of results.json's ``synergy``
-        (:func:`~featurekit.benchmark.results.synergy_entry`), ``score, reference_score,
+        (:func:`~featurekit.benchmark.results.curve_comparisons`), ``score, reference_score,
         accuracy, reference_accuracy``; empty when the run has no synergy comparison.
     n_fits : int
         Heads fitted for the fractions below 1.
@@ -180,9 +182,10 @@ def learning_curve(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Pr
     synergy: list[dict[str, Any]] = []
     n_fits = 0
     validation: dict[str, dict[str, dict[str, int]]] = {}
+    workers = {key: value for key, value in options.items() if key != "progress"}
     for fraction in sorted(config.train_fractions):
         if fraction == 1.0:
-            pairs, point = _entries(plan, data, predictions, config, fraction)
+            pairs, point = _entries(plan, data, predictions, config, fraction, **workers)
             entries, synergy = entries + pairs, synergy + point
             continue
         curve_plan = fraction_plan(plan, data, fraction, config)
@@ -193,9 +196,8 @@ def learning_curve(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Pr
             unit_seconds=(unit_seconds or {}).get(fraction), **options)
         n_fits += sum(output.n_fits for output in outputs.values())
         validation[f"{fraction:g}"] = validation_counts(outputs, data.grouping)
-        fuse_options = {key: value for key, value in options.items() if key != "progress"}
-        curve_predictions = fuse(curve_plan, data, outputs, splits, config.seeds,
-                                 **fuse_options)
-        pairs, point = _entries(curve_plan, data, curve_predictions, config, fraction)
+        curve_predictions = fuse(curve_plan, data, outputs, splits, config.seeds, **workers)
+        pairs, point = _entries(curve_plan, data, curve_predictions, config, fraction,
+                                **workers)
         entries, synergy = entries + pairs, synergy + point
     return entries, synergy, n_fits, validation

@@ -80,7 +80,8 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
     expected_folds : sequence of int, optional
         The dataset's complete fold list, to report missing folds.
     n_jobs : int
-        Parallel fits (-1: all cores). Results do not depend on it, nor on the backend.
+        Parallel fits, fusions and bootstraps of the comparisons (-1: all cores). Results do
+        not depend on it, nor on the backend.
     backend : {"loky", "dask"}
         joblib processes on this machine, or a Dask cluster (``scheduler``; a LocalCluster of
         ``n_jobs`` workers without one).
@@ -184,9 +185,12 @@ def run_benchmark(data: pd.DataFrame, *, dataset: str,
                        backend=backend, scheduler=scheduler)
     cost.stage("fusion").measured_s = time.perf_counter() - fusion_started
     statistics_started = time.perf_counter()
-    results = assemble_results(plan, table, predictions, config, dataset=dataset)
+    results = assemble_results(plan, table, predictions, config, dataset=dataset,
+                               n_jobs=n_jobs, backend=backend, scheduler=scheduler)
     if corrupted:
-        results.update(robustness_results(plan, table, predictions, config, corrupted))
+        results.update(robustness_results(plan, table, predictions, config, corrupted,
+                                          n_jobs=n_jobs, backend=backend,
+                                          scheduler=scheduler))
     cost.stage("statistics").measured_s = time.perf_counter() - statistics_started
     results["validation_splits"] = validation_counts(outputs, table.grouping)
     results["head_settings"] = settings_record(specs, dataset, config.head_settings)

@@ -11,7 +11,8 @@ estimates each stage of the run from a short :func:`~featurekit.benchmark.calibr
   free, and the stage lasts until the last one finishes;
 * fusion -- the timed fusion of one outer fold and repeat, per system, times the systems, for
   each outer fold and repeat spread over the workers;
-* statistics -- one timed comparison times the comparisons (each one bootstrap);
+* statistics -- the timed bootstrap of one comparison (label sets: one system's resampling)
+  per comparison (label sets: per system the comparisons may read), spread over the workers;
 * learning curve -- the same three for the plan of every fraction below 1;
 * fill and read -- measured by the driver (:func:`featurekit.pipeline.estimate_fill` times a
   few clips of each branch the store lacks), report -- a fixed allowance.
@@ -47,7 +48,7 @@ from featurekit.benchmark.curves import fraction_plan
 from featurekit.benchmark.data import BenchmarkData
 from featurekit.benchmark.execute import UnitOutput, repeat_splits, second_level_rows
 from featurekit.benchmark.plan import Plan, Unit
-from featurekit.benchmark.results import planned_comparisons
+from featurekit.benchmark.results import planned_comparisons, statistics_tasks
 from featurekit.benchmark.schedule import longest_first, unit_width
 from featurekit.fusion.branches import member_seeds
 from featurekit.learn.heads.base import HeadSpec
@@ -247,6 +248,14 @@ def _fusion_s(plan: Plan, calibration: Calibration, workers: int) -> float:
     return math.ceil(tasks / workers) * per_task
 
 
+def _statistics_s(plan: Plan, multilabel: bool, calibration: Calibration, workers: int, *,
+                  curve_point: bool = False) -> float:
+    """The comparisons' bootstraps (:func:`~featurekit.benchmark.results.statistics_tasks`),
+    each the timed one's seconds, spread over the workers."""
+    tasks = statistics_tasks(plan, multilabel, curve_point=curve_point)
+    return math.ceil(tasks / workers) * calibration.comparison_s
+
+
 def _held_bytes(plan: Plan, data: BenchmarkData, config: BenchmarkConfig,
                 specs: Mapping[str, HeadSpec]) -> int:
     """Bytes of unit outputs and predictions this process holds until the results: each
@@ -327,10 +336,8 @@ def estimate(plan: Plan, data: BenchmarkData, config: BenchmarkConfig,
         return {"fits": (None if costs[fraction] is None else
                          _fits_s(each, costs[fraction], workers)),
                 "fusion": _fusion_s(each, calibration, workers),
-                "statistics": calibration.comparison_s * (
-                    len(each.branch_comparisons) + bool(each.synergy_candidates)
-                    if fraction is not None
-                    else len(cost.systems) if data.multilabel else cost.comparisons)}
+                "statistics": _statistics_s(each, data.multilabel, calibration, workers,
+                                            curve_point=fraction is not None)}
 
     for name, value in seconds(None).items():
         cost.stage(name).estimated_s = value
@@ -338,8 +345,11 @@ def estimate(plan: Plan, data: BenchmarkData, config: BenchmarkConfig,
                                "first; per fit (a + b * columns) * rows^e per head")
     cost.stage("fusion").note = ("per system, outer fold and repeat: " + ", ".join(
         f"{kind} {value:.2g} s" for kind, value in calibration.fusion_s.items()))
-    cost.stage("statistics").note = (f"{cost.comparisons} comparisons, "
-                                     f"{calibration.comparison_s:.3g} s each")
+    cost.stage("statistics").note = (
+        f"{cost.comparisons} comparisons "
+        + (f"of up to {statistics_tasks(plan, True)} systems (each resampled once"
+           if data.multilabel else "(a bootstrap each")
+        + f", {calibration.comparison_s:.3g} s) on {workers} worker(s)")
     if len(plans) > 1:
         parts = [value for fraction in plans if fraction is not None
                  for value in seconds(fraction).values()]

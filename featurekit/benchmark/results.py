@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from featurekit.benchmark.data import BenchmarkData
 from featurekit.benchmark.fuse import Key, Prediction
 from featurekit.benchmark.plan import BranchComparison, Plan, system_name
 from featurekit.benchmark.score import (
+    SystemScores,
     ci_method,
     compare,
     compare_map,
@@ -42,6 +43,8 @@ from featurekit.benchmark.score import (
     per_class_ap,
     per_class_f1,
     primary_metric,
+    resample_pairs,
+    resample_systems,
 )
 from featurekit.errors import ConfigError
 from featurekit.names import NEURAL_PREFIX, SEQUENCE_HEAD_NAMES, is_neural
@@ -132,8 +135,13 @@ def system_entry(name: str, branches: Sequence[str], head: str | None, fusion: s
 
 
 def assemble_results(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Prediction],
-                     config: BenchmarkConfig, *, dataset: str) -> dict[str, Any]:
-    """Every system's scores and the comparisons between them (see the module docstring)."""
+                     config: BenchmarkConfig, *, dataset: str, n_jobs: int = 1,
+                     backend: str = "loky", scheduler: str | None = None) -> dict[str, Any]:
+    """Every system's scores and the comparisons between them (see the module docstring).
+
+    The comparisons' bootstraps run as tasks on ``n_jobs`` workers of ``backend`` (at
+    ``scheduler``), as the fits do (:func:`comparer`); the results do not depend on them.
+    """
     repeats = config.repeats
     frozen = frozen_parameters(data.branches)
     systems = [system_entry(s.name, s.branches, s.head, s.fusion, s.roles, data, plan,
@@ -143,30 +151,23 @@ def assemble_results(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, 
                                      ("selected on inner cross-validation",), data, plan,
                                      predictions, repeats, frozen))
     by_name = {system["name"]: system for system in systems}
-    comparison = comparer([system["name"] for system in systems], plan, data, predictions,
-                           config)
     metric = primary_metric(data.multilabel)
-
-    primary = None
-    if plan.auto_candidates and plan.reference_candidates:
-        primary = _headline(comparison, plan.reference, by_name, data, config, plan)
 
     studied = [s for s in systems if s["head"] is not None]
     singles = [s for s in studied if s["fusion"] is None]
     fused = [s for s in studied if s["fusion"] is not None]
     best_single = max(singles, key=lambda s: s["mean"][metric])["name"]
     best_fusion = max(fused, key=lambda s: s["mean"][metric])["name"] if fused else None
-    comparisons = [comparison(s["name"], best_single) for s in fused]
-    fusion_vs_own = []
+    own_best: dict[str, str] = {}  # each fusion's best branch evaluated alone
     for system in fused:
         # An ablation mode that leaves some branches' single systems out (``none``) compares
         # a fusion with those of its branches that were evaluated alone, if any.
         own = [by_name[name] for name in _own_singles(system["branches"], system["head"],
                                                        by_name)]
         if own:
-            fusion_vs_own.append(comparison(system["name"], max(
-                own, key=lambda s: s["mean"][metric])["name"]))
-    sequence_vs_functionals = []
+            own_best[system["name"]] = max(own, key=lambda s: s["mean"][metric])["name"]
+    # (branch, its sequence head's system, the best of its functionals' systems)
+    sequence_pairs: list[tuple[str, str, str]] = []
     for head in (h for h in config.heads if h in SEQUENCE_HEAD_NAMES):
         for name in data.branches:
             learned = by_name.get(system_name((name,), head, None))
@@ -174,8 +175,22 @@ def assemble_results(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, 
                            and s["head"] not in SEQUENCE_HEAD_NAMES]
             if learned and functionals:
                 reference = max(functionals, key=lambda s: s["mean"][metric])["name"]
-                sequence_vs_functionals.append({"branch": name,
-                                                **comparison(learned["name"], reference)})
+                sequence_pairs.append((name, learned["name"], reference))
+    headline = bool(plan.auto_candidates and plan.reference_candidates)
+    # Every comparison reported below, resampled up front on the workers.
+    pairs = [*([(AUTO, plan.reference)] if headline else []),
+             *([(AUTO, SINGLE_AUTO)] if plan.synergy_candidates else []),
+             *((c.system, c.reference) for c in plan.branch_comparisons),
+             *((s["name"], best_single) for s in fused), *own_best.items(),
+             *((learned, reference) for _, learned, reference in sequence_pairs)]
+    comparison = comparer(pairs, plan, data, predictions, config, n_jobs=n_jobs,
+                          backend=backend, scheduler=scheduler)
+    primary = (_headline(comparison, plan.reference, by_name, data, config, plan) if headline
+               else None)
+    comparisons = [comparison(s["name"], best_single) for s in fused]
+    fusion_vs_own = [comparison(name, reference) for name, reference in own_best.items()]
+    sequence_vs_functionals = [{"branch": branch, **comparison(learned, reference)}
+                               for branch, learned, reference in sequence_pairs]
     neural_singles = [s for s in singles if is_neural(s["branches"][0])]
     anchor = by_name[_most_chosen(predictions, plan) or best_fusion or best_single]
     return {
@@ -234,22 +249,49 @@ def _headline(comparison: Any, reference: str, by_name: Mapping[str, Mapping[str
     return entry
 
 
+def _planned_pairs(plan: Plan, *, curve_point: bool = False
+                   ) -> list[tuple[str, frozenset[str]]]:
+    """The paired comparisons :func:`assemble_results` makes for ``plan`` (a learning-curve
+    point, :func:`curve_comparisons`: the branch comparisons and the synergy one), each as its
+    system and the systems its reference may be: the best single branch, a fusion's best own
+    branch and a sequence head's best functionals are picked by their test scores, after the
+    run."""
+    synergy = [(AUTO, frozenset({SINGLE_AUTO}))] if plan.synergy_candidates else []
+    branch = [(c.system, frozenset({c.reference})) for c in plan.branch_comparisons]
+    if curve_point:
+        return [*branch, *synergy]
+    singles = [system for system in plan.systems if system.fusion is None]
+    fused = [system for system in plan.systems if system.fusion is not None]
+    names = frozenset(system.name for system in singles)
+    primary = ([(AUTO, frozenset({plan.reference}))]
+               if plan.auto_candidates and plan.reference_candidates else [])
+    own = [(system.name, frozenset(_own_singles(system.branches, system.head, names)))
+           for system in fused]
+    sequence = [(system.name, frozenset(
+        other.name for other in singles if other.branches == system.branches
+        and other.head not in SEQUENCE_HEAD_NAMES)) for system in singles
+        if system.head in SEQUENCE_HEAD_NAMES]
+    return [*primary, *synergy, *branch, *((system.name, names) for system in fused),
+            *((name, references) for name, references in [*own, *sequence] if references)]
+
+
 def planned_comparisons(plan: Plan) -> int:
     """How many paired comparisons :func:`assemble_results` makes for ``plan`` (each one
     bootstrap): the primary and synergy ones, each branch comparison, each fusion against the
     best single branch and against its own branches, and each sequence head against the
     functionals of its branch."""
-    singles = [system for system in plan.systems if system.fusion is None]
-    sequence = [system for system in singles if system.head in SEQUENCE_HEAD_NAMES
-                and any(other.branches == system.branches
-                        and other.head not in SEQUENCE_HEAD_NAMES for other in singles)]
-    fused = [system for system in plan.systems if system.fusion is not None]
-    names = {system.name for system in singles}
-    with_own = [system for system in fused if _own_singles(system.branches, system.head, names)]
-    primary = 1 if plan.auto_candidates and plan.reference_candidates else 0
-    synergy = 1 if plan.synergy_candidates else 0
-    return (primary + synergy + len(plan.branch_comparisons) + len(fused) + len(with_own)
-            + len(sequence))
+    return len(_planned_pairs(plan))
+
+
+def statistics_tasks(plan: Plan, multilabel: bool, *, curve_point: bool = False) -> int:
+    """How many bootstraps the statistics of ``plan`` (a learning-curve point's with
+    ``curve_point``) give the workers (:func:`comparer`), at most: one per comparison, or for
+    label sets one per system the comparisons may read (which single branch is the best is
+    known only after the run, and systems with identical probabilities share one)."""
+    pairs = _planned_pairs(plan, curve_point=curve_point)
+    if not multilabel:
+        return len(pairs)
+    return len({name for system, references in pairs for name in (system, *references)})
 
 
 def selection_branches(plan: Plan, data: BenchmarkData) -> dict[str, list[str]]:
@@ -272,34 +314,49 @@ def bootstrap_units(plan: Plan, data: BenchmarkData) -> list[np.ndarray]:
             for _, _, test in plan.outer]
 
 
-def comparer(names: Sequence[str], plan: Plan, data: BenchmarkData,
-              predictions: Mapping[Key, Prediction], config: BenchmarkConfig) -> Any:
-    """``comparison(name, reference)`` of two of ``names``: paired, in points of the task's
-    primary metric, with the two-level bootstrap over the test units and the repeats
+def comparer(pairs: Sequence[tuple[str, str]], plan: Plan, data: BenchmarkData,
+             predictions: Mapping[Key, Prediction], config: BenchmarkConfig, *,
+             n_jobs: int = 1, backend: str = "loky",
+             scheduler: str | None = None) -> Callable[[str, str], dict[str, Any]]:
+    """``comparison(name, reference)`` of two systems of ``pairs``: paired, in points of the
+    task's primary metric, with the two-level bootstrap over the test units and the repeats
     (:func:`~featurekit.benchmark.score.compare`; for label sets
     :func:`~featurekit.benchmark.score.compare_map`, which takes macro mAP in every
-    resample)."""
+    resample).
+
+    The bootstraps of ``pairs`` (system, reference) are computed here, as tasks on ``n_jobs``
+    workers of ``backend`` (at ``scheduler``; one loky worker: in this process): for label
+    sets each distinct system's resamples
+    (:func:`~featurekit.benchmark.score.resample_systems`), else each pair's interval
+    (:func:`~featurekit.benchmark.score.resample_pairs`). Another pair of these systems is
+    resampled when asked, in this process.
+    """
+    names = list(dict.fromkeys(name for pair in pairs for name in pair))
     units = bootstrap_units(plan, data)
     repeats = range(config.repeats)
+    options = {"n_boot": config.n_bootstrap, "random_state": config.seed}
+    workers = {"n_jobs": n_jobs, "backend": backend, "scheduler": scheduler}
     if data.multilabel:
         probas = {name: [np.stack([predictions[name, fold, r].test for r in repeats])
                          for fold, _, _ in plan.outer] for name in names}
         truth = [data.Y[test] for _, _, test in plan.outer]
-        memo: dict[str, Any] = {}  # each system resampled once for all its comparisons
+        memo: dict[str, SystemScores] = {}  # each system resampled once for all its comparisons
+        resample_systems(names, probas, truth, units, memo=memo, **options, **workers)
 
         def comparison(name: str, reference: str) -> dict[str, Any]:
-            return compare_map(name, reference, probas, truth, units, plan.folds,
-                               n_boot=config.n_bootstrap, random_state=config.seed, memo=memo)
+            return compare_map(name, reference, probas, truth, units, plan.folds, memo=memo,
+                               **options)
         return comparison
     # Per system and outer fold, whether each repeat got each test clip right.
     correct = {name: [np.stack([np.argmax(predictions[name, fold, r].test, axis=1)
                                 == data.y[test] for r in repeats])
                       for fold, _, test in plan.outer]
                for name in names}
+    intervals: dict[tuple[str, str], tuple[float, float]] = {}
+    resample_pairs(pairs, correct, units, memo=intervals, **options, **workers)
 
     def comparison(name: str, reference: str) -> dict[str, Any]:
-        return compare(name, reference, correct, units, plan.folds,
-                       n_boot=config.n_bootstrap, random_state=config.seed)
+        return compare(name, reference, correct, units, plan.folds, memo=intervals, **options)
     return comparison
 
 
@@ -321,39 +378,41 @@ def _branch_comparison(comparison: BranchComparison, by_name: Mapping[str, Mappi
                         for name in (comparison.system, comparison.reference)}}
 
 
-def branch_comparisons(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Prediction],
-                       config: BenchmarkConfig) -> list[dict[str, Any]]:
-    """Handcrafted + each neural branch against that branch alone, each side chosen by inner
-    cross-validation, with the paired two-level bootstrap interval of the gain (the entries of
-    ``results.json``'s ``branch_comparisons`` and ``learning_curve``)."""
-    repeats = config.repeats
-    names = [name for comparison in plan.branch_comparisons
-             for name in (comparison.system, comparison.reference)]
+def curve_comparisons(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Prediction],
+                      config: BenchmarkConfig, *, n_jobs: int = 1, backend: str = "loky",
+                      scheduler: str | None = None
+                      ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The comparisons of a learning-curve point, each side chosen by inner cross-validation,
+    with the paired two-level bootstrap interval of the gain, their bootstraps run together
+    on the workers (:func:`comparer`).
+
+    Returns
+    -------
+    branch_comparisons : list of dict
+        Handcrafted + each neural branch against that branch alone (the entries of
+        ``results.json``'s ``branch_comparisons``).
+    synergy : dict or None
+        ``results.json``'s ``synergy`` keys, and both sides' ``score`` and ``accuracy`` (0-1;
+        the curve keeps no system entries); None when the plan has no synergy comparison.
+    """
+    synergy = [(AUTO, SINGLE_AUTO)] if plan.synergy_candidates else []
+    pairs = [*((c.system, c.reference) for c in plan.branch_comparisons), *synergy]
     branches = selection_branches(plan, data)
     by_name = {name: system_entry(name, branches[name], None, name, (), data, plan,
-                                   predictions, repeats) for name in names}
-    comparison = comparer(names, plan, data, predictions, config)
-    return [_branch_comparison(c, by_name, comparison, primary_metric(data.multilabel))
-            for c in plan.branch_comparisons]
-
-
-def synergy_entry(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Prediction],
-                  config: BenchmarkConfig) -> dict[str, Any] | None:
-    """The synergy comparison of a learning-curve point: ``results.json``'s ``synergy`` keys,
-    and both sides' ``score`` and ``accuracy`` (0-1; the curve keeps no system entries); None
-    when the plan has no synergy comparison."""
-    if not plan.synergy_candidates:
-        return None
-    branches = selection_branches(plan, data)
-    by_name = {name: system_entry(name, branches[name], None, name, (), data, plan,
-                                   predictions, config.repeats) for name in (AUTO, SINGLE_AUTO)}
-    entry = _headline(comparer([AUTO, SINGLE_AUTO], plan, data, predictions, config),
-                      SINGLE_AUTO, by_name, data, config, plan)
-    metric = entry["metric"]
-    return {**entry, "score": by_name[AUTO]["mean"][metric],
-            "reference_score": by_name[SINGLE_AUTO]["mean"][metric],
-            "accuracy": by_name[AUTO]["mean"]["accuracy"],
-            "reference_accuracy": by_name[SINGLE_AUTO]["mean"]["accuracy"]}
+                                   predictions, config.repeats)
+               for name in dict.fromkeys(name for pair in pairs for name in pair)}
+    comparison = comparer(pairs, plan, data, predictions, config, n_jobs=n_jobs,
+                          backend=backend, scheduler=scheduler)
+    metric = primary_metric(data.multilabel)
+    entries = [_branch_comparison(c, by_name, comparison, metric)
+               for c in plan.branch_comparisons]
+    if not synergy:
+        return entries, None
+    entry = _headline(comparison, SINGLE_AUTO, by_name, data, config, plan)
+    return entries, {**entry, "score": by_name[AUTO]["mean"][metric],
+                     "reference_score": by_name[SINGLE_AUTO]["mean"][metric],
+                     "accuracy": by_name[AUTO]["mean"]["accuracy"],
+                     "reference_accuracy": by_name[SINGLE_AUTO]["mean"]["accuracy"]}
 
 
 def _most_chosen(predictions: Mapping[Key, Prediction], plan: Plan) -> str | None:

@@ -121,8 +121,9 @@ def _scored_on(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Predic
 
 
 def robustness_results(plan: Plan, data: BenchmarkData, predictions: Mapping[Key, Prediction],
-                       config: BenchmarkConfig,
-                       corrupted: Sequence[CorruptedTable]) -> dict[str, Any]:
+                       config: BenchmarkConfig, corrupted: Sequence[CorruptedTable], *,
+                       n_jobs: int = 1, backend: str = "loky",
+                       scheduler: str | None = None) -> dict[str, Any]:
     """``robustness``, ``robustness_systems`` and ``corruptions`` for results.json (see the
     module docstring).
 
@@ -136,6 +137,9 @@ def robustness_results(plan: Plan, data: BenchmarkData, predictions: Mapping[Key
         The clean run's predictions, each with its ``corrupted`` probabilities.
     config : BenchmarkConfig
     corrupted : sequence of CorruptedTable
+    n_jobs, backend, scheduler :
+        The workers the comparisons' bootstraps run on
+        (:func:`~featurekit.benchmark.results.comparer`); results do not depend on them.
 
     Returns
     -------
@@ -170,8 +174,9 @@ def robustness_results(plan: Plan, data: BenchmarkData, predictions: Mapping[Key
                                                  scored, repeats)["mean"][metric]
                              for name in names}
             if which is not None:
-                compare = comparer([AUTO, *(r for _, r in pairs)], sub_plan, data, scored,
-                                    config)
+                compare = comparer([(AUTO, reference) for _, reference in pairs], sub_plan,
+                                   data, scored, config, n_jobs=n_jobs, backend=backend,
+                                   scheduler=scheduler)
         clean, noisy = scores[None], scores[corruption.name]
         where = {"corruption": corruption.corruption, "severity": corruption.severity,
                  "name": corruption.name}

@@ -11,14 +11,23 @@ Multi-label tasks (a label-indicator matrix per test fold) are scored by macro m
 precision (the primary metric), micro mAP, lwlrap and d′ (:func:`multilabel_metrics`); their
 comparisons take macro mAP in every resample, and each compared system is resampled once for
 all its comparisons (:func:`compare_map`).
+
+The resampling is the expensive part: :func:`resample_systems` (each distinct system of a
+multi-label task) and :func:`resample_pairs` (each single-label comparison) run it as tasks of
+:func:`~featurekit._util.parallel.run_tasks` on the run's workers, and fill the memo the
+comparisons then read; a comparison asked for without one resamples in this process. Every
+resampling is seeded by ``random_state`` alone, so the results do not depend on the workers
+or the order the tasks ran in.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
+from joblib import delayed
 from scipy import stats
 from sklearn.metrics import (
     accuracy_score,
@@ -28,6 +37,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from featurekit._util.parallel import run_tasks
 from featurekit.benchmark.resample import (
     bootstrap_difference,
     bootstrap_map,
@@ -226,10 +236,85 @@ def _digest(arrays: Sequence[np.ndarray]) -> bytes:
     return fingerprint.digest()
 
 
+#: A system's entry in :func:`compare_map`'s memo: the digest of its probabilities, its mean
+#: macro mAP per fold, and its resampled macro mAP (:func:`map_scores`).
+SystemScores = tuple[bytes, list[float], np.ndarray]
+
+
+def map_scores(probas: Sequence[np.ndarray], truth: Sequence[np.ndarray],
+               units: Sequence[np.ndarray], *, n_boot: int,
+               random_state: int | None) -> tuple[list[float], np.ndarray]:
+    """What every multi-label comparison reads of one system.
+
+    Parameters
+    ----------
+    probas : sequence of np.ndarray
+        Per fold, the system's (n_repeats, n_clips, n_classes) probabilities.
+    truth, units, n_boot, random_state :
+        As :func:`compare_map`.
+
+    Returns
+    -------
+    per_fold : list of float
+        Macro mAP of each fold, the mean over its repeats.
+    resampled : np.ndarray, shape (n_boot,)
+        :func:`~featurekit.benchmark.resample.bootstrap_map`.
+    """
+    per_fold = [float(np.mean([np.nanmean(per_class_ap(labels, repeat)) for repeat in values]))
+                for values, labels in zip(probas, truth, strict=True)]
+    return per_fold, bootstrap_map(probas, truth, units, n_boot=n_boot,
+                                   random_state=random_state)
+
+
+def resample_systems(systems: Iterable[str], probas: Mapping[str, Sequence[np.ndarray]],
+                     truth: Sequence[np.ndarray], units: Sequence[np.ndarray], *, n_boot: int,
+                     random_state: int | None, memo: dict[str, SystemScores],
+                     n_jobs: int = 1, backend: str = "loky",
+                     scheduler: str | None = None) -> None:
+    """Add each of ``systems`` missing from ``memo`` to it: one :func:`map_scores` task per
+    distinct probabilities, on the workers.
+
+    A fusion that kept a single branch (weights 1 and 0) has that branch's probabilities: same
+    scores, same resamples, so systems whose probabilities have the same digest (among
+    ``systems`` or already in ``memo``) share one entry.
+
+    Parameters
+    ----------
+    systems : iterable of str
+        Keys of ``probas``.
+    probas, truth, units, n_boot, random_state :
+        As :func:`compare_map`.
+    memo : dict of str to SystemScores
+        Filled in place.
+    n_jobs, backend, scheduler :
+        The workers (:func:`~featurekit._util.parallel.run_tasks`); with one loky worker the
+        tasks run in this process.
+    """
+    digests = {system: _digest(probas[system]) for system in dict.fromkeys(systems)
+               if system not in memo}
+    known = {entry[0]: entry for entry in memo.values()}
+    first = {}  # each new digest's first system: the one resampled
+    for system, digest in digests.items():
+        if digest not in known:
+            first.setdefault(digest, system)
+    if first:
+        results = run_tasks([delayed(map_scores)(probas[system], truth, units, n_boot=n_boot,
+                                                 random_state=random_state)
+                             for system in first.values()],
+                            n_jobs=n_jobs, backend=backend, scheduler=scheduler,
+                            names=[f"bootstrap of {system}" for system in first.values()])
+        # Closed on any exception, so that the workers stop then (see run_tasks).
+        with contextlib.closing(results):
+            for digest, (per_fold, resampled) in zip(first, results, strict=True):
+                known[digest] = (digest, per_fold, resampled)
+    for system, digest in digests.items():
+        memo[system] = known[digest]
+
+
 def compare_map(name: str, reference: str, probas: Mapping[str, Sequence[np.ndarray]],
                 truth: Sequence[np.ndarray], units: Sequence[np.ndarray], folds: Sequence[int],
                 *, n_boot: int, random_state: int | None,
-                memo: dict[str, tuple[bytes, list[float], np.ndarray]] | None = None) -> dict:
+                memo: dict[str, SystemScores] | None = None) -> dict:
     """Paired comparison of two systems of a multi-label task in macro-mAP points.
 
     Parameters
@@ -241,10 +326,11 @@ def compare_map(name: str, reference: str, probas: Mapping[str, Sequence[np.ndar
     units, folds, n_boot, random_state :
         As :func:`compare`.
     memo : dict, optional
-        Filled with each system's digest of its probabilities, per-fold mAP and
-        :func:`~featurekit.benchmark.resample.bootstrap_map` resamples, so that many
-        comparisons of the same systems (same units and seed) resample each system once, and
-        systems with identical probabilities once between them.
+        Each system's digest of its probabilities, per-fold mAP and
+        :func:`~featurekit.benchmark.resample.bootstrap_map` resamples
+        (:func:`resample_systems`, which fills it with those missing, in this process), so
+        that many comparisons of the same systems (same units and seed) resample each system
+        once, and systems with identical probabilities once between them.
 
     Returns
     -------
@@ -252,31 +338,52 @@ def compare_map(name: str, reference: str, probas: Mapping[str, Sequence[np.ndar
         The keys of :func:`compare`; differences in points of macro mAP (x100).
     """
     memo = {} if memo is None else memo
-
-    def scores(system: str) -> tuple[bytes, list[float], np.ndarray]:
-        if system not in memo:
-            digest = _digest(probas[system])
-            # A fusion that kept a single branch (weights 1 and 0) has that branch's
-            # probabilities: same scores, same resamples.
-            same = next((entry for entry in memo.values() if entry[0] == digest), None)
-            if same is None:
-                per_fold = [float(np.mean([np.nanmean(per_class_ap(labels, repeat))
-                                           for repeat in values]))
-                            for values, labels in zip(probas[system], truth, strict=True)]
-                same = (digest, per_fold, bootstrap_map(probas[system], truth, units,
-                                                        n_boot=n_boot,
-                                                        random_state=random_state))
-            memo[system] = same
-        return memo[system]
-
-    (_, a, resampled_a), (_, b, resampled_b) = scores(name), scores(reference)
+    resample_systems((name, reference), probas, truth, units, n_boot=n_boot,
+                     random_state=random_state, memo=memo)
+    (_, a, resampled_a), (_, b, resampled_b) = memo[name], memo[reference]
     low, high = percentile_interval(resampled_a - resampled_b, 0.95)
     return _comparison_entry(name, reference, a, b, folds, low, high)
 
 
+def resample_pairs(pairs: Iterable[tuple[str, str]],
+                   correct: Mapping[str, Sequence[np.ndarray]], units: Sequence[np.ndarray], *,
+                   n_boot: int, random_state: int | None,
+                   memo: dict[tuple[str, str], tuple[float, float]], n_jobs: int = 1,
+                   backend: str = "loky", scheduler: str | None = None) -> None:
+    """Add the interval of each of ``pairs`` (system, reference) missing from ``memo`` to it:
+    one :func:`~featurekit.benchmark.resample.bootstrap_difference` task per pair, on the
+    workers.
+
+    Parameters
+    ----------
+    pairs : iterable of (str, str)
+        Systems, keys of ``correct``.
+    correct, units, n_boot, random_state :
+        As :func:`compare`.
+    memo : dict of (str, str) to (float, float)
+        Filled in place with the bounds (fractions).
+    n_jobs, backend, scheduler :
+        As :func:`resample_systems`.
+    """
+    missing = [pair for pair in dict.fromkeys(pairs) if pair not in memo]
+    if not missing:
+        return
+    results = run_tasks([delayed(bootstrap_difference)(correct[name], correct[reference], units,
+                                                       n_boot=n_boot,
+                                                       random_state=random_state)
+                         for name, reference in missing],
+                        n_jobs=n_jobs, backend=backend, scheduler=scheduler,
+                        names=[f"bootstrap of {name} against {reference}"
+                               for name, reference in missing])
+    # Closed on any exception, so that the workers stop then (see run_tasks).
+    with contextlib.closing(results):
+        memo.update(zip(missing, results, strict=True))
+
+
 def compare(name: str, reference: str, correct: Mapping[str, Sequence[np.ndarray]],
             units: Sequence[np.ndarray], folds: Sequence[int], *, n_boot: int,
-            random_state: int | None) -> dict:
+            random_state: int | None,
+            memo: dict[tuple[str, str], tuple[float, float]] | None = None) -> dict:
     """Paired comparison of two systems.
 
     Parameters
@@ -288,6 +395,9 @@ def compare(name: str, reference: str, correct: Mapping[str, Sequence[np.ndarray
     units : sequence of np.ndarray
         Per fold, the bootstrap unit of each test clip.
     folds : sequence of int
+    memo : dict, optional
+        Intervals by (system, reference) (:func:`resample_pairs`, which adds this pair's if
+        missing, in this process).
 
     Returns
     -------
@@ -295,10 +405,12 @@ def compare(name: str, reference: str, correct: Mapping[str, Sequence[np.ndarray
         ``system, reference, mean_pp, per_fold_pp, ci95_pp, n_better, n_worse,
         sign_test_p, wilcoxon_p``; accuracy differences in percentage points.
     """
+    memo = {} if memo is None else memo
+    resample_pairs([(name, reference)], correct, units, n_boot=n_boot,
+                   random_state=random_state, memo=memo)
     a = [float(np.mean(values)) for values in correct[name]]
     b = [float(np.mean(values)) for values in correct[reference]]
-    low, high = bootstrap_difference(correct[name], correct[reference], units, n_boot=n_boot,
-                                     random_state=random_state)
+    low, high = memo[name, reference]
     return _comparison_entry(name, reference, a, b, folds, low, high)
 
 
