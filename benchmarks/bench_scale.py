@@ -47,6 +47,7 @@ from featurekit.datasets import load_dataset
 from featurekit.datasets.base import Dataset
 from featurekit.datasets.fsd50k import GROUND_TRUTH
 from featurekit.datasets.mixtures import write_mixture_set
+from featurekit.store.reader import FeatureStore
 
 SPLIT_OF_FOLD = {1: "train", 2: "val", 3: "eval"}
 US8K_SHARES = (0.6, 0.2, 0.2)
@@ -123,10 +124,6 @@ def run_measured(command: list[str], env: dict[str, str], log: Path) -> Measured
     return Measured(wall, peak, code)
 
 
-def stage_seconds(plan: dict) -> dict[str, float]:
-    return {stage["name"]: float(stage["measured_s"]) for stage in plan["stages"]}
-
-
 def measure_size(source: Dataset, args: argparse.Namespace, n_items: int) -> dict:
     work = args.work
     data = work / f"mix-{n_items}-{args.classes}"
@@ -147,7 +144,7 @@ def measure_size(source: Dataset, args: argparse.Namespace, n_items: int) -> dic
                             work / f"plan-{n_items}.log")
     results = json.loads((out / "results.json").read_text())
     estimate = json.loads((planned / "plan.json").read_text())
-    stages = stage_seconds(results["plan"])
+    stages = {stage["name"]: float(stage["measured_s"]) for stage in results["plan"]["stages"]}
     fill_s = branch_seconds(work / f"run-{n_items}.log")
     benchmark_s = results["plan"]["measured_wall_s"] - stages.get("fill", 0.0)
     truth = data / GROUND_TRUTH
@@ -169,8 +166,6 @@ def measure_size(source: Dataset, args: argparse.Namespace, n_items: int) -> dic
 
 def n_columns(store: Path) -> int:
     """Feature columns of every branch of the store's dataset (the widest unit's input)."""
-    from featurekit.store.reader import FeatureStore
-
     features = FeatureStore(store)
     return sum(len(features.feature_names("fsd50k", branch))
                for branch in features.branches("fsd50k"))

@@ -131,6 +131,8 @@ def plan_mixtures(clips: pd.DataFrame, split_of_fold: Mapping[int, str], *,
         partners_of: dict[int, set[int]] = {}
         for position, index in enumerate(order[:sizes[split]]):
             partner = None
+            # Without n_items each clip's draw decides (the plans of earlier releases, same
+            # seed); with it each item's, as a clip may come first more than once.
             if position >= len(part) or not alone[index if n_items is None else position]:
                 others = np.flatnonzero(labels != labels[index])
                 used = partners_of.setdefault(int(index), set())
