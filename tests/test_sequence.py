@@ -251,6 +251,25 @@ def test_benchmark_sequences_follow_the_callers_row_order() -> None:
             == [s["per_fold"] for s in shuffled["systems"]])
 
 
+def test_memory_mapped_sequences_on_two_workers_score_as_in_memory_ones(
+        tmp_path: Path) -> None:
+    """The workers map the sequence files (views pickled by path) and read them batch by
+    batch: the same scores as arrays held in memory and fitted in this process."""
+    frame, sequences = benchmark_inputs(n_clips=72)
+    mapped = {}
+    for name, values in sequences.items():
+        np.save(tmp_path / f"{name}.npy", values)
+        mapped[name] = np.load(tmp_path / f"{name}.npy", mmap_mode="r")
+    config = BenchmarkConfig(heads=("seq",), fusions=("blend",), n_seeds=1, repeats=1,
+                             n_bootstrap=100)
+    in_memory = run_benchmark(frame, dataset="g", config=config, head_specs=quick_seq(),
+                              sequences=sequences, progress=False, n_jobs=1)
+    on_workers = run_benchmark(frame, dataset="g", config=config, head_specs=quick_seq(),
+                               sequences=mapped, progress=False, n_jobs=2)
+    assert ([s["per_fold"] for s in in_memory["systems"]]
+            == [s["per_fold"] for s in on_workers["systems"]])
+
+
 def test_no_test_fold_clip_reaches_an_encoder_a_joint_model_or_a_blender(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Encoders record the clips they are trained on and stamp their embeddings with clip id
@@ -360,7 +379,7 @@ def test_load_sequences_pads_and_orders_clips(tmp_path: Path) -> None:
         writer.write_batch(clips, [ClipResult(np.zeros(1, np.float32),
                                               frames=_frames(lengths[c], 100.0 * i))
                                    for i, c in enumerate(clips["clip_id"])])
-    loaded = load_sequences(store, "ds", ["pitch", "spectral"], ["c", "a", "b"], chunk_size=2)
+    loaded = load_sequences(store, "ds", ["pitch", "spectral"], ["c", "a", "b"])
     assert loaded["pitch"].shape == (3, 6, 15) and loaded["spectral"].shape == (3, 6, 2)
     spectral = loaded["spectral"]
     np.testing.assert_array_equal(spectral[0, :3, 0], [200, 201, 202])  # clip c first

@@ -13,6 +13,7 @@ from featurekit.benchmark.config import HANDCRAFTED_FAMILIES, BenchmarkConfig
 from featurekit.datasets.base import LABEL_SEPARATOR
 from featurekit.errors import ConfigError, DatasetError
 from featurekit.fusion import Selector, resolve_columns
+from featurekit.learn.rows import RowView
 from featurekit.learn.splits import stratification_labels
 from featurekit.names import E2E_BRANCH, SEQUENCE_HEAD_NAMES
 from featurekit.store.layout import KEY_COLUMNS as STORE_KEY_COLUMNS
@@ -107,7 +108,8 @@ class BenchmarkData:
     positions : dict of str to np.ndarray
         Column positions of each branch.
     sequences : dict of str to np.ndarray
-        Frame sequences of branches (rows in the caller's order; ``sequence_rows`` maps).
+        Frame sequences of branches (rows in the caller's order; ``sequence_rows`` maps),
+        in memory or memory-mapped (:func:`featurekit.store.sequences.load_sequences`).
     sequence_rows : np.ndarray of int
         Row of ``sequences`` of each sorted clip.
     classes : list of str
@@ -164,11 +166,13 @@ class BenchmarkData:
         return np.concatenate([self.positions[name] for name in branches])
 
     def streams(self, branches: Sequence[str], rows: np.ndarray) -> Any:
-        """Frame sequences of clips ``rows``: one branch's array, or a mapping of several."""
+        """Frame sequences of clips ``rows``: one branch's, or a mapping of several, as
+        :class:`~featurekit.learn.rows.RowView` s that heads read batch by batch (the
+        sequences may be memory-mapped and larger than memory)."""
         index = self.sequence_rows[rows]
         if len(branches) == 1:
-            return self.sequences[branches[0]][index]
-        return {name: self.sequences[name][index] for name in branches}
+            return RowView(self.sequences[branches[0]], index)
+        return {name: RowView(self.sequences[name], index) for name in branches}
 
 
 def _validate_frame(data: pd.DataFrame) -> None:

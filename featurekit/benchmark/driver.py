@@ -14,7 +14,9 @@ Three entry points, each doing what the one below it does plus one step:
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -72,7 +74,8 @@ def benchmark_store(store: Any, dataset: str, *, model: str | Sequence[str] | No
     """Read ``handcrafted`` (and ``neural.<model>``) from a store and run the benchmark.
 
     With the sequence head among ``config.heads``, every branch's frame sequences are loaded
-    too (:func:`featurekit.store.sequences.load_sequences`); the store must hold frames.
+    too (:func:`featurekit.store.sequences.load_sequences`; the store must hold frames), into
+    memory-mapped files in a temporary directory (``TMPDIR``) removed after the run.
 
     Parameters
     ----------
@@ -109,17 +112,23 @@ def benchmark_store(store: Any, dataset: str, *, model: str | Sequence[str] | No
     streams = [E2E_BRANCH] if E2E_BRANCH in model_names(model) else []
     if any(head in SEQUENCE_HEAD_NAMES for head in (config or BenchmarkConfig()).heads):
         streams += list(branch_selectors([str(c) for c in data.columns]))
-    sequences = None
-    if streams:
-        from featurekit.store.sequences import load_sequences
+    with contextlib.ExitStack() as cleanup:
+        sequences = None
+        if streams:
+            from featurekit.store.sequences import load_sequences
 
-        sequences = load_sequences(store, dataset, streams, data["clip_id"].tolist())
-    read_seconds = time.perf_counter() - started
-    stages = [*options.pop("stages", ()),
-              read_stage(read_seconds, plan_only=options.get("plan_only", False))]
-    results = run_benchmark(data, dataset=dataset, config=config, provenance=provenance,
-                            expected_folds=expected_folds, sequences=sequences, stages=stages,
-                            **options)
+            # Memory-mapped for the run: the workers map the same files (on a Dask cluster,
+            # TMPDIR must be a path every worker sees).
+            directory = cleanup.enter_context(
+                tempfile.TemporaryDirectory(prefix="featurekit-sequences-"))
+            sequences = load_sequences(store, dataset, streams, data["clip_id"].tolist(),
+                                       directory=directory)
+        read_seconds = time.perf_counter() - started
+        stages = [*options.pop("stages", ()),
+                  read_stage(read_seconds, plan_only=options.get("plan_only", False))]
+        results = run_benchmark(data, dataset=dataset, config=config, provenance=provenance,
+                                expected_folds=expected_folds, sequences=sequences,
+                                stages=stages, **options)
     if "timings_s" in results:  # not for a plan alone
         results["timings_s"]["read_store"] = read_seconds
         results["timings_s"]["total"] += read_seconds

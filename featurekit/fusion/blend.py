@@ -24,7 +24,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from featurekit.learn.fitting import aligned_proba
+from featurekit.learn.fitting import aligned_proba, take_rows
 from featurekit.learn.selection import select_by_inner_cv
 from featurekit.learn.splits import Split, inner_splits
 
@@ -145,7 +145,8 @@ class EmbeddingBlendClassifier(ClassifierMixin, BaseEstimator):
     @staticmethod
     def _embed(encoders: Mapping[str, SequenceClassifier], streams: Mapping[str, np.ndarray],
                rows: np.ndarray | None = None) -> np.ndarray:
-        return np.hstack([encoders[name].transform(values if rows is None else values[rows])
+        return np.hstack([encoders[name].transform(values if rows is None
+                                                   else take_rows(values, rows))
                           for name, values in streams.items()])
 
     def fit(self, X: Any, y: Any, groups: np.ndarray | None = None) -> EmbeddingBlendClassifier:
@@ -170,7 +171,7 @@ class EmbeddingBlendClassifier(ClassifierMixin, BaseEstimator):
         for train, val in splits:
             encoders = {name: SequenceClassifier(**dict(self.encoder_params or {}),
                                                  random_state=seed)
-                        .fit(values[train], encoded[train],
+                        .fit(take_rows(values, train), encoded[train],
                              None if groups is None else groups[train])
                         for name, values in streams.items()}
             if np.unique(encoded[val]).size < 2:

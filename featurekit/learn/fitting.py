@@ -11,12 +11,20 @@ from typing import Any
 import numpy as np
 from sklearn.base import clone
 
+from featurekit.learn.rows import RowView
+
 
 def take_rows(X: Any, rows: np.ndarray) -> Any:
     """Rows ``rows`` of a head's input: an array, or a mapping of stream name to arrays of the
-    same rows (a multi-stream sequence head's input)."""
+    same rows (a multi-stream sequence head's input). Rows of memory-mapped frame sequences
+    (3-D) or of a :class:`~featurekit.learn.rows.RowView` stay a view, read later batch by
+    batch."""
     if isinstance(X, Mapping):
-        return {name: values[rows] for name, values in X.items()}
+        return {name: take_rows(values, rows) for name, values in X.items()}
+    if isinstance(X, RowView):
+        return X.take(rows)
+    if isinstance(X, np.memmap) and X.ndim == 3:
+        return RowView(X, rows)
     return X[rows]
 
 

@@ -243,9 +243,9 @@ class FeatureStore:
         return (frame.to_pandas().sort_values("clip_id", kind="stable")
                 .reset_index(drop=True))
 
-    def frames(self, dataset: str, branch: str,
-               clip_ids: Iterable[str] | None = None) -> pd.DataFrame:
-        """Frame-level descriptors (``clip_id, time_s``, then one column per descriptor).
+    def frame_files(self, dataset: str, branch: str) -> list[Path]:
+        """The committed Parquet files of a branch's frame-level descriptors, one per feature
+        part, each holding whole clips (``clip_id, time_s``, then the descriptors), sorted.
 
         Raises
         ------
@@ -256,7 +256,18 @@ class FeatureStore:
             raise StoreError(f"{dataset}/{branch} was extracted without frame-level "
                              "descriptors; rerun the extraction with frames (--frames) "
                              "into a new store or with --overwrite")
-        files = self._companions(dataset, branch, FRAMES_DIR)
+        return self._companions(dataset, branch, FRAMES_DIR)
+
+    def frames(self, dataset: str, branch: str,
+               clip_ids: Iterable[str] | None = None) -> pd.DataFrame:
+        """Frame-level descriptors (``clip_id, time_s``, then one column per descriptor).
+
+        Raises
+        ------
+        StoreError
+            When the branch was extracted without frames.
+        """
+        files = self.frame_files(dataset, branch)
         if not files:
             return pd.DataFrame({"clip_id": pd.Series(dtype=object),
                                  "time_s": pd.Series(dtype=np.float64)})

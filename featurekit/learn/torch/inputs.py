@@ -1,5 +1,9 @@
 """Sequence inputs of the torch heads: arrays and mappings of streams checked, padding masks, and
 per-stream standardisation learned from training clips and applied batch by batch.
+
+Inputs are read only batch by batch, so a float32 array -- a memory-mapped one, or a
+:class:`~featurekit.learn.rows.RowView` of one -- is never copied whole: what a fit holds is
+its batches. Infinite values therefore become NaN where a batch is read, not up front.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from featurekit.learn.rows import RowView
+
 #: Stream name of an array given instead of a mapping of streams.
 SINGLE_STREAM = "sequence"
 
@@ -19,20 +25,31 @@ SINGLE_STREAM = "sequence"
 INPUT_CLIP = 5.0
 
 
-def check_sequences(X: Any) -> np.ndarray:
-    """One stream as float32 (n_clips, n_frames, n_dims), infinities read as NaN."""
-    array = np.asarray(X, dtype=np.float32)
+def check_sequences(X: Any) -> np.ndarray | RowView:
+    """One stream of shape (n_clips, n_frames, n_dims).
+
+    A float32 array (memory-mapped or not) or a :class:`~featurekit.learn.rows.RowView` of
+    one is returned as it is, to be read batch by batch; anything else is converted to a
+    float32 array.
+    """
+    lazy = isinstance(X, np.ndarray | RowView) and X.dtype == np.float32
+    array = X if lazy else np.asarray(X, dtype=np.float32)
     if array.ndim != 3:
         raise ValueError(f"sequence input must be 3-D (clips, frames, dims), got shape "
                          f"{array.shape}")
     if array.shape[1] == 0 or array.shape[2] == 0:
         raise ValueError(f"sequence input has no frames or no dimensions: {array.shape}")
-    if np.isinf(array).any():
-        array = np.where(np.isinf(array), np.nan, array)
     return array
 
 
-def check_streams(X: Any) -> dict[str, np.ndarray]:
+def _rows(X: np.ndarray | RowView, index: np.ndarray) -> np.ndarray:
+    """Clips ``index`` of ``X`` in memory, infinities read as NaN (padding or missing)."""
+    values = np.asarray(X[index], dtype=np.float32)
+    infinite = np.isinf(values)
+    return np.where(infinite, np.nan, values) if infinite.any() else values
+
+
+def check_streams(X: Any) -> dict[str, np.ndarray | RowView]:
     """One array or a non-empty mapping of stream name to arrays of the same clips."""
     if not isinstance(X, Mapping):
         return {SINGLE_STREAM: check_sequences(X)}
@@ -59,19 +76,20 @@ class StreamScaling:
 
     Parameters
     ----------
-    X : np.ndarray, shape (n_clips, n_frames, n_dims)
+    X : np.ndarray or RowView, shape (n_clips, n_frames, n_dims)
     rows : np.ndarray of int
         Training clips: the mean and scale come from their real frames only.
     max_steps : int, optional
         See :class:`SequenceClassifier`.
     """
 
-    def __init__(self, X: np.ndarray, rows: np.ndarray, max_steps: int | None) -> None:
+    def __init__(self, X: np.ndarray | RowView, rows: np.ndarray,
+                 max_steps: int | None) -> None:
         total = np.zeros(X.shape[2])
         squares = np.zeros(X.shape[2])
         counts = np.zeros(X.shape[2])
         for start in range(0, rows.size, 256):  # chunks: no float64 copy of the whole input
-            values = X[rows[start:start + 256]].astype(np.float64)
+            values = _rows(X, rows[start:start + 256]).astype(np.float64)
             finite = ~np.isnan(values)
             values = np.where(finite, values, 0.0)
             total += values.sum(axis=(0, 1))
@@ -85,11 +103,11 @@ class StreamScaling:
         self.n_dims = X.shape[2]
         self.pool = 1 if max_steps is None else max(1, math.ceil(X.shape[1] / max_steps))
 
-    def batch(self, X: np.ndarray, index: np.ndarray,
+    def batch(self, X: np.ndarray | RowView, index: np.ndarray,
               device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """Standardised, clipped, NaN-free, time-pooled batch trimmed to its longest clip,
         and its mask."""
-        values = X[index]
+        values = _rows(X, index)
         mask = frame_mask(values)
         last = int(np.flatnonzero(mask.any(axis=0)).max()) + 1
         values, mask = values[:, :last], mask[:, :last]
