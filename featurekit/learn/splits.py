@@ -8,6 +8,7 @@ label, :func:`stratification_labels`).
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from sklearn.model_selection import (
@@ -60,7 +61,13 @@ def inner_splits(y: np.ndarray, groups: np.ndarray | None = None, *, n_splits: i
             return list(splitter.split(placeholder, y, groups))
         splitter = StratifiedGroupKFold(n_splits=wanted, shuffle=True,
                                         random_state=random_state)
-        return list(splitter.split(placeholder, y, groups))
+        with warnings.catch_warnings():
+            # A class with fewer groups than splits is placed where it fits; scikit-learn's
+            # warning about it came once per split of every fit (thousands in a label-set
+            # run, whose rarest-label strata are small) and said nothing a caller can act on.
+            warnings.filterwarnings("ignore", message="The least populated class",
+                                    category=UserWarning)
+            return list(splitter.split(placeholder, y, groups))
     if counts.min() >= n_splits:
         splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
         return list(splitter.split(placeholder, y))
