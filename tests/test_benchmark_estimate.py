@@ -20,6 +20,7 @@ from featurekit.benchmark import BenchmarkConfig, run_benchmark
 from featurekit.benchmark.calibrate import HeadCost
 from featurekit.benchmark.estimate import STAGES, makespan
 from featurekit.cli import main
+from featurekit.names import TRAIN_VAL_EVAL
 from featurekit.store.reader import FeatureStore
 
 
@@ -88,6 +89,25 @@ def test_the_plan_counts_what_the_run_does_and_records_both_costs() -> None:
                                                               plan["work"])
     assert plain["estimated_wall_s"] is None and not plain["calibration"]
     assert all(stage["estimated_s"] is None for stage in plain["stages"])
+
+
+def test_the_official_split_plan_counts_one_fit_per_member() -> None:
+    """Without refits (train / validation / eval) a unit is its members' fits on the train
+    clips, and the plan counts exactly those."""
+    frame = feature_frame(n_clips=90, n_folds=3, widths={"pitch": 4, "neural.tiny": 5},
+                          signal={"pitch": (low_bit, 3.0), "neural.tiny": (full_label, 0.8)})
+    config = BenchmarkConfig(heads=("logreg", "xgb"), fusions=("early", "stacking",
+                                                               "oof_features"),
+                             n_seeds=2, repeats=2, n_bootstrap=100)
+    results = run_benchmark(frame, dataset="generated", config=config, progress=False,
+                            protocol=TRAIN_VAL_EVAL)
+    plan = results["plan"]
+    assert plan["fits"] == results["n_fits"]
+    by_head = {(w["stage"], w["head"]): w for w in plan["work"]}
+    # Stage 1: no twins, so xgb fits its two seeds and logreg once per unit.
+    assert by_head[1, "xgb"]["fits"] == 2 * by_head[1, "xgb"]["units"]
+    assert by_head[1, "logreg"]["fits"] == by_head[1, "logreg"]["units"]
+
 
 
 @pytest.fixture

@@ -42,8 +42,11 @@ from featurekit.benchmark import BenchmarkConfig, run_benchmark
 from featurekit.benchmark.config import OOF_FEATURES
 from featurekit.benchmark.data import prepare_data
 from featurekit.benchmark.plan import (
+    EVAL_FOLD,
     LEAVE_ONE_FOLD_OUT,
+    TRAIN_FOLD,
     TRAIN_VAL_EVAL,
+    VALIDATION_FOLD,
     make_plan,
     official_split,
     oof_feature_target,
@@ -259,6 +262,21 @@ def test_official_split_fits_and_second_level_learn_from_real_rows_only(spied: L
                                                          "calibrated"}
     # auto, neural-auto and single-auto (the synergy reference)
     assert len(spied.selections) == 3 * FUNCTIONALS.repeats
+    # No refit on train + validation: each first-level fit reads the train clips alone, and
+    # that same fit predicts the validation clips (for the second level) and the eval clips.
+    fold_of = frame["fold"].to_numpy()
+    predicted: dict[int, set[int]] = {}
+    for serial, ids in spied.predictions:
+        predicted.setdefault(serial, set()).update(fold_of[ids].tolist())
+    first_level = [serial for serial, fit in enumerate(spied.fits)
+                   if fit["unit"].kind != OOF_FEATURES]
+    assert first_level
+    for serial in first_level:
+        assert set(fold_of[spied.fits[serial]["ids"]].tolist()) == {TRAIN_FOLD}
+        assert predicted[serial] == {VALIDATION_FOLD, EVAL_FOLD}
+    # One fit per member: units x seeds, nothing refitted.
+    units = {fit["unit"] for fit in spied.fits if fit["unit"].kind != OOF_FEATURES}
+    assert len(first_level) == len(units) * FUNCTIONALS.n_seeds
 
 
 def test_the_filler_check_catches_a_target_fitted_on_every_training_row(

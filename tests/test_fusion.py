@@ -147,6 +147,28 @@ def test_fit_branch_out_of_fold_rows_come_from_twins_that_never_saw_them() -> No
         assert not rows & set(val.tolist())
 
 
+def test_fit_branch_without_refit_fits_members_on_the_split_and_predicts_its_rest() -> None:
+    frame = feature_frame(n_clips=60, signal={"pitch": (full_label, 2.0)}, id_column=True)
+    X = frame.filter(like="pitch.").to_numpy()
+    y = frame["label_id"].to_numpy()
+    seen: list[set[int]] = []
+
+    class Recording(LogRegHead):
+        def fit(self, X, y, groups=None):
+            seen.append(set(np.asarray(X)[:, 0].astype(int)))
+            return super().fit(X, y)
+
+    train, val = np.arange(40), np.arange(40, 50)  # rows 50-59: neither (a test fold)
+    fitted = fit_branch(Recording(), X, y, n_classes=4, splits=[(train, val)], refit=False,
+                        keep_twins=True)
+    assert seen == [set(X[train, 0].astype(int).tolist())]  # one fit, nothing refitted
+    assert np.isfinite(fitted.oof[0, val]).all() and np.isnan(fitted.oof[0, 50:]).all()
+    np.testing.assert_allclose(fitted.oof[0, val], fitted.members[0].predict_proba(X[val]))
+    assert fitted.twins == [[fitted.members[0]]]
+    with pytest.raises(ConfigError, match="one split"):
+        fit_branch(Recording(), X, y, n_classes=4, splits=inner_splits(y), refit=False)
+
+
 @pytest.mark.parametrize("fusion", ["mean", "weighted", "stacking"])
 def test_late_fusion_of_complementary_branches_beats_each_branch_in_cross_val_score(
         fusion: str) -> None:

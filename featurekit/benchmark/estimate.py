@@ -174,18 +174,22 @@ def unit_fit_rows(unit: Unit, plan: Plan, data: BenchmarkData, config: Benchmark
     Members read the fold's training rows (an ``oof_features`` unit: its
     :func:`~featurekit.benchmark.execute.second_level_rows`), each inner twin its split's
     training rows (``splits``: the unit's fold and repeat's), as
-    :func:`~featurekit.benchmark.execute.fit_unit` fits them; a search fits every candidate
-    on ``(k - 1) / k`` of the rows it searches on.
+    :func:`~featurekit.benchmark.execute.fit_unit` fits them; without refits (an official
+    split) the members read the split's training rows and have no twins; a search fits every
+    candidate on ``(k - 1) / k`` of the rows it searches on.
     """
     train = plan.training(unit.fold, unit.repeat)
     rows = np.arange(len(train))
+    members = len(member_seeds(spec, config.seeds(unit.repeat)))
+    share = (config.inner_splits - 1) / config.inner_splits
     if unit.kind == OOF_FEATURES:
         rows, splits = second_level_rows(data.targets[train], data.groups[train], splits,
                                          config.seeds(unit.repeat)[0])
-    members = len(member_seeds(spec, config.seeds(unit.repeat)))
+    elif not plan.refits:
+        fitted = len(splits[0][0])
+        return [fitted] * members, [round(fitted * share)] * _search_fits(spec, config)
     twins = [len(fit) for fit, _ in splits] if unit.inner else []
     fits = [len(rows)] * members + twins * members
-    share = (config.inner_splits - 1) / config.inner_splits
     searches = [round(n * share) for n in [len(rows), *twins]] * _search_fits(spec, config)
     return fits, searches
 

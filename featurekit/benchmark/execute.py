@@ -198,8 +198,13 @@ def unit_input(unit: Unit, data: BenchmarkData, rows: np.ndarray) -> Any:
 def fit_unit(unit: Unit, spec: HeadSpec, data: BenchmarkData, train: np.ndarray,
              test: np.ndarray, *, seeds: Sequence[int], splits: Sequence[Split],
              tune: bool, tune_splits: int, with_embeddings: bool, with_frames: bool = False,
-             other_outputs: Mapping[str, UnitOutput] | None = None) -> UnitOutput:
+             other_outputs: Mapping[str, UnitOutput] | None = None,
+             refit: bool = True) -> UnitOutput:
     """Fit one unit on ``train`` rows and predict ``test`` rows.
+
+    Without ``refit`` (an official train / validation split: ``splits`` is that one split)
+    the unit's heads are fitted on the split's training rows only, and the same fits
+    predict the validation rows (their out-of-fold probabilities) and the ``test`` rows.
 
     ``splits`` are the inner splits of ``train`` for this repeat (used when ``unit.inner``,
     and by the search). ``other_outputs`` (``oof_features`` units): the stage-1 outputs of the
@@ -244,14 +249,19 @@ def fit_unit(unit: Unit, spec: HeadSpec, data: BenchmarkData, train: np.ndarray,
                                       strict=True))
     # One BLAS/OpenMP thread per unit: these matrices are small, parallelism comes from
     # running units side by side, and threads competing for two cores cost up to 10x.
+    # A second-level learner's splits are cross-validation splits of its rows, whatever the
+    # outer protocol: its members are refitted on all of them.
+    official = not refit and unit.kind != OOF_FEATURES
     with threadpool_limits(limits=1):
         fitted = fit_branch(spec, X_train, y_train[rows], groups[rows],
                             n_classes=data.n_classes, seeds=seeds,
-                            splits=fit_splits if unit.inner else None, tune=tune,
+                            splits=fit_splits if unit.inner or official else None, tune=tune,
                             tune_splits=tune_splits, tune_random_state=seeds[0],
-                            keep_twins=sequence and with_embeddings and unit.inner)
+                            keep_twins=sequence and with_embeddings and unit.inner,
+                            refit=not official)
+        oof = fitted.oof if unit.inner else None
         output = UnitOutput(test=predict_members(fitted.members, X_test, data.n_classes),
-                            oof=_at_rows(fitted.oof, rows, len(train)), params=fitted.params,
+                            oof=_at_rows(oof, rows, len(train)), params=fitted.params,
                             seconds=0.0, n_fits=len(fitted.validation_kinds),
                             validation_kinds=dict(Counter(fitted.validation_kinds)),
                             n_parameters=mean_parameters(fitted.members),
@@ -390,7 +400,7 @@ def execute(plan: Plan, data: BenchmarkData, specs: Mapping[str, HeadSpec], *,
                                  tune_splits=inner_splits_count,
                                  with_embeddings=with_embeddings,
                                  with_frames=sequence_on_e2e and unit.head == E2E_HEAD,
-                                 other_outputs=others)
+                                 other_outputs=others, refit=plan.refits)
 
     with progress_bar(total=len(plan.units), desc=desc, unit="fit",
                       disable=None if progress is None else not progress) as bar:

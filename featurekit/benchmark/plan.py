@@ -123,8 +123,10 @@ def official_split(folds: np.ndarray) -> tuple[list[tuple[int, np.ndarray, np.nd
     Heads are fitted on the train clips (fold :data:`TRAIN_FOLD`) and predict the validation
     clips (fold :data:`VALIDATION_FOLD`): those predictions are the inner ones that teach the
     fusions (the late rules, the ``oof_features`` head) on the validation clips and decide
-    every selection. The heads are then refitted on train + validation, and the systems score
-    the eval clips (fold :data:`EVAL_FOLD`) once.
+    every selection. The same fits then predict the eval clips (fold :data:`EVAL_FOLD`),
+    which the systems score once: the dataset's own protocol (FSD50K: train on ``train``,
+    every choice on ``val``), one fit per head instead of a refit on train + validation, and
+    fusions applied to the very models whose validation outputs they learned from.
 
     Returns
     -------
@@ -257,7 +259,8 @@ class Plan:
         (default: all of the fold's training rows).
     fixed_inner : dict of int to list of (train, validation), optional
         Official splits (:func:`official_split`): each outer fold's inner split, the same in
-        every repeat (default: group-aware inner splits drawn per repeat).
+        every repeat, whose train-clip fits also predict the test rows (no refit; default:
+        group-aware inner splits drawn per repeat, members refitted on all training rows).
     extra_selections : dict of str to list of str
         Further inner-CV choices among systems the plan already scores (a robustness run's
         ``handcrafted-auto``, :func:`featurekit.benchmark.robustness.robustness_plan`).
@@ -279,6 +282,13 @@ class Plan:
     @property
     def protocol(self) -> str:
         return LEAVE_ONE_FOLD_OUT if self.fixed_inner is None else TRAIN_VAL_EVAL
+
+    @property
+    def refits(self) -> bool:
+        """Whether each unit's members are refitted on all training rows after its inner
+        twins (inner cross-validation), rather than being the official split's train-clip
+        fits themselves."""
+        return self.fixed_inner is None
 
     @property
     def folds(self) -> list[int]:

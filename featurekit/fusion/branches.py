@@ -159,9 +159,13 @@ class FittedBranch:
 def fit_branch(head: Head, X: Any, y: np.ndarray, groups: np.ndarray | None = None, *,
                n_classes: int, seeds: Sequence[int] = (0,), splits: Sequence[Split] | None = None,
                tune: bool = False, tune_splits: int = 3, tune_random_state: int | None = 0,
-               keep_twins: bool = False) -> FittedBranch:
+               keep_twins: bool = False, refit: bool = True) -> FittedBranch:
     """Fit one head per seed on ``X`` and, with ``splits``, its inner out-of-fold twins, each
     twin stopping early on the kind of split its member used (whole groups, clips or none).
+
+    Without ``refit`` there are no twins: ``splits`` is one fixed split (an official train /
+    validation split), each member is fitted on its training rows only and predicts its
+    validation rows, which are the out-of-fold probabilities.
 
     Parameters
     ----------
@@ -187,10 +191,22 @@ def fit_branch(head: Head, X: Any, y: np.ndarray, groups: np.ndarray | None = No
     tune_splits, tune_random_state :
         Inner cross-validation of each search.
     keep_twins : bool
-        Keep the fitted out-of-fold twins (e.g. to embed their validation rows).
+        Keep the fitted out-of-fold twins (e.g. to embed their validation rows); without
+        ``refit``, the members stand for them.
+    refit : bool
+        Fit the members on all rows besides the twins (``True``), or fit them on the one
+        split's training rows and use them as their own twins (``False``).
+
+    Raises
+    ------
+    ConfigError
+        Tuning an estimator instance, or ``refit=False`` without exactly one split.
     """
     if tune and not isinstance(head, str | HeadSpec):
         raise ConfigError("tuning needs a registry head (a name or a HeadSpec)")
+    if not refit and (splits is None or len(splits) != 1):
+        raise ConfigError("without refit the members are fitted on the training rows of one "
+                          f"split; got {0 if splits is None else len(splits)} splits")
 
     def search(rows: np.ndarray) -> dict[str, Any]:
         """Hyper-parameters chosen on ``rows`` alone; none without tuning."""
@@ -200,11 +216,26 @@ def fit_branch(head: Head, X: Any, y: np.ndarray, groups: np.ndarray | None = No
                          None if groups is None else groups[rows], n_splits=tune_splits,
                          random_state=tune_random_state)
 
+    classes = np.arange(n_classes)
+    members, oof, twins, kinds = [], [], [], []
+    if not refit:
+        (train, val), = splits
+        params = search(train)
+        for seed in member_seeds(head, seeds):
+            member = fit_head(build_head(head, random_state=seed, params=params),
+                              take_rows(X, train), y[train],
+                              None if groups is None else groups[train])
+            member_oof = np.full((len(y), n_classes), np.nan)
+            member_oof[val] = aligned_proba(member, take_rows(X, val), classes)
+            members.append(member)
+            kinds.append(_validation_kind(member))
+            oof.append(member_oof)
+            twins.append([member])
+        return FittedBranch(members, np.stack(oof), params, twins if keep_twins else None,
+                            kinds)
     params = search(np.arange(len(y)))
     # The search does not depend on the member's seed: one per split serves every member.
     twin_params = [search(train) for train, _ in splits or ()]
-    classes = np.arange(n_classes)
-    members, oof, twins, kinds = [], [], [], []
     for seed in member_seeds(head, seeds):
         member = fit_head(build_head(head, random_state=seed, params=params), X, y, groups)
         members.append(member)

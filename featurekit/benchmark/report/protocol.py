@@ -30,9 +30,10 @@ def protocol_section(results: Mapping[str, Any]) -> list[str]:
                 + ", ".join(f"{k}: {v}" for k, v in results.get("clips_per_fold", {}).items())
                 + "). " + ("Official split: heads are fitted on the train clips (fold 1) and "
                            "predict the validation clips (fold 2), on which fusion weights, "
-                           "stackers and every selection are learned; the systems are then "
-                           "refitted on train + validation and score the eval clips (fold 3) "
-                           "once; intervals resample the eval clips."
+                           "stackers and every selection are learned; the same fits then "
+                           "predict the eval clips (fold 3), which the systems score once "
+                           "(no refit on train + validation); intervals resample the eval "
+                           "clips."
                            if results["protocol"] == "train-val-eval" else
                            "Each fold is the test set once; scaling, imputation, early "
                            "stopping, hyper-parameters, fusion weights and stackers are fitted "
