@@ -247,11 +247,11 @@ def fit_unit(unit: Unit, spec: HeadSpec, data: BenchmarkData, train: np.ndarray,
             X_train, X_test = (_with_stream(unit.branches, X, E2E_BRANCH, frames) for X, frames
                                in zip((X_train, X_test), other_outputs[E2E_BRANCH].frames,
                                       strict=True))
-    # One BLAS/OpenMP thread per unit: these matrices are small, parallelism comes from
-    # running units side by side, and threads competing for two cores cost up to 10x.
     # A second-level learner's splits are cross-validation splits of its rows, whatever the
     # outer protocol: its members are refitted on all of them.
     official = not refit and unit.kind != OOF_FEATURES
+    # One BLAS/OpenMP thread per unit: these matrices are small, parallelism comes from
+    # running units side by side, and threads competing for two cores cost up to 10x.
     with threadpool_limits(limits=1):
         fitted = fit_branch(spec, X_train, y_train[rows], groups[rows],
                             n_classes=data.n_classes, seeds=seeds,
