@@ -228,15 +228,16 @@ def project(rows: list[dict]) -> str:
     handcrafted_s = sum(fill.values()) - neural_s
     fit_core_s = sum(seconds * train * (1.0 if head == "mlp" else classes)
                      for head, seconds in last["fit_core_s"].items())
-    per_kind = last["calibration"]["fusion_s_per_system"]
-    kinds = [name.split("/")[2] if name.count("/") >= 2 else "single"
-             for name in last["systems"]]
-    weight = {kind: per_kind.get(kind, 0.0) * kinds.count(kind) for kind in set(kinds)}
-    stacking_share = weight.get("stacking", 0.0) / max(sum(weight.values()), 1e-9)
+    calibration = last["calibration"]
+    # Fusion kinds: "stacking", and "stacking+inner" for the systems scored in a selection.
+    weight = {kind: seconds * calibration["fusion_systems"].get(kind, 0)
+              for kind, seconds in calibration["fusion_s_per_system"].items()}
+    stacking_share = (sum(w for kind, w in weight.items() if kind.split("+")[0] == "stacking")
+                      / max(sum(weight.values()), 1e-9))
     fusion_core_s = stages["fusion"] * workers * train * classes * (
         1 - stacking_share + stacking_share * classes)
     statistics_s = stages["statistics"] * evals * classes
-    xgb = last["calibration"]["heads"]["xgb"]
+    xgb = calibration["heads"]["xgb"]
     longest_s = xgb["seconds"]["wide"] * FSD50K_CLIPS["train"] / xgb["sample_rows"] * classes
     other_s = sum(stages.get(name, 0.0) for name in ("read", "calibration", "report"))
     lines = [f"FSD50K ({sum(FSD50K_CLIPS.values())} clips, {FSD50K_CLASSES} classes, "

@@ -141,6 +141,32 @@ def test_the_statistics_estimate_spreads_the_bootstraps_over_the_workers(
         math.ceil(tasks / 2) * plan["calibration"]["comparison_s"])
 
 
+def test_the_fusion_estimate_prices_the_systems_that_compete_in_a_selection_apart(
+        no_fits: None) -> None:
+    """A system scored in a selection makes inner predictions too (a learned fusion is fitted
+    again per inner split): few are, and timing them alike priced every system at their cost
+    (at 2,500 mixture clips, --plan's fusion stage was 2.5 times the measured one)."""
+    frame = feature_frame(n_clips=60, widths={"pitch": 3, "spectral": 3, "neural.tiny": 4})
+    config = BenchmarkConfig(heads=("logreg",), fusions=("early", "stacking"), repeats=2,
+                             n_bootstrap=100)
+    plan = run_benchmark(frame, dataset="g", config=config, n_jobs=2, plan_only=True,
+                         progress=False)["plan"]
+    timed, counts = (plan["calibration"]["fusion_s_per_system"],
+                     plan["calibration"]["fusion_systems"])
+    assert set(timed) == set(counts)
+    for fusion in ("early", "stacking"):
+        assert counts[fusion] > 0 and counts[f"{fusion}+inner"] > 0
+        assert counts[fusion] + counts[f"{fusion}+inner"] == sum(
+            name.endswith(f"/{fusion}") for name in plan["systems"])
+    # One unscored stacking fits the fusion once; a scored one once per inner split more.
+    assert timed["stacking+inner"] > timed["stacking"]
+    tasks = frame["fold"].nunique() * config.repeats
+    stage = next(stage for stage in plan["stages"] if stage["name"] == "fusion")
+    assert stage["estimated_s"] == pytest.approx(
+        math.ceil(tasks / 2) * sum(timed[kind] * counts[kind] for kind in counts))
+    assert f"stacking+inner {counts['stacking+inner']} x " in stage["note"]
+
+
 @pytest.mark.filterwarnings("ignore:urbansound8k. partial copy")
 def test_plan_option_fills_and_fits_nothing_and_writes_plan_json(
         urbansound8k_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -45,6 +45,8 @@ CALIBRATION_ROWS = 1500
 NETWORK_CALIBRATION_ROWS = 200
 #: Systems of each fusion kind whose fusion is timed.
 FUSION_SAMPLE = 3
+#: Suffix of a fusion kind whose systems compete in a selection (:func:`fusion_kind`).
+INNER = "+inner"
 #: Bounds of the fitted row exponent of a head's cost (a noisy pair of fits, e.g. an MLP that
 #: stops early after 7 epochs on one and 100 on the other, must not predict a cubic).
 ROW_EXPONENT_BOUNDS = (0.5, 2.0)
@@ -119,7 +121,8 @@ class Calibration:
     heads : dict of str to HeadCost
         Heads that could be timed (not those whose only inputs are stage-2 ones).
     fusion_s : dict of str to float
-        Per :func:`fusion_kind`, seconds per system of one outer fold and repeat of
+        Per :func:`fusion_kind` (a fusion, and whether its systems compete in a selection),
+        seconds per system of one outer fold and repeat of
         :func:`~featurekit.benchmark.fuse.fuse_fold` (a sample of the kind's systems timed;
         the blend not).
     comparison_s : float
@@ -188,20 +191,25 @@ def synthetic_proba(targets: np.ndarray, n_classes: int,
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def fusion_kind(system: System) -> str:
-    """What a system's fusion costs are timed by: its fusion, ``single`` for one branch."""
-    return system.fusion or "single"
+def fusion_kind(system: System, scored: Collection[str]) -> str:
+    """What a system's fusion costs are timed by: its fusion (``single`` for one branch),
+    ``+inner`` where it competes in a selection (``scored``, :attr:`Plan.scored`): its inner
+    out-of-fold predictions are made too, which fits a learned fusion once more per inner
+    split: timing the two alike would price every system at the rare scored ones' cost."""
+    kind = system.fusion or "single"
+    return f"{kind}{INNER}" if system.name in scored else kind
 
 
 def _sampled_plans(plan: Plan) -> dict[str, Plan]:
-    """Per fusion kind, a plan of at most :data:`FUSION_SAMPLE` of its systems (spread from
-    the fewest branches to the most), the candidates among them still selected from, as
-    their inner predictions are made only for candidates. The blend, which reads the sequence
-    heads' learned embeddings, is left out."""
-    scored = {name for _, candidates in plan.selections for name in candidates}
+    """Per :func:`fusion_kind`, a plan of at most :data:`FUSION_SAMPLE` of its systems (spread
+    from the fewest branches to the most), those scored still selected from, as their inner
+    predictions are made only for candidates. The blend, which reads the sequence heads'
+    learned embeddings, is left out."""
+    scored = plan.scored
     plans = {}
-    for kind in dict.fromkeys(fusion_kind(s) for s in plan.systems if s.fusion != "blend"):
-        systems = sorted((s for s in plan.systems if fusion_kind(s) == kind),
+    for kind in dict.fromkeys(fusion_kind(s, scored) for s in plan.systems
+                              if s.fusion != "blend"):
+        systems = sorted((s for s in plan.systems if fusion_kind(s, scored) == kind),
                          key=lambda s: len(s.branches))
         picked = [systems[i] for i in sorted({round(x) for x in np.linspace(
             0, len(systems) - 1, min(FUSION_SAMPLE, len(systems)))})]

@@ -9,8 +9,9 @@ estimates each stage of the run from a short :func:`~featurekit.benchmark.calibr
   the units of a stage go to the workers costliest first by these seconds, as the run gives
   them (:func:`~featurekit.benchmark.schedule.submission_order`), each to the first that is
   free, and the stage lasts until the last one finishes;
-* fusion -- the timed fusion of one outer fold and repeat, per system, times the systems, for
-  each outer fold and repeat spread over the workers;
+* fusion -- per fusion kind, and apart for the systems that compete in a selection (whose
+  inner predictions are made too), the timed fusion of one outer fold and repeat times the
+  kind's systems, for each outer fold and repeat spread over the workers;
 * statistics -- the timed bootstrap of one comparison (label sets: one system's resampling)
   per comparison (label sets: per system the comparisons may read), spread over the workers;
 * learning curve -- the same three for the plan of every fraction below 1;
@@ -32,6 +33,7 @@ import heapq
 import json
 import math
 import os
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -242,12 +244,19 @@ def _fits_s(plan: Plan, costs: Mapping[Unit, float], workers: int) -> float:
                for stage in plan.stages)
 
 
+def fusion_counts(plan: Plan) -> dict[str, int]:
+    """Systems of each :func:`~featurekit.benchmark.calibrate.fusion_kind` of ``plan``."""
+    scored = plan.scored
+    return dict(Counter(fusion_kind(system, scored) for system in plan.systems))
+
+
 def _fusion_s(plan: Plan, calibration: Calibration, workers: int) -> float:
     """Every outer fold and repeat's fusions, spread over the workers: per system the timed
     seconds of its kind (a kind not timed, the blend, at the mean of those timed)."""
     timed = calibration.fusion_s
     fallback = float(np.mean(list(timed.values()))) if timed else 0.0
-    per_task = sum(timed.get(fusion_kind(system), fallback) for system in plan.systems)
+    per_task = sum(timed.get(kind, fallback) * count
+                   for kind, count in fusion_counts(plan).items())
     tasks = len({(unit.fold, unit.repeat) for unit in plan.units})
     return math.ceil(tasks / workers) * per_task
 
@@ -347,8 +356,10 @@ def estimate(plan: Plan, data: BenchmarkData, config: BenchmarkConfig,
         cost.stage(name).estimated_s = value
     cost.stage("fits").note = (f"{len(plan.units)} units on {workers} worker(s), costliest "
                                "first; per fit (a + b * columns) * rows^e per head")
-    cost.stage("fusion").note = ("per system, outer fold and repeat: " + ", ".join(
-        f"{kind} {value:.2g} s" for kind, value in calibration.fusion_s.items()))
+    counts = fusion_counts(plan)
+    cost.stage("fusion").note = ("systems x seconds per outer fold and repeat: " + ", ".join(
+        f"{kind} {counts.get(kind, 0)} x {value:.2g}"
+        for kind, value in calibration.fusion_s.items()))
     cost.stage("statistics").note = (
         f"{cost.comparisons} comparisons "
         + (f"of up to {statistics_tasks(plan, True)} systems (each resampled once"
@@ -367,6 +378,7 @@ def estimate(plan: Plan, data: BenchmarkData, config: BenchmarkConfig,
         "seconds": calibration.seconds,
         "heads": {head: asdict(model) for head, model in models.items()},
         "fusion_s_per_system": calibration.fusion_s,
+        "fusion_systems": counts,
         "comparison_s": calibration.comparison_s,
         "worker_peak_rss_bytes": calibration.worker_peak_rss}
     return cost

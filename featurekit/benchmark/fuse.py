@@ -174,7 +174,7 @@ def fuse_fold(plan: Plan, y_train: np.ndarray, y_test: np.ndarray, fold: int, re
     recordings of the training rows) keep a recording whole in the splits drawn inside a
     fixed validation set.
     """
-    scored = {name for _, candidates in plan.selections for name in candidates}
+    scored = plan.scored
     twins = (y_train, list(splits))
     y_train, outputs, splits = _second_level(y_train, outputs, splits, groups, seed)
     metric = primary_metric(np.ndim(y_train) == 2)

@@ -294,6 +294,13 @@ class Plan:
     def folds(self) -> list[int]:
         return [fold for fold, _, _ in self.outer]
 
+    @property
+    def scored(self) -> set[str]:
+        """Systems that compete in a selection: their inner out-of-fold predictions of the
+        training rows are made too (for a learned fusion, by fitting it again per inner
+        split)."""
+        return {name for _, candidates in self.selections for name in candidates}
+
     def training(self, fold: int, repeat: int) -> np.ndarray:
         """Training rows of outer fold ``fold`` in repeat ``repeat``."""
         if self.train_rows is not None:
