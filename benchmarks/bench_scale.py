@@ -211,7 +211,8 @@ def project(rows: list[dict]) -> str:
     output layer is a small part); stacking with training rows x classes^2 (each class's
     regression reads every branch's every class); the statistics with eval clips x classes.
     Wall time on P workers is work / P, except that the fits cannot end before their
-    longest unit (one XGBoost fit of the widest input, scaled the same way), and that the
+    longest unit (one XGBoost fit of the widest input, scaled the same way), nor the fusions
+    before their costliest system (a stacking scored in a selection), and that the
     neural branch embeds in the command's own process (its rate on a GPU was not measured:
     the figure assumes decoding stays the bound and grows with the cores).
     """
@@ -236,6 +237,9 @@ def project(rows: list[dict]) -> str:
                       / max(sum(weight.values()), 1e-9))
     fusion_core_s = stages["fusion"] * workers * train * classes * (
         1 - stacking_share + stacking_share * classes)
+    # A fusion task cannot end before its costliest system, a stacking scored in a selection.
+    longest_fusion_s = (calibration["fusion_s_per_system"].get("stacking+inner", 0.0)
+                        * train * classes * classes)
     statistics_s = stages["statistics"] * evals * classes
     xgb = calibration["heads"]["xgb"]
     longest_s = xgb["seconds"]["wide"] * FSD50K_CLIPS["train"] / xgb["sample_rows"] * classes
@@ -252,7 +256,7 @@ def project(rows: list[dict]) -> str:
             "fill: handcrafted": handcrafted_s * audio / speedup,
             "fill: neural (in-process)": neural_s * audio / speedup,
             "fits": max(fit_core_s / n, longest_s),
-            "fusion": fusion_core_s / n,
+            "fusion": max(fusion_core_s / n, longest_fusion_s),
             "statistics": statistics_s / speedup,
             "read, calibration, report": other_s * train,
         }

@@ -137,12 +137,21 @@ def spied(monkeypatch: pytest.MonkeyPatch) -> Log:
         finally:
             LOG.context = {}
 
-    real_fuse_fold = fuse_module.fuse_fold
+    real_fuse_systems = fuse_module.fuse_systems
 
-    def fuse_fold(plan, y_train, y_test, fold, repeat, outputs, *args, **kwargs):
+    def fuse_systems(systems, scored, y_train, y_test, fold, repeat, outputs, *args,
+                     **kwargs):
         LOG.context = {"fold": fold, "repeat": repeat, "y_train": np.array(y_train),
                        "outputs": dict(outputs)}
-        return real_fuse_fold(plan, y_train, y_test, fold, repeat, outputs, *args, **kwargs)
+        return real_fuse_systems(systems, scored, y_train, y_test, fold, repeat, outputs,
+                                 *args, **kwargs)
+
+    real_select_systems = fuse_module.select_systems
+
+    def select_systems(plan, predictions, y_train, fold, repeat, *args, **kwargs):
+        LOG.context = {"fold": fold, "repeat": repeat, "y_train": np.array(y_train)}
+        return real_select_systems(plan, predictions, y_train, fold, repeat, *args,
+                                   **kwargs)
 
     real_fuse_system = fuse_module._fuse_system
 
@@ -176,7 +185,8 @@ def spied(monkeypatch: pytest.MonkeyPatch) -> Log:
         return real_fit_blender(Z, y, **kwargs)
 
     monkeypatch.setattr(execute_module, "fit_unit", fit_unit)
-    monkeypatch.setattr(fuse_module, "fuse_fold", fuse_fold)
+    monkeypatch.setattr(fuse_module, "fuse_systems", fuse_systems)
+    monkeypatch.setattr(fuse_module, "select_systems", select_systems)
     monkeypatch.setattr(fuse_module, "_fuse_system", fuse_system)
     monkeypatch.setattr(fuse_module, "select_by_oof", select_by_oof)
     monkeypatch.setattr(blend_module, "fit_blender", fit_blender)

@@ -10,8 +10,9 @@ estimates each stage of the run from a short :func:`~featurekit.benchmark.calibr
   them (:func:`~featurekit.benchmark.schedule.submission_order`), each to the first that is
   free, and the stage lasts until the last one finishes;
 * fusion -- per fusion kind, and apart for the systems that compete in a selection (whose
-  inner predictions are made too), the timed fusion of one outer fold and repeat times the
-  kind's systems, for each outer fold and repeat spread over the workers;
+  inner predictions are made too), the timed fusion of one system of one outer fold and
+  repeat, summed over each of the run's fusion tasks (each fold, repeat and head, split
+  further when they are fewer than the workers), the tasks spread over the workers;
 * statistics -- the timed bootstrap of one comparison (label sets: one system's resampling)
   per comparison (label sets: per system the comparisons may read), spread over the workers;
 * learning curve -- the same three for the plan of every fraction below 1;
@@ -49,6 +50,7 @@ from featurekit.benchmark.config import OOF_FEATURES, BenchmarkConfig
 from featurekit.benchmark.curves import fraction_plan
 from featurekit.benchmark.data import BenchmarkData
 from featurekit.benchmark.execute import UnitOutput, repeat_splits, second_level_rows
+from featurekit.benchmark.fuse import fusion_tasks
 from featurekit.benchmark.plan import Plan, Unit
 from featurekit.benchmark.results import planned_comparisons, statistics_tasks
 from featurekit.benchmark.schedule import longest_first, unit_width
@@ -251,14 +253,15 @@ def fusion_counts(plan: Plan) -> dict[str, int]:
 
 
 def _fusion_s(plan: Plan, calibration: Calibration, workers: int) -> float:
-    """Every outer fold and repeat's fusions, spread over the workers: per system the timed
-    seconds of its kind (a kind not timed, the blend, at the mean of those timed)."""
+    """The run's fusion tasks (:func:`~featurekit.benchmark.fuse.fusion_tasks`) on the
+    workers, each the timed seconds of its systems' kinds (a kind not timed, the blend, at
+    the mean of those timed), then the selections (negligible)."""
     timed = calibration.fusion_s
     fallback = float(np.mean(list(timed.values()))) if timed else 0.0
-    per_task = sum(timed.get(kind, fallback) * count
-                   for kind, count in fusion_counts(plan).items())
-    tasks = len({(unit.fold, unit.repeat) for unit in plan.units})
-    return math.ceil(tasks / workers) * per_task
+    scored = plan.scored
+    return makespan([sum(timed.get(fusion_kind(system, scored), fallback)
+                         for system in systems)
+                     for _, _, systems in fusion_tasks(plan, workers)], workers)
 
 
 def _statistics_s(plan: Plan, multilabel: bool, calibration: Calibration, workers: int, *,

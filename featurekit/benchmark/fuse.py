@@ -11,7 +11,8 @@ and the selection rule of :func:`featurekit.learn.selection.select_by_oof`.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
+import math
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -159,35 +160,45 @@ def _second_level(y_train: np.ndarray, outputs: Mapping[Unit, UnitOutput],
     return y_train[rows], restricted, second_splits
 
 
-def fuse_fold(plan: Plan, y_train: np.ndarray, y_test: np.ndarray, fold: int, repeat: int,
-              outputs: Mapping[Unit, UnitOutput], splits: Sequence[Split], n_classes: int,
-              seed: int, groups: np.ndarray | None = None) -> dict[Key, Prediction]:
-    """Every system's prediction for one outer fold and repeat, and its selections.
-
-    Each selection of :attr:`Plan.selections` (``auto``: the system among
-    ``plan.auto_candidates`` whose inner out-of-fold probabilities of the training rows are
-    the most accurate -- for label sets, of the highest macro average precision; its
-    reference, ``neural-auto`` or ``single-branch-auto``, likewise among
-    ``plan.reference_candidates``; the synergy reference ``single-auto`` among
-    ``plan.synergy_candidates``; the two sides of each branch comparison) sees training
-    rows only; its test probabilities are those of the chosen system. ``groups`` (source
-    recordings of the training rows) keep a recording whole in the splits drawn inside a
-    fixed validation set.
-    """
-    scored = plan.scored
+def fuse_systems(systems: Sequence[System], scored: Collection[str], y_train: np.ndarray,
+                 y_test: np.ndarray, fold: int, repeat: int,
+                 outputs: Mapping[Unit, UnitOutput], splits: Sequence[Split], n_classes: int,
+                 seed: int, groups: np.ndarray | None = None) -> dict[Key, Prediction]:
+    """The predictions of ``systems`` for one outer fold and repeat, from their units'
+    ``outputs``; those ``scored`` (:attr:`Plan.scored`) with their inner out-of-fold
+    probabilities. ``groups`` (source recordings of the training rows) keep a recording
+    whole in the splits drawn inside a fixed validation set."""
     twins = (y_train, list(splits))
     y_train, outputs, splits = _second_level(y_train, outputs, splits, groups, seed)
-    metric = primary_metric(np.ndim(y_train) == 2)
     by_key = {(unit.head, unit.branches, unit.kind): output
               for unit, output in outputs.items()}
     predictions: dict[Key, Prediction] = {}
     # Small second-level fits: one thread is fastest.
     with threadpool_limits(limits=1):
-        for system in plan.systems:
+        for system in systems:
             prediction = _fuse_system(system, y_train, splits, by_key, n_classes, seed,
                                       system.name in scored, twins)
             prediction.metrics = task_metrics(y_test, prediction.test)
             predictions[system.name, fold, repeat] = prediction
+    return predictions
+
+
+def select_systems(plan: Plan, predictions: dict[Key, Prediction], y_train: np.ndarray,
+                   fold: int, repeat: int, splits: Sequence[Split], seed: int,
+                   groups: np.ndarray | None = None) -> dict[Key, Prediction]:
+    """Add the selections of :attr:`Plan.selections` for one outer fold and repeat to
+    ``predictions`` (which hold their candidates' inner probabilities) and return it.
+
+    Each selection (``auto``: the system among ``plan.auto_candidates`` whose inner
+    out-of-fold probabilities of the training rows are the most accurate -- for label sets,
+    of the highest macro average precision; its reference, ``neural-auto`` or
+    ``single-branch-auto``, likewise among ``plan.reference_candidates``; the synergy
+    reference ``single-auto`` among ``plan.synergy_candidates``; the two sides of each branch
+    comparison) sees training rows only (those of :func:`second_level_rows`); its test
+    probabilities are those of the chosen system.
+    """
+    y_train = _second_level(y_train, {}, splits, groups, seed)[0]  # as fuse_systems'
+    metric = primary_metric(np.ndim(y_train) == 2)
     for name, candidates in plan.selections:
         chosen = select_by_oof(candidates, [predictions[c, fold, repeat].inner
                                             for c in candidates], y_train)
@@ -199,24 +210,65 @@ def fuse_fold(plan: Plan, y_train: np.ndarray, y_test: np.ndarray, fold: int, re
     return predictions
 
 
+def fuse_fold(plan: Plan, y_train: np.ndarray, y_test: np.ndarray, fold: int, repeat: int,
+              outputs: Mapping[Unit, UnitOutput], splits: Sequence[Split], n_classes: int,
+              seed: int, groups: np.ndarray | None = None) -> dict[Key, Prediction]:
+    """Every system's prediction for one outer fold and repeat (:func:`fuse_systems`), and
+    its selections (:func:`select_systems`), in this process."""
+    predictions = fuse_systems(plan.systems, plan.scored, y_train, y_test, fold, repeat,
+                               outputs, splits, n_classes, seed, groups)
+    return select_systems(plan, predictions, y_train, fold, repeat, splits, seed, groups)
+
+
+def fusion_tasks(plan: Plan, workers: int) -> list[tuple[int, int, list[System]]]:
+    """The fusion stage's tasks: ``(fold, repeat, systems)``.
+
+    Per outer fold and repeat, the systems of each head, whose units no other head's
+    systems read (but the e2e CNN's); where these tasks are fewer than the workers (an
+    official split has one fold: with three repeats and three heads, nine tasks for 16
+    workers), each head's systems are dealt into as many parts as fill the workers, every
+    part taking every n-th system so that it holds its share of each fusion.
+    """
+    pairs = sorted({(unit.fold, unit.repeat) for unit in plan.units})
+    heads = list(dict.fromkeys(system.head for system in plan.systems))
+    parts = max(1, math.ceil(workers / max(1, len(pairs) * len(heads))))
+    tasks = []
+    for fold, repeat in pairs:
+        for head in heads:
+            systems = [system for system in plan.systems if system.head == head]
+            tasks += [(fold, repeat, systems[part::parts]) for part in range(parts)
+                      if systems[part::parts]]
+    return tasks
+
+
 def fuse(plan: Plan, data: BenchmarkData, outputs: Mapping[Unit, UnitOutput],
          splits: Mapping[tuple[int, int], Sequence[Split]],
          seeds_of: Callable[[int], list[int]], *, n_jobs: int = 1, backend: str = "loky",
          scheduler: str | None = None) -> dict[Key, Prediction]:
     """Probabilities of every system of ``plan``, and of ``auto`` and its reference, for
-    every outer fold and repeat (:func:`fuse_fold`, run in parallel like the units)."""
+    every outer fold and repeat: :func:`fusion_tasks` run in parallel like the units (each
+    sent only its head's unit outputs), then the selections of each fold and repeat."""
+    from joblib import effective_n_jobs
+
     tests = {fold: test for fold, _, test in plan.outer}
-    tasks = [delayed(fuse_fold)(plan, data.targets[plan.training(fold, repeat)],
-                                data.targets[tests[fold]], fold, repeat,
-                                {unit: output for unit, output in outputs.items()
-                                 if (unit.fold, unit.repeat) == (fold, repeat)},
-                                inner, data.n_classes, seeds_of(repeat)[0],
-                                data.groups[plan.training(fold, repeat)])
-             for (fold, repeat), inner in splits.items()]
+    scored = plan.scored
+    tasks = []
+    for fold, repeat, systems in fusion_tasks(plan, effective_n_jobs(n_jobs)):
+        train = plan.training(fold, repeat)
+        read = {systems[0].head, E2E_HEAD}
+        tasks.append(delayed(fuse_systems)(
+            systems, scored, data.targets[train], data.targets[tests[fold]], fold, repeat,
+            {unit: output for unit, output in outputs.items()
+             if (unit.fold, unit.repeat) == (fold, repeat) and unit.head in read},
+            splits[fold, repeat], data.n_classes, seeds_of(repeat)[0], data.groups[train]))
     predictions: dict[Key, Prediction] = {}
     # Closed on any exception, so that the workers stop then (see run_tasks).
     with contextlib.closing(run_tasks(tasks, n_jobs=n_jobs, backend=backend,
                                       scheduler=scheduler)) as parts:
         for part in parts:
             predictions.update(part)
+    for fold, repeat in splits:
+        train = plan.training(fold, repeat)
+        select_systems(plan, predictions, data.targets[train], fold, repeat,
+                       splits[fold, repeat], seeds_of(repeat)[0], data.groups[train])
     return predictions
