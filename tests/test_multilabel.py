@@ -365,8 +365,10 @@ def _write_rows(path: Path, rows: list[list[object]], header: list[str] | None) 
 
 def make_fsd50k(root: Path, *, dev: list[tuple[str, str, str]],
                 evaluation: list[tuple[str, str]],
-                vocabulary: tuple[str, ...] = ("Bark", "Dog", "Rain")) -> Path:
-    """A mini FSD50K: dev rows (fname, labels, split), eval rows (fname, labels)."""
+                vocabulary: tuple[str, ...] = ("Bark", "Dog", "Rain"),
+                uploaders: dict[str, str] | None = None) -> Path:
+    """A mini FSD50K: dev rows (fname, labels, split), eval rows (fname, labels), and with
+    ``uploaders`` (fname -> uploader) the clip metadata of each subset."""
     mids = {name: f"/m/{index}" for index, name in enumerate(vocabulary)}
 
     def mid_list(labels: str) -> str:
@@ -383,6 +385,14 @@ def make_fsd50k(root: Path, *, dev: list[tuple[str, str, str]],
                 ["fname", "labels", "mids"])
     _write_rows(truth / "vocabulary.csv",
                 [[index, name, mids[name]] for index, name in enumerate(vocabulary)], None)
+    if uploaders is not None:
+        for subset, rows in (("dev", dev), ("eval", evaluation)):
+            info = {row[0]: {"title": f"{row[0]}.wav", "tags": [], "license": "CC0",
+                             "uploader": uploaders[row[0]]}
+                    for row in rows if row[0] in uploaders}
+            path = root / "FSD50K.metadata" / f"{subset}_clips_info_FSD50K.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(info))
     return root
 
 
@@ -735,8 +745,10 @@ def zenodo(tmp_path: Path):
 
 
 def _publish_fsd50k(tmp_path: Path, served: Path) -> None:
-    source = make_fsd50k(tmp_path / "src", dev=DEV, evaluation=EVAL)
-    for name in ("FSD50K.ground_truth", "FSD50K.eval_audio"):
+    source = make_fsd50k(tmp_path / "src", dev=DEV, evaluation=EVAL,
+                         uploaders={"11": "ann", "12": "ann", "13": "bo", "14": "bo",
+                                    "21": "cy", "22": "ann"})
+    for name in ("FSD50K.ground_truth", "FSD50K.metadata", "FSD50K.eval_audio"):
         shutil.make_archive(str(served / name), "zip", source, name)
     write_split_zip(source / "FSD50K.dev_audio", served / "FSD50K.dev_audio.zip",
                     part_size=20_000)
@@ -756,6 +768,10 @@ def test_download_fsd50k_from_a_local_record(tmp_path: Path, zenodo) -> None:
     with pytest.warns(DatasetWarning, match="partial copy"):
         dataset = load_dataset("fsd50k", tmp_path / "data")
     assert sorted(dataset.clips["clip_id"]) == ["11", "12", "13", "14", "21", "22"]
+    # The clip metadata came with it: uploaders group the clips.
+    assert dataset.clips.set_index("clip_id")["recording"].to_dict() == {
+        "11": "uploader:ann", "12": "uploader:ann", "13": "uploader:bo", "14": "uploader:bo",
+        "21": "uploader:cy", "22": "uploader:ann"}
     assert _tree(tmp_path / "data" / "FSD50K.dev_audio") == _tree(
         tmp_path / "src" / "FSD50K.dev_audio")
     report = verify_dataset("fsd50k", tmp_path / "data")

@@ -7,11 +7,16 @@
     ROOT/FSD50K.ground_truth/dev.csv         fname,labels,mids,split   (split: train | val)
     ROOT/FSD50K.ground_truth/eval.csv        fname,labels,mids
     ROOT/FSD50K.ground_truth/vocabulary.csv  index,label,mid           (no header)
+    ROOT/FSD50K.metadata/dev_clips_info_FSD50K.json    {fname: {..., "uploader": NAME}}
+    ROOT/FSD50K.metadata/eval_clips_info_FSD50K.json   (optional)
 
 ``labels`` is a clip's comma-separated label set (its leaf labels and their ancestors). The
 official protocol is one split: train on ``train``, early stopping and every choice on
 ``val``, the ``eval`` set scored once; here folds 1, 2 and 3 (see
-:func:`featurekit.benchmark.plan.official_split`).
+:func:`featurekit.benchmark.plan.official_split`). A Freesound user's uploads are often takes
+of one session or source, so with the clip metadata each clip's ``recording`` (the group the
+splits inside a set keep whole and the intervals resample) is its uploader; without it, each
+clip stands alone.
 
 :func:`download_fsd50k` fetches the Zenodo record (10.5281/zenodo.4060432): its file list with
 each file's MD5 and size comes from the record's API, every part is downloaded with resume and
@@ -64,9 +69,12 @@ SPLIT_FOLDS = {"train": 1, "val": 2, "eval": 3}
 FSD50K_CLASSES = 200
 #: The Zenodo record's API address (its file list carries each file's size and MD5).
 ZENODO_RECORD = "https://zenodo.org/api/records/4060432"
+#: Each subset's clip metadata (``FSD50K.metadata``, an archive of its own): the uploader.
+CLIPS_INFO = {subset: f"FSD50K.metadata/{subset}_clips_info_FSD50K.json"
+              for subset in ("dev", "eval")}
 #: Archives needed (each ``NAME.zip``, with ``NAME.z01`` ... when split); the record's
-#: metadata and documentation archives are not.
-ARCHIVES = (GROUND_TRUTH, AUDIO_DIRS["dev"], AUDIO_DIRS["eval"])
+#: documentation archive is not.
+ARCHIVES = (GROUND_TRUTH, "FSD50K.metadata", AUDIO_DIRS["dev"], AUDIO_DIRS["eval"])
 #: Folder of ``data_dir`` the archives are downloaded into.
 ARCHIVE_DIR = "FSD50K.archives"
 
@@ -106,6 +114,39 @@ def _vocabulary(path: Path) -> list[str]:
     return names
 
 
+def _uploaders(root: Path, subset: str, clip_ids: pd.Series) -> list[str]:
+    """Each clip's group: ``uploader:NAME`` from the subset's clip metadata, else (no metadata
+    file, or a clip it does not list) its fname, the clip alone.
+
+    Raises
+    ------
+    DatasetError
+        The metadata file is not a JSON object of clip entries.
+    """
+    path = root / CLIPS_INFO[subset]
+    record: dict = {}
+    if path.is_file():
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DatasetError(f"metadata file {path}: not readable JSON ({exc})") from exc
+        if not isinstance(record, dict):
+            raise DatasetError(f"metadata file {path}: expected an object mapping each fname "
+                               f"to its clip info, found {type(record).__name__}")
+    groups = []
+    for clip in clip_ids:
+        info = record.get(clip)
+        uploader = info.get("uploader") if isinstance(info, dict) else None
+        groups.append(f"uploader:{uploader}" if isinstance(uploader, str) and uploader.strip()
+                      else clip)
+    if record:
+        alone = sum(not group.startswith("uploader:") for group in groups)
+        if alone:
+            warn(f"fsd50k: {alone} of {len(groups)} {subset} clip(s) have no uploader in "
+                 f"{path}; each is its own group")
+    return groups
+
+
 def _subset(root: Path, subset: str, classes: list[str]) -> pd.DataFrame:
     """Rows of ``dev.csv`` or ``eval.csv``, validated, with their audio found (or None)."""
     source = root / GROUND_TRUTH / f"{subset}.csv"
@@ -137,7 +178,8 @@ def _subset(root: Path, subset: str, classes: list[str]) -> pd.DataFrame:
                          "label": [LABEL_SEPARATOR.join(labels) for labels in label_sets],
                          "first": [labels[0] for labels in label_sets],
                          "fold": split.map(SPLIT_FOLDS).to_numpy(dtype=np.int64),
-                         "subset": subset})
+                         "subset": subset,
+                         "recording": _uploaders(root, subset, clip_ids)})
 
 
 def _scan(data_dir: str | os.PathLike[str]) -> tuple[Path, list[str], pd.DataFrame]:
@@ -163,12 +205,15 @@ def load_fsd50k(data_dir: str | os.PathLike[str]) -> Dataset:
     Dataset
         ``multilabel=True``, protocol ``train-val-eval``: fold 1 = ``train``, 2 = ``val``,
         3 = ``eval``; classes in vocabulary order; ``label`` is the clip's label set as
-        ``dev.csv``/``eval.csv`` list it; ``subset`` (``dev``/``eval``) is kept.
+        ``dev.csv``/``eval.csv`` list it; ``subset`` (``dev``/``eval``) is kept;
+        ``recording`` is the clip's uploader (``uploader:NAME``) where ``FSD50K.metadata``
+        lists one, else the clip's own fname.
 
     Warns
     -----
     DatasetWarning
-        Listed clips without audio (skipped); fewer clips than the complete release.
+        Listed clips without audio (skipped); fewer clips than the complete release; clips
+        the clip metadata lists without an uploader.
 
     Raises
     ------
@@ -186,7 +231,8 @@ def load_fsd50k(data_dir: str | os.PathLike[str]) -> Dataset:
     position = {name: index for index, name in enumerate(classes)}
     clips = clips_frame(rows["clip_id"].tolist(), rows["path"].tolist(), rows["label"].tolist(),
                         rows["first"].map(position).tolist(), rows["fold"].to_numpy(),
-                        extras=rows[["subset"]].reset_index(drop=True))
+                        extras=rows[["subset"]].reset_index(drop=True),
+                        recordings=rows["recording"].tolist())
     complete = sum(FSD50K_CLIPS.values())
     if len(clips) != complete:
         counts = clips["fold"].value_counts().to_dict()
@@ -201,7 +247,7 @@ def verify_fsd50k(data_dir: str | os.PathLike[str]) -> VerificationReport:
 
     Checks that the ground truth parses (vocabulary, labels, splits), the number of classes,
     the clips listed in ``dev.csv`` and ``eval.csv``, and that every listed clip has its
-    audio file.
+    audio file; reports how many clips the clip metadata gives an uploader.
 
     Returns
     -------
@@ -228,6 +274,14 @@ def verify_fsd50k(data_dir: str | os.PathLike[str]) -> VerificationReport:
         report.add(f"{subset} clips listed", listed == expected,
                    f"{listed} (expected {expected})")
     report.add("audio files", *audio_check(rows))
+    # Not a mismatch when absent (copies made before featurekit fetched it lack it): the
+    # benchmark still runs, each clip its own group.
+    grouped = int(rows["recording"].str.startswith("uploader:").sum())
+    missing = [name for name in CLIPS_INFO.values() if not (root / name).is_file()]
+    report.add("uploaders", True,
+               f"{grouped} of {len(rows)} listed clips"
+               + (f"; {', '.join(missing)} absent (in the record's FSD50K.metadata.zip): those "
+                  "clips are each their own group" if missing else ""))
     return report
 
 
