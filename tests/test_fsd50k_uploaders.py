@@ -48,7 +48,7 @@ def test_a_clip_the_metadata_does_not_list_stands_alone_with_a_warning(tmp_path:
     # An entry without an uploader is no uploader either.
     path = tmp_path / "FSD50K.metadata" / "eval_clips_info_FSD50K.json"
     info = json.loads(path.read_text())
-    info["22"]["uploader"] = " "
+    info["22"]["uploader"], info["21"]["uploader"] = " ", " cy "  # names are stripped
     path.write_text(json.dumps(info))
     with pytest.warns(DatasetWarning) as caught:
         groups = load_dataset("fsd50k", tmp_path).clips
@@ -57,6 +57,13 @@ def test_a_clip_the_metadata_does_not_list_stands_alone_with_a_warning(tmp_path:
     assert any("1 of 2 eval clip(s) have no uploader" in m for m in messages)
     found = groups.set_index("clip_id")["recording"].to_dict()
     assert found["13"] == "13" and found["22"] == "22" and found["11"] == found["14"]
+    assert found["21"] == "uploader:cy"
+
+
+def test_an_empty_clip_metadata_file_is_warned_about(tmp_path: Path) -> None:
+    make_fsd50k(tmp_path, dev=DEV, evaluation=EVAL, uploaders={})
+    with pytest.warns(DatasetWarning, match="4 of 4 dev clip.*no uploader"):
+        load_dataset("fsd50k", tmp_path)
 
 
 @pytest.mark.parametrize("content, message", [

@@ -50,9 +50,14 @@ def test_tasks_hold_each_system_once_per_fold_and_repeat_and_one_head_each(
             held = [system.name for _, r, systems in tasks if r == repeat for system in systems]
             assert sorted(held) == names
         assert all(len({system.head for system in systems}) == 1 for _, _, systems in tasks)
-    # Dealt, not cut: every part of a head gets its share of the costly stacking.
-    parts = [systems for _, repeat, systems in fusion_tasks(plan, 16) if repeat == 0]
-    assert all(any(system.fusion == "stacking" for system in systems) for systems in parts)
+    # Dealt by fusion: every part of a head gets its share of the costly stackings (in plan
+    # order, three parts put every stacking of a head in one).
+    stackings = sum(system.fusion == "stacking" for system in plan.systems
+                    if system.head == "logreg")
+    for workers in (12, 16):
+        parts = [systems for _, repeat, systems in fusion_tasks(plan, workers) if repeat == 0]
+        counts = [sum(system.fusion == "stacking" for system in systems) for systems in parts]
+        assert max(counts) - min(counts) <= 1 and sum(counts) == 2 * stackings
 
 
 def test_many_tasks_give_the_predictions_and_choices_of_one_fold_fused_whole(

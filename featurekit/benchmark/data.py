@@ -101,10 +101,10 @@ class BenchmarkData:
         Source recording of each clip (factorised) when the table has a ``recording`` column,
         else its fold: every inner split and every early-stopping split keeps a group whole.
     grouping : {"recordings", "clips", "folds"}
-        What a group is: a named source recording; a clip (a ``recording`` column that names
-        every clip its own, the datasets' fallback where sources are unknown, e.g. FSD50K and
-        mixtures: groups then hold one clip and split nothing); a fold (no ``recording``
-        column).
+        What a group is: a named source recording (or FSD50K's uploader); a clip (a
+        ``recording`` column that names every clip its own, the datasets' fallback where
+        sources are unknown, e.g. FSD50K without its clip metadata and the mixture sets:
+        groups then hold one clip and split nothing); a fold (no ``recording`` column).
     positions : dict of str to np.ndarray
         Column positions of each branch.
     sequences : dict of str to np.ndarray

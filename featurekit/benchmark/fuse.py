@@ -226,8 +226,9 @@ def fusion_tasks(plan: Plan, workers: int) -> list[tuple[int, int, list[System]]
     Per outer fold and repeat, the systems of each head, whose units no other head's
     systems read (but the e2e CNN's); where these tasks are fewer than the workers (an
     official split has one fold: with three repeats and three heads, nine tasks for 16
-    workers), each head's systems are dealt into as many parts as fill the workers, every
-    part taking every n-th system so that it holds its share of each fusion.
+    workers), each head's systems are dealt into as many parts as fill the workers, by
+    fusion (so that the costly stackings spread over the parts, not one part's share in
+    plan order).
     """
     pairs = sorted({(unit.fold, unit.repeat) for unit in plan.units})
     heads = list(dict.fromkeys(system.head for system in plan.systems))
@@ -235,7 +236,10 @@ def fusion_tasks(plan: Plan, workers: int) -> list[tuple[int, int, list[System]]
     tasks = []
     for fold, repeat in pairs:
         for head in heads:
-            systems = [system for system in plan.systems if system.head == head]
+            # Sorted by fusion, stably: the dealing then gives each part every n-th system
+            # of each fusion.
+            systems = sorted((system for system in plan.systems if system.head == head),
+                             key=lambda system: system.fusion or "")
             tasks += [(fold, repeat, systems[part::parts]) for part in range(parts)
                       if systems[part::parts]]
     return tasks

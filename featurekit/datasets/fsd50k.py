@@ -8,7 +8,7 @@
     ROOT/FSD50K.ground_truth/eval.csv        fname,labels,mids
     ROOT/FSD50K.ground_truth/vocabulary.csv  index,label,mid           (no header)
     ROOT/FSD50K.metadata/dev_clips_info_FSD50K.json    {fname: {..., "uploader": NAME}}
-    ROOT/FSD50K.metadata/eval_clips_info_FSD50K.json   (optional)
+    ROOT/FSD50K.metadata/eval_clips_info_FSD50K.json   (both optional)
 
 ``labels`` is a clip's comma-separated label set (its leaf labels and their ancestors). The
 official protocol is one split: train on ``train``, early stopping and every choice on
@@ -125,7 +125,8 @@ def _uploaders(root: Path, subset: str, clip_ids: pd.Series) -> list[str]:
     """
     path = root / CLIPS_INFO[subset]
     record: dict = {}
-    if path.is_file():
+    listed = path.is_file()
+    if listed:
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -137,9 +138,9 @@ def _uploaders(root: Path, subset: str, clip_ids: pd.Series) -> list[str]:
     for clip in clip_ids:
         info = record.get(clip)
         uploader = info.get("uploader") if isinstance(info, dict) else None
-        groups.append(f"uploader:{uploader}" if isinstance(uploader, str) and uploader.strip()
-                      else clip)
-    if record:
+        uploader = uploader.strip() if isinstance(uploader, str) else ""
+        groups.append(f"uploader:{uploader}" if uploader else clip)
+    if listed:
         alone = sum(not group.startswith("uploader:") for group in groups)
         if alone:
             warn(f"fsd50k: {alone} of {len(groups)} {subset} clip(s) have no uploader in "
