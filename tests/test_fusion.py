@@ -128,10 +128,10 @@ def test_unknown_fusion_is_refused() -> None:
         make_fusion("median")
 
 
-def test_fit_branch_out_of_fold_rows_come_from_twins_that_never_saw_them() -> None:
+def recorded_fits() -> tuple[np.ndarray, np.ndarray, list[set[int]], type]:
+    """Features whose first column is the clip id, targets, the list each fit appends its
+    training ids to, and the logistic head that records them."""
     frame = feature_frame(n_clips=60, signal={"pitch": (full_label, 2.0)}, id_column=True)
-    X = frame.filter(like="pitch.").to_numpy()
-    y = frame["label_id"].to_numpy()
     seen: list[set[int]] = []
 
     class Recording(LogRegHead):
@@ -139,6 +139,11 @@ def test_fit_branch_out_of_fold_rows_come_from_twins_that_never_saw_them() -> No
             seen.append(set(np.asarray(X)[:, 0].astype(int)))
             return super().fit(X, y)
 
+    return frame.filter(like="pitch.").to_numpy(), frame["label_id"].to_numpy(), seen, Recording
+
+
+def test_fit_branch_out_of_fold_rows_come_from_twins_that_never_saw_them() -> None:
+    X, y, seen, Recording = recorded_fits()
     splits = inner_splits(y, n_splits=3, random_state=0)
     fitted = fit_branch(Recording(), X, y, n_classes=4, seeds=(0, 1), splits=splits)
     assert fitted.oof.shape == (1, 60, 4)  # deterministic head: one member whatever the seeds
@@ -148,16 +153,7 @@ def test_fit_branch_out_of_fold_rows_come_from_twins_that_never_saw_them() -> No
 
 
 def test_fit_branch_without_refit_fits_members_on_the_split_and_predicts_its_rest() -> None:
-    frame = feature_frame(n_clips=60, signal={"pitch": (full_label, 2.0)}, id_column=True)
-    X = frame.filter(like="pitch.").to_numpy()
-    y = frame["label_id"].to_numpy()
-    seen: list[set[int]] = []
-
-    class Recording(LogRegHead):
-        def fit(self, X, y, groups=None):
-            seen.append(set(np.asarray(X)[:, 0].astype(int)))
-            return super().fit(X, y)
-
+    X, y, seen, Recording = recorded_fits()
     train, val = np.arange(40), np.arange(40, 50)  # rows 50-59: neither (a test fold)
     fitted = fit_branch(Recording(), X, y, n_classes=4, splits=[(train, val)], refit=False,
                         keep_twins=True)

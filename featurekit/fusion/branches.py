@@ -216,15 +216,18 @@ def fit_branch(head: Head, X: Any, y: np.ndarray, groups: np.ndarray | None = No
                          None if groups is None else groups[rows], n_splits=tune_splits,
                          random_state=tune_random_state)
 
+    def fit_rows(estimator: Any, rows: np.ndarray) -> Any:
+        """``estimator`` fitted on ``rows`` alone (a twin, or a member without refit)."""
+        return fit_head(estimator, take_rows(X, rows), y[rows],
+                        None if groups is None else groups[rows])
+
     classes = np.arange(n_classes)
     members, oof, twins, kinds = [], [], [], []
     if not refit:
         (train, val), = splits
         params = search(train)
         for seed in member_seeds(head, seeds):
-            member = fit_head(build_head(head, random_state=seed, params=params),
-                              take_rows(X, train), y[train],
-                              None if groups is None else groups[train])
+            member = fit_rows(build_head(head, random_state=seed, params=params), train)
             member_oof = np.full((len(y), n_classes), np.nan)
             member_oof[val] = aligned_proba(member, take_rows(X, val), classes)
             members.append(member)
@@ -245,9 +248,8 @@ def fit_branch(head: Head, X: Any, y: np.ndarray, groups: np.ndarray | None = No
         member_oof = np.full((len(y), n_classes), np.nan)
         member_twins = []
         for (train, val), split_params in zip(splits, twin_params, strict=True):
-            twin = fit_head(_twin_of(member, head, random_state=seed, params=split_params),
-                            take_rows(X, train), y[train],
-                            None if groups is None else groups[train])
+            twin = fit_rows(_twin_of(member, head, random_state=seed, params=split_params),
+                            train)
             member_oof[val] = aligned_proba(twin, take_rows(X, val), classes)
             member_twins.append(twin)
             kinds.append(_validation_kind(twin))
